@@ -1,0 +1,83 @@
+"""The `kdedge` command line: parse flags and config files, then call the library. Nothing else lives here."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import typing
+from typing import Literal
+
+import click
+
+from kdedge import __version__
+from kdedge.config import DistillConfig, TeacherConfig, build_config, field_types
+from kdedge.errors import KdedgeError
+
+
+def _click_type(tp):
+    if typing.get_origin(tp) is Literal:
+        return click.Choice([str(c) for c in typing.get_args(tp)])
+    return {int: click.INT, float: click.FLOAT, str: click.STRING}[tp]
+
+
+def config_options(cls):
+    """Add one flag per config field (help from the field), plus --config; call the command with a built config."""
+
+    def decorate(fn):
+        types_ = field_types(cls)
+
+        @functools.wraps(fn)
+        def wrapper(config, **flags):
+            try:
+                return fn(build_config(cls, config, **flags))
+            except KdedgeError as e:
+                raise click.ClickException(str(e)) from None
+
+        for f in reversed(dataclasses.fields(cls)):
+            flag = "--" + f.name.replace("_", "-")
+            tp = types_[f.name]
+            shown = "" if f.default is None else f" [default: {f.default}]"
+            help_ = f.metadata.get("help", "") + shown
+            if tp is bool:
+                wrapper = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_)(wrapper)
+            else:
+                wrapper = click.option(flag, f.name, type=_click_type(tp), default=None, help=help_)(wrapper)
+        wrapper = click.option(
+            "--config", type=click.Path(exists=True, dir_okay=False),
+            help="YAML file whose keys mirror these flags; flags given here win.",
+        )(wrapper)
+        return wrapper
+
+    return decorate
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="kdedge")
+def main():
+    """kdedge: fine-tune a teacher, distil it into a small student, export it to ONNX, benchmark it.
+
+    Every command reads the previous stage's folder and writes its own, with a manifest.json.
+    Offline: set HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE and HF_HUB_OFFLINE=1, and KDEDGE_DATA_DIR to a GLUE folder.
+    """
+
+
+@main.command()
+@config_options(TeacherConfig)
+def teacher(cfg: TeacherConfig):
+    """Fine-tune an encoder (hub id or folder) on a task; the best dev checkpoint becomes the teacher."""
+    from kdedge.teacher import fine_tune_teacher
+
+    click.echo(f"teacher written to {fine_tune_teacher(cfg)}")
+
+
+@main.command()
+@config_options(DistillConfig)
+def distill(cfg: DistillConfig):
+    """Distil a teacher into a small student (BiLSTM of Tang et al. 2019) on the task's training data."""
+    from kdedge.distill.run import distill_student
+
+    click.echo(f"student written to {distill_student(cfg)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Typed configs for every command: one dataclass per command, its fields mirror the CLI flags.
+
+A YAML file given with ``--config`` supplies values; flags given on the command line win; an
+unknown key is an error that names it. Field metadata carries the help text shown by ``--help``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from kdedge.errors import KdedgeError
+
+
+def opt(default: Any = None, help: str = "", required: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "required": required})
+
+
+@dataclass
+class DataOptions:
+    """Where the task's data comes from; shared by every command that reads training data."""
+
+    task: str | None = opt(
+        None,
+        "GLUE task (sst2, cola, mrpc, stsb, qqp, mnli, qnli, rte, wnli) or, with --train-file, "
+        "a name for your own task.",
+    )
+    data_dir: str | None = opt(
+        None,
+        "Local GLUE folder (the layout of GLUE's download script: SST-2/train.tsv, ...). Defaults to "
+        "$KDEDGE_DATA_DIR; when neither is set, GLUE tasks load from the dataset hub.",
+    )
+    train_file: str | None = opt(None, "Your own training file (.csv, .tsv, .jsonl or .parquet).")
+    dev_file: str | None = opt(None, "Your own dev file, same format and columns as --train-file.")
+    text_column: str = opt("text", "Column holding the text (custom files).")
+    text_pair_column: str | None = opt(None, "Column holding the second text of a pair task (custom files).")
+    label_column: str = opt("label", "Column holding the gold label (custom files).")
+    task_type: Literal["classification", "regression"] = opt(
+        "classification", "Custom files: classification (labels) or regression (a score)."
+    )
+    labels: str | None = opt(
+        None, "Custom files: comma-separated label names in class-id order (default: sorted labels of the train file)."
+    )
+    max_train_samples: int | None = opt(None, "Use only the first N training rows (a budget for quick runs).")
+    max_eval_samples: int | None = opt(None, "Use only the first N dev rows.")
+    max_length: int = opt(128, "Maximum sequence length in tokens; longer inputs are truncated.")
+
+    def resolved_data_dir(self) -> str | None:
+        return self.data_dir or os.environ.get("KDEDGE_DATA_DIR") or None
+
+
+@dataclass
+class TrainOptions:
+    """The shared training loop's knobs."""
+
+    out: str | None = opt(None, "Output folder.", required=True)
+    epochs: int = opt(3, "Training epochs.")
+    batch_size: int = opt(32, "Training batch size (per device).")
+    eval_batch_size: int = opt(128, "Evaluation and inference batch size.")
+    lr: float = opt(5e-5, "Peak learning rate of AdamW (linear warm-up, then linear decay).")
+    warmup_ratio: float = opt(0.1, "Fraction of the steps used for linear warm-up.")
+    weight_decay: float = opt(0.01, "AdamW weight decay (not applied to biases and LayerNorm).")
+    max_grad_norm: float = opt(1.0, "Gradient clipping norm (0 disables).")
+    patience: int | None = opt(None, "Early stopping: stop after N evaluations without dev improvement.")
+    eval_steps: int | None = opt(None, "Evaluate every N steps as well as at each epoch end.")
+    save_steps: int = opt(500, "Write a resumable checkpoint every N optimizer steps (and at every epoch end).")
+    seed: int = opt(42, "Random seed (data order, initialisation, dropout).")
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = opt(
+        "auto", "Mixed precision; auto = fp16 on CUDA, none on CPU."
+    )
+    resume: bool = opt(False, "Continue an interrupted run from its last checkpoint.")
+    overwrite: bool = opt(False, "Replace an existing output folder.")
+
+
+@dataclass
+class TeacherConfig(TrainOptions, DataOptions):
+    model: str = opt(
+        "sentence-transformers/all-MiniLM-L6-v2", "Hub id or local folder of the encoder to fine-tune."
+    )
+
+
+@dataclass
+class DistillConfig(TrainOptions, DataOptions):
+    # Student-friendly defaults for fields shared with the teacher.
+    epochs: int = opt(10, "Training epochs.")
+    batch_size: int = opt(64, "Training batch size (per device).")
+    lr: float = opt(1e-3, "Peak learning rate of AdamW (linear warm-up, then linear decay).")
+    teacher: str | None = opt(None, "Teacher folder (from `kdedge teacher`) or hub id of a fine-tuned classifier.", required=True)
+    student: Literal["bilstm"] = opt("bilstm", "Student architecture.")
+    soft_loss: Literal["mse", "kl"] = opt(
+        "mse", "Soft loss: mse on logits (Tang et al. 2019) or kl at temperature T scaled by T^2 (Hinton et al. 2015)."
+    )
+    alpha: float = opt(0.0, "Weight of the gold-label loss; the soft loss gets 1 - alpha.")
+    temperature: float = opt(2.0, "Softmax temperature of the kl soft loss.")
+    word_vectors: str | None = opt(
+        None,
+        "GloVe/word2vec text file: the student gets a word-level vocabulary built from the data and these "
+        "vectors. Without it, the student shares the teacher's WordPiece tokenizer and embedding matrix.",
+    )
+    embedding_dim: int = opt(300, "Embedding size when neither word vectors nor teacher embeddings fix it.")
+    lstm_hidden: int = opt(300, "BiLSTM hidden size per direction.")
+    mlp_hidden: int = opt(400, "Size of the ReLU hidden layer of the classifier.")
+    dropout: float = opt(0.1, "Dropout on embeddings and the classifier.")
+    freeze_embeddings: bool = opt(False, "Keep the embedding matrix fixed.")
+    min_word_freq: int = opt(1, "Word-level vocabulary: keep words seen at least N times.")
+    cache_dir: str | None = opt(None, "Where teacher logits are cached (default $KDEDGE_CACHE_DIR or ~/.cache/kdedge).")
+
+
+def _base_type(tp: Any) -> Any:
+    """The non-None member of Optional[X]; X otherwise."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0]
+    return tp
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: _base_type(hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def _coerce(cls: type, key: str, value: Any, source: str) -> Any:
+    tp = field_types(cls)[key]
+    if value is None:
+        return None
+    if typing.get_origin(tp) is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise KdedgeError(f"{source}: '{key}' must be one of {', '.join(map(str, choices))}, not {value!r}")
+        return value
+    try:
+        if tp is bool and not isinstance(value, bool):
+            raise ValueError
+        if tp is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return tp(value)
+    except (TypeError, ValueError):
+        raise KdedgeError(f"{source}: '{key}' must be a {tp.__name__}, not {value!r}") from None
+
+
+def load_yaml(cls: type, path: str | Path) -> dict[str, Any]:
+    """Read a YAML config whose keys mirror the flags (dashes or underscores); reject unknown keys."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise KdedgeError(f"cannot read config {path}: {e}") from None
+    if not isinstance(raw, dict):
+        raise KdedgeError(f"config {path} must be a mapping of option: value")
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            hint = difflib.get_close_matches(name, sorted(known), n=1)
+            suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise KdedgeError(f"config {path}: unknown key '{key}'{suggestion}")
+        values[name] = _coerce(cls, name, value, f"config {path}")
+    return values
+
+
+def build_config(cls: type, config_file: str | None = None, **overrides: Any):
+    """Defaults < YAML file < explicit overrides (None means 'not given'). Checks required fields."""
+    values = load_yaml(cls, config_file) if config_file else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = cls(**values)
+    missing = [f.name for f in dataclasses.fields(cls) if f.metadata.get("required") and getattr(cfg, f.name) is None]
+    if missing:
+        flags = ", ".join("--" + m.replace("_", "-") for m in missing)
+        raise KdedgeError(f"missing required option(s): {flags} (on the command line or in --config)")
+    return cfg
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,143 @@
+"""Output folders that are never half-written, and the manifest every stage leaves behind.
+
+A run works in `<out>.partial/` (checkpoints, log, best model) and only at the end is that folder
+renamed to `<out>`. An existing `<out>` is replaced only with --overwrite, and only once the new
+one is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from kdedge.errors import KdedgeError
+
+_IGNORED_FOR_RESUME = {"resume", "overwrite", "epochs", "patience", "save_steps", "eval_batch_size"}
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("kdedge", "torch", "transformers", "accelerate", "datasets", "tokenizers", "onnx",
+                 "onnxruntime", "optimum", "optimum-onnx", "numpy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+class RunDir:
+    """The working folder of one stage run, promoted to its final path when complete."""
+
+    def __init__(self, out: str | Path, *, overwrite: bool = False, resume: bool = False):
+        self.final = Path(out)
+        self.work = self.final.with_name(self.final.name + ".partial")
+        if self.final.exists() and not overwrite:
+            raise KdedgeError(f"output folder {self.final} already exists; pass --overwrite to replace it")
+        if self.work.exists() and not resume:
+            if not overwrite:
+                raise KdedgeError(
+                    f"found an interrupted run in {self.work}: pass --resume to continue it, "
+                    "or --overwrite to start over"
+                )
+            shutil.rmtree(self.work)
+        self.resuming = resume and (self.work / "checkpoint").is_dir()
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.started = time.time()
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.work / "checkpoint"
+
+    @property
+    def best_dir(self) -> Path:
+        return self.work / "best"
+
+    @property
+    def log_path(self) -> Path:
+        return self.work / "train_log.jsonl"
+
+    def check_config(self, config: dict) -> None:
+        """Record the run's config; a resumed run must use the same one (up to run-control options)."""
+        path = self.work / "run_config.json"
+        if self.resuming and path.exists():
+            old = read_json(path)
+            diff = sorted(k for k in set(old) | set(config)
+                          if k not in _IGNORED_FOR_RESUME and old.get(k) != config.get(k))
+            if diff:
+                raise KdedgeError(
+                    f"--resume: the options differ from the interrupted run in {self.work} "
+                    f"({', '.join(diff)}); use the same options or --overwrite to start over"
+                )
+        write_json(path, config)
+
+    def finalize(self, keep: tuple[str, ...] = ()) -> Path:
+        """Move the best model's files up, drop training state, and rename the folder into place."""
+        if self.best_dir.is_dir():
+            for item in self.best_dir.iterdir():
+                if not (self.work / item.name).exists():  # the stage's own metrics/manifest win
+                    os.replace(item, self.work / item.name)
+            shutil.rmtree(self.best_dir)
+        for name in ("checkpoint", "run_config.json"):
+            target = self.work / name
+            if name in keep:
+                continue
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        trash = None
+        if self.final.exists():
+            trash = self.final.with_name(self.final.name + ".old")
+            if trash.exists():
+                shutil.rmtree(trash)
+            os.replace(self.final, trash)
+        os.replace(self.work, self.final)
+        if trash is not None:
+            shutil.rmtree(trash)
+        return self.final
+
+    def elapsed(self) -> float:
+        return time.time() - self.started
+
+
+def manifest(command: str, config: dict, *, inputs: dict, metrics: dict, wall_time_s: float,
+             extra: dict | None = None) -> dict:
+    return {
+        "command": command,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": config,
+        "seed": config.get("seed"),
+        "inputs": inputs,
+        "metrics": metrics,
+        "wall_time_s": round(wall_time_s, 2),
+        "versions": library_versions(),
+        **(extra or {}),
+    }

@@ -1,0 +1,243 @@
+"""The training loop shared by the teacher and every student.
+
+Built on accelerate, so the same code runs on the CPU, one GPU with mixed precision, or several
+GPUs/nodes under `accelerate launch`. Seeded, length-bucketed, clipped, checkpointed every
+`save_steps` and every epoch end (model, optimizer, scheduler and RNG states), resumable to the
+exact same result, with early stopping on the task's main dev metric and a JSON-lines log.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from kdedge.config import TrainOptions
+from kdedge.data.batching import LengthBucketBatchSampler, PadCollator, feature_length
+from kdedge.errors import KdedgeError
+from kdedge.outputs import RunDir, read_json, write_json
+
+LOG_EVERY = 50  # optimizer steps between loss lines in the log
+
+LossFn = Callable[[torch.nn.Module, dict], torch.Tensor]
+LogitsFn = Callable[[torch.nn.Module, dict], torch.Tensor]
+MetricsFn = Callable[[np.ndarray, np.ndarray], dict]
+SaveFn = Callable[[torch.nn.Module, "os.PathLike"], None]
+
+
+def make_accelerator(mixed_precision: str = "auto") -> Accelerator:
+    cuda = torch.cuda.is_available()
+    if mixed_precision == "auto":
+        mixed_precision = "fp16" if cuda else "no"
+    if mixed_precision != "no" and not cuda:
+        raise KdedgeError(f"--mixed-precision {mixed_precision} needs a CUDA GPU; use 'no' or 'auto' on the CPU")
+    return Accelerator(mixed_precision=mixed_precision)
+
+
+def eval_loader(features: list[dict], batch_size: int, pad_token_id: int) -> tuple[DataLoader, np.ndarray]:
+    """A length-sorted loader and the permutation that restores the original order."""
+    sampler = LengthBucketBatchSampler([feature_length(f) for f in features], batch_size, shuffle=False)
+    order = np.concatenate(list(sampler)) if len(features) else np.zeros(0, dtype=int)
+    return DataLoader(features, batch_sampler=sampler, collate_fn=PadCollator(pad_token_id)), order
+
+
+@torch.no_grad()
+def predict_logits(model, loader: DataLoader, order: np.ndarray, logits_fn: LogitsFn,
+                   accelerator: Accelerator | None = None, desc: str = "predict") -> np.ndarray:
+    """Run `logits_fn` over a sorted loader; return float32 logits in the dataset's original order."""
+    was_training = model.training
+    model.eval()
+    outputs = []
+    for batch in tqdm(loader, desc=desc, leave=False, disable=len(loader) < 20):
+        if accelerator is None:
+            device = next(model.parameters()).device
+            batch = {k: v.to(device) for k, v in batch.items()}
+        logits = logits_fn(model, batch)
+        if accelerator is not None:
+            logits = accelerator.gather_for_metrics(logits)
+        outputs.append(logits.float().cpu().numpy())
+    model.train(was_training)
+    logits = np.concatenate(outputs) if outputs else np.zeros((0, 1), np.float32)
+    restored = np.empty_like(logits)
+    restored[order] = logits
+    return restored
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float):
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@dataclass
+class TrainState:
+    global_step: int = 0
+    epoch: int = 0
+    step_in_epoch: int = 0
+    best_metric: float = -math.inf
+    best_step: int = 0
+    evals_since_best: int = 0
+    train_time_s: float = 0.0
+    stopped_early: bool = False
+
+    def save(self, path) -> None:
+        write_json(path, self.__dict__)
+
+    @classmethod
+    def load(cls, path) -> "TrainState":
+        return cls(**read_json(path))
+
+
+def train(
+    opts: TrainOptions,
+    run: RunDir,
+    model: torch.nn.Module,
+    train_features: list[dict],
+    dev_features: list[dict],
+    *,
+    pad_token_id: int,
+    loss_fn: LossFn,
+    logits_fn: LogitsFn,
+    metrics_fn: MetricsFn,
+    main_metric: str,
+    save_fn: SaveFn,
+    accelerator: Accelerator | None = None,
+) -> tuple[dict, TrainState]:
+    """Train `model`, keep the best dev checkpoint in `run.best_dir`; return its dev metrics and the state."""
+    accelerator = accelerator or make_accelerator(opts.mixed_precision)
+    set_seed(opts.seed)
+
+    sampler = LengthBucketBatchSampler([feature_length(f) for f in train_features], opts.batch_size, seed=opts.seed)
+    train_loader = DataLoader(train_features, batch_sampler=sampler, collate_fn=PadCollator(pad_token_id))
+    dev_loader, dev_order = eval_loader(dev_features, opts.eval_batch_size, pad_token_id)
+    dev_labels = np.asarray([f["labels"] for f in dev_features])
+
+    optimizer = torch.optim.AdamW(_param_groups(model, opts.weight_decay), lr=opts.lr)
+    model, optimizer, train_loader, dev_loader = accelerator.prepare(model, optimizer, train_loader, dev_loader)
+    steps_per_epoch = len(train_loader)
+    total_steps = steps_per_epoch * opts.epochs
+    # accelerate steps a prepared scheduler once per process, so size it for all of them.
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(opts.warmup_ratio * total_steps) * accelerator.num_processes,
+        total_steps * accelerator.num_processes,
+    )
+    scheduler = accelerator.prepare(scheduler)
+
+    state = TrainState()
+    if run.resuming:
+        accelerator.load_state(str(run.checkpoint_dir))
+        state = TrainState.load(run.checkpoint_dir / "trainer_state.json")
+        accelerator.print(f"resuming from step {state.global_step} (epoch {state.epoch + 1}, "
+                          f"batch {state.step_in_epoch}/{steps_per_epoch})")
+
+    def log(record: dict) -> None:
+        if accelerator.is_main_process:
+            with open(run.log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def checkpoint() -> None:
+        accelerator.wait_for_everyone()
+        tmp = run.work / "checkpoint.tmp"
+        if accelerator.is_main_process and tmp.exists():
+            shutil.rmtree(tmp)
+        accelerator.save_state(str(tmp))
+        if accelerator.is_main_process:
+            state.save(tmp / "trainer_state.json")
+            if run.checkpoint_dir.exists():
+                shutil.rmtree(run.checkpoint_dir)
+            os.replace(tmp, run.checkpoint_dir)
+
+    def evaluate() -> dict:
+        logits = predict_logits(model, dev_loader, dev_order, logits_fn, accelerator, desc="eval")
+        metrics = metrics_fn(logits, dev_labels)
+        score = metrics[main_metric]
+        improved = score > state.best_metric
+        if improved:
+            state.best_metric, state.best_step, state.evals_since_best = score, state.global_step, 0
+            if accelerator.is_main_process:
+                tmp = run.work / "best.tmp"
+                if tmp.exists():
+                    shutil.rmtree(tmp)
+                save_fn(accelerator.unwrap_model(model), tmp)
+                write_json(tmp / "metrics.json", {"dev": metrics, "step": state.global_step})
+                if run.best_dir.exists():
+                    shutil.rmtree(run.best_dir)
+                os.replace(tmp, run.best_dir)
+        else:
+            state.evals_since_best += 1
+        log({"step": state.global_step, "epoch": state.epoch + 1, "dev": metrics, "best": improved})
+        accelerator.print(f"epoch {state.epoch + 1} step {state.global_step}: dev {_fmt(metrics)}"
+                          + (" (best)" if improved else ""))
+        return metrics
+
+    model.train()
+    t0 = time.time() - state.train_time_s
+    while state.epoch < opts.epochs and not state.stopped_early:
+        sampler.set_epoch(state.epoch)
+        loader = accelerator.skip_first_batches(train_loader, state.step_in_epoch) if state.step_in_epoch else train_loader
+        bar = tqdm(loader, total=steps_per_epoch, initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{opts.epochs}",
+                   disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+        running = []
+        for batch in bar:
+            with accelerator.accumulate(model):
+                loss = loss_fn(model, batch)
+                if not torch.isfinite(loss.detach()):
+                    raise KdedgeError(
+                        f"the loss became {loss.item()} at step {state.global_step + 1} (epoch {state.epoch + 1}); "
+                        "lower --lr, check the data for broken rows, or turn off --mixed-precision"
+                    )
+                accelerator.backward(loss)
+                if opts.max_grad_norm and accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), opts.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            state.global_step += 1
+            state.step_in_epoch += 1
+            running.append(loss.item())
+            if state.global_step % LOG_EVERY == 0:
+                lr = scheduler.get_last_lr()[0]
+                log({"step": state.global_step, "epoch": state.epoch + 1, "loss": float(np.mean(running)), "lr": lr})
+                bar.set_postfix(loss=f"{np.mean(running):.4f}")
+                running = []
+            if opts.eval_steps and state.global_step % opts.eval_steps == 0 and state.step_in_epoch < steps_per_epoch:
+                evaluate()
+                if opts.patience is not None and state.evals_since_best >= opts.patience:
+                    state.stopped_early = True
+                    break
+            if state.global_step % opts.save_steps == 0 and state.step_in_epoch < steps_per_epoch:
+                state.train_time_s = time.time() - t0
+                checkpoint()
+        bar.close()
+        if not state.stopped_early:
+            evaluate()
+            if opts.patience is not None and state.evals_since_best >= opts.patience:
+                state.stopped_early = True
+                accelerator.print(f"early stopping: no dev improvement in {opts.patience} evaluation(s)")
+        state.epoch += 1
+        state.step_in_epoch = 0
+        state.train_time_s = time.time() - t0
+        checkpoint()
+
+    accelerator.wait_for_everyone()
+    best = read_json(run.best_dir / "metrics.json")["dev"]
+    return best, state
+
+
+def _fmt(metrics: dict) -> str:
+    return ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
