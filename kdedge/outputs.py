@@ -68,6 +68,7 @@ class RunDir:
                     "or --overwrite to start over"
                 )
             shutil.rmtree(self.work)
+        self.resume = resume
         self.resuming = resume and (self.work / "checkpoint").is_dir()
         self.work.mkdir(parents=True, exist_ok=True)
         self.started = time.time()
@@ -87,7 +88,7 @@ class RunDir:
     def check_config(self, config: dict) -> None:
         """Record the run's config; a resumed run must use the same one (up to run-control options)."""
         path = self.work / "run_config.json"
-        if self.resuming and path.exists():
+        if self.resume and path.exists():
             old = read_json(path)
             diff = sorted(k for k in set(old) | set(config)
                           if k not in _IGNORED_FOR_RESUME and old.get(k) != config.get(k))

@@ -123,7 +123,10 @@ def train(
     set_seed(opts.seed)
 
     sampler = LengthBucketBatchSampler([feature_length(f) for f in train_features], opts.batch_size, seed=opts.seed)
-    train_loader = DataLoader(train_features, batch_sampler=sampler, collate_fn=PadCollator(pad_token_id))
+    # Its own generator: starting an iterator must not draw from the global RNG (dropout), or a resumed
+    # run, which starts its iterator mid-epoch, would drift from an uninterrupted one.
+    train_loader = DataLoader(train_features, batch_sampler=sampler, collate_fn=PadCollator(pad_token_id),
+                              generator=torch.Generator().manual_seed(opts.seed))
     dev_loader, dev_order = eval_loader(dev_features, opts.eval_batch_size, pad_token_id)
     dev_labels = np.asarray([f["labels"] for f in dev_features])
 

@@ -1,0 +1,80 @@
+"""Shared fixtures: real GLUE slices from ../shared and tiny models built from configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(os.environ.get("KDEDGE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
+GLUE_DIR = SHARED / "data" / "glue"
+GLOVE = SHARED / "vectors" / "glove.6B.100d.60k.txt"
+
+
+def pytest_configure(config):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+@pytest.fixture(scope="session")
+def glue_dir() -> Path:
+    if not (GLUE_DIR / "SST-2" / "train.tsv").is_file():
+        pytest.skip(f"GLUE data not found under {GLUE_DIR}")
+    return GLUE_DIR
+
+
+@pytest.fixture(scope="session")
+def glove_path() -> Path:
+    if not GLOVE.is_file():
+        pytest.skip(f"GloVe vectors not found at {GLOVE}")
+    return GLOVE
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDEDGE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def build_tiny_bert(folder: Path, texts: list[str], num_labels: int, *, label_names=None, regression=False,
+                    seed: int = 0) -> Path:
+    """A 2-layer, hidden-32 BERT classifier with a WordPiece vocab trained on `texts`, saved as an HF folder."""
+    import torch
+    from tokenizers import BertWordPieceTokenizer
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    wp = BertWordPieceTokenizer(lowercase=True)
+    wp.train_from_iterator(texts, vocab_size=600, min_frequency=1)
+    wp.save_model(str(folder))
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    kw = dict(problem_type="regression") if regression else dict(
+        id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)})
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=256, num_labels=num_labels, **kw)
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher(tmp_path_factory, glue_dir) -> Path:
+    """A tiny SST-2 'teacher' (random weights are enough to exercise the pipeline)."""
+    from kdedge.config import DataOptions
+    from kdedge.data import load_task_data
+
+    data = load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), max_train_samples=2000))
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-teacher"), data.train.text + data.dev.text, 2,
+                           label_names=("negative", "positive"))
+
+
+@pytest.fixture(scope="session")
+def tiny_pair_teacher(tmp_path_factory, glue_dir) -> Path:
+    from kdedge.config import DataOptions
+    from kdedge.data import load_task_data
+
+    data = load_task_data(DataOptions(task="stsb", data_dir=str(glue_dir), max_train_samples=1000))
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-stsb"), data.train.text + data.train.text_pair, 1,
+                           regression=True)

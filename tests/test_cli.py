@@ -1,0 +1,57 @@
+"""The command line end to end on 200 real SST-2 rows, with a tiny teacher built from a config."""
+
+from click.testing import CliRunner
+
+from kdedge.cli import main
+from kdedge.outputs import read_json
+
+
+def test_teacher_then_distill_on_200_sst2_rows(tiny_teacher, glue_dir, glove_path, tmp_path):
+    runner = CliRunner()
+    common = ["--task", "sst2", "--data-dir", str(glue_dir), "--max-train-samples", "200", "--max-eval-samples", "100"]
+    teacher_out = tmp_path / "teacher"
+    result = runner.invoke(main, ["teacher", "--model", str(tiny_teacher), *common, "--epochs", "1",
+                                  "--lr", "1e-3", "--out", str(teacher_out)])
+    assert result.exit_code == 0, result.output
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "metrics.json", "manifest.json",
+                 "train_log.jsonl"):
+        assert (teacher_out / name).is_file(), name
+    assert not (teacher_out / "checkpoint").exists()
+    manifest = read_json(teacher_out / "manifest.json")
+    assert manifest["inputs"]["train"]["rows"] == 200 and manifest["inputs"]["dev"]["rows"] == 100
+    assert manifest["config"]["max_train_samples"] == 200 and "torch" in manifest["versions"]
+
+    config = tmp_path / "student.yaml"
+    config.write_text(f"task: sst2\nword-vectors: {glove_path}\nlstm-hidden: 16\nmlp-hidden: 16\nepochs: 2\n")
+    student_out = tmp_path / "student"
+    result = runner.invoke(main, ["distill", "--config", str(config), *common[2:], "--data-dir", str(glue_dir),
+                                  "--teacher", str(teacher_out), "--epochs", "1", "--out", str(student_out)])
+    assert result.exit_code == 0, result.output
+    metrics = read_json(student_out / "metrics.json")
+    assert metrics["steps"] == 4  # flag (1 epoch) beat the file (2 epochs): ceil(200 / 64) steps
+    assert 0.0 <= metrics["dev"]["accuracy"] <= 1.0 and metrics["teacher_dev"]["accuracy"] > 0
+    assert read_json(student_out / "config.json")["model"]["lstm_hidden"] == 16  # from the file
+
+    # a second run into the same folder is refused without --overwrite, with a one-line error
+    result = runner.invoke(main, ["distill", "--config", str(config), *common[2:], "--data-dir", str(glue_dir),
+                                  "--teacher", str(teacher_out), "--out", str(student_out)])
+    assert result.exit_code == 1
+    assert "already exists; pass --overwrite" in result.output and "Traceback" not in result.output
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: sst2\nepoch: 3\n")
+    result = CliRunner().invoke(main, ["teacher", "--config", str(bad), "--out", str(tmp_path / "t")])
+    assert result.exit_code == 1
+    assert "unknown key 'epoch' (did you mean 'epochs'?)" in result.output
+
+
+def test_every_option_has_help():
+    for command in ("teacher", "distill"):
+        result = CliRunner().invoke(main, [command, "--help"])
+        assert result.exit_code == 0
+        for line in ("--task", "--data-dir", "--max-train-samples", "--resume", "--overwrite", "--config"):
+            assert line in result.output
+    cmd = main.commands["distill"]
+    assert all(p.help for p in cmd.params if p.name != "help")

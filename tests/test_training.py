@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from kdedge.config import DistillConfig, build_config
+from kdedge.distill import run as distill_run
+from kdedge.distill.run import distill_student
+from kdedge.errors import KdedgeError
+from kdedge.outputs import RunDir, read_json
+
+
+def _cfg(tiny_teacher, glue_dir, out, **kw):
+    base = dict(task="sst2", data_dir=str(glue_dir), teacher=str(tiny_teacher), out=str(out),
+                max_train_samples=200, max_eval_samples=64, epochs=2, batch_size=16, save_steps=5,
+                embedding_dim=16, lstm_hidden=8, mlp_hidden=8, lr=3e-3, seed=7)
+    base.update(kw)
+    return build_config(DistillConfig, None, **base)
+
+
+class Crash(Exception):
+    pass
+
+
+def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(tiny_teacher, glue_dir, tmp_path,
+                                                                               monkeypatch):
+    reference = distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "ref"))
+
+    calls = {"n": 0}
+    original = distill_run.PredictionDistillLoss.__call__
+
+    def crashing(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 8:  # step 8; the last checkpoint was written after step 5
+            raise Crash()
+        return original(self, *args)
+
+    monkeypatch.setattr(distill_run.PredictionDistillLoss, "__call__", crashing)
+    out = tmp_path / "resumed"
+    with pytest.raises(Crash):
+        distill_student(_cfg(tiny_teacher, glue_dir, out))
+    assert not out.exists()  # nothing half-written where the result goes
+    state = read_json(out.with_name("resumed.partial") / "checkpoint" / "trainer_state.json")
+    assert state["global_step"] == 5
+
+    with pytest.raises(KdedgeError, match="--resume"):
+        distill_student(_cfg(tiny_teacher, glue_dir, out))
+
+    calls["n"] = -10**9  # no more crashes
+    resumed = distill_student(_cfg(tiny_teacher, glue_dir, out, resume=True))
+    a, b = load_file(reference / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    ref_metrics, res_metrics = read_json(reference / "metrics.json"), read_json(resumed / "metrics.json")
+    assert ref_metrics["dev"] == res_metrics["dev"] and res_metrics["steps"] == ref_metrics["steps"] == 26
+    log = (resumed / "train_log.jsonl").read_text().splitlines()
+    assert len([line for line in log if '"dev"' in line]) == 2
+
+
+def test_resume_refuses_changed_options(tiny_teacher, glue_dir, tmp_path, monkeypatch):
+    def crash(self, *args):
+        raise Crash()
+
+    with monkeypatch.context() as m:
+        m.setattr(distill_run.PredictionDistillLoss, "__call__", crash)
+        with pytest.raises(Crash):
+            distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "s"))
+    with pytest.raises(KdedgeError, match=r"differ from the interrupted run .*\(lr\)"):
+        distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "s", resume=True, lr=1e-2))
+
+
+def test_nan_loss_stops_with_a_clear_message(tiny_teacher, glue_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(distill_run.PredictionDistillLoss, "__call__",
+                        lambda self, logits, *a: logits.sum() * float("nan"))
+    with pytest.raises(KdedgeError, match=r"loss became nan at step 1 .*lower --lr"):
+        distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "nan"))
+
+
+def test_early_stopping(tiny_teacher, glue_dir, tmp_path):
+    out = distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "es", epochs=6, lr=0.0, warmup_ratio=0.0,
+                               patience=1))
+    metrics = read_json(out / "metrics.json")
+    # lr=0: the dev metric never improves after the first evaluation, so the run stops after the second
+    assert metrics["steps"] == 2 * 13 and metrics["best_step"] == 13
+
+
+def test_existing_output_is_kept_without_overwrite(tmp_path):
+    out = tmp_path / "student"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(KdedgeError, match="--overwrite"):
+        RunDir(out)
+    run = RunDir(out, overwrite=True)
+    assert (out / "keep.txt").exists()  # replaced only once the new run is complete
+    (run.work / "new.txt").write_text("new")
+    run.finalize()
+    assert (out / "new.txt").exists() and not (out / "keep.txt").exists()
