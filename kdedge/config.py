@@ -92,14 +92,17 @@ class DistillConfig(TrainOptions, DataOptions):
     # Student-friendly defaults for fields shared with the teacher.
     epochs: int = opt(10, "Training epochs.")
     batch_size: int = opt(64, "Training batch size (per device).")
-    lr: float = opt(1e-3, "Peak learning rate of AdamW (linear warm-up, then linear decay).")
+    lr: float | None = opt(None, "Peak learning rate of AdamW (default: 1e-3 for bilstm, 1e-4 for tinybert).")
     teacher: str | None = opt(None, "Teacher folder (from `kdedge teacher`) or hub id of a fine-tuned classifier.", required=True)
-    student: Literal["bilstm"] = opt("bilstm", "Student architecture.")
-    soft_loss: Literal["mse", "kl"] = opt(
-        "mse", "Soft loss: mse on logits (Tang et al. 2019) or kl at temperature T scaled by T^2 (Hinton et al. 2015)."
-    )
+    student: Literal["bilstm", "tinybert"] = opt(
+        "bilstm", "Student architecture: bilstm (Tang et al. 2019) or tinybert (a BERT encoder, Jiao et al. 2020).")
+    soft_loss: Literal["mse", "kl", "soft_ce"] = opt(
+        "mse", "Prediction-layer soft loss: mse on logits (Tang et al. 2019), kl or soft_ce at temperature T "
+        "scaled by T^2 (Hinton et al. 2015; TinyBERT uses soft_ce).")
     alpha: float = opt(0.0, "Weight of the gold-label loss; the soft loss gets 1 - alpha.")
-    temperature: float = opt(2.0, "Softmax temperature of the kl soft loss.")
+    alpha_end: float | None = opt(None, "Anneal alpha linearly to this value over training.")
+    temperature: float = opt(2.0, "Softmax temperature of the kl/soft_ce soft losses.")
+    temperature_end: float | None = opt(None, "Anneal the temperature linearly to this value over training.")
     word_vectors: str | None = opt(
         None,
         "GloVe/word2vec text file: the student gets a word-level vocabulary built from the data and these "
@@ -111,6 +114,34 @@ class DistillConfig(TrainOptions, DataOptions):
     dropout: float = opt(0.1, "Dropout on embeddings and the classifier.")
     freeze_embeddings: bool = opt(False, "Keep the embedding matrix fixed.")
     min_word_freq: int = opt(1, "Word-level vocabulary: keep words seen at least N times.")
+    # --- transformer (tinybert) students
+    layers: int = opt(4, "tinybert: number of encoder layers.")
+    hidden: int | None = opt(None, "tinybert: hidden size (default: the teacher's).")
+    heads: int | None = opt(None, "tinybert: attention heads (default: the teacher's).")
+    intermediate: int | None = opt(None, "tinybert: feed-forward size (default: 4 x hidden).")
+    init: str = opt(
+        "teacher-layers", "tinybert initialisation: random, teacher-layers (copy embeddings and the mapped "
+        "teacher layers; widths must match) or pretrained:<hub id or folder> (e.g. a BERT-Tiny).")
+    init_layers: str | None = opt(None, "teacher-layers init: comma-separated teacher layers to copy (default: the mapping's).")
+    recipe: Literal["prediction", "two-stage", "joint"] = opt(
+        "prediction", "prediction: logits only; two-stage: TinyBERT's intermediate-layer stage "
+        "(--intermediate-epochs) then the prediction stage (--epochs); joint: all losses in one stage.")
+    intermediate_epochs: int = opt(3, "two-stage: epochs of the intermediate-layer stage.")
+    intermediate_lr: float | None = opt(None, "two-stage: learning rate of the intermediate stage (default: --lr).")
+    mapping: Literal["uniform", "last", "explicit", "mean", "learnable"] = opt(
+        "uniform", "Layer mapping: uniform (every k-th layer), last (top layers), explicit (--layer-map), "
+        "mean (mean of a block of layers) or learnable (softmax-weighted block).")
+    layer_map: str | None = opt(None, "explicit mapping: one teacher layer per student layer, e.g. 2,4,6.")
+    mapping_lr: float = opt(1e-2, "learnable mapping: learning rate of the layer weights.")
+    hidden_loss: Literal["mse", "cosine"] = opt("mse", "Hidden-state loss (through a learned projection when widths differ).")
+    attention_loss: Literal["mse", "kl"] = opt(
+        "mse", "Attention loss: mse on masked pre-softmax scores (TinyBERT) or kl between attention distributions.")
+    w_emb: float = opt(1.0, "Weight of the embedding-layer loss.")
+    w_hid: float = opt(1.0, "Weight of the hidden-state loss.")
+    w_att: float = opt(1.0, "Weight of the attention loss.")
+    w_pred: float = opt(1.0, "joint recipe: weight of the prediction-layer loss.")
+    rep_ratio: float | None = opt(
+        None, "Single ratio r instead of --w-emb/--w-hid/--w-att: 2r * (emb + hidden) + (2 - 2r) * attention.")
     cache_dir: str | None = opt(None, "Where teacher logits are cached (default $KDEDGE_CACHE_DIR or ~/.cache/kdedge).")
 
 

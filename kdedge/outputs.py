@@ -69,13 +69,8 @@ class RunDir:
                 )
             shutil.rmtree(self.work)
         self.resume = resume
-        self.resuming = resume and (self.work / "checkpoint").is_dir()
         self.work.mkdir(parents=True, exist_ok=True)
         self.started = time.time()
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.work / "checkpoint"
 
     @property
     def best_dir(self) -> Path:
@@ -106,13 +101,12 @@ class RunDir:
                 if not (self.work / item.name).exists():  # the stage's own metrics/manifest win
                     os.replace(item, self.work / item.name)
             shutil.rmtree(self.best_dir)
-        for name in ("checkpoint", "run_config.json"):
-            target = self.work / name
-            if name in keep:
+        for target in list(self.work.iterdir()):  # training state: checkpoints, finished stages, run config
+            if target.name in keep or not target.name.startswith(("checkpoint", "stage-", "run_config.json")):
                 continue
             if target.is_dir():
                 shutil.rmtree(target)
-            elif target.exists():
+            else:
                 target.unlink()
         trash = None
         if self.final.exists():

@@ -30,7 +30,7 @@ def fine_tune_teacher(cfg: TeacherConfig) -> Path:
     best, state = train(
         cfg, run, model, train_features, dev_features,
         pad_token_id=tokenizer.pad_token_id,
-        loss_fn=lambda m, b: m(**hf_inputs(b), labels=b["labels"]).loss,
+        loss_fn=lambda m, b, progress: m(**hf_inputs(b), labels=b["labels"]).loss,
         logits_fn=hf_logits,
         metrics_fn=lambda logits, labels: compute_metrics(task, logits, labels),
         main_metric=task.main_metric,

@@ -31,7 +31,7 @@ from kdedge.outputs import RunDir, read_json, write_json
 
 LOG_EVERY = 50  # optimizer steps between loss lines in the log
 
-LossFn = Callable[[torch.nn.Module, dict], torch.Tensor]
+LossFn = Callable[[torch.nn.Module, dict, float], torch.Tensor]  # (model, batch, progress in [0, 1])
 LogitsFn = Callable[[torch.nn.Module, dict], torch.Tensor]
 MetricsFn = Callable[[np.ndarray, np.ndarray], dict]
 SaveFn = Callable[[torch.nn.Module, "os.PathLike"], None]
@@ -75,13 +75,20 @@ def predict_logits(model, loader: DataLoader, order: np.ndarray, logits_fn: Logi
     return restored
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float):
-    decay, no_decay = [], []
+def _param_groups(model: torch.nn.Module, weight_decay: float, lr_overrides: dict[str, float]):
+    """Decay for weight matrices only; parameters under a prefix in `lr_overrides` get their own lr."""
+    decay, no_decay, special = [], [], {prefix: [] for prefix in lr_overrides}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        prefix = next((pre for pre in lr_overrides if name.startswith(pre)), None)
+        if prefix is not None:
+            special[prefix].append(p)
+        else:
+            (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups += [{"params": ps, "weight_decay": 0.0, "lr": lr_overrides[pre]} for pre, ps in special.items() if ps]
+    return [g for g in groups if g["params"]]
 
 
 @dataclass
@@ -117,8 +124,15 @@ def train(
     main_metric: str,
     save_fn: SaveFn,
     accelerator: Accelerator | None = None,
+    stage: str = "",
+    evaluate_dev: bool = True,
+    lr_overrides: dict[str, float] | None = None,
 ) -> tuple[dict, TrainState]:
-    """Train `model`, keep the best dev checkpoint in `run.best_dir`; return its dev metrics and the state."""
+    """Train `model`, keep the best dev checkpoint in `run.best_dir`; return its dev metrics and the state.
+
+    `stage` names a stage of a multi-stage recipe (its own checkpoint, so each stage resumes on its own).
+    With `evaluate_dev=False` there is no dev evaluation and no best checkpoint: the caller keeps the
+    final weights (TinyBERT's intermediate-layer stage has no meaningful dev metric)."""
     accelerator = accelerator or make_accelerator(opts.mixed_precision)
     set_seed(opts.seed)
 
@@ -130,7 +144,7 @@ def train(
     dev_loader, dev_order = eval_loader(dev_features, opts.eval_batch_size, pad_token_id)
     dev_labels = np.asarray([f["labels"] for f in dev_features])
 
-    optimizer = torch.optim.AdamW(_param_groups(model, opts.weight_decay), lr=opts.lr)
+    optimizer = torch.optim.AdamW(_param_groups(model, opts.weight_decay, lr_overrides or {}), lr=opts.lr)
     model, optimizer, train_loader, dev_loader = accelerator.prepare(model, optimizer, train_loader, dev_loader)
     steps_per_epoch = len(train_loader)
     total_steps = steps_per_epoch * opts.epochs
@@ -141,10 +155,11 @@ def train(
     )
     scheduler = accelerator.prepare(scheduler)
 
+    checkpoint_dir = run.work / (f"checkpoint-{stage}" if stage else "checkpoint")
     state = TrainState()
-    if run.resuming:
-        accelerator.load_state(str(run.checkpoint_dir))
-        state = TrainState.load(run.checkpoint_dir / "trainer_state.json")
+    if run.resume and checkpoint_dir.is_dir():
+        accelerator.load_state(str(checkpoint_dir))
+        state = TrainState.load(checkpoint_dir / "trainer_state.json")
         accelerator.print(f"resuming from step {state.global_step} (epoch {state.epoch + 1}, "
                           f"batch {state.step_in_epoch}/{steps_per_epoch})")
 
@@ -155,15 +170,15 @@ def train(
 
     def checkpoint() -> None:
         accelerator.wait_for_everyone()
-        tmp = run.work / "checkpoint.tmp"
+        tmp = checkpoint_dir.with_name(checkpoint_dir.name + ".tmp")
         if accelerator.is_main_process and tmp.exists():
             shutil.rmtree(tmp)
         accelerator.save_state(str(tmp))
         if accelerator.is_main_process:
             state.save(tmp / "trainer_state.json")
-            if run.checkpoint_dir.exists():
-                shutil.rmtree(run.checkpoint_dir)
-            os.replace(tmp, run.checkpoint_dir)
+            if checkpoint_dir.exists():
+                shutil.rmtree(checkpoint_dir)
+            os.replace(tmp, checkpoint_dir)
 
     def evaluate() -> dict:
         logits = predict_logits(model, dev_loader, dev_order, logits_fn, accelerator, desc="eval")
@@ -198,7 +213,7 @@ def train(
         running = []
         for batch in bar:
             with accelerator.accumulate(model):
-                loss = loss_fn(model, batch)
+                loss = loss_fn(model, batch, state.global_step / max(total_steps, 1))
                 if not torch.isfinite(loss.detach()):
                     raise KdedgeError(
                         f"the loss became {loss.item()} at step {state.global_step + 1} (epoch {state.epoch + 1}); "
@@ -218,7 +233,8 @@ def train(
                 log({"step": state.global_step, "epoch": state.epoch + 1, "loss": float(np.mean(running)), "lr": lr})
                 bar.set_postfix(loss=f"{np.mean(running):.4f}")
                 running = []
-            if opts.eval_steps and state.global_step % opts.eval_steps == 0 and state.step_in_epoch < steps_per_epoch:
+            if (evaluate_dev and opts.eval_steps and state.global_step % opts.eval_steps == 0
+                    and state.step_in_epoch < steps_per_epoch):
                 evaluate()
                 if opts.patience is not None and state.evals_since_best >= opts.patience:
                     state.stopped_early = True
@@ -227,7 +243,7 @@ def train(
                 state.train_time_s = time.time() - t0
                 checkpoint()
         bar.close()
-        if not state.stopped_early:
+        if evaluate_dev and not state.stopped_early:
             evaluate()
             if opts.patience is not None and state.evals_since_best >= opts.patience:
                 state.stopped_early = True
@@ -238,7 +254,7 @@ def train(
         checkpoint()
 
     accelerator.wait_for_everyone()
-    best = read_json(run.best_dir / "metrics.json")["dev"]
+    best = read_json(run.best_dir / "metrics.json")["dev"] if evaluate_dev else {}
     return best, state
 
 

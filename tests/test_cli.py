@@ -30,7 +30,7 @@ def test_teacher_then_distill_on_200_sst2_rows(tiny_teacher, glue_dir, glove_pat
     metrics = read_json(student_out / "metrics.json")
     assert metrics["steps"] == 4  # flag (1 epoch) beat the file (2 epochs): ceil(200 / 64) steps
     assert 0.0 <= metrics["dev"]["accuracy"] <= 1.0 and metrics["teacher_dev"]["accuracy"] > 0
-    assert read_json(student_out / "config.json")["model"]["lstm_hidden"] == 16  # from the file
+    assert read_json(student_out / "student.json")["model"]["lstm_hidden"] == 16  # from the file
 
     # a second run into the same folder is refused without --overwrite, with a one-line error
     result = runner.invoke(main, ["distill", "--config", str(config), *common[2:], "--data-dir", str(glue_dir),

@@ -28,11 +28,11 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     calls = {"n": 0}
     original = distill_run.PredictionDistillLoss.__call__
 
-    def crashing(self, *args):
+    def crashing(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 8:  # step 8; the last checkpoint was written after step 5
             raise Crash()
-        return original(self, *args)
+        return original(self, *args, **kwargs)
 
     monkeypatch.setattr(distill_run.PredictionDistillLoss, "__call__", crashing)
     out = tmp_path / "resumed"
@@ -58,7 +58,7 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
 
 
 def test_resume_refuses_changed_options(tiny_teacher, glue_dir, tmp_path, monkeypatch):
-    def crash(self, *args):
+    def crash(self, *args, **kwargs):
         raise Crash()
 
     with monkeypatch.context() as m:
@@ -71,7 +71,7 @@ def test_resume_refuses_changed_options(tiny_teacher, glue_dir, tmp_path, monkey
 
 def test_nan_loss_stops_with_a_clear_message(tiny_teacher, glue_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(distill_run.PredictionDistillLoss, "__call__",
-                        lambda self, logits, *a: logits.sum() * float("nan"))
+                        lambda self, logits, *a, **k: logits.sum() * float("nan"))
     with pytest.raises(KdedgeError, match=r"loss became nan at step 1 .*lower --lr"):
         distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "nan"))
 

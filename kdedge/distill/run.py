@@ -1,27 +1,81 @@
-"""`kdedge distill`: train a student on the teacher's cached logits (and gold labels, weighted by alpha)."""
+"""`kdedge distill`: train a student from a teacher.
+
+Recipes, by name: `prediction` (the student learns the teacher's cached logits, plus gold labels
+weighted by alpha), `two-stage` (TinyBERT: intermediate layers first, then the prediction layer) and
+`joint` (all losses in one stage). Each stage checkpoints on its own, so `--resume` continues from the
+stage and step where a run stopped.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from accelerate.utils import set_seed
+from safetensors.torch import load_file, save_file
 
 from kdedge.config import DistillConfig, to_dict
 from kdedge.data import compute_metrics, load_task_data
 from kdedge.data.batching import encode
+from kdedge.distill.intermediate import IntermediateDistiller, LossWeights
 from kdedge.distill.losses import PredictionDistillLoss
+from kdedge.distill.mapping import parse_layers, resolve_mapping
 from kdedge.distill.teacher_cache import teacher_logits
 from kdedge.errors import KdedgeError
-from kdedge.models.students import STUDENT_BUILDERS, save_student, student_inputs
+from kdedge.models.builders import STUDENT_BUILDERS
+from kdedge.models.students import Student, save_student
 from kdedge.models.teacher import load_teacher, model_fingerprint
 from kdedge.outputs import RunDir, manifest, write_json
 from kdedge.training import make_accelerator, train
 
+DEFAULT_LR = {"bilstm": 1e-3, "tinybert": 1e-4}
 
-def distill_student(cfg: DistillConfig) -> Path:
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    epochs: int
+    lr: float
+    intermediate: bool  # intermediate-layer losses (needs the teacher live)
+    prediction: bool  # prediction-layer loss
+    evaluate: bool
+
+
+def plan_stages(cfg: DistillConfig) -> list[Stage]:
+    if cfg.recipe == "two-stage":
+        return [Stage("intermediate", cfg.intermediate_epochs, cfg.intermediate_lr or cfg.lr, True, False, False),
+                Stage("prediction", cfg.epochs, cfg.lr, False, True, True)]
+    if cfg.recipe == "joint":
+        return [Stage("joint", cfg.epochs, cfg.lr, True, True, True)]
+    return [Stage("prediction", cfg.epochs, cfg.lr, False, True, True)]
+
+
+def loss_weights(cfg: DistillConfig, with_prediction: bool) -> LossWeights:
+    pred = cfg.w_pred if with_prediction else 0.0
+    if cfg.rep_ratio is not None:
+        if not 0.0 <= cfg.rep_ratio <= 1.0:
+            raise KdedgeError("--rep-ratio must be in [0, 1]")
+        return LossWeights.from_ratio(cfg.rep_ratio, pred)
+    return LossWeights(emb=cfg.w_emb, hid=cfg.w_hid, att=cfg.w_att, pred=pred)
+
+
+def _linear(start: float, end: float | None, progress: float) -> float:
+    return start if end is None else start + (end - start) * progress
+
+
+def _validate(cfg: DistillConfig) -> DistillConfig:
     if cfg.student not in STUDENT_BUILDERS:
         raise KdedgeError(f"unknown --student '{cfg.student}' (known: {', '.join(STUDENT_BUILDERS)})")
+    if cfg.recipe != "prediction" and cfg.student != "tinybert":
+        raise KdedgeError(f"--recipe {cfg.recipe} matches intermediate layers and needs --student tinybert")
+    return dataclasses.replace(cfg, lr=cfg.lr or DEFAULT_LR[cfg.student])
+
+
+def distill_student(cfg: DistillConfig) -> Path:
+    cfg = _validate(cfg)
     run = RunDir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
     run.check_config(to_dict(cfg))
     data = load_task_data(cfg)
@@ -30,6 +84,7 @@ def distill_student(cfg: DistillConfig) -> Path:
 
     set_seed(cfg.seed)
     student = STUDENT_BUILDERS[cfg.student](cfg, task, teacher, teacher_tokenizer, data.train)
+    student.meta = {**student.meta, "task": task.to_dict(), "max_length": cfg.max_length}
 
     accelerator = make_accelerator(cfg.mixed_precision)
     t0 = time.time()
@@ -40,7 +95,6 @@ def distill_student(cfg: DistillConfig) -> Path:
     teacher_time = time.time() - t0
     teacher_dev = compute_metrics(task, dev_logits, data.dev.labels)
     teacher_id = {"name": cfg.teacher, "sha256_weights": model_fingerprint(teacher)}
-    del teacher
 
     def features(split):
         return encode(student.tokenizer, split, cfg.max_length, siamese=student.siamese,
@@ -51,28 +105,63 @@ def distill_student(cfg: DistillConfig) -> Path:
         f["teacher_logits"] = logits
     dev_features = features(data.dev)
 
-    loss = PredictionDistillLoss(task, cfg.soft_loss, cfg.alpha, cfg.temperature)
-    student_meta = {**student.meta, "task": task.to_dict(), "max_length": cfg.max_length}
-    student.meta = student_meta
+    prediction = PredictionDistillLoss(task, cfg.soft_loss, cfg.alpha, cfg.temperature)
+    pairs = None
+    if cfg.recipe != "prediction":
+        pairs = resolve_mapping(cfg.mapping, teacher.config.num_hidden_layers, student.model.config.num_hidden_layers,
+                                parse_layers(cfg.layer_map))
+        teacher.to(accelerator.device)
 
-    best, state = train(
-        cfg, run, student.model, train_features, dev_features,
-        pad_token_id=student.tokenizer.pad_token_id,
-        loss_fn=lambda m, b: loss(m(**student_inputs(b)), b["teacher_logits"], b["labels"]),
-        logits_fn=lambda m, b: m(**student_inputs(b)),
-        metrics_fn=lambda logits, labels: compute_metrics(task, logits, labels),
-        main_metric=task.main_metric,
-        save_fn=lambda m, path: save_student(student, path, model=m),
-        accelerator=accelerator,
-    )
+    def schedule(progress: float) -> dict:
+        return {"temperature": _linear(cfg.temperature, cfg.temperature_end, progress),
+                "alpha": _linear(cfg.alpha, cfg.alpha_end, progress)}
+
+    best, state, stage_log = {}, None, []
+    for stage in plan_stages(cfg):
+        weights_dir = run.work / f"stage-{stage.name}"
+        if (weights_dir / "done").exists():  # finished before an interruption
+            student.model.load_state_dict(load_file(weights_dir / "model.safetensors"))
+            continue
+        opts = dataclasses.replace(cfg, epochs=stage.epochs, lr=stage.lr)
+        if stage.intermediate:
+            model = IntermediateDistiller(student.model, teacher, pairs, loss_weights(cfg, stage.prediction),
+                                          cfg.hidden_loss, cfg.attention_loss, prediction if stage.prediction else None)
+            loss_fn = lambda m, b, p: m(b, **schedule(p))[0]  # noqa: E731
+            logits_fn = lambda m, b: student.logits(_unwrap(m).student, b)  # noqa: E731
+            save_model = lambda m: m.student  # noqa: E731
+        else:
+            model = student.model
+            loss_fn = lambda m, b, p: prediction(student.logits(m, b), b["teacher_logits"], b["labels"],  # noqa: E731
+                                                 **schedule(p))
+            logits_fn = student.logits
+            save_model = lambda m: m  # noqa: E731
+        best, state = train(
+            opts, run, model, train_features, dev_features,
+            pad_token_id=student.tokenizer.pad_token_id, loss_fn=loss_fn, logits_fn=logits_fn,
+            metrics_fn=lambda logits, labels: compute_metrics(task, logits, labels),
+            main_metric=task.main_metric,
+            save_fn=lambda m, path: save_student(student, path, model=save_model(m)),
+            accelerator=accelerator, stage=stage.name if len(plan_stages(cfg)) > 1 else "",
+            evaluate_dev=stage.evaluate,
+            lr_overrides={IntermediateDistiller.MAPPING_PREFIX: cfg.mapping_lr} if stage.intermediate else None,
+        )
+        stage_log.append({"stage": stage.name, "steps": state.global_step, "train_time_s": round(state.train_time_s, 2)})
+        if not stage.evaluate:
+            weights_dir.mkdir(exist_ok=True)
+            save_file({k: v.detach().cpu().contiguous() for k, v in student.model.state_dict().items()},
+                      weights_dir / "model.safetensors")
+            (weights_dir / "done").touch()
+    del teacher
+
     main = task.main_metric
     metrics = {
         "dev": best,
         "teacher_dev": teacher_dev,
         "retention": best[main] / teacher_dev[main] if teacher_dev[main] else None,
-        "best_step": state.best_step,
-        "steps": state.global_step,
-        "train_time_s": round(state.train_time_s, 2),
+        "best_step": state.best_step if state else None,
+        "steps": state.global_step if state else None,
+        "stages": stage_log,
+        "train_time_s": round(sum(s["train_time_s"] for s in stage_log), 2),
         "teacher_logits_time_s": round(teacher_time, 2),
         "parameters": sum(p.numel() for p in student.model.parameters()),
     }
@@ -80,7 +169,12 @@ def distill_student(cfg: DistillConfig) -> Path:
     write_json(run.work / "manifest.json", manifest(
         "distill", to_dict(cfg), inputs={**data.describe(), "teacher": teacher_id,
                                          "teacher_logits_cache": str(cache_path)},
-        metrics=metrics, wall_time_s=state.train_time_s + teacher_time,
-        extra={"task": task.to_dict(), "student": student_meta},
+        metrics=metrics, wall_time_s=metrics["train_time_s"] + teacher_time,
+        extra={"task": task.to_dict(), "student": student.meta,
+               "layer_mapping": [p.describe() for p in pairs] if pairs else None},
     ))
     return run.finalize()
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return getattr(model, "module", model)

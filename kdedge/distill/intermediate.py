@@ -1,0 +1,105 @@
+"""Intermediate-layer distillation (TinyBERT): embedding, hidden-state and attention losses through a
+layer mapping, plus optionally the prediction layer. The teacher rides along (frozen, not saved); the
+learned projection and learnable mapping weights are trained with the student but not exported."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from kdedge.distill.hooks import AttentionScores
+from kdedge.distill.losses import ATTENTION_LOSSES, HIDDEN_LOSSES, PredictionDistillLoss
+from kdedge.distill.mapping import LayerPair
+from kdedge.models.teacher import hf_inputs
+
+
+@dataclass
+class LossWeights:
+    emb: float = 1.0
+    hid: float = 1.0
+    att: float = 1.0
+    pred: float = 0.0
+
+    @classmethod
+    def from_ratio(cls, r: float, pred: float = 0.0) -> "LossWeights":
+        """The single-ratio form 2r * representation + (2 - 2r) * attention."""
+        return cls(emb=2 * r, hid=2 * r, att=2 - 2 * r, pred=pred)
+
+
+class IntermediateDistiller(nn.Module):
+    MAPPING_PREFIX = "mapping_logits"
+
+    def __init__(self, student: nn.Module, teacher: nn.Module, pairs: list[LayerPair], weights: LossWeights,
+                 hidden_loss: str = "mse", attention_loss: str = "mse",
+                 prediction: PredictionDistillLoss | None = None):
+        super().__init__()
+        self.student = student
+        self._teacher = [teacher.eval().requires_grad_(False)]  # a list: not a submodule, never saved or trained
+        self.pairs = pairs
+        self.weights = weights
+        self.hidden_loss = HIDDEN_LOSSES[hidden_loss]
+        self.attention_loss = ATTENTION_LOSSES[attention_loss]
+        self.prediction = prediction
+        d_s, d_t = student.config.hidden_size, teacher.config.hidden_size
+        self.projection = nn.Linear(d_s, d_t) if d_s != d_t else nn.Identity()
+        self.mapping_logits = nn.ParameterList(
+            [nn.Parameter(torch.zeros(len(p.teacher))) for p in pairs if p.learnable])
+        self._learnable_index = {}
+        for p in pairs:
+            if p.learnable:
+                self._learnable_index[p.student] = len(self._learnable_index)
+        self._student_att = AttentionScores(student) if weights.att else None
+        self._teacher_att = AttentionScores(teacher) if weights.att else None
+        # Different head counts cannot be matched head by head: compare head-averaged attention then.
+        self.average_heads = bool(weights.att) and self._student_att.num_heads != self._teacher_att.num_heads
+
+    @property
+    def teacher(self) -> nn.Module:
+        return self._teacher[0]
+
+    def to(self, *args, **kwargs):
+        self.teacher.to(*args, **kwargs)
+        return super().to(*args, **kwargs)
+
+    def block_weights(self, pair: LayerPair, device) -> torch.Tensor:
+        if pair.learnable:
+            return torch.softmax(self.mapping_logits[self._learnable_index[pair.student]], dim=0)
+        return torch.full((len(pair.teacher),), 1.0 / len(pair.teacher), device=device)
+
+    def _combine(self, layers: list[torch.Tensor], pair: LayerPair, offset: int) -> torch.Tensor:
+        w = self.block_weights(pair, layers[0].device)
+        return sum(w[j] * layers[t - offset] for j, t in enumerate(pair.teacher))
+
+    def forward(self, batch: dict, temperature: float | None = None, alpha: float | None = None) -> tuple:
+        inputs = hf_inputs(batch)
+        mask = batch["attention_mask"]
+        with torch.no_grad():
+            t_out = self.teacher(**inputs, output_hidden_states=True)
+            t_scores = self._teacher_att.scores() if self._teacher_att else None
+        s_out = self.student(**inputs, output_hidden_states=True)
+        s_scores = self._student_att.scores() if self._student_att else None
+
+        w = self.weights
+        parts = {}
+        zero = s_out.logits.sum() * 0.0
+        if w.emb:
+            parts["emb"] = self.hidden_loss(self.projection(s_out.hidden_states[0]), t_out.hidden_states[0], mask)
+        if w.hid:
+            parts["hid"] = sum((self.hidden_loss(self.projection(s_out.hidden_states[p.student]),
+                                                 self._combine(t_out.hidden_states, p, 0), mask)
+                                for p in self.pairs), zero)
+        if w.att:
+            total = zero
+            for p in self.pairs:
+                s_att, t_att = s_scores[p.student - 1], self._combine(t_scores, p, 1)
+                if self.average_heads:
+                    s_att, t_att = s_att.mean(1, keepdim=True), t_att.mean(1, keepdim=True)
+                total = total + self.attention_loss(s_att, t_att, mask)
+            parts["att"] = total
+        if w.pred and self.prediction is not None:
+            pred = self.prediction
+            parts["pred"] = pred(s_out.logits, t_out.logits, batch["labels"], temperature=temperature, alpha=alpha)
+        loss = sum(getattr(w, name) * value for name, value in parts.items())
+        return loss, {k: float(v.detach()) for k, v in parts.items()}

@@ -1,0 +1,52 @@
+"""Student builders by name: each makes a fresh student (model, tokenizer, meta) for a distillation run."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from kdedge.data.loaders import Split
+from kdedge.data.tasks import Task
+from kdedge.models.bilstm import BiLSTMConfig, BiLSTMStudent
+from kdedge.models.students import Student
+from kdedge.models.word_vectors import build_word_tokenizer, load_word_vectors
+
+
+def build_bilstm(cfg, task: Task, teacher, teacher_tokenizer, train: Split) -> Student:
+    """Word-level vocabulary + word vectors (--word-vectors), or the teacher's WordPiece tokenizer and
+    embedding matrix."""
+    if cfg.word_vectors:
+        texts = train.text + (train.text_pair or [])
+        tokenizer = build_word_tokenizer(texts, min_freq=cfg.min_word_freq)
+        matrix, coverage = load_word_vectors(cfg.word_vectors, tokenizer.get_vocab(), seed=cfg.seed)
+        embeddings = torch.from_numpy(matrix)
+        source = {"kind": "word", "vectors": cfg.word_vectors, "coverage": round(coverage, 4)}
+    else:
+        tokenizer = teacher_tokenizer
+        embeddings = teacher.get_input_embeddings().weight.detach().clone()
+        source = {"kind": "wordpiece", "from_teacher": cfg.teacher}
+    config = BiLSTMConfig(
+        vocab_size=embeddings.shape[0], num_labels=task.num_labels, embedding_dim=embeddings.shape[1],
+        lstm_hidden=cfg.lstm_hidden, mlp_hidden=cfg.mlp_hidden, dropout=cfg.dropout,
+        pad_token_id=tokenizer.pad_token_id, pair=task.is_pair,
+    )
+    model = BiLSTMStudent(config)
+    with torch.no_grad():
+        model.embedding.weight.copy_(embeddings)
+    model.embedding.weight.requires_grad_(not cfg.freeze_embeddings)
+    meta = {"architecture": "bilstm", "model": config.to_dict(), "embeddings": source,
+            "siamese": task.is_pair, "add_special_tokens": False}
+    return Student(model, tokenizer, meta)
+
+
+def _build_tinybert(cfg, task, teacher, teacher_tokenizer, train) -> Student:
+    from kdedge.models.tinybert import build_tinybert
+
+    return build_tinybert(cfg, task, teacher, teacher_tokenizer)
+
+
+STUDENT_BUILDERS: dict[str, Callable[..., Student]] = {
+    "bilstm": build_bilstm,
+    "tinybert": _build_tinybert,
+}

@@ -1,0 +1,130 @@
+"""TinyBERT-style transformer students: a BERT encoder built from a config, sharing the teacher's tokenizer.
+
+Initialisation strategies, by name: `random`; `teacher-layers` (copy embeddings, the chosen teacher
+layers and the pooler, as DistilBERT does; widths must match); `pretrained:<id or path>` (start from
+a small pretrained encoder, e.g. a BERT-Tiny).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Callable
+
+import torch
+from transformers import AutoModelForSequenceClassification
+
+from kdedge.data.tasks import Task
+from kdedge.distill.mapping import parse_layers, resolve_mapping
+from kdedge.errors import KdedgeError
+from kdedge.models.students import Student
+from kdedge.models.teacher import load_tokenizer
+
+_LAYER_KEY = re.compile(r"^(.*\.layer\.)(\d+)(\..*)$")
+
+
+def _head_kwargs(task: Task) -> dict:
+    if task.is_regression:
+        return {"num_labels": 1, "problem_type": "regression"}
+    return {"num_labels": task.num_labels, "problem_type": "single_label_classification",
+            "id2label": dict(enumerate(task.label_names)), "label2id": {n: i for i, n in enumerate(task.label_names)}}
+
+
+def _student_config(cfg, task: Task, teacher, same_width: bool):
+    t = teacher.config
+    hidden = cfg.hidden or t.hidden_size
+    heads = cfg.heads or t.num_attention_heads
+    if hidden % heads:
+        raise KdedgeError(f"--hidden {hidden} is not divisible by --heads {heads}")
+    intermediate = cfg.intermediate or (t.intermediate_size if hidden == t.hidden_size else 4 * hidden)
+    if same_width and (hidden, heads, intermediate) != (t.hidden_size, t.num_attention_heads, t.intermediate_size):
+        raise KdedgeError(
+            f"--init teacher-layers copies teacher layers, so the student must have the teacher's widths "
+            f"(hidden {t.hidden_size}, heads {t.num_attention_heads}, intermediate {t.intermediate_size}); "
+            "drop --hidden/--heads/--intermediate or use --init random"
+        )
+    config = copy.deepcopy(t)
+    head = _head_kwargs(task)
+    config.num_labels = head.pop("num_labels")
+    config.update({**head, "hidden_size": hidden, "num_attention_heads": heads, "intermediate_size": intermediate,
+                   "num_hidden_layers": cfg.layers, "architectures": None, "_name_or_path": ""})
+    return config
+
+
+def init_random(cfg, task, teacher, spec: str):
+    return AutoModelForSequenceClassification.from_config(_student_config(cfg, task, teacher, same_width=False)), None
+
+
+def teacher_layer_choice(cfg, teacher) -> list[int]:
+    chosen = parse_layers(cfg.init_layers)
+    if chosen is None:
+        pairs = resolve_mapping(cfg.mapping if cfg.mapping != "explicit" else "explicit",
+                                teacher.config.num_hidden_layers, cfg.layers, parse_layers(cfg.layer_map))
+        chosen = [p.teacher[-1] for p in pairs]
+    if len(chosen) != cfg.layers or not all(1 <= x <= teacher.config.num_hidden_layers for x in chosen):
+        raise KdedgeError(f"--init-layers needs {cfg.layers} teacher layers in 1..{teacher.config.num_hidden_layers}")
+    return chosen
+
+
+def init_teacher_layers(cfg, task, teacher, spec: str):
+    """Copy embeddings, pooler and the chosen encoder layers (1-based) of the teacher; a fresh head."""
+    model = AutoModelForSequenceClassification.from_config(_student_config(cfg, task, teacher, same_width=True))
+    chosen = teacher_layer_choice(cfg, teacher)
+    new_index = {t - 1: s for s, t in enumerate(chosen)}
+    student_keys = set(model.state_dict())
+    state = {}
+    for key, value in teacher.state_dict().items():
+        m = _LAYER_KEY.match(key)
+        if m:
+            if int(m.group(2)) not in new_index:
+                continue
+            key = f"{m.group(1)}{new_index[int(m.group(2))]}{m.group(3)}"
+        if key in student_keys and "classifier" not in key:
+            state[key] = value
+    missing = [k for k in student_keys - set(state) if "classifier" not in k and "position_ids" not in k]
+    if missing:
+        raise KdedgeError(f"teacher-layers init could not find {missing[0]} in the teacher; use --init random")
+    model.load_state_dict(state, strict=False)
+    return model, {"teacher_layers": chosen}
+
+
+def init_pretrained(cfg, task, teacher, spec: str):
+    name = spec.split(":", 1)[1]
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(name, **_head_kwargs(task))
+    except Exception as e:
+        raise KdedgeError(f"--init {spec}: cannot load '{name}' ({type(e).__name__}: {e})") from None
+    return model, {"pretrained": name}
+
+
+INITS: dict[str, Callable] = {"random": init_random, "teacher-layers": init_teacher_layers, "pretrained": init_pretrained}
+
+
+def same_vocabulary(a, b) -> bool:
+    return a.get_vocab() == b.get_vocab()
+
+
+def build_tinybert(cfg, task: Task, teacher, teacher_tokenizer) -> Student:
+    kind = cfg.init.split(":", 1)[0]
+    if kind not in INITS or (kind == "pretrained" and ":" not in cfg.init):
+        raise KdedgeError(f"unknown --init '{cfg.init}' (use random, teacher-layers or pretrained:<id or path>)")
+    model, info = INITS[kind](cfg, task, teacher, cfg.init)
+    tokenizer = teacher_tokenizer
+    if kind == "pretrained":
+        tokenizer = load_tokenizer(cfg.init.split(":", 1)[1])
+        if not same_vocabulary(tokenizer, teacher_tokenizer):
+            if cfg.recipe != "prediction":
+                raise KdedgeError(
+                    f"the student '{cfg.init}' does not share the teacher's vocabulary, so its layers cannot be "
+                    "matched token by token; use --recipe prediction (logits need no shared tokens)"
+                )
+        else:
+            tokenizer = teacher_tokenizer
+    if model.config.vocab_size < len(tokenizer):
+        raise KdedgeError(f"the student's embedding table ({model.config.vocab_size}) is smaller than its tokenizer")
+    c = model.config
+    meta = {"architecture": "tinybert", "init": cfg.init, **(info or {}),
+            "model": {"layers": c.num_hidden_layers, "hidden": c.hidden_size, "heads": c.num_attention_heads,
+                      "intermediate": c.intermediate_size},
+            "siamese": False, "add_special_tokens": True}
+    return Student(model, tokenizer, meta)
