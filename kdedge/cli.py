@@ -20,8 +20,9 @@ def _click_type(tp):
     return {int: click.INT, float: click.FLOAT, str: click.STRING}[tp]
 
 
-def config_options(cls):
-    """Add one flag per config field (help from the field), plus --config; call the command with a built config."""
+def config_options(cls, skip: tuple[str, ...] = (), **fixed):
+    """Add one flag per config field (help from the field), plus --config; call the command with a built config.
+    Fields in `skip` get no flag (their value comes from `fixed`)."""
 
     def decorate(fn):
         types_ = field_types(cls)
@@ -29,11 +30,13 @@ def config_options(cls):
         @functools.wraps(fn)
         def wrapper(config, **flags):
             try:
-                return fn(build_config(cls, config, **flags))
+                return fn(build_config(cls, config, **flags, **fixed))
             except KdedgeError as e:
                 raise click.ClickException(str(e)) from None
 
         for f in reversed(dataclasses.fields(cls)):
+            if f.name in skip:
+                continue
             flag = "--" + f.name.replace("_", "-")
             tp = types_[f.name]
             shown = "" if f.default is None else f" [default: {f.default}]"
@@ -73,10 +76,26 @@ def teacher(cfg: TeacherConfig):
 @main.command()
 @config_options(DistillConfig)
 def distill(cfg: DistillConfig):
-    """Distil a teacher into a small student (BiLSTM of Tang et al. 2019) on the task's training data."""
+    """Distil a teacher into a small student: a BiLSTM (Tang et al. 2019) or a TinyBERT-style transformer
+    (prediction-layer, two-stage or joint recipes with intermediate-layer losses)."""
     from kdedge.distill.run import distill_student
 
     click.echo(f"student written to {distill_student(cfg)}")
+
+
+_RUN_ONLY = ("out", "resume", "overwrite", "data_dir", "train_file", "dev_file", "text_column", "text_pair_column",
+             "label_column", "max_train_samples", "max_eval_samples", "cache_dir", "eval_steps", "save_steps",
+             "log_steps", "mixed_precision", "eval_batch_size", "patience", "seed")
+
+
+@main.command()
+@config_options(DistillConfig, skip=_RUN_ONLY, out="-")
+def inspect(cfg: DistillConfig):
+    """Print what a distillation config resolves to: the layer pairs, projections and loss terms of each stage.
+    Takes the same options (and --config) as `kdedge distill`."""
+    from kdedge.distill.inspect import describe_distillation
+
+    click.echo(describe_distillation(cfg))
 
 
 if __name__ == "__main__":

@@ -72,6 +72,7 @@ class TrainOptions:
     patience: int | None = opt(None, "Early stopping: stop after N evaluations without dev improvement.")
     eval_steps: int | None = opt(None, "Evaluate every N steps as well as at each epoch end.")
     save_steps: int = opt(500, "Write a resumable checkpoint every N optimizer steps (and at every epoch end).")
+    log_steps: int = opt(50, "Write the mean training loss to train_log.jsonl every N steps.")
     seed: int = opt(42, "Random seed (data order, initialisation, dropout).")
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = opt(
         "auto", "Mixed precision; auto = fp16 on CUDA, none on CPU."

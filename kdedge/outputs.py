@@ -19,7 +19,7 @@ from typing import Any
 
 from kdedge.errors import KdedgeError
 
-_IGNORED_FOR_RESUME = {"resume", "overwrite", "epochs", "patience", "save_steps", "eval_batch_size"}
+_IGNORED_FOR_RESUME = {"resume", "overwrite", "epochs", "patience", "save_steps", "eval_batch_size", "log_steps"}
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -29,8 +29,6 @@ from kdedge.data.batching import LengthBucketBatchSampler, PadCollator, feature_
 from kdedge.errors import KdedgeError
 from kdedge.outputs import RunDir, read_json, write_json
 
-LOG_EVERY = 50  # optimizer steps between loss lines in the log
-
 LossFn = Callable[[torch.nn.Module, dict, float], torch.Tensor]  # (model, batch, progress in [0, 1])
 LogitsFn = Callable[[torch.nn.Module, dict], torch.Tensor]
 MetricsFn = Callable[[np.ndarray, np.ndarray], dict]
@@ -198,7 +196,7 @@ def train(
                 os.replace(tmp, run.best_dir)
         else:
             state.evals_since_best += 1
-        log({"step": state.global_step, "epoch": state.epoch + 1, "dev": metrics, "best": improved})
+        log({"stage": stage, "step": state.global_step, "epoch": state.epoch + 1, "dev": metrics, "best": improved})
         accelerator.print(f"epoch {state.epoch + 1} step {state.global_step}: dev {_fmt(metrics)}"
                           + (" (best)" if improved else ""))
         return metrics
@@ -228,9 +226,10 @@ def train(
             state.global_step += 1
             state.step_in_epoch += 1
             running.append(loss.item())
-            if state.global_step % LOG_EVERY == 0:
+            if state.global_step % opts.log_steps == 0:
                 lr = scheduler.get_last_lr()[0]
-                log({"step": state.global_step, "epoch": state.epoch + 1, "loss": float(np.mean(running)), "lr": lr})
+                log({"stage": stage, "step": state.global_step, "epoch": state.epoch + 1,
+                     "loss": float(np.mean(running)), "lr": lr})
                 bar.set_postfix(loss=f"{np.mean(running):.4f}")
                 running = []
             if (evaluate_dev and opts.eval_steps and state.global_step % opts.eval_steps == 0
