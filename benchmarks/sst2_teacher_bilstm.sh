@@ -1,27 +1,16 @@
 #!/usr/bin/env bash
-# Issue #2 benchmark: the all-MiniLM-L6-v2 teacher fine-tuned on full SST-2, then the BiLSTM student
-# distilled from it on SST-2 train (no augmentation). Wall time of each step goes to results/.
-# Usage: bash benchmarks/sst2_teacher_bilstm.sh [RUN_DIR]   (offline settings as in the README)
-set -euo pipefail
+# Issue #2 benchmark: the all-MiniLM-L6-v2 teacher fine-tuned on full SST-2, then BiLSTM students distilled
+# from it on SST-2 train (no augmentation): GloVe word vectors, and the teacher's WordPiece embeddings.
+# Usage: bash benchmarks/sst2_teacher_bilstm.sh [RUN_DIR]
+. "$(dirname "$0")/lib.sh"
 RUN=${1:-benchmarks/runs/sst2}
 RES=benchmarks/results/sst2_teacher_bilstm
-mkdir -p "$RUN" "$RES"
-: "${KDEDGE_DATA_DIR:?set KDEDGE_DATA_DIR to a GLUE folder}"
 
-timed() {  # name, command...
-  local name=$1; shift
-  local t0=$(date +%s)
-  "$@" 2>&1 | tr '\r' '\n' | grep -v '%|' > "$RES/$name.log"
-  echo "$name wall_s=$(( $(date +%s) - t0 ))" | tee -a "$RES/times.txt"
-}
-
-[ -d "$RUN/teacher" ] || timed teacher kdedge teacher --config configs/sst2-teacher.yaml --out "$RUN/teacher"
-cp "$RUN/teacher/metrics.json" "$RES/teacher_metrics.json"
-
-[ -d "$RUN/bilstm-glove" ] || timed bilstm_glove kdedge distill --config configs/sst2-bilstm.yaml \
-  --teacher "$RUN/teacher" --out "$RUN/bilstm-glove"
-cp "$RUN/bilstm-glove/metrics.json" "$RES/bilstm_glove_metrics.json"
-
-[ -d "$RUN/bilstm-wordpiece" ] || timed bilstm_wordpiece kdedge distill --config configs/sst2-bilstm.yaml \
-  --word-vectors "" --teacher "$RUN/teacher" --out "$RUN/bilstm-wordpiece"
-cp "$RUN/bilstm-wordpiece/metrics.json" "$RES/bilstm_wordpiece_metrics.json"
+stage teacher "$RUN/teacher" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
+stage bilstm_glove "$RUN/bilstm-glove" "$RES" kdedge distill --config configs/sst2-bilstm.yaml \
+  --word-vectors "$KDEDGE_GLOVE" --teacher "$RUN/teacher"
+# WordPiece variant: the config's word-vectors key is overridden by an empty value = the teacher's vocabulary.
+stage bilstm_wordpiece "$RUN/bilstm-wordpiece" "$RES" kdedge distill --config configs/sst2-bilstm.yaml \
+  --word-vectors "" --teacher "$RUN/teacher"
+python benchmarks/collect.py "$RUN" teacher bilstm-glove bilstm-wordpiece > "$RES/summary.md"
+cat "$RES/summary.md"

@@ -1,0 +1,15 @@
+# Shared helpers for the benchmark scripts: run a stage once (skipped when its output exists),
+# keep its log, and record its wall time.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/offline-env.sh
+
+# stage NAME OUT_DIR RESULTS_DIR command...
+stage() {
+  local name=$1 out=$2 res=$3; shift 3
+  mkdir -p "$res"
+  if [ -f "$out/metrics.json" ]; then echo "$name: cached ($out)"; return; fi
+  local t0; t0=$(date +%s)
+  "$@" --out "$out" --resume 2>&1 | tr '\r' '\n' | grep -av '%|' > "$res/$name.log"
+  echo "$name wall_s=$(( $(date +%s) - t0 ))" | tee -a "$res/times.txt"
+}
