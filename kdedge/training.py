@@ -48,22 +48,26 @@ def eval_loader(features: list[dict], batch_size: int, pad_token_id: int) -> tup
     """A length-sorted loader and the permutation that restores the original order."""
     sampler = LengthBucketBatchSampler([feature_length(f) for f in features], batch_size, shuffle=False)
     order = np.concatenate(list(sampler)) if len(features) else np.zeros(0, dtype=int)
-    return DataLoader(features, batch_sampler=sampler, collate_fn=PadCollator(pad_token_id)), order
+    # A private generator: iterating must not draw from the global RNG that seeds initialisation and dropout.
+    loader = DataLoader(features, batch_sampler=sampler, collate_fn=PadCollator(pad_token_id),
+                        generator=torch.Generator())
+    return loader, order
 
 
 @torch.no_grad()
 def predict_logits(model, loader: DataLoader, order: np.ndarray, logits_fn: LogitsFn,
                    accelerator: Accelerator | None = None, desc: str = "predict") -> np.ndarray:
-    """Run `logits_fn` over a sorted loader; return float32 logits in the dataset's original order."""
+    """Run `logits_fn` over a sorted loader; return float32 logits in the dataset's original order.
+
+    With an accelerator the loader may be sharded across processes; outputs are gathered."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     outputs = []
     for batch in tqdm(loader, desc=desc, leave=False, disable=len(loader) < 20):
-        if accelerator is None:
-            device = next(model.parameters()).device
-            batch = {k: v.to(device) for k, v in batch.items()}
+        batch = {k: v.to(device) for k, v in batch.items()}
         logits = logits_fn(model, batch)
-        if accelerator is not None:
+        if accelerator is not None and accelerator.num_processes > 1:
             logits = accelerator.gather_for_metrics(logits)
         outputs.append(logits.float().cpu().numpy())
     model.train(was_training)
@@ -132,6 +136,8 @@ def train(
     With `evaluate_dev=False` there is no dev evaluation and no best checkpoint: the caller keeps the
     final weights (TinyBERT's intermediate-layer stage has no meaningful dev metric)."""
     accelerator = accelerator or make_accelerator(opts.mixed_precision)
+    # Checkpoints hold exactly what this call prepares (a previous stage's model must not be in them).
+    accelerator.free_memory()
     set_seed(opts.seed)
 
     sampler = LengthBucketBatchSampler([feature_length(f) for f in train_features], opts.batch_size, seed=opts.seed)
@@ -253,6 +259,7 @@ def train(
         checkpoint()
 
     accelerator.wait_for_everyone()
+    accelerator.free_memory()
     best = read_json(run.best_dir / "metrics.json")["dev"] if evaluate_dev else {}
     return best, state
 

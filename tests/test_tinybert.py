@@ -258,3 +258,37 @@ def test_inspect_prints_pairs_and_terms(tiny_teacher):
     assert "student 1 <- mean of teacher 1, 2" in result.output
     assert "0.5 x hidden mse over 1 layer pair(s) (through a learned 16->32 projection)" in result.output
     assert "1.5 x attention mse over 1 layer pair(s), per head" in result.output
+
+
+def test_two_stage_resumes_in_the_second_stage(tiny_teacher, glue_dir, tmp_path, monkeypatch):
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from kdedge.distill import run as distill_run
+
+    def cfg(out, **kw):
+        return build_config(DistillConfig, None, task="sst2", data_dir=str(glue_dir), teacher=str(tiny_teacher),
+                            out=str(out), student="tinybert", layers=1, init="random", hidden=16, heads=2,
+                            recipe="two-stage", intermediate_epochs=1, epochs=2, lr=3e-3, max_train_samples=96,
+                            max_eval_samples=32, batch_size=16, save_steps=4, seed=5, **kw)
+
+    reference = distill_run.distill_student(cfg(tmp_path / "ref"))
+    calls = {"n": 0}
+    original = distill_run.PredictionDistillLoss.__call__
+
+    def crashing(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 7:  # prediction stage, step 7 (checkpoint after step 4)
+            raise RuntimeError("killed")
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(distill_run.PredictionDistillLoss, "__call__", crashing)
+    with pytest.raises(RuntimeError, match="killed"):
+        distill_run.distill_student(cfg(tmp_path / "res"))
+    partial = tmp_path / "res.partial"
+    assert (partial / "stage-intermediate" / "done").exists() and (partial / "checkpoint-prediction").is_dir()
+    calls["n"] = -10**9
+    resumed = distill_run.distill_student(cfg(tmp_path / "res", resume=True))
+    a, b = load_file(reference / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-6)

@@ -35,6 +35,8 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(distill_run.PredictionDistillLoss, "__call__", crashing)
+    # an empty cache: the crashed run computes the teacher logits, the resumed one reads them
+    monkeypatch.setenv("KDEDGE_CACHE_DIR", str(tmp_path / "fresh-cache"))
     out = tmp_path / "resumed"
     with pytest.raises(Crash):
         distill_student(_cfg(tiny_teacher, glue_dir, out))

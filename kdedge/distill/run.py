@@ -123,6 +123,7 @@ def distill_student(cfg: DistillConfig) -> Path:
             student.model.load_state_dict(load_file(weights_dir / "model.safetensors"))
             continue
         opts = dataclasses.replace(cfg, epochs=stage.epochs, lr=stage.lr)
+        set_seed(cfg.seed)  # the projection and mapping weights start the same whatever ran before
         if stage.intermediate:
             model = IntermediateDistiller(student.model, teacher, pairs, loss_weights(cfg, stage.prediction),
                                           cfg.hidden_loss, cfg.attention_loss, prediction if stage.prediction else None)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
+from accelerate.data_loader import prepare_data_loader
 
 from kdedge.data.batching import encode
 from kdedge.data.loaders import Split
@@ -31,10 +33,16 @@ def teacher_logits(teacher, tokenizer, split: Split, *, max_length: int, batch_s
     if path.is_file():
         return np.load(path), path
     loader, order = eval_loader(encode(tokenizer, split, max_length), batch_size, tokenizer.pad_token_id)
+    autocast = contextlib.nullcontext()
     if accelerator is not None:
-        teacher = accelerator.prepare_model(teacher, evaluation_mode=True)
-        loader = accelerator.prepare_data_loader(loader)
-    logits = predict_logits(teacher, loader, order, hf_logits, accelerator, desc="teacher logits")
+        # Not accelerator.prepare(): the teacher must not be registered, or it would land in checkpoints.
+        teacher.to(accelerator.device)
+        autocast = accelerator.autocast()
+        if accelerator.num_processes > 1:
+            loader = prepare_data_loader(loader, accelerator.device, num_processes=accelerator.num_processes,
+                                         process_index=accelerator.process_index, put_on_device=True)
+    with autocast:
+        logits = predict_logits(teacher, loader, order, hf_logits, accelerator, desc="teacher logits")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npy")
     np.save(tmp, logits)
