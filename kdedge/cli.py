@@ -10,7 +10,7 @@ from typing import Literal
 import click
 
 from kdedge import __version__
-from kdedge.config import DistillConfig, TeacherConfig, build_config, field_types
+from kdedge.config import DistillConfig, ExportConfig, TeacherConfig, build_config, field_types
 from kdedge.errors import KdedgeError
 
 
@@ -81,6 +81,23 @@ def distill(cfg: DistillConfig):
     from kdedge.distill.run import distill_student
 
     click.echo(f"student written to {distill_student(cfg)}")
+
+
+@main.command()
+@config_options(ExportConfig)
+def export(cfg: ExportConfig):
+    """Export a student to an ONNX bundle (model.onnx, tokenizer, manifest.json), optionally int8 or fp16,
+    verified against the PyTorch student on dev examples."""
+    from kdedge.onnx.bundle import export_bundle
+
+    out = export_bundle(cfg)
+    import json
+
+    m = json.loads((out / "manifest.json").read_text())
+    parity = m["parity"]
+    click.echo(f"bundle written to {out}: {m['precision']}, {m['files']['model.onnx']['bytes'] / 1e6:.2f} MB, "
+               f"max |logit diff| {parity['max_abs_diff']:.2e} on {parity['examples']} dev examples, "
+               f"dev {m['dev']['onnx']} (PyTorch {m['dev']['pytorch']})")
 
 
 _RUN_ONLY = ("out", "resume", "overwrite", "data_dir", "train_file", "dev_file", "text_column", "text_pair_column",

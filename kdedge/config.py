@@ -146,6 +146,26 @@ class DistillConfig(TrainOptions, DataOptions):
     cache_dir: str | None = opt(None, "Where teacher logits are cached (default $KDEDGE_CACHE_DIR or ~/.cache/kdedge).")
 
 
+@dataclass
+class ExportConfig(DataOptions):
+    model: str | None = opt(None, "Student folder (from `kdedge distill`).", required=True)
+    out: str | None = opt(None, "Bundle folder to write.", required=True)
+    quantize: Literal["none", "dynamic", "static"] = opt(
+        "none", "none: fp32; dynamic: ONNX Runtime dynamic int8 (per-channel weights, LSTM included); static: "
+        "int8 QDQ with activations calibrated on training examples.")
+    preset: Literal["avx2", "avx512", "avx512_vnni", "arm64"] = opt(
+        "avx2", "Target CPU of optimum's quantization presets (transformer students).")
+    calibration_size: int = opt(128, "static: number of training examples used for calibration.")
+    optimize: bool = opt(False, "Fuse attention/LayerNorm/GELU with ONNX Runtime's transformer optimizer.")
+    fp16: bool = opt(False, "Convert weights to float16 (for GPU targets; inputs and outputs stay as they are).")
+    verify: int = opt(256, "Compare ONNX and PyTorch logits on N dev examples after export.")
+    tolerance: float = opt(1e-4, "fp32 exports: the largest logit difference accepted before the export is aborted.")
+    opset: int = opt(17, "ONNX opset.")
+    batch_size: int = opt(64, "Batch size for verification and dev evaluation.")
+    seed: int = opt(42, "Seed for choosing calibration examples.")
+    overwrite: bool = opt(False, "Replace an existing bundle folder.")
+
+
 def _base_type(tp: Any) -> Any:
     """The non-None member of Optional[X]; X otherwise."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):

@@ -56,11 +56,13 @@ def library_versions() -> dict[str, str]:
 class RunDir:
     """The working folder of one stage run, promoted to its final path when complete."""
 
-    def __init__(self, out: str | Path, *, overwrite: bool = False, resume: bool = False):
+    def __init__(self, out: str | Path, *, overwrite: bool = False, resume: bool = False, resumable: bool = True):
         self.final = Path(out)
         self.work = self.final.with_name(self.final.name + ".partial")
         if self.final.exists() and not overwrite:
             raise KdedgeError(f"output folder {self.final} already exists; pass --overwrite to replace it")
+        if self.work.exists() and not resumable:  # a stage that cannot resume just starts over
+            shutil.rmtree(self.work)
         if self.work.exists() and not resume:
             if not overwrite:
                 raise KdedgeError(

@@ -1,0 +1,161 @@
+"""`kdedge export`: a student folder -> a bundle folder (model.onnx, tokenizer, config, manifest.json).
+
+Every export is verified against the PyTorch student: an fp32 bundle whose logits differ by more than
+`--tolerance` is not written; int8/fp16 bundles report agreement and their dev metric.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from kdedge.config import ExportConfig, to_dict
+from kdedge.data import compute_metrics, get_glue_task, load_task_data
+from kdedge.data.batching import encode
+from kdedge.errors import KdedgeError
+from kdedge.models.students import load_student
+from kdedge.onnx.export import EXPORTERS, ONNX_FILE
+from kdedge.onnx.parity import compare, cpu_session, onnx_logits
+from kdedge.onnx.quantize import QUANTIZERS, optimize_transformer, to_fp16
+from kdedge.outputs import RunDir, library_versions, sha256_file, write_json
+from kdedge.training import eval_loader, predict_logits
+
+BUNDLE_FORMAT = "kdedge-bundle/1"
+# Files of the student folder that the bundle does not need at run time.
+_TRAINING_ONLY = ("model.safetensors", "student.json", "metrics.json", "manifest.json", "train_log.jsonl")
+
+
+def _task_options(cfg: ExportConfig, student_task: dict) -> ExportConfig:
+    if cfg.task or cfg.train_file:
+        return cfg
+    if get_glue_task(student_task["name"]) is None:
+        raise KdedgeError(f"the student was trained on '{student_task['name']}': give its --train-file/--dev-file "
+                          "to verify the export")
+    return dataclasses.replace(cfg, task=student_task["name"])
+
+
+def export_bundle(cfg: ExportConfig) -> Path:
+    student_dir = Path(cfg.model)
+    student = load_student(student_dir)
+    arch = student.meta["architecture"]
+    if cfg.fp16 and cfg.quantize != "none":
+        raise KdedgeError("--fp16 and --quantize are alternatives: choose one")
+    if cfg.optimize and arch == "bilstm":
+        raise KdedgeError("--optimize fuses transformer ops; the BiLSTM has none (drop --optimize)")
+    cfg = _task_options(cfg, student.meta["task"])
+    data = load_task_data(cfg)
+    if list(data.task.label_names) != list(student.meta["task"]["label_names"]):
+        raise KdedgeError(f"the student predicts {student.meta['task']['label_names']} but the task's labels are "
+                          f"{list(data.task.label_names)}")
+    started = time.time()
+    run = RunDir(cfg.out, overwrite=cfg.overwrite, resume=False, resumable=False)
+    try:
+        manifest = _build(cfg, student, student_dir, data, run.work)
+    except BaseException:
+        shutil.rmtree(run.work, ignore_errors=True)  # no half-written bundle
+        raise
+    manifest["export_time_s"] = round(time.time() - started, 2)
+    write_json(run.work / "manifest.json", manifest)
+    return run.finalize()
+
+
+def _build(cfg: ExportConfig, student, student_dir: Path, data, work: Path) -> dict:
+    arch = student.meta["architecture"]
+    task = data.task
+    max_length = student.meta.get("max_length", cfg.max_length)
+    transforms = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        stage_dir = Path(tmp) / "export"
+        stage_dir.mkdir()
+        EXPORTERS[arch](student, student_dir, stage_dir, cfg.opset)
+        current = stage_dir / ONNX_FILE
+        if cfg.optimize:
+            optimized = Path(tmp) / "optimized.onnx"
+            c = student.model.config
+            transforms["optimize"] = optimize_transformer(current, optimized, num_heads=c.num_attention_heads,
+                                                          hidden_size=c.hidden_size)
+            shutil.copy(optimized, stage_dir / ONNX_FILE)  # quantizers read the folder (config.json beside it)
+        if cfg.quantize != "none":
+            quantized = Path(tmp) / "quantized.onnx"
+            calibration = _calibration(cfg, student, data, max_length, current) if cfg.quantize == "static" else []
+            transforms["quantization"] = QUANTIZERS[cfg.quantize](current, quantized, architecture=arch,
+                                                                  preset=cfg.preset, calibration=calibration)
+            current = quantized
+        if cfg.fp16:
+            half = Path(tmp) / "fp16.onnx"
+            transforms["fp16"] = to_fp16(current, half)
+            current = half
+        shutil.copy(current, work / ONNX_FILE)
+        for item in stage_dir.iterdir():  # tokenizer and (transformers) config.json written by the exporter
+            if item.name != ONNX_FILE and item.is_file():
+                shutil.copy(item, work / item.name)
+    for item in student_dir.iterdir():  # the tokenizer files for exporters that did not copy them
+        if item.is_file() and item.name not in _TRAINING_ONLY and not (work / item.name).exists() \
+                and item.name != "config.json":
+            shutil.copy(item, work / item.name)
+
+    session = cpu_session(work / ONNX_FILE)
+    features = encode(student.tokenizer, data.dev, max_length, siamese=student.siamese,
+                      add_special_tokens=student.add_special_tokens)
+    pad = student.tokenizer.pad_token_id
+    loader, order = eval_loader(features, cfg.batch_size, pad)
+    torch_logits = predict_logits(student.model, loader, order, student.logits)
+    exported_logits = onnx_logits(session, features, cfg.batch_size, pad)
+    n = min(cfg.verify, len(features))
+    parity = compare(torch_logits[:n], exported_logits[:n], task.is_regression)
+    exact = cfg.quantize == "none" and not cfg.fp16
+    parity.update({"tolerance": cfg.tolerance if exact else None, "passed": None})
+    if exact:
+        parity["passed"] = parity["max_abs_diff"] <= cfg.tolerance
+        if not parity["passed"]:
+            raise KdedgeError(
+                f"the exported model's logits differ from PyTorch by up to {parity['max_abs_diff']:.2e} on "
+                f"{n} dev examples (tolerance {cfg.tolerance:g}); no bundle was written"
+            )
+    dev = {"pytorch": compute_metrics(task, torch_logits, data.dev.labels),
+           "onnx": compute_metrics(task, exported_logits, data.dev.labels), "examples": len(features)}
+
+    precision = "int8" if cfg.quantize != "none" else ("fp16" if cfg.fp16 else "fp32")
+    return {
+        "format": BUNDLE_FORMAT,
+        "task": task.to_dict(),
+        "label_names": list(task.label_names),
+        "architecture": arch,
+        "max_length": max_length,
+        "tokenizer": {"file": "tokenizer.json", "add_special_tokens": student.add_special_tokens,
+                      "pair_encoding": "separate" if student.siamese else ("joint" if task.is_pair else None),
+                      "pad_token_id": pad},
+        "inputs": [{"name": i.name, "dtype": "int64", "shape": [str(d) for d in i.shape]} for i in session.get_inputs()],
+        "outputs": [{"name": o.name, "dtype": "float32", "shape": [str(d) for d in o.shape]}
+                    for o in session.get_outputs()],
+        "opset": cfg.opset,
+        "precision": precision,
+        "quantization": transforms.get("quantization", {"scheme": "none"}),
+        "transforms": {k: v for k, v in transforms.items() if k != "quantization"},
+        "dev": dev,
+        "parity": parity,
+        "files": {ONNX_FILE: {"sha256": sha256_file(work / ONNX_FILE), "bytes": (work / ONNX_FILE).stat().st_size}},
+        "student": {"path": str(student_dir), "meta": student.meta},
+        "config": to_dict(cfg),
+        "versions": library_versions(),
+    }
+
+
+def _calibration(cfg: ExportConfig, student, data, max_length: int, model_path: Path) -> list[dict]:
+    """`calibration_size` training examples (a seeded sample), one per batch at its real length."""
+    rng = np.random.default_rng(cfg.seed)
+    size = min(cfg.calibration_size, len(data.train))
+    sample = data.train.select(np.sort(rng.choice(len(data.train), size=size, replace=False)))
+    features = encode(student.tokenizer, sample, max_length, siamese=student.siamese,
+                      add_special_tokens=student.add_special_tokens)
+    input_names = [i.name for i in onnx.load(str(model_path), load_external_data=False).graph.input]
+    batches = []
+    for f in features:
+        batches.append({k: np.asarray([f[k]], dtype=np.int64) for k in input_names if k in f})
+    return batches

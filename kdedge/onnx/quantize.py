@@ -1,0 +1,111 @@
+"""ONNX graph transforms after export, by name: int8 quantization (dynamic or static QDQ), the transformer
+graph optimizer, and fp16. Each reads one .onnx file and writes another; each returns a description
+of what it did for the bundle manifest."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import onnx
+
+from kdedge.errors import KdedgeError
+
+
+def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, **_) -> dict:
+    """int8 weights (symmetric, per channel); activations quantized on the fly. Transformers use optimum's
+    preset for the target CPU; the BiLSTM uses ONNX Runtime directly so its LSTMs are quantized too."""
+    if architecture == "bilstm":
+        from onnxruntime.quantization import QuantType, quantize_dynamic as ort_quantize_dynamic
+
+        ort_quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
+        return {"scheme": "dynamic", "weights": "int8 symmetric per-channel", "activations": "uint8 dynamic per-tensor",
+                "tool": "onnxruntime.quantization.quantize_dynamic", "ops": _quantized_ops(dst)}
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    qconfig = getattr(AutoQuantizationConfig, preset)(is_static=False, per_channel=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        # Type every tensor first (fused com.microsoft ops from --optimize are opaque to the quantizer otherwise).
+        typed = Path(tmp) / "typed" / src.name
+        typed.parent.mkdir()
+        for item in src.parent.iterdir():
+            if item.is_file() and item.suffix != ".onnx":
+                shutil.copy(item, typed.parent / item.name)
+        fused = any(n.domain == "com.microsoft" for n in onnx.load(str(src)).graph.node)
+        quant_pre_process(str(src), str(typed), skip_optimization=True, skip_symbolic_shape=not fused)
+        quantizer = ORTQuantizer.from_pretrained(typed.parent, file_name=typed.name)
+        quantizer.quantize(save_dir=tmp, quantization_config=qconfig)
+        shutil.move(str(next(Path(tmp).glob("*_quantized.onnx"))), dst)
+    return {"scheme": "dynamic", "preset": preset, "weights": "int8 symmetric per-channel",
+            "activations": "uint8 dynamic per-tensor", "reduce_range": qconfig.reduce_range,
+            "tool": "optimum ORTQuantizer (AutoQuantizationConfig)", "ops": _quantized_ops(dst)}
+
+
+class _Calibration:
+    """Feeds ONNX Runtime's calibrator one example at a time (real lengths, no padding)."""
+
+    def __init__(self, batches: Iterable[dict]):
+        self._it = iter(batches)
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+def quantize_static(src: Path, dst: Path, *, calibration: list[dict], **_) -> dict:
+    """int8 QDQ: symmetric per-channel int8 weights, per-tensor uint8 activations calibrated (MinMax) on
+    training examples."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static as ort_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not calibration:
+        raise KdedgeError("--quantize static needs calibration examples (--calibration-size > 0)")
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        logging.getLogger().setLevel(logging.ERROR)
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        ort_static(str(prepared), str(dst), _Calibration(calibration), quant_format=QuantFormat.QDQ,
+                   per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                   calibrate_method=CalibrationMethod.MinMax)
+    return {"scheme": "static", "format": "QDQ", "weights": "int8 symmetric per-channel",
+            "activations": "uint8 per-tensor, MinMax calibration", "calibration_examples": len(calibration),
+            "tool": "onnxruntime.quantization.quantize_static", "ops": _quantized_ops(dst)}
+
+
+QUANTIZERS = {"dynamic": quantize_dynamic, "static": quantize_static}
+
+
+def optimize_transformer(src: Path, dst: Path, *, num_heads: int, hidden_size: int) -> dict:
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    model = optimize_model(str(src), model_type="bert", num_heads=num_heads, hidden_size=hidden_size)
+    model.save_model_to_file(str(dst))
+    fused = {k: v for k, v in model.get_fused_operator_statistics().items() if v}
+    return {"optimizer": "onnxruntime.transformers.optimizer (bert)", "fused": fused}
+
+
+def to_fp16(src: Path, dst: Path) -> dict:
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    model = OnnxModel(onnx.load(str(src)))
+    model.convert_float_to_float16(keep_io_types=True)
+    model.save_model_to_file(str(dst))
+    return {"fp16": True, "io_types": "float32 (kept)"}
+
+
+def _quantized_ops(path: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for node in onnx.load(str(path)).graph.node:
+        if "Quant" in node.op_type or "Integer" in node.op_type:
+            counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def numpy_inputs(batch: dict, names: list[str]) -> dict[str, np.ndarray]:
+    return {n: batch[n].numpy().astype(np.int64) for n in names}
