@@ -78,3 +78,27 @@ def tiny_pair_teacher(tmp_path_factory, glue_dir) -> Path:
     data = load_task_data(DataOptions(task="stsb", data_dir=str(glue_dir), max_train_samples=1000))
     return build_tiny_bert(tmp_path_factory.mktemp("tiny-stsb"), data.train.text + data.train.text_pair, 1,
                            regression=True)
+
+
+def _distil(tmp_path_factory, teacher, glue_dir, name, **kw):
+    from kdedge.config import DistillConfig, build_config
+    from kdedge.distill.run import distill_student
+
+    base = dict(task="sst2", data_dir=str(glue_dir), teacher=str(teacher), out=str(tmp_path_factory.mktemp(name) / "s"),
+                max_train_samples=400, max_eval_samples=200, alpha=1.0, epochs=3, batch_size=16, seed=0,
+                cache_dir=str(tmp_path_factory.mktemp(name + "-cache")))
+    base.update(kw)
+    return distill_student(build_config(DistillConfig, None, **base))
+
+
+@pytest.fixture(scope="session")
+def tiny_bilstm_student(tmp_path_factory, tiny_teacher, glue_dir, glove_path):
+    """A small GloVe BiLSTM trained on gold labels (alpha=1), so its logits are decisive."""
+    return _distil(tmp_path_factory, tiny_teacher, glue_dir, "bilstm", word_vectors=str(glove_path),
+                   lstm_hidden=16, mlp_hidden=16, lr=1e-2)
+
+
+@pytest.fixture(scope="session")
+def tiny_tinybert_student(tmp_path_factory, tiny_teacher, glue_dir):
+    return _distil(tmp_path_factory, tiny_teacher, glue_dir, "tinybert", student="tinybert", layers=1,
+                   init="teacher-layers", lr=1e-3)

@@ -103,7 +103,7 @@ def load_student(path: str | Path) -> Student:
     try:
         model = ARCHITECTURES[arch].load(path, meta)
         tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, RuntimeError, KeyError, TypeError) as e:
+    except Exception as e:  # safetensors, torch and tokenizers each raise their own types for a broken file
         raise KdedgeError(f"{path}: the student's files are missing or corrupt ({type(e).__name__}: {e})") from None
     model.eval()
     return Student(model, tokenizer, meta)

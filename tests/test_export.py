@@ -1,0 +1,135 @@
+"""`kdedge export` on tiny students: parity, reload with onnxruntime alone, int8 agreement, bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from kdedge.config import DataOptions, ExportConfig, build_config
+from kdedge.data import load_task_data
+from kdedge.data.batching import encode
+from kdedge.errors import KdedgeError
+from kdedge.models.students import load_student
+from kdedge.onnx.bundle import export_bundle
+from kdedge.onnx.parity import cpu_session, onnx_logits
+from kdedge.training import eval_loader, predict_logits
+
+
+def _export(student_dir, glue_dir, out, **kw):
+    return export_bundle(build_config(ExportConfig, None, model=str(student_dir), out=str(out), data_dir=str(glue_dir),
+                                      max_eval_samples=200, max_train_samples=400, **kw))
+
+
+@pytest.fixture(params=["bilstm", "tinybert"])
+def student_dir(request, tiny_bilstm_student, tiny_tinybert_student):
+    return {"bilstm": tiny_bilstm_student, "tinybert": tiny_tinybert_student}[request.param]
+
+
+def test_fp32_parity_across_batch_sizes_and_mixed_lengths(student_dir, glue_dir, tmp_path):
+    bundle = _export(student_dir, glue_dir, tmp_path / "b")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["precision"] == "fp32" and manifest["parity"]["passed"]
+    assert manifest["parity"]["max_abs_diff"] < 1e-4 and manifest["dev"]["onnx"] == manifest["dev"]["pytorch"]
+    student = load_student(student_dir)
+    data = load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), max_eval_samples=120))
+    features = encode(student.tokenizer, data.dev, 128, add_special_tokens=student.add_special_tokens)
+    lengths = [len(f["input_ids"]) for f in features]
+    assert max(lengths) > 2 * min(lengths)  # mixed lengths in the same padded batches
+    loader, order = eval_loader(features, 64, student.tokenizer.pad_token_id)
+    reference = predict_logits(student.model, loader, order, student.logits)
+    session = cpu_session(bundle / "model.onnx")
+    for batch_size in (1, 7, 64):
+        got = onnx_logits(session, features, batch_size, student.tokenizer.pad_token_id)
+        np.testing.assert_allclose(got, reference, atol=1e-4, rtol=0)
+
+
+def test_bilstm_rows_do_not_depend_on_batch_padding(tiny_bilstm_student, glue_dir, tmp_path):
+    bundle = _export(tiny_bilstm_student, glue_dir, tmp_path / "b")
+    session = cpu_session(bundle / "model.onnx")
+    ids = np.array([[5, 6, 7, 8, 9, 10, 11], [12, 13, 0, 0, 0, 0, 0]], dtype=np.int64)
+    mask = (ids != 0).astype(np.int64)
+    batched = session.run(["logits"], {"input_ids": ids, "attention_mask": mask})[0]
+    alone = session.run(["logits"], {"input_ids": ids[1:, :2], "attention_mask": mask[1:, :2]})[0]
+    np.testing.assert_allclose(batched[1:], alone, atol=1e-6)
+
+
+def test_bundle_runs_with_onnxruntime_and_tokenizers_alone(student_dir, glue_dir, tmp_path):
+    bundle = _export(student_dir, glue_dir, tmp_path / "b")
+    script = f"""
+import json, sys, numpy as np, onnxruntime as ort
+from tokenizers import Tokenizer
+m = json.load(open({str(bundle / 'manifest.json')!r}))
+tok = Tokenizer.from_file({str(bundle / 'tokenizer.json')!r})
+enc = tok.encode("a gripping , beautifully acted film", add_special_tokens=m["tokenizer"]["add_special_tokens"])
+feed = {{"input_ids": np.array([enc.ids], dtype=np.int64), "attention_mask": np.array([enc.attention_mask], dtype=np.int64)}}
+s = ort.InferenceSession({str(bundle / 'model.onnx')!r}, providers=["CPUExecutionProvider"])
+names = [i.name for i in s.get_inputs()]
+if "token_type_ids" in names:
+    feed["token_type_ids"] = np.array([enc.type_ids], dtype=np.int64)
+logits = s.run(["logits"], feed)[0]
+assert "torch" not in sys.modules and "transformers" not in sys.modules
+print(json.dumps(logits.tolist()))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    logits = np.array(json.loads(out.stdout))
+    student = load_student(student_dir)
+    enc = student.tokenizer(["a gripping , beautifully acted film"], return_tensors="pt",
+                            add_special_tokens=student.add_special_tokens)
+    with torch.no_grad():
+        expected = student.logits(student.model, dict(enc)).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("scheme", ["dynamic", "static"])
+def test_int8_runs_and_agrees_with_fp32(student_dir, glue_dir, tmp_path, scheme):
+    bundle = _export(student_dir, glue_dir, tmp_path / "b", quantize=scheme, calibration_size=64)
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["precision"] == "int8" and m["quantization"]["scheme"] == scheme
+    assert m["quantization"]["ops"], "no quantized operators in the graph"
+    assert m["parity"]["argmax_agreement"] >= 0.9
+    assert abs(m["dev"]["onnx"]["accuracy"] - m["dev"]["pytorch"]["accuracy"]) <= 0.05
+    if m["architecture"] == "bilstm" and scheme == "dynamic":
+        assert m["quantization"]["ops"].get("DynamicQuantizeLSTM") == 2  # forward and backward LSTMs
+
+
+def test_optimized_transformer_export_fuses_ops_and_keeps_parity(tiny_tinybert_student, glue_dir, tmp_path):
+    bundle = _export(tiny_tinybert_student, glue_dir, tmp_path / "b", optimize=True)
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["transforms"]["optimize"]["fused"].get("Attention") == 1 and m["parity"]["passed"]
+
+
+def test_transformer_bundle_loads_in_optimum_pipeline(tiny_tinybert_student, glue_dir, tmp_path):
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+    from transformers import AutoTokenizer, pipeline
+
+    bundle = _export(tiny_tinybert_student, glue_dir, tmp_path / "b", quantize="dynamic")
+    model = ORTModelForSequenceClassification.from_pretrained(bundle)
+    result = pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(bundle))("fine")
+    assert result[0]["label"] in ("negative", "positive")
+
+
+def test_bad_student_folders_give_a_clear_error_and_no_bundle(tiny_bilstm_student, glue_dir, tmp_path):
+    with pytest.raises(KdedgeError, match="not a kdedge student folder"):
+        _export(tmp_path, glue_dir, tmp_path / "bundle1")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for item in tiny_bilstm_student.iterdir():
+        (broken / item.name).write_bytes(item.read_bytes())
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(KdedgeError, match="missing or corrupt"):
+        _export(broken, glue_dir, tmp_path / "bundle2")
+    meta = json.loads((broken / "student.json").read_text())
+    meta["architecture"] = "gru"
+    (broken / "student.json").write_text(json.dumps(meta))
+    with pytest.raises(KdedgeError, match="unknown student architecture 'gru'"):
+        _export(broken, glue_dir, tmp_path / "bundle3")
+    assert not any(p.name.startswith("bundle") for p in tmp_path.iterdir())
+
+
+def test_failed_parity_leaves_no_bundle(tiny_bilstm_student, glue_dir, tmp_path):
+    with pytest.raises(KdedgeError, match="no bundle was written"):
+        _export(tiny_bilstm_student, glue_dir, tmp_path / "b", tolerance=-1.0)
+    assert not (tmp_path / "b").exists() and not (tmp_path / "b.partial").exists()
