@@ -141,6 +141,11 @@ class DistillConfig(TrainOptions, DataOptions):
     w_hid: float = opt(1.0, "Weight of the hidden-state loss.")
     w_att: float = opt(1.0, "Weight of the attention loss.")
     w_pred: float = opt(1.0, "joint recipe: weight of the prediction-layer loss.")
+    qat: bool = opt(
+        False, "Finish with quantization-aware fine-tuning (teacher still in the loss) that emulates the int8 "
+        "scheme of `kdedge export --quantize qat` (tinybert students).")
+    qat_epochs: int = opt(1, "--qat: epochs of quantization-aware fine-tuning.")
+    qat_lr: float | None = opt(None, "--qat: learning rate (default: a fifth of --lr).")
     rep_ratio: float | None = opt(
         None, "Single ratio r instead of --w-emb/--w-hid/--w-att: 2r * (emb + hidden) + (2 - 2r) * attention.")
     cache_dir: str | None = opt(None, "Where teacher logits are cached (default $KDEDGE_CACHE_DIR or ~/.cache/kdedge).")
@@ -150,9 +155,10 @@ class DistillConfig(TrainOptions, DataOptions):
 class ExportConfig(DataOptions):
     model: str | None = opt(None, "Student folder (from `kdedge distill`).", required=True)
     out: str | None = opt(None, "Bundle folder to write.", required=True)
-    quantize: Literal["none", "dynamic", "static"] = opt(
+    quantize: Literal["none", "dynamic", "static", "qat"] = opt(
         "none", "none: fp32; dynamic: ONNX Runtime dynamic int8 (per-channel weights, LSTM included); static: "
-        "int8 QDQ with activations calibrated on training examples.")
+        "int8 QDQ with activations calibrated on training examples; qat: the int8 scheme a `distill --qat` "
+        "student was trained for.")
     preset: Literal["avx2", "avx512", "avx512_vnni", "arm64"] = opt(
         "avx2", "Target CPU of optimum's quantization presets (transformer students).")
     calibration_size: int = opt(128, "static: number of training examples used for calibration.")

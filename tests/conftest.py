@@ -80,15 +80,20 @@ def tiny_pair_teacher(tmp_path_factory, glue_dir) -> Path:
                            regression=True)
 
 
-def _distil(tmp_path_factory, teacher, glue_dir, name, **kw):
+def _distil_at(folder: Path, teacher, glue_dir, **kw):
+    """Distil a small student on 400 SST-2 rows with gold labels (alpha=1), so its logits are decisive."""
     from kdedge.config import DistillConfig, build_config
     from kdedge.distill.run import distill_student
 
-    base = dict(task="sst2", data_dir=str(glue_dir), teacher=str(teacher), out=str(tmp_path_factory.mktemp(name) / "s"),
+    base = dict(task="sst2", data_dir=str(glue_dir), teacher=str(teacher), out=str(folder / "s"),
                 max_train_samples=400, max_eval_samples=200, alpha=1.0, epochs=3, batch_size=16, seed=0,
-                cache_dir=str(tmp_path_factory.mktemp(name + "-cache")))
+                cache_dir=str(folder / "cache"))
     base.update(kw)
     return distill_student(build_config(DistillConfig, None, **base))
+
+
+def _distil(tmp_path_factory, teacher, glue_dir, name, **kw):
+    return _distil_at(tmp_path_factory.mktemp(name), teacher, glue_dir, **kw)
 
 
 @pytest.fixture(scope="session")

@@ -133,3 +133,44 @@ def test_failed_parity_leaves_no_bundle(tiny_bilstm_student, glue_dir, tmp_path)
     with pytest.raises(KdedgeError, match="no bundle was written"):
         _export(tiny_bilstm_student, glue_dir, tmp_path / "b", tolerance=-1.0)
     assert not (tmp_path / "b").exists() and not (tmp_path / "b.partial").exists()
+
+
+def test_qat_student_exports_to_int8_that_matches_its_fake_quant_outputs(tiny_teacher, glue_dir, tmp_path):
+    from tests.conftest import _distil_at
+
+    student_dir = _distil_at(tmp_path, tiny_teacher, glue_dir, student="tinybert", layers=1, init="teacher-layers",
+                             lr=1e-3, epochs=1, qat=True, qat_epochs=1)
+    meta = json.loads((student_dir / "student.json").read_text())
+    metrics = json.loads((student_dir / "metrics.json").read_text())
+    assert meta["qat"]["name"] == "dynamic-int8-matmul" and "dev_before_qat" in metrics
+    assert [s["stage"] for s in metrics["stages"]] == ["prediction", "qat"]
+    bundle = _export(student_dir, glue_dir, tmp_path / "b", quantize="qat")
+    m = json.loads((bundle / "manifest.json").read_text())
+    # int8 ONNX vs the fake-quant PyTorch model: the same computation up to float accumulation order
+    assert m["parity"]["max_abs_diff"] < 1e-4 and m["parity"]["argmax_agreement"] == 1.0
+    assert m["dev"]["onnx"] == m["dev"]["pytorch"]
+    # q, k, v, attention output, two feed-forward, pooler, classifier; attention products stay float
+    assert m["quantization"]["ops"]["MatMulInteger"] == 8
+    # the same student exported as plain fp32 is compared with the float model and passes the tight check
+    fp32 = _export(student_dir, glue_dir, tmp_path / "f", quantize="none")
+    assert json.loads((fp32 / "manifest.json").read_text())["parity"]["passed"]
+    with pytest.raises(KdedgeError, match="not trained quantization-aware"):
+        _export(_non_qat(tmp_path, student_dir), glue_dir, tmp_path / "x", quantize="qat")
+
+
+def _non_qat(tmp_path, student_dir):
+    copy = tmp_path / "plain"
+    copy.mkdir()
+    for item in student_dir.iterdir():
+        (copy / item.name).write_bytes(item.read_bytes())
+    meta = json.loads((copy / "student.json").read_text())
+    meta.pop("qat")
+    (copy / "student.json").write_text(json.dumps(meta))
+    return copy
+
+
+def test_qat_needs_a_transformer_student(tiny_teacher, glue_dir, tmp_path):
+    from tests.conftest import _distil_at
+
+    with pytest.raises(KdedgeError, match="--qat emulates the transformer int8 scheme"):
+        _distil_at(tmp_path, tiny_teacher, glue_dir, qat=True)

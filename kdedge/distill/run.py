@@ -28,7 +28,9 @@ from kdedge.errors import KdedgeError
 from kdedge.models.builders import STUDENT_BUILDERS
 from kdedge.models.students import Student, save_student
 from kdedge.models.teacher import load_teacher, model_fingerprint
-from kdedge.outputs import RunDir, manifest, write_json
+from kdedge.outputs import RunDir, manifest, read_json, write_json
+from kdedge.quant.qat import SCHEME as QAT_SCHEME
+from kdedge.quant.qat import prepare_qat
 from kdedge.training import make_accelerator, train
 
 DEFAULT_LR = {"bilstm": 1e-3, "tinybert": 1e-4}
@@ -42,15 +44,20 @@ class Stage:
     intermediate: bool  # intermediate-layer losses (needs the teacher live)
     prediction: bool  # prediction-layer loss
     evaluate: bool
+    qat: bool = False  # fake-quantized (see kdedge/quant/qat.py)
 
 
 def plan_stages(cfg: DistillConfig) -> list[Stage]:
     if cfg.recipe == "two-stage":
-        return [Stage("intermediate", cfg.intermediate_epochs, cfg.intermediate_lr or cfg.lr, True, False, False),
-                Stage("prediction", cfg.epochs, cfg.lr, False, True, True)]
-    if cfg.recipe == "joint":
-        return [Stage("joint", cfg.epochs, cfg.lr, True, True, True)]
-    return [Stage("prediction", cfg.epochs, cfg.lr, False, True, True)]
+        stages = [Stage("intermediate", cfg.intermediate_epochs, cfg.intermediate_lr or cfg.lr, True, False, False),
+                  Stage("prediction", cfg.epochs, cfg.lr, False, True, True)]
+    elif cfg.recipe == "joint":
+        stages = [Stage("joint", cfg.epochs, cfg.lr, True, True, True)]
+    else:
+        stages = [Stage("prediction", cfg.epochs, cfg.lr, False, True, True)]
+    if cfg.qat:  # the best float student, fine-tuned fake-quantized against the teacher's logits
+        stages.append(Stage("qat", cfg.qat_epochs, cfg.qat_lr or cfg.lr / 5, False, True, True, qat=True))
+    return stages
 
 
 def loss_weights(cfg: DistillConfig, with_prediction: bool) -> LossWeights:
@@ -71,6 +78,9 @@ def _validate(cfg: DistillConfig) -> DistillConfig:
         raise KdedgeError(f"unknown --student '{cfg.student}' (known: {', '.join(STUDENT_BUILDERS)})")
     if cfg.recipe != "prediction" and cfg.student != "tinybert":
         raise KdedgeError(f"--recipe {cfg.recipe} matches intermediate layers and needs --student tinybert")
+    if cfg.qat and cfg.student != "tinybert":
+        raise KdedgeError("--qat emulates the transformer int8 scheme and needs --student tinybert; export a BiLSTM "
+                          "with --quantize dynamic (its LSTMs run on ONNX Runtime's int8 LSTM kernel)")
     return dataclasses.replace(cfg, lr=cfg.lr or DEFAULT_LR[cfg.student])
 
 
@@ -117,10 +127,15 @@ def distill_student(cfg: DistillConfig) -> Path:
                 "alpha": _linear(cfg.alpha, cfg.alpha_end, progress)}
 
     best, state, stage_log = {}, None, []
-    for stage in plan_stages(cfg):
+    stages = plan_stages(cfg)
+    for index, stage in enumerate(stages):
         weights_dir = run.work / f"stage-{stage.name}"
+        if stage.qat:
+            prepare_qat(student.model)
+            student.meta = {**student.meta, "qat": QAT_SCHEME}
         if (weights_dir / "done").exists():  # finished before an interruption
             student.model.load_state_dict(load_file(weights_dir / "model.safetensors"))
+            stage_log.append(read_json(weights_dir / "result.json"))
             continue
         opts = dataclasses.replace(cfg, epochs=stage.epochs, lr=stage.lr)
         set_seed(cfg.seed)  # the projection and mapping weights start the same whatever ran before
@@ -142,15 +157,21 @@ def distill_student(cfg: DistillConfig) -> Path:
             metrics_fn=lambda logits, labels: compute_metrics(task, logits, labels),
             main_metric=task.main_metric,
             save_fn=lambda m, path: save_student(student, path, model=save_model(m)),
-            accelerator=accelerator, stage=stage.name if len(plan_stages(cfg)) > 1 else "",
+            accelerator=accelerator, stage=stage.name if len(stages) > 1 else "",
             evaluate_dev=stage.evaluate,
             lr_overrides={IntermediateDistiller.MAPPING_PREFIX: cfg.mapping_lr} if stage.intermediate else None,
         )
-        stage_log.append({"stage": stage.name, "steps": state.global_step, "train_time_s": round(state.train_time_s, 2)})
-        if not stage.evaluate:
+        result = {"stage": stage.name, "steps": state.global_step, "train_time_s": round(state.train_time_s, 2),
+                  "dev": best or None}
+        stage_log.append(result)
+        if index < len(stages) - 1:  # hand the stage's result (its best checkpoint, if any) to the next stage
+            if stage.evaluate:
+                best_model = student.architecture.load(run.best_dir, student.meta)
+                student.model.load_state_dict(best_model.state_dict())
             weights_dir.mkdir(exist_ok=True)
             save_file({k: v.detach().cpu().contiguous() for k, v in student.model.state_dict().items()},
                       weights_dir / "model.safetensors")
+            write_json(weights_dir / "result.json", result)
             (weights_dir / "done").touch()
     del teacher
 
@@ -162,6 +183,7 @@ def distill_student(cfg: DistillConfig) -> Path:
         "best_step": state.best_step if state else None,
         "steps": state.global_step if state else None,
         "stages": stage_log,
+        **({"dev_before_qat": stage_log[-2]["dev"]} if cfg.qat else {}),
         "train_time_s": round(sum(s["train_time_s"] for s in stage_log), 2),
         "teacher_logits_time_s": round(teacher_time, 2),
         "parameters": sum(p.numel() for p in student.model.parameters()),

@@ -105,5 +105,9 @@ def load_student(path: str | Path) -> Student:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except Exception as e:  # safetensors, torch and tokenizers each raise their own types for a broken file
         raise KdedgeError(f"{path}: the student's files are missing or corrupt ({type(e).__name__}: {e})") from None
+    if meta.get("qat"):  # a QAT student is evaluated as it was trained: fake-quantized
+        from kdedge.quant.qat import prepare_qat
+
+        prepare_qat(model)
     model.eval()
     return Student(model, tokenizer, meta)

@@ -24,6 +24,7 @@ from kdedge.onnx.export import EXPORTERS, ONNX_FILE
 from kdedge.onnx.parity import compare, cpu_session, onnx_logits
 from kdedge.onnx.quantize import QUANTIZERS, optimize_transformer, to_fp16
 from kdedge.outputs import RunDir, library_versions, sha256_file, write_json
+from kdedge.quant.qat import strip_qat
 from kdedge.training import eval_loader, predict_logits
 
 BUNDLE_FORMAT = "kdedge-bundle/1"
@@ -48,6 +49,13 @@ def export_bundle(cfg: ExportConfig) -> Path:
         raise KdedgeError("--fp16 and --quantize are alternatives: choose one")
     if cfg.optimize and arch == "bilstm":
         raise KdedgeError("--optimize fuses transformer ops; the BiLSTM has none (drop --optimize)")
+    if cfg.quantize == "qat" and not student.meta.get("qat"):
+        raise KdedgeError(f"{student_dir} was not trained quantization-aware: distil it with --qat, or use "
+                          "--quantize dynamic|static")
+    if cfg.quantize == "qat" and cfg.optimize:
+        raise KdedgeError("--quantize qat reproduces the trained scheme on the plain graph; drop --optimize")
+    if student.meta.get("qat") and cfg.quantize != "qat":
+        strip_qat(student.model)  # other exports compare against the float model
     cfg = _task_options(cfg, student.meta["task"])
     data = load_task_data(cfg)
     if list(data.task.label_names) != list(student.meta["task"]["label_names"]):
@@ -108,6 +116,7 @@ def _build(cfg: ExportConfig, student, student_dir: Path, data, work: Path) -> d
     torch_logits = predict_logits(student.model, loader, order, student.logits)
     exported_logits = onnx_logits(session, features, cfg.batch_size, pad)
     n = min(cfg.verify, len(features))
+    # For --quantize qat the reference is the fake-quantized model the student was trained as.
     parity = compare(torch_logits[:n], exported_logits[:n], task.is_regression)
     exact = cfg.quantize == "none" and not cfg.fp16
     parity.update({"tolerance": cfg.tolerance if exact else None, "passed": None})

@@ -78,7 +78,14 @@ def quantize_static(src: Path, dst: Path, *, calibration: list[dict], **_) -> di
             "tool": "onnxruntime.quantization.quantize_static", "ops": _quantized_ops(dst)}
 
 
-QUANTIZERS = {"dynamic": quantize_dynamic, "static": quantize_static}
+def quantize_qat(src: Path, dst: Path, **_) -> dict:
+    from kdedge.quant.qat import quantize_qat_onnx
+
+    result = quantize_qat_onnx(src, dst)
+    return {**result, "ops": _quantized_ops(dst)}
+
+
+QUANTIZERS = {"dynamic": quantize_dynamic, "static": quantize_static, "qat": quantize_qat}
 
 
 def optimize_transformer(src: Path, dst: Path, *, num_heads: int, hidden_size: int) -> dict:

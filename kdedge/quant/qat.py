@@ -1,0 +1,80 @@
+"""Quantization-aware training that emulates the int8 scheme `kdedge export --quantize qat` produces.
+
+The scheme (ONNX Runtime dynamic quantization of every Linear layer; its quantizer turns the pooler's
+and output layer's Gemm into MatMul too):
+- weights: int8, symmetric, per output channel, range [-127, 127];
+- the activation entering each Linear layer: uint8, asymmetric, per tensor, its range taken from the
+  tensor itself at run time (DynamicQuantizeLinear: [min(x, 0), max(x, 0)] / 255);
+- everything else stays float, as the runtime keeps it: embeddings, LayerNorm, softmax, GELU and the
+  attention score/context products (activation x activation).
+
+Fake quantization rounds exactly as the runtime does and passes gradients straight through
+(torch.fake_quantize_*), so the int8 model computes what the fake-quant model was trained to.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from kdedge.errors import KdedgeError
+
+SCHEME = {
+    "name": "dynamic-int8-matmul",
+    "weights": "int8 symmetric per-channel [-127, 127]",
+    "activations": "uint8 asymmetric per-tensor, dynamic range",
+    "quantized": "every Linear layer (MatMul/Gemm with a weight)",
+    "float": "embeddings, LayerNorm, softmax, GELU, attention products",
+}
+
+
+def fake_quant_weight(w: torch.Tensor) -> torch.Tensor:
+    scale = (w.detach().abs().amax(dim=1) / 127.0).clamp(min=1e-12).float()
+    zero = torch.zeros(w.size(0), dtype=torch.int32, device=w.device)
+    return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -127, 127)
+
+
+def fake_quant_dynamic_uint8(x: torch.Tensor) -> torch.Tensor:
+    lo = x.detach().min().clamp(max=0.0).float()
+    hi = x.detach().max().clamp(min=0.0).float()
+    scale = ((hi - lo) / 255.0).clamp(min=1e-12)
+    zero = torch.round(-lo / scale).clamp(0, 255).to(torch.int32)
+    return torch.fake_quantize_per_tensor_affine(x, scale.reshape(1), zero.reshape(1), 0, 255)
+
+
+class QATLinear(nn.Linear):
+    """An nn.Linear whose input and weight are fake-quantized. Same parameters and state-dict keys."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(fake_quant_dynamic_uint8(x), fake_quant_weight(self.weight), self.bias)
+
+
+def prepare_qat(model: nn.Module) -> nn.Module:
+    """Swap every Linear layer to QATLinear in place (a class swap: weights and keys are untouched)."""
+    linears = [m for m in model.modules() if type(m) is nn.Linear]
+    if not linears:
+        raise KdedgeError(f"{type(model).__name__} has no Linear layers to quantize")
+    for module in linears:
+        module.__class__ = QATLinear
+    return model
+
+
+def strip_qat(model: nn.Module) -> nn.Module:
+    for module in model.modules():
+        if isinstance(module, QATLinear):
+            module.__class__ = nn.Linear
+    return model
+
+
+def quantize_qat_onnx(src, dst) -> dict:
+    """The export side of the scheme: ONNX Runtime dynamic int8 on the MatMul/Gemm nodes that have a weight."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    graph = onnx.load(str(src)).graph
+    weights = {init.name for init in graph.initializer}
+    activation_products = [n.name for n in graph.node if n.op_type == "MatMul" and not weights.intersection(n.input)]
+    quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True, reduce_range=False,
+                     weight_type=QuantType.QInt8, nodes_to_exclude=activation_products)
+    return {"scheme": "qat", **SCHEME, "tool": "onnxruntime.quantization.quantize_dynamic"}
