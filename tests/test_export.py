@@ -174,3 +174,14 @@ def test_qat_needs_a_transformer_student(tiny_teacher, glue_dir, tmp_path):
 
     with pytest.raises(KdedgeError, match="--qat emulates the transformer int8 scheme"):
         _distil_at(tmp_path, tiny_teacher, glue_dir, qat=True)
+
+
+def test_qat_alone_on_a_distilled_student(tiny_tinybert_student, tiny_teacher, glue_dir, tmp_path):
+    from tests.conftest import _distil_at
+
+    out = _distil_at(tmp_path, tiny_teacher, glue_dir, student="tinybert", init=f"pretrained:{tiny_tinybert_student}",
+                     epochs=0, qat=True, qat_epochs=1, lr=1e-3)
+    metrics = json.loads((out / "metrics.json").read_text())
+    before = json.loads((tiny_tinybert_student / "metrics.json").read_text())["dev"]
+    assert metrics["dev_before_qat"] == before  # QAT started from the distilled student's weights
+    assert [s["stage"] for s in metrics["stages"]] == ["qat"]

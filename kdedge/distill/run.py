@@ -31,7 +31,7 @@ from kdedge.models.teacher import load_teacher, model_fingerprint
 from kdedge.outputs import RunDir, manifest, read_json, write_json
 from kdedge.quant.qat import SCHEME as QAT_SCHEME
 from kdedge.quant.qat import prepare_qat
-from kdedge.training import make_accelerator, train
+from kdedge.training import eval_loader, make_accelerator, predict_logits, train
 
 DEFAULT_LR = {"bilstm": 1e-3, "tinybert": 1e-4}
 
@@ -126,11 +126,14 @@ def distill_student(cfg: DistillConfig) -> Path:
         return {"temperature": _linear(cfg.temperature, cfg.temperature_end, progress),
                 "alpha": _linear(cfg.alpha, cfg.alpha_end, progress)}
 
-    best, state, stage_log = {}, None, []
+    best, state, stage_log, before_qat = {}, None, [], None
     stages = plan_stages(cfg)
     for index, stage in enumerate(stages):
         weights_dir = run.work / f"stage-{stage.name}"
+        if stage.epochs == 0 and index < len(stages) - 1:  # e.g. QAT alone on an already distilled student
+            continue
         if stage.qat:
+            before_qat = _dev_metrics(student, dev_features, cfg, task)
             prepare_qat(student.model)
             student.meta = {**student.meta, "qat": QAT_SCHEME}
         if (weights_dir / "done").exists():  # finished before an interruption
@@ -183,7 +186,7 @@ def distill_student(cfg: DistillConfig) -> Path:
         "best_step": state.best_step if state else None,
         "steps": state.global_step if state else None,
         "stages": stage_log,
-        **({"dev_before_qat": stage_log[-2]["dev"]} if cfg.qat else {}),
+        **({"dev_before_qat": before_qat} if cfg.qat else {}),
         "train_time_s": round(sum(s["train_time_s"] for s in stage_log), 2),
         "teacher_logits_time_s": round(teacher_time, 2),
         "parameters": sum(p.numel() for p in student.model.parameters()),
@@ -197,6 +200,12 @@ def distill_student(cfg: DistillConfig) -> Path:
                "layer_mapping": [p.describe() for p in pairs] if pairs else None},
     ))
     return run.finalize()
+
+
+def _dev_metrics(student: Student, dev_features: list[dict], cfg: DistillConfig, task) -> dict:
+    loader, order = eval_loader(dev_features, cfg.eval_batch_size, student.tokenizer.pad_token_id)
+    labels = [f["labels"] for f in dev_features]
+    return compute_metrics(task, predict_logits(student.model, loader, order, student.logits), labels)
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
