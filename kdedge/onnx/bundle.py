@@ -74,9 +74,40 @@ def export_bundle(cfg: ExportConfig) -> Path:
 
 
 def _build(cfg: ExportConfig, student, student_dir: Path, data, work: Path) -> dict:
-    arch = student.meta["architecture"]
-    task = data.task
     max_length = student.meta.get("max_length", cfg.max_length)
+    transforms = _write_model(cfg, student, student_dir, data, work, max_length)
+    session = cpu_session(work / ONNX_FILE)
+    parity, dev = _verify(cfg, student, data, session, max_length)
+    precision = "int8" if cfg.quantize != "none" else ("fp16" if cfg.fp16 else "fp32")
+    task = data.task
+    return {
+        "format": BUNDLE_FORMAT,
+        "task": task.to_dict(),
+        "label_names": list(task.label_names),
+        "architecture": student.meta["architecture"],
+        "max_length": max_length,
+        "tokenizer": {"file": "tokenizer.json", "add_special_tokens": student.add_special_tokens,
+                      "pair_encoding": "separate" if student.siamese else ("joint" if task.is_pair else None),
+                      "pad_token_id": student.tokenizer.pad_token_id},
+        "inputs": [{"name": i.name, "dtype": "int64", "shape": [str(d) for d in i.shape]} for i in session.get_inputs()],
+        "outputs": [{"name": o.name, "dtype": "float32", "shape": [str(d) for d in o.shape]}
+                    for o in session.get_outputs()],
+        "opset": cfg.opset,
+        "precision": precision,
+        "quantization": transforms.get("quantization", {"scheme": "none"}),
+        "transforms": {k: v for k, v in transforms.items() if k != "quantization"},
+        "dev": dev,
+        "parity": parity,
+        "files": {ONNX_FILE: {"sha256": sha256_file(work / ONNX_FILE), "bytes": (work / ONNX_FILE).stat().st_size}},
+        "student": {"path": str(student_dir), "meta": student.meta},
+        "config": to_dict(cfg),
+        "versions": library_versions(),
+    }
+
+
+def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path, max_length: int) -> dict:
+    """Export, then optimize / quantize / fp16 as asked; write model.onnx and the run-time files into `work`."""
+    arch = student.meta["architecture"]
     transforms = {}
     with tempfile.TemporaryDirectory() as tmp:
         stage_dir = Path(tmp) / "export"
@@ -108,7 +139,12 @@ def _build(cfg: ExportConfig, student, student_dir: Path, data, work: Path) -> d
                 and item.name != "config.json":
             shutil.copy(item, work / item.name)
 
-    session = cpu_session(work / ONNX_FILE)
+    return transforms
+
+
+def _verify(cfg: ExportConfig, student, data, session, max_length: int) -> tuple[dict, dict]:
+    """Parity on the first `verify` dev rows and the dev metric of both models. The PyTorch reference of a
+    --quantize qat export is the fake-quantized model the student was trained as."""
     features = encode(student.tokenizer, data.dev, max_length, siamese=student.siamese,
                       add_special_tokens=student.add_special_tokens)
     pad = student.tokenizer.pad_token_id
@@ -116,8 +152,7 @@ def _build(cfg: ExportConfig, student, student_dir: Path, data, work: Path) -> d
     torch_logits = predict_logits(student.model, loader, order, student.logits)
     exported_logits = onnx_logits(session, features, cfg.batch_size, pad)
     n = min(cfg.verify, len(features))
-    # For --quantize qat the reference is the fake-quantized model the student was trained as.
-    parity = compare(torch_logits[:n], exported_logits[:n], task.is_regression)
+    parity = compare(torch_logits[:n], exported_logits[:n], data.task.is_regression)
     exact = cfg.quantize == "none" and not cfg.fp16
     parity.update({"tolerance": cfg.tolerance if exact else None, "passed": None})
     if exact:
@@ -127,33 +162,9 @@ def _build(cfg: ExportConfig, student, student_dir: Path, data, work: Path) -> d
                 f"the exported model's logits differ from PyTorch by up to {parity['max_abs_diff']:.2e} on "
                 f"{n} dev examples (tolerance {cfg.tolerance:g}); no bundle was written"
             )
-    dev = {"pytorch": compute_metrics(task, torch_logits, data.dev.labels),
-           "onnx": compute_metrics(task, exported_logits, data.dev.labels), "examples": len(features)}
-
-    precision = "int8" if cfg.quantize != "none" else ("fp16" if cfg.fp16 else "fp32")
-    return {
-        "format": BUNDLE_FORMAT,
-        "task": task.to_dict(),
-        "label_names": list(task.label_names),
-        "architecture": arch,
-        "max_length": max_length,
-        "tokenizer": {"file": "tokenizer.json", "add_special_tokens": student.add_special_tokens,
-                      "pair_encoding": "separate" if student.siamese else ("joint" if task.is_pair else None),
-                      "pad_token_id": pad},
-        "inputs": [{"name": i.name, "dtype": "int64", "shape": [str(d) for d in i.shape]} for i in session.get_inputs()],
-        "outputs": [{"name": o.name, "dtype": "float32", "shape": [str(d) for d in o.shape]}
-                    for o in session.get_outputs()],
-        "opset": cfg.opset,
-        "precision": precision,
-        "quantization": transforms.get("quantization", {"scheme": "none"}),
-        "transforms": {k: v for k, v in transforms.items() if k != "quantization"},
-        "dev": dev,
-        "parity": parity,
-        "files": {ONNX_FILE: {"sha256": sha256_file(work / ONNX_FILE), "bytes": (work / ONNX_FILE).stat().st_size}},
-        "student": {"path": str(student_dir), "meta": student.meta},
-        "config": to_dict(cfg),
-        "versions": library_versions(),
-    }
+    dev = {"pytorch": compute_metrics(data.task, torch_logits, data.dev.labels),
+           "onnx": compute_metrics(data.task, exported_logits, data.dev.labels), "examples": len(features)}
+    return parity, dev
 
 
 def _calibration(cfg: ExportConfig, student, data, max_length: int, model_path: Path) -> list[dict]:
