@@ -37,7 +37,8 @@ def fine_tune_teacher(cfg: TeacherConfig) -> Path:
         save_fn=save,
     )
     metrics = {"dev": best, "best_step": state.best_step, "steps": state.global_step,
-               "train_time_s": round(state.train_time_s, 2)}
+               "train_time_s": round(state.train_time_s, 2),
+               "parameters": sum(p.numel() for p in model.parameters())}
     write_json(run.work / "metrics.json", metrics)
     write_json(run.work / "manifest.json", manifest(
         "teacher", to_dict(cfg), inputs=data.describe(), metrics=metrics, wall_time_s=state.train_time_s,
