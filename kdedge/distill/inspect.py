@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from transformers import AutoConfig
 
 from kdedge.config import DistillConfig
@@ -38,7 +40,7 @@ def describe_distillation(cfg: DistillConfig) -> str:
     heads_note = "per head" if heads == t.num_attention_heads else f"head-averaged ({heads} vs {t.num_attention_heads} heads)"
     lr = cfg.lr or DEFAULT_LR[cfg.student]
     lines.append(f"recipe: {cfg.recipe}")
-    for stage in plan_stages(DistillConfig(**{**cfg.__dict__, "lr": lr})):
+    for stage in plan_stages(dataclasses.replace(cfg, lr=lr)):
         w = loss_weights(cfg, stage.prediction)
         terms = []
         if stage.intermediate:

@@ -58,7 +58,7 @@ def init_random(cfg, task, teacher, spec: str):
 def teacher_layer_choice(cfg, teacher) -> list[int]:
     chosen = parse_layers(cfg.init_layers)
     if chosen is None:
-        pairs = resolve_mapping(cfg.mapping if cfg.mapping != "explicit" else "explicit",
+        pairs = resolve_mapping(cfg.mapping,
                                 teacher.config.num_hidden_layers, cfg.layers, parse_layers(cfg.layer_map))
         chosen = [p.teacher[-1] for p in pairs]
     if len(chosen) != cfg.layers or not all(1 <= x <= teacher.config.num_hidden_layers for x in chosen):

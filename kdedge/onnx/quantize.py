@@ -4,13 +4,11 @@ of what it did for the bundle manifest."""
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
 import onnx
 
 from kdedge.errors import KdedgeError
@@ -68,7 +66,6 @@ def quantize_static(src: Path, dst: Path, *, calibration: list[dict], **_) -> di
         raise KdedgeError("--quantize static needs calibration examples (--calibration-size > 0)")
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
-        logging.getLogger().setLevel(logging.ERROR)
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         ort_static(str(prepared), str(dst), _Calibration(calibration), quant_format=QuantFormat.QDQ,
                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -113,6 +110,3 @@ def _quantized_ops(path: Path) -> dict[str, int]:
             counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return dict(sorted(counts.items()))
 
-
-def numpy_inputs(batch: dict, names: list[str]) -> dict[str, np.ndarray]:
-    return {n: batch[n].numpy().astype(np.int64) for n in names}
