@@ -142,7 +142,7 @@ def test_qat_student_exports_to_int8_that_matches_its_fake_quant_outputs(tiny_te
                              lr=1e-3, epochs=1, qat=True, qat_epochs=1)
     meta = json.loads((student_dir / "student.json").read_text())
     metrics = json.loads((student_dir / "metrics.json").read_text())
-    assert meta["qat"]["name"] == "dynamic-int8-matmul" and "dev_before_qat" in metrics
+    assert meta["qat"]["name"] == "dynamic-int8-matmul-gather" and "dev_before_qat" in metrics
     assert [s["stage"] for s in metrics["stages"]] == ["prediction", "qat"]
     bundle = _export(student_dir, glue_dir, tmp_path / "b", quantize="qat")
     m = json.loads((bundle / "manifest.json").read_text())

@@ -1,8 +1,9 @@
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 
-from kdedge.quant.qat import QATLinear, fake_quant_dynamic_uint8, fake_quant_weight, prepare_qat, quantize_qat_onnx, strip_qat
+from kdedge.quant.qat import QATEmbedding, QATLinear, fake_quant_dynamic_uint8, fake_quant_weight, prepare_qat, quantize_qat_onnx, strip_qat
 
 
 def test_weight_fake_quant_is_symmetric_per_channel_int8():
@@ -24,18 +25,26 @@ def test_activation_fake_quant_follows_dynamic_uint8_and_passes_gradients():
     torch.testing.assert_close(x.grad, torch.ones(4))  # straight-through inside the range
 
 
-def test_fake_quant_linear_matches_onnxruntime_int8(tmp_path):
+def test_fake_quant_model_matches_onnxruntime_int8(tmp_path):
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.GELU(), torch.nn.Linear(8, 3)).eval()
-    x = torch.randn(4, 5, 16) * 3 + 1
-    torch.onnx.export(model, (x,), str(tmp_path / "m.onnx"), input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "b"}}, dynamo=False, opset_version=17)
-    quantize_qat_onnx(tmp_path / "m.onnx", tmp_path / "q.onnx")
-    int8 = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
-    prepare_qat(model)
-    assert all(type(m) is QATLinear for m in (model[0], model[2]))
+    # Embedding -> LayerNorm as in BERT: the quantized Gather's output is dequantized before the first Linear.
+    model = torch.nn.Sequential(torch.nn.Embedding(50, 16), torch.nn.LayerNorm(16), torch.nn.Linear(16, 8),
+                                torch.nn.GELU(), torch.nn.Linear(8, 3)).eval()
     with torch.no_grad():
-        fake = model(x).numpy()
-        float_ = strip_qat(model)(x).numpy()
+        model[0].weight.mul_(3).add_(1)
+    ids = torch.randint(0, 50, (4, 5))
+    torch.onnx.export(model, (ids,), str(tmp_path / "m.onnx"), input_names=["ids"], output_names=["y"],
+                      dynamic_axes={"ids": {0: "b"}}, dynamo=False, opset_version=17)
+    quantize_qat_onnx(tmp_path / "m.onnx", tmp_path / "q.onnx")
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
+    assert {"MatMulInteger", "DequantizeLinear", "Gather"} <= ops
+    int8 = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"]).run(None, {"ids": ids.numpy()})[0]
+    prepare_qat(model)
+    assert [type(m) for m in model] == [QATEmbedding, torch.nn.LayerNorm, QATLinear, torch.nn.GELU, QATLinear]
+    with torch.no_grad():
+        fake = model(ids).numpy()
+        float_ = strip_qat(model)(ids).numpy()
+    assert [type(m) for m in model] == [torch.nn.Embedding, torch.nn.LayerNorm, torch.nn.Linear, torch.nn.GELU,
+                                        torch.nn.Linear]
     assert np.abs(fake - int8).max() < 1e-5  # the emulation is exact up to float accumulation order
     assert np.abs(float_ - int8).max() > 100 * np.abs(fake - int8).max()

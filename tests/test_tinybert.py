@@ -47,11 +47,13 @@ def test_explicit_mapping_and_its_errors():
         resolve_mapping("uniform", 2, 4)
 
 
-def _bert(layers=2, hidden=32, heads=2, seed=0, vocab=100):
+def _bert(layers=2, hidden=32, heads=2, seed=0, vocab=100, attn_implementation=None):
     torch.manual_seed(seed)
-    return BertForSequenceClassification(BertConfig(
-        vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=2 * hidden, max_position_embeddings=64, num_labels=2)).eval()
+    config = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                        intermediate_size=2 * hidden, max_position_embeddings=64, num_labels=2)
+    if attn_implementation:
+        config._attn_implementation = attn_implementation
+    return BertForSequenceClassification(config).eval()
 
 
 def _batch(lengths=(5, 3), width=6, seed=1):
@@ -66,7 +68,9 @@ def _batch(lengths=(5, 3), width=6, seed=1):
 
 
 def test_hooks_and_hidden_states_have_the_right_shapes():
-    teacher, student = _bert(layers=4, hidden=48, heads=4), _bert(layers=2, hidden=32, heads=2)
+    # eager attention returns its probabilities, so the hooked scores can be checked against them
+    teacher = _bert(layers=4, hidden=48, heads=4, attn_implementation="eager")
+    student = _bert(layers=2, hidden=32, heads=2, attn_implementation="eager")
     batch = _batch()
     for model, layers, hidden, heads in ((teacher, 4, 48, 4), (student, 2, 32, 2)):
         recorder = AttentionScores(model)
@@ -77,8 +81,7 @@ def test_hooks_and_hidden_states_have_the_right_shapes():
         assert len(scores) == layers and scores[0].shape == (2, heads, 6, 6)
         # the recorded pre-softmax scores give back the model's own attention probabilities
         probs = torch.softmax(scores[0].masked_fill(batch["attention_mask"][:, None, None, :] == 0, -1e9), -1)
-        if out.attentions is not None and out.attentions[0] is not None:
-            torch.testing.assert_close(probs, out.attentions[0], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(probs, out.attentions[0], atol=1e-5, rtol=1e-4)
         recorder.remove()
 
 

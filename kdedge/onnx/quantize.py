@@ -41,8 +41,9 @@ def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, **
         quantizer = ORTQuantizer.from_pretrained(typed.parent, file_name=typed.name)
         quantizer.quantize(save_dir=tmp, quantization_config=qconfig)
         shutil.move(str(next(Path(tmp).glob("*_quantized.onnx"))), dst)
-    return {"scheme": "dynamic", "preset": preset, "weights": "int8 symmetric per-channel",
-            "activations": "uint8 dynamic per-tensor", "reduce_range": qconfig.reduce_range,
+    weights = f"{_dtype(qconfig.weights_dtype)} {'' if qconfig.weights_symmetric else 'a'}symmetric per-channel"
+    return {"scheme": "dynamic", "preset": preset, "weights": weights,
+            "activations": f"{_dtype(qconfig.activations_dtype)} dynamic per-tensor", "reduce_range": qconfig.reduce_range,
             "tool": "optimum ORTQuantizer (AutoQuantizationConfig)", "ops": _quantized_ops(dst)}
 
 
@@ -101,6 +102,10 @@ def to_fp16(src: Path, dst: Path) -> dict:
     model.convert_float_to_float16(keep_io_types=True)
     model.save_model_to_file(str(dst))
     return {"fp16": True, "io_types": "float32 (kept)"}
+
+
+def _dtype(quant_type) -> str:
+    return {"QInt8": "int8", "QUInt8": "uint8"}.get(quant_type.name, quant_type.name)
 
 
 def _quantized_ops(path: Path) -> dict[str, int]:

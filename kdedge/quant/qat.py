@@ -1,12 +1,14 @@
 """Quantization-aware training that emulates the int8 scheme `kdedge export --quantize qat` produces.
 
-The scheme (ONNX Runtime dynamic quantization of every Linear layer; its quantizer turns the pooler's
-and output layer's Gemm into MatMul too):
-- weights: int8, symmetric, per output channel, range [-127, 127];
+The scheme (ONNX Runtime dynamic quantization of every Linear layer and embedding table; its quantizer
+turns the pooler's and output layer's Gemm into MatMul too):
+- Linear weights: int8, symmetric, per output channel, range [-127, 127];
 - the activation entering each Linear layer: uint8, asymmetric, per tensor, its range taken from the
   tensor itself at run time (DynamicQuantizeLinear: [min(x, 0), max(x, 0)] / 255);
-- everything else stays float, as the runtime keeps it: embeddings, LayerNorm, softmax, GELU and the
-  attention score/context products (activation x activation).
+- embedding tables (the Gather inputs): uint8, asymmetric, per tensor, the same formula over the whole table
+  (ORT quantizes a Gather's constant input with its activation type); they are 2/3 of a small BERT's bytes;
+- everything else stays float, as the runtime keeps it: LayerNorm, softmax, GELU and the attention
+  score/context products (activation x activation).
 
 Fake quantization rounds exactly as the runtime does and passes gradients straight through
 (torch.fake_quantize_*), so the int8 model computes what the fake-quant model was trained to.
@@ -21,11 +23,12 @@ from torch import nn
 from kdedge.errors import KdedgeError
 
 SCHEME = {
-    "name": "dynamic-int8-matmul",
+    "name": "dynamic-int8-matmul-gather",
     "weights": "int8 symmetric per-channel [-127, 127]",
     "activations": "uint8 asymmetric per-tensor, dynamic range",
-    "quantized": "every Linear layer (MatMul/Gemm with a weight)",
-    "float": "embeddings, LayerNorm, softmax, GELU, attention products",
+    "embeddings": "uint8 asymmetric per-tensor",
+    "quantized": "every Linear layer (MatMul/Gemm with a weight) and embedding table (Gather)",
+    "float": "LayerNorm, softmax, GELU, attention products",
 }
 
 
@@ -50,31 +53,45 @@ class QATLinear(nn.Linear):
         return F.linear(fake_quant_dynamic_uint8(x), fake_quant_weight(self.weight), self.bias)
 
 
+class QATEmbedding(nn.Embedding):
+    """An nn.Embedding whose table is fake-quantized as ORT's quantized Gather stores it."""
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return F.embedding(ids, fake_quant_dynamic_uint8(self.weight), self.padding_idx, self.max_norm,
+                           self.norm_type, self.scale_grad_by_freq, self.sparse)
+
+
+_FAKE_QUANT = {nn.Linear: QATLinear, nn.Embedding: QATEmbedding}
+
+
 def prepare_qat(model: nn.Module) -> nn.Module:
-    """Swap every Linear layer to QATLinear in place (a class swap: weights and keys are untouched)."""
-    linears = [m for m in model.modules() if type(m) is nn.Linear]
-    if not linears:
+    """Swap every Linear and Embedding to its fake-quant twin in place (a class swap: weights and keys are
+    untouched)."""
+    targets = [m for m in model.modules() if type(m) in _FAKE_QUANT]
+    if not any(type(m) is nn.Linear for m in targets):
         raise KdedgeError(f"{type(model).__name__} has no Linear layers to quantize")
-    for module in linears:
-        module.__class__ = QATLinear
+    for module in targets:
+        module.__class__ = _FAKE_QUANT[type(module)]
     return model
 
 
 def strip_qat(model: nn.Module) -> nn.Module:
+    float_class = {twin: base for base, twin in _FAKE_QUANT.items()}
     for module in model.modules():
-        if isinstance(module, QATLinear):
-            module.__class__ = nn.Linear
+        if type(module) in float_class:
+            module.__class__ = float_class[type(module)]
     return model
 
 
 def quantize_qat_onnx(src, dst) -> dict:
-    """The export side of the scheme: ONNX Runtime dynamic int8 on the MatMul/Gemm nodes that have a weight."""
+    """The export side of the scheme: ONNX Runtime dynamic int8 on the MatMul/Gemm nodes that have a weight
+    and on the Gathers from embedding tables."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = onnx.load(str(src)).graph
     weights = {init.name for init in graph.initializer}
     activation_products = [n.name for n in graph.node if n.op_type == "MatMul" and not weights.intersection(n.input)]
-    quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True, reduce_range=False,
+    quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm", "Gather"], per_channel=True, reduce_range=False,
                      weight_type=QuantType.QInt8, nodes_to_exclude=activation_products)
     return {"scheme": "qat", **SCHEME, "tool": "onnxruntime.quantization.quantize_dynamic"}
