@@ -10,7 +10,7 @@ from typing import Literal
 import click
 
 from kdedge import __version__
-from kdedge.config import DistillConfig, ExportConfig, TeacherConfig, build_config, field_types
+from kdedge.config import BenchConfig, DistillConfig, ExportConfig, TeacherConfig, build_config, field_types
 from kdedge.errors import KdedgeError
 
 
@@ -29,6 +29,7 @@ def config_options(cls, skip: tuple[str, ...] = (), **fixed):
 
         @functools.wraps(fn)
         def wrapper(config, **flags):
+            flags = {k: (v or None) if isinstance(v, tuple) else v for k, v in flags.items()}  # () = not given
             try:
                 return fn(build_config(cls, config, **flags, **fixed))
             except KdedgeError as e:
@@ -43,6 +44,8 @@ def config_options(cls, skip: tuple[str, ...] = (), **fixed):
             help_ = f.metadata.get("help", "") + shown
             if tp is bool:
                 wrapper = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_)(wrapper)
+            elif typing.get_origin(tp) is tuple:
+                wrapper = click.option(flag, f.name, multiple=True, help=help_)(wrapper)
             else:
                 wrapper = click.option(flag, f.name, type=_click_type(tp), default=None, help=help_)(wrapper)
         wrapper = click.option(
@@ -98,6 +101,49 @@ def export(cfg: ExportConfig):
     click.echo(f"bundle written to {out}: {m['precision']}, {m['files']['model.onnx']['bytes'] / 1e6:.2f} MB, "
                f"max |logit diff| {parity['max_abs_diff']:.2e} on {parity['examples']} dev examples, "
                f"dev {m['dev']['onnx']} (PyTorch {m['dev']['pytorch']})")
+
+
+@main.command()
+@config_options(BenchConfig)
+def bench(cfg: BenchConfig):
+    """Latency (p50/p90/p99, throughput) and dev accuracy of bundles, students and the teacher on each backend
+    (torch-cpu/cuda, ONNX Runtime CPU/CUDA/TensorRT/OpenVINO), each in its own process; writes report.json,
+    report.md and report.png. --min-retention and --max-p99-ms make it exit non-zero, naming the failing rows."""
+    from kdedge.bench.run import run_bench
+
+    out, failures = run_bench(cfg)
+    click.echo((out / "report.md").read_text())
+    click.echo(f"report written to {out}")
+    if failures:
+        raise click.ClickException("gates failed:\n  " + "\n  ".join(failures))
+
+
+@main.command()
+def doctor():
+    """Which benchmark backends are usable here (and why not the others), CPU flags, GPU, versions."""
+    from kdedge.bench.environment import doctor_report
+
+    click.echo(doctor_report())
+
+
+@main.command()
+@click.option("--bundle", required=True, type=click.Path(), help="A bundle folder from `kdedge export`.")
+@click.option("--pair", "pairs", multiple=True, help="Second sentence for pair tasks (once per text, in order).")
+@click.option("--batch-size", default=32, show_default=True, help="Texts per model call.")
+@click.argument("texts", nargs=-1, required=True)
+def predict(bundle, pairs, batch_size, texts):
+    """Classify TEXTS with a bundle through the torch-free runtime (kdedge_runtime); one JSON line per text."""
+    import json
+    from dataclasses import asdict
+
+    from kdedge_runtime import BundleError, Classifier
+
+    try:
+        predictions = Classifier(bundle).predict(list(texts), list(pairs) or None, batch_size=batch_size)
+    except (BundleError, ValueError, TypeError) as e:
+        raise click.ClickException(str(e)) from None
+    for text, p in zip(texts, predictions):
+        click.echo(json.dumps({"text": text, **asdict(p)}, ensure_ascii=False))
 
 
 _RUN_ONLY = ("out", "resume", "overwrite", "data_dir", "train_file", "dev_file", "text_column", "text_pair_column",

@@ -172,6 +172,39 @@ class ExportConfig(DataOptions):
     overwrite: bool = opt(False, "Replace an existing bundle folder.")
 
 
+@dataclass
+class BenchConfig(DataOptions):
+    bundle: tuple[str, ...] | None = opt(None, "A bundle from `kdedge export` (repeat the flag for several).")
+    student: tuple[str, ...] | None = opt(None, "A student folder to time in PyTorch (repeatable).")
+    teacher: str | None = opt(None, "The teacher folder: timed on the same backends, the base of retention and "
+                              "speed-up (exported to fp32 ONNX inside --out for the ort-* backends).")
+    backends: str = opt("torch-cpu,torch-cuda,ort-cpu,ort-cuda,ort-tensorrt,ort-openvino",
+                        "Comma-separated backends; those unavailable here are reported with the reason.")
+    batch_sizes: str = opt("1,8,32", "Comma-separated batch sizes.")
+    seq_lens: str = opt("16,64,128", "Comma-separated lengths for padded-to-length inputs.")
+    threads: int | None = opt(None, "Intra-op threads of each backend (default: the library's default).")
+    warmup: int = opt(10, "Untimed runs before each measurement.")
+    min_runs: int = opt(30, "Timed runs per measurement, at least.")
+    min_time: float = opt(1.0, "Seconds per measurement, at least (more runs until both are reached).")
+    max_runs: int = opt(2000, "Timed runs per measurement, at most.")
+    eval_batch_size: int = opt(64, "Batch size of the dev-set accuracy pass.")
+    accuracy: bool = opt(True, "Measure the task metric on the dev set through each backend.")
+    min_retention: float | None = opt(None, "Gate: exit non-zero if a model's retention is below this.")
+    max_p99_ms: float | None = opt(None, "Gate: exit non-zero if a p99 latency at batch 1 (real lengths) is above this.")
+    out: str | None = opt(None, "Report folder to write (report.json, report.md, report.png).", required=True)
+    overwrite: bool = opt(False, "Replace an existing report folder.")
+
+    def int_list(self, name: str) -> list[int]:
+        raw = getattr(self, name)
+        try:
+            values = [int(v) for v in str(raw).split(",") if v.strip()]
+        except ValueError:
+            values = []
+        if not values or min(values) < 1:
+            raise KdedgeError(f"--{name.replace('_', '-')} must be comma-separated positive integers, not {raw!r}")
+        return values
+
+
 def _base_type(tp: Any) -> Any:
     """The non-None member of Optional[X]; X otherwise."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
@@ -189,6 +222,8 @@ def _coerce(cls: type, key: str, value: Any, source: str) -> Any:
     tp = field_types(cls)[key]
     if value is None:
         return None
+    if typing.get_origin(tp) is tuple:  # a repeatable flag; YAML gives a list or one value
+        return tuple(str(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
     if typing.get_origin(tp) is Literal:
         choices = typing.get_args(tp)
         if value not in choices:

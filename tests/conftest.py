@@ -107,3 +107,32 @@ def tiny_bilstm_student(tmp_path_factory, tiny_teacher, glue_dir, glove_path):
 def tiny_tinybert_student(tmp_path_factory, tiny_teacher, glue_dir):
     return _distil(tmp_path_factory, tiny_teacher, glue_dir, "tinybert", student="tinybert", layers=1,
                    init="teacher-layers", lr=1e-3)
+
+
+@pytest.fixture(scope="session")
+def tiny_trained_teacher(tmp_path_factory, tiny_teacher, glue_dir) -> Path:
+    """A `kdedge teacher` output folder (manifest, metrics) from one short epoch on the tiny BERT."""
+    from kdedge.config import TeacherConfig, build_config
+    from kdedge.teacher import fine_tune_teacher
+
+    out = tmp_path_factory.mktemp("trained-teacher") / "t"
+    return fine_tune_teacher(build_config(TeacherConfig, None, model=str(tiny_teacher), task="sst2",
+                                          data_dir=str(glue_dir), max_train_samples=300, max_eval_samples=200,
+                                          epochs=1, batch_size=32, lr=1e-3, out=str(out)))
+
+
+def export_tiny(student_dir: Path, glue_dir: Path, out: Path, **kw) -> Path:
+    from kdedge.config import ExportConfig, build_config
+    from kdedge.onnx.bundle import export_bundle
+
+    return export_bundle(build_config(ExportConfig, None, model=str(student_dir), out=str(out), data_dir=str(glue_dir),
+                                      max_eval_samples=200, max_train_samples=400, **kw))
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory, tiny_bilstm_student, tiny_tinybert_student, glue_dir) -> dict[str, Path]:
+    """fp32 and dynamic int8 bundles of the tiny BiLSTM and transformer students."""
+    root = tmp_path_factory.mktemp("bundles")
+    return {f"{name}-{q}": export_tiny(student, glue_dir, root / f"{name}-{q}", quantize=q)
+            for name, student in (("bilstm", tiny_bilstm_student), ("tinybert", tiny_tinybert_student))
+            for q in ("none", "dynamic")}

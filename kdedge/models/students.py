@@ -92,8 +92,12 @@ def save_student(student: Student, path: str | Path, model: torch.nn.Module | No
 
 
 def load_student(path: str | Path) -> Student:
+    """A student folder from `kdedge distill`, or a teacher folder from `kdedge teacher` (loaded the same way, so
+    teachers export and benchmark through the same code)."""
     path = Path(path)
     meta_path = path / META_FILE
+    if not meta_path.is_file() and _is_teacher_folder(path):
+        return _load_teacher_folder(path)
     if not meta_path.is_file():
         raise KdedgeError(f"{path} is not a kdedge student folder (no {META_FILE}); give the output of `kdedge distill`")
     meta = read_json(meta_path)
@@ -111,3 +115,20 @@ def load_student(path: str | Path) -> Student:
         prepare_qat(model)
     model.eval()
     return Student(model, tokenizer, meta)
+
+
+def _is_teacher_folder(path: Path) -> bool:
+    manifest = path / "manifest.json"
+    return (path / "config.json").is_file() and manifest.is_file() and "base_model" in read_json(manifest)
+
+
+def _load_teacher_folder(path: Path) -> Student:
+    run = read_json(path / "manifest.json")
+    try:
+        model = _hf_load(path, {})
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except Exception as e:
+        raise KdedgeError(f"{path}: the teacher's files are missing or corrupt ({type(e).__name__}: {e})") from None
+    meta = {"architecture": "tinybert", "role": "teacher", "base_model": run["base_model"], "task": run["task"],
+            "max_length": run["max_length"]}
+    return Student(model.eval(), tokenizer, meta)

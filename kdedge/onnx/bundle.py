@@ -85,6 +85,7 @@ def _build(cfg: ExportConfig, student, student_dir: Path, data, work: Path) -> d
         "task": task.to_dict(),
         "label_names": list(task.label_names),
         "architecture": student.meta["architecture"],
+        "parameters": sum(p.numel() for p in student.model.parameters()),
         "max_length": max_length,
         "tokenizer": {"file": "tokenizer.json", "add_special_tokens": student.add_special_tokens,
                       "pair_encoding": "separate" if student.siamese else ("joint" if task.is_pair else None),

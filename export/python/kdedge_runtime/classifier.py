@@ -1,0 +1,195 @@
+"""Load a bundle written by `kdedge export`, tokenize as the student was trained, run it, decode the logits.
+
+Tokenization follows the bundle's manifest: the tokenizer's own template (special tokens on or off),
+truncation to the bundle's max length (longest-first for joint pairs, as `transformers` does), pairs joined
+into one sequence for cross-encoders or encoded side by side for siamese students, padding with the
+manifest's pad id. Batches are sorted by length so padding stays small; results come back in input order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+BUNDLE_FORMAT = "kdedge-bundle/1"
+_ID_INPUTS = ("input_ids", "input_ids_b")  # padded with the pad token; masks and type ids with 0
+
+
+class BundleError(ValueError):
+    """The bundle folder is missing, incomplete or does not match its manifest."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str | None  # None for regression tasks
+    score: float  # the label's probability; the predicted value for regression
+    logits: list[float]
+
+
+class Classifier:
+    def __init__(self, bundle_dir: str | Path, *, providers: Sequence[str] | None = None,
+                 threads: int | None = None, verify_checksum: bool = True):
+        self.path = Path(bundle_dir)
+        self.manifest = _read_manifest(self.path)
+        model_file = self.path / "model.onnx"
+        if verify_checksum:
+            _check_checksum(model_file, self.manifest)
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(model_file), options,
+                                            providers=list(providers or ["CPUExecutionProvider"]))
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        expected = [i["name"] for i in self.manifest["inputs"]]
+        if sorted(self.input_names) != sorted(expected):
+            raise BundleError(f"{model_file} takes inputs {self.input_names} but the manifest lists {expected}: "
+                              "the model and manifest come from different exports")
+        rules = self.manifest["tokenizer"]
+        self.tokenizer = Tokenizer.from_file(str(self.path / rules["file"]))
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(self.max_length, strategy="longest_first")
+        self.add_special_tokens = bool(rules["add_special_tokens"])
+        self.pair_encoding = rules["pair_encoding"]  # None (single sentences), "joint" or "separate"
+        self.pad_token_id = int(rules["pad_token_id"])
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.manifest["label_names"])
+
+    @property
+    def max_length(self) -> int:
+        return int(self.manifest["max_length"])
+
+    @property
+    def is_pair(self) -> bool:
+        return bool(self.manifest["task"]["is_pair"])
+
+    @property
+    def is_regression(self) -> bool:
+        return bool(self.manifest["task"]["is_regression"])
+
+    def predict(self, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None, *,
+                batch_size: int = 32) -> Prediction | list[Prediction]:
+        """One Prediction for one text (and pair); a list for a list."""
+        single = isinstance(texts, str)
+        logits = self.logits(texts, pairs, batch_size=batch_size)
+        predictions = [self._decode(row) for row in logits]
+        return predictions[0] if single else predictions
+
+    def logits(self, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None, *,
+               batch_size: int = 32) -> np.ndarray:
+        texts, pairs = self._check_inputs(texts, pairs)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        features = self.encode(texts, pairs)
+        lengths = features["lengths"]
+        order = np.argsort(-lengths, kind="stable")
+        out = np.empty((len(texts), 1 if self.is_regression else len(self.labels)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            feed = self.pad([{k: v[i] for k, v in features.items() if k != "lengths"} for i in rows])
+            out[rows] = self.session.run(["logits"], feed)[0]
+        return out
+
+    def encode(self, texts: list[str], pairs: list[str] | None) -> dict:
+        """Token ids per example (lists, unpadded) for each model input, plus each example's length."""
+        kw = {"add_special_tokens": self.add_special_tokens}
+        if pairs is not None and self.pair_encoding == "joint":
+            encodings = self.tokenizer.encode_batch(list(zip(texts, pairs)), **kw)
+        else:
+            encodings = self.tokenizer.encode_batch(texts, **kw)
+        features = {"input_ids": [e.ids for e in encodings], "attention_mask": [e.attention_mask for e in encodings],
+                    "token_type_ids": [e.type_ids for e in encodings]}
+        lengths = [len(e.ids) for e in encodings]
+        if pairs is not None and self.pair_encoding == "separate":
+            second = self.tokenizer.encode_batch(pairs, **kw)
+            features["input_ids_b"] = [e.ids for e in second]
+            features["attention_mask_b"] = [e.attention_mask for e in second]
+            lengths = [a + len(e.ids) for a, e in zip(lengths, second)]
+        features = {k: v for k, v in features.items() if k in self.input_names}
+        features["lengths"] = np.asarray(lengths)
+        return features
+
+    def pad(self, rows: list[dict]) -> dict[str, np.ndarray]:
+        """Right-pad each input to the longest row (at least one position) as int64 arrays."""
+        feed = {}
+        for name in self.input_names:
+            values = [r[name] for r in rows]
+            width = max(1, max(len(v) for v in values))
+            fill = self.pad_token_id if name in _ID_INPUTS else 0
+            array = np.full((len(values), width), fill, dtype=np.int64)
+            for i, v in enumerate(values):
+                array[i, :len(v)] = v
+            feed[name] = array
+        return feed
+
+    def _check_inputs(self, texts, pairs) -> tuple[list[str], list[str] | None]:
+        texts = _as_strings(texts, "texts")
+        if pairs is None:
+            if self.is_pair:
+                raise ValueError(f"this bundle's task ({self.manifest['task']['name']}) classifies sentence pairs: "
+                                 "give pairs= as well")
+            return texts, None
+        if not self.is_pair:
+            raise ValueError(f"this bundle's task ({self.manifest['task']['name']}) classifies single sentences: "
+                             "drop pairs=")
+        pairs = _as_strings(pairs, "pairs")
+        if len(pairs) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(pairs)} pairs")
+        return texts, pairs
+
+    def _decode(self, logits: np.ndarray) -> Prediction:
+        if self.is_regression:
+            return Prediction(None, float(logits[0]), logits.tolist())
+        e = np.exp(logits - logits.max())
+        probs = e / e.sum()
+        best = int(probs.argmax())
+        return Prediction(self.labels[best], float(probs[best]), logits.tolist())
+
+
+def _as_strings(value, name: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (bytes, bytearray)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a string or a list of strings, not {type(value).__name__}")
+    bad = [type(v).__name__ for v in value if not isinstance(v, str)]
+    if bad:
+        raise TypeError(f"{name} must contain only strings; found {', '.join(sorted(set(bad)))}")
+    return list(value)
+
+
+def _read_manifest(path: Path) -> dict:
+    if not path.is_dir():
+        raise BundleError(f"{path} is not a folder: give the bundle folder written by `kdedge export`")
+    missing = [f for f in ("manifest.json", "model.onnx") if not (path / f).is_file()]
+    if missing:
+        raise BundleError(f"{path} is not a complete kdedge bundle: {', '.join(missing)} missing")
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except json.JSONDecodeError as e:
+        raise BundleError(f"{path / 'manifest.json'} is not valid JSON ({e})") from None
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise BundleError(f"{path / 'manifest.json'} has format {manifest.get('format')!r}; this runtime reads "
+                          f"{BUNDLE_FORMAT!r}")
+    tokenizer_file = path / manifest["tokenizer"]["file"]
+    if not tokenizer_file.is_file():
+        raise BundleError(f"{path} is not a complete kdedge bundle: {tokenizer_file.name} missing")
+    return manifest
+
+
+def _check_checksum(model_file: Path, manifest: dict) -> None:
+    digest = hashlib.sha256()
+    with open(model_file, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    expected = manifest["files"]["model.onnx"]["sha256"]
+    if digest.hexdigest() != expected:
+        raise BundleError(f"{model_file} does not match its manifest (sha256 {digest.hexdigest()[:12]}… vs "
+                          f"{expected[:12]}…): the model was changed or comes from another export")

@@ -1,0 +1,84 @@
+"""Backends by name: where a model runs. Each says why it cannot run here instead of failing.
+
+`kind` is the model format a backend runs: "torch" (student and teacher folders) or "onnx" (bundles).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    kind: str
+    device: str  # "cpu" or "cuda"
+    unavailable: Callable[[], str | None]  # None when usable here, else the reason
+    provider: str | None = None  # the ONNX Runtime execution provider
+
+
+def _torch_cpu() -> str | None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return "PyTorch is not installed"
+    return None
+
+
+def _torch_cuda() -> str | None:
+    try:
+        import torch
+    except ImportError:
+        return "PyTorch is not installed"
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} is a CPU-only build"
+    if not torch.cuda.is_available():
+        return "torch sees no CUDA device"
+    return None
+
+
+def _ort_provider(provider: str, package: str, needs_gpu: bool) -> Callable[[], str | None]:
+    def check() -> str | None:
+        import onnxruntime as ort
+
+        if provider not in ort.get_available_providers():
+            return f"onnxruntime {ort.__version__} has no {provider} (install {package})"
+        if needs_gpu and not _nvidia_gpu():
+            return f"{provider} is installed but no NVIDIA GPU is visible"
+        return None
+
+    return check
+
+
+def _nvidia_gpu() -> bool:
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return False
+    return subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
+
+
+BACKENDS: dict[str, Backend] = {b.name: b for b in (
+    Backend("torch-cpu", "torch", "cpu", _torch_cpu),
+    Backend("torch-cuda", "torch", "cuda", _torch_cuda),
+    Backend("ort-cpu", "onnx", "cpu", _ort_provider("CPUExecutionProvider", "onnxruntime", False),
+            "CPUExecutionProvider"),
+    Backend("ort-cuda", "onnx", "cuda", _ort_provider("CUDAExecutionProvider", "onnxruntime-gpu", True),
+            "CUDAExecutionProvider"),
+    Backend("ort-tensorrt", "onnx", "cuda", _ort_provider("TensorrtExecutionProvider", "onnxruntime-gpu and TensorRT",
+                                                          True), "TensorrtExecutionProvider"),
+    Backend("ort-openvino", "onnx", "cpu", _ort_provider("OpenVINOExecutionProvider", "onnxruntime-openvino", False),
+            "OpenVINOExecutionProvider"),
+)}
+
+
+def parse_backends(names: str) -> list[Backend]:
+    from kdedge.errors import KdedgeError
+
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in BACKENDS]
+    if unknown or not wanted:
+        raise KdedgeError(f"unknown backend(s) {', '.join(unknown) or '(none given)'}; known: {', '.join(BACKENDS)}")
+    return [BACKENDS[n] for n in wanted]

@@ -1,0 +1,64 @@
+"""What the benchmark ran on: CPU model and the flags that decide int8 speed, cores, GPU, library versions,
+and which backends are usable (the body of `kdedge doctor`)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+from kdedge.bench.backends import BACKENDS
+from kdedge.outputs import library_versions
+
+# int8 GEMM speed depends on these: VNNI/AMX have dot-product instructions for int8, AVX2 does not.
+_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "asimddp")
+
+
+def cpu_info() -> dict:
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() in ("flags", "Features"):
+                flags = set(value.split())
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"model": model, "machine": platform.machine(), "logical_cpus": os.cpu_count(), "usable_cpus": affinity,
+            "flags": {f: f in flags for f in _CPU_FLAGS}}
+
+
+def gpu_info() -> list[str]:
+    if not shutil.which("nvidia-smi"):
+        return []
+    out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+                         capture_output=True, text=True)
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def backend_status() -> dict[str, str | None]:
+    """Backend name -> None when usable, else why not."""
+    return {name: backend.unavailable() for name, backend in BACKENDS.items()}
+
+
+def environment() -> dict:
+    import onnxruntime as ort
+
+    return {"platform": platform.platform(), "cpu": cpu_info(), "gpus": gpu_info(),
+            "onnxruntime_providers": ort.get_available_providers(), "versions": library_versions()}
+
+
+def doctor_report() -> str:
+    env = environment()
+    cpu = env["cpu"]
+    lines = [f"CPU: {cpu['model']} ({cpu['machine']}), {cpu['usable_cpus']} usable of {cpu['logical_cpus']} logical CPUs",
+             "CPU flags: " + ", ".join(f"{f} {'yes' if v else 'no'}" for f, v in cpu["flags"].items()),
+             "GPU: " + ("; ".join(env["gpus"]) or "none visible (no nvidia-smi or no device)"),
+             "ONNX Runtime providers: " + ", ".join(env["onnxruntime_providers"]), "Backends:"]
+    for name, why in backend_status().items():
+        lines.append(f"  {name:<13} {'usable' if why is None else 'unavailable: ' + why}")
+    lines.append("Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
+    return "\n".join(lines)

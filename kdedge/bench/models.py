@@ -1,0 +1,70 @@
+"""The models a benchmark compares: bundles (ONNX), student folders and the teacher (PyTorch), described once
+(name, format, precision, size, parameters, labels) for the jobs and the report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from kdedge.errors import KdedgeError
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    name: str
+    kind: str  # "onnx" or "torch": which backends run it
+    path: str
+    role: str  # "teacher" or "student"
+    precision: str
+    size_mb: float
+    parameters: int | None
+    task: str
+    label_names: list[str]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def bundle_model(path: str, role: str = "student", name: str | None = None) -> BenchModel:
+    folder = Path(path)
+    manifest_file = folder / "manifest.json"
+    if not manifest_file.is_file() or not (folder / "model.onnx").is_file():
+        raise KdedgeError(f"{folder} is not a bundle (manifest.json and model.onnx): give a `kdedge export` folder")
+    m = json.loads(manifest_file.read_text())
+    return BenchModel(name or folder.name, "onnx", str(folder), role, m["precision"],
+                      m["files"]["model.onnx"]["bytes"] / 1e6, m.get("parameters"), m["task"]["name"],
+                      list(m["label_names"]))
+
+
+def torch_model(path: str, role: str) -> BenchModel:
+    folder = Path(path)
+    meta_file = folder / ("student.json" if role == "student" else "manifest.json")
+    if not meta_file.is_file() or not (folder / "model.safetensors").is_file():
+        command = "kdedge distill" if role == "student" else "kdedge teacher"
+        raise KdedgeError(f"{folder} is not a {role} folder ({meta_file.name} and model.safetensors): give a "
+                          f"`{command}` output")
+    meta = json.loads(meta_file.read_text())
+    metrics_file = folder / "metrics.json"
+    params = json.loads(metrics_file.read_text()).get("parameters") if metrics_file.is_file() else None
+    return BenchModel(folder.name if role == "student" else f"teacher ({folder.name})", "torch", str(folder), role,
+                      "fp32", (folder / "model.safetensors").stat().st_size / 1e6, params, meta["task"]["name"],
+                      list(meta["task"]["label_names"]))
+
+
+def teacher_bundle(teacher_dir: str, cfg, cache_dir: Path) -> BenchModel:
+    """The teacher exported to fp32 ONNX (once per teacher weights), so ORT rows have a teacher to compare with."""
+    from kdedge.config import ExportConfig
+    from kdedge.onnx.bundle import export_bundle
+
+    weights = Path(teacher_dir) / "model.safetensors"
+    key = hashlib.sha256(weights.read_bytes()).hexdigest()[:24]
+    out = cache_dir / "teacher-onnx" / key
+    if not (out / "manifest.json").is_file():
+        export_cfg = ExportConfig(model=teacher_dir, out=str(out), overwrite=True, verify=64,
+                                  **{k: getattr(cfg, k) for k in ("task", "data_dir", "train_file", "dev_file",
+                                                                  "text_column", "text_pair_column", "label_column",
+                                                                  "task_type", "labels", "max_eval_samples")})
+        export_bundle(export_cfg)
+    return bundle_model(str(out), role="teacher", name=f"teacher ({Path(teacher_dir).name})")

@@ -1,0 +1,155 @@
+"""Turn worker results into rows (metric, retention, agreement, speed-ups), gates, and the report files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kdedge.data.metrics import compute_metrics, predictions
+from kdedge.data.tasks import Task
+from kdedge.outputs import write_json
+
+
+def build_rows(results: list[dict], task: Task, labels: np.ndarray) -> list[dict]:
+    rows = []
+    for r in results:
+        model = r["model"]
+        row = {"model": model["name"], "role": model["role"], "format": model["kind"], "backend": r["backend"],
+               "precision": model["precision"], "size_mb": round(model["size_mb"], 2),
+               "parameters": model["parameters"], "status": r["status"], "why": r.get("why")}
+        if r["status"] == "ok":
+            row.update(session=r["session"], latency=r["latency"], **_headline_latency(r["latency"]))
+            if "logits" in r:
+                logits = np.asarray(r["logits"], dtype=np.float32)
+                row["metrics"] = compute_metrics(task, logits, labels)
+                row["metric"] = row["metrics"][task.main_metric]
+                row["_predictions"] = predictions(task, logits)
+        rows.append(row)
+    _compare_with_teacher(rows, task)
+    for row in rows:
+        row.pop("_predictions", None)
+    return rows
+
+
+def _headline_latency(latency: dict) -> dict:
+    real = latency["real"]
+    smallest, largest = min(real, key=int), max(real, key=int)
+    return {"batch": int(smallest), "p50_ms": real[smallest]["p50_ms"], "p99_ms": real[smallest]["p99_ms"],
+            "throughput_batch": int(largest), "throughput": real[largest]["throughput"]}
+
+
+def _compare_with_teacher(rows: list[dict], task: Task) -> None:
+    """Retention against the teacher's metric; agreement with its predictions; speed-up against the teacher on the
+    same backend and against the PyTorch teacher on the same device (the usual 'x times faster' figure)."""
+    teachers = {r["backend"]: r for r in rows if r["role"] == "teacher" and r["status"] == "ok"}
+    torch_teachers = {r["backend"]: r for r in teachers.values() if r["format"] == "torch"}
+    reference = torch_teachers.get("torch-cpu") or next(iter(teachers.values()), None)
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        same = teachers.get(row["backend"])
+        device = "cuda" if row["backend"] in ("torch-cuda", "ort-cuda", "ort-tensorrt") else "cpu"
+        torch_teacher = torch_teachers.get(f"torch-{device}")
+        row["speedup_same_backend"] = same["p50_ms"] / row["p50_ms"] if same else None
+        row["speedup_vs_torch_teacher"] = torch_teacher["p50_ms"] / row["p50_ms"] if torch_teacher else None
+        if reference is None or "metric" not in row or "metric" not in reference:
+            continue
+        row["retention"] = row["metric"] / reference["metric"] if reference["metric"] else None
+        base = reference["_predictions"]
+        if task.is_regression:
+            row["teacher_pearson"] = float(np.corrcoef(row["_predictions"], base)[0, 1])
+        else:
+            row["agreement"] = float((row["_predictions"] == base).mean())
+
+
+def check_gates(rows: list[dict], min_retention: float | None, max_p99_ms: float | None) -> list[str]:
+    """One line per failing row; the teacher is not held to the retention gate."""
+    failures = []
+    for row in rows:
+        name = f"{row['model']} on {row['backend']}"
+        if row["status"] == "error":
+            failures.append(f"{name}: the benchmark job failed ({row['why']})")
+            continue
+        if row["status"] != "ok":
+            continue
+        retention = row.get("retention")
+        if min_retention is not None and row["role"] != "teacher" and retention is not None \
+                and retention < min_retention:
+            failures.append(f"{name}: retention {retention:.4f} < {min_retention}")
+        if max_p99_ms is not None and row["p99_ms"] > max_p99_ms:
+            failures.append(f"{name}: p99 {row['p99_ms']:.2f} ms at batch {row['batch']} > {max_p99_ms} ms")
+    return failures
+
+
+def write_report(folder: Path, report: dict) -> None:
+    write_json(folder / "report.json", report)
+    (folder / "report.md").write_text(markdown(report))
+    plot(report, folder / "report.png")
+
+
+def _fmt(value, spec: str, suffix: str = "") -> str:
+    return "–" if value is None else f"{value:{spec}}{suffix}"
+
+
+def markdown(report: dict) -> str:
+    task, rows = report["task"], report["rows"]
+    env = report["environment"]
+    cpu = env["cpu"]
+    metric = task["metrics"][0]
+    ok = [r for r in rows if r["status"] == "ok"]
+    lines = [f"# kdedge bench: {task['name']} ({report['dev_examples']} dev examples)", "",
+             f"CPU: {cpu['model']}, {cpu['usable_cpus']} CPUs ("
+             + ", ".join(f for f, v in cpu["flags"].items() if v) + "); GPU: " + ("; ".join(env["gpus"]) or "none"),
+             f"Threads: {report['config']['threads'] or 'library default'}. Latency on real-length dev inputs "
+             "(consecutive dev examples, padded to the longest in the batch).", "",
+             f"| model | backend | precision | size MB | params | p50 ms (b={ok[0]['batch'] if ok else 1}) | p99 ms "
+             f"| throughput ex/s (b={ok[0]['throughput_batch'] if ok else '-'}) | {metric} | retention | agreement "
+             "| speed-up vs teacher, same backend | speed-up vs PyTorch teacher |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in ok:
+        agreement = r.get("agreement", r.get("teacher_pearson"))
+        params = f"{r['parameters'] / 1e6:.2f}M" if r["parameters"] else "–"
+        lines.append(f"| {r['model']} | {r['backend']} | {r['precision']} | {r['size_mb']:.1f} | {params} "
+                     f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['throughput']:.0f} | {_fmt(r.get('metric'), '.4f')} "
+                     f"| {_fmt(r.get('retention'), '.3f')} | {_fmt(agreement, '.3f')} "
+                     f"| {_fmt(r.get('speedup_same_backend'), '.1f', '×')} "
+                     f"| {_fmt(r.get('speedup_vs_torch_teacher'), '.1f', '×')} |")
+    skipped = [r for r in rows if r["status"] != "ok"]
+    if skipped:
+        lines += ["", "Not measured:"] + [f"- {r['model']} on {r['backend']}: {r['status']}: {r['why']}" for r in skipped]
+    if ok:
+        cells = [(bs, length) for bs in ok[0]["latency"]["padded"] for length in ok[0]["latency"]["padded"][bs]]
+        lines += ["", "p50 ms with inputs padded to length L (batch × L):", "",
+                  "| model | backend | " + " | ".join(f"{b}×{L}" for b, L in cells) + " |",
+                  "|---|---|" + "---:|" * len(cells)]
+        for r in ok:
+            padded = r["latency"]["padded"]
+            lines.append(f"| {r['model']} | {r['backend']} | "
+                         + " | ".join(f"{padded[b][L]['p50_ms']:.2f}" for b, L in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in report["rows"] if r["status"] == "ok" and r.get("metric") is not None]
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for r in rows:
+        marker = "*" if r["role"] == "teacher" else "o"
+        ax.scatter(r["p50_ms"], r["metric"], marker=marker, s=120 if marker == "*" else 50)
+        ax.annotate(f"{r['model']} · {r['backend']}", (r["p50_ms"], r["metric"]), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    if rows:
+        ax.set_xscale("log")
+    batch = rows[0]["batch"] if rows else 1
+    ax.set_xlabel(f"p50 latency, batch {batch}, real-length dev inputs (ms, log scale)")
+    ax.set_ylabel(f"dev {report['task']['metrics'][0]}")
+    ax.set_title(f"{report['task']['name']}: accuracy vs latency")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

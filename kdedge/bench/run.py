@@ -1,0 +1,90 @@
+"""`kdedge bench`: every model on every backend that runs it, each pair in its own process, then the report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from kdedge.bench.backends import parse_backends
+from kdedge.bench.environment import environment
+from kdedge.bench.models import BenchModel, bundle_model, teacher_bundle, torch_model
+from kdedge.bench.report import build_rows, check_gates, write_report
+from kdedge.config import BenchConfig, to_dict
+from kdedge.data import load_task_data
+from kdedge.distill.teacher_cache import default_cache_dir
+from kdedge.errors import KdedgeError
+from kdedge.outputs import RunDir, write_json
+
+
+def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
+    """Writes the report folder; returns it and the gate failures (empty when every gate passes)."""
+    backends = parse_backends(cfg.backends)
+    batch_sizes, seq_lens = cfg.int_list("batch_sizes"), cfg.int_list("seq_lens")
+    models = [bundle_model(b) for b in cfg.bundle or ()] + [torch_model(s, "student") for s in cfg.student or ()]
+    if cfg.teacher:
+        models.insert(0, torch_model(cfg.teacher, "teacher"))
+    if not models:
+        raise KdedgeError("nothing to benchmark: give --bundle, --student and/or --teacher")
+    cfg = _with_task(cfg, models)
+    data = load_task_data(cfg)
+    for m in models:
+        if m.label_names != list(data.task.label_names):
+            raise KdedgeError(f"{m.path} predicts {m.label_names} but {data.task.name} has labels "
+                              f"{list(data.task.label_names)}")
+    run = RunDir(cfg.out, overwrite=cfg.overwrite, resume=False, resumable=False)
+    started = time.time()
+    if cfg.teacher and any(b.kind == "onnx" and b.unavailable() is None for b in backends):
+        click.echo("exporting the teacher to fp32 ONNX for the ort-* backends (cached)")
+        models.insert(1, teacher_bundle(cfg.teacher, cfg, default_cache_dir()))
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in models:
+            for backend in (b for b in backends if b.kind == model.kind):
+                click.echo(f"{model.name} on {backend.name} ...")
+                job = _job(cfg, model, backend.name, data, batch_sizes, seq_lens)
+                results.append({"model": model.to_dict(), "backend": backend.name,
+                                **_run_in_process(job, Path(tmp))})
+    rows = build_rows(results, data.task, data.dev.labels)
+    report = {"config": to_dict(cfg), "environment": environment(), "task": data.task.to_dict(),
+              "dev_examples": len(data.dev), "rows": rows, "wall_time_s": round(time.time() - started, 1)}
+    write_report(run.work, report)
+    failures = check_gates(rows, cfg.min_retention, cfg.max_p99_ms)
+    write_json(run.work / "gates.json", {"min_retention": cfg.min_retention, "max_p99_ms": cfg.max_p99_ms,
+                                         "failures": failures})
+    return run.finalize(), failures
+
+
+def _with_task(cfg: BenchConfig, models: list[BenchModel]) -> BenchConfig:
+    tasks = sorted({m.task for m in models})
+    if len(tasks) > 1:
+        raise KdedgeError(f"the models were trained on different tasks ({', '.join(tasks)}): benchmark one task per run")
+    if cfg.task or cfg.train_file:
+        return cfg
+    return dataclasses.replace(cfg, task=tasks[0])
+
+
+def _job(cfg: BenchConfig, model: BenchModel, backend: str, data, batch_sizes, seq_lens) -> dict:
+    return {"model": model.to_dict(), "backend": backend, "threads": cfg.threads, "batch_sizes": batch_sizes,
+            "seq_lens": seq_lens, "warmup": cfg.warmup, "min_runs": cfg.min_runs, "min_time": cfg.min_time,
+            "max_runs": cfg.max_runs, "eval_batch_size": cfg.eval_batch_size, "accuracy": cfg.accuracy,
+            "texts": list(data.dev.text), "pairs": None if data.dev.text_pair is None else list(data.dev.text_pair)}
+
+
+def _run_in_process(job: dict, tmp: Path) -> dict:
+    """A fresh interpreter per job: no model warms the caches or thread pools of another."""
+    job_file, result_file = tmp / "job.json", tmp / "result.json"
+    job_file.write_text(json.dumps(job))
+    result_file.unlink(missing_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "kdedge.bench.worker", str(job_file), str(result_file)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0 or not result_file.is_file():
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-5:])
+        return {"status": "error", "why": f"worker exited with {proc.returncode}: {tail}"}
+    return json.loads(result_file.read_text())

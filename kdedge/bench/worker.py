@@ -1,0 +1,171 @@
+"""One benchmark job, in its own process: a model on a backend. Reads a job JSON, writes a result JSON.
+
+    python -m kdedge.bench.worker JOB.json RESULT.json
+
+Latency is measured on two kinds of input built from the dev texts: real lengths (consecutive dev examples,
+padded to the longest in the batch) and padded-to-length (the first examples' tokens repeated to exactly L
+positions, no padding). ONNX jobs import only onnxruntime, tokenizers and numpy.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from kdedge.bench.backends import BACKENDS
+from kdedge.bench.timing import measure, summarize
+
+
+class OnnxModel:
+    def __init__(self, path: str, backend, threads: int | None):
+        from kdedge_runtime import Classifier
+
+        providers = [backend.provider] + (["CPUExecutionProvider"] if backend.provider != "CPUExecutionProvider" else [])
+        self.classifier = Classifier(path, providers=providers, threads=threads)
+        used = self.classifier.session.get_providers()
+        if used[0] != backend.provider:
+            raise _Unavailable(f"onnxruntime fell back to {used[0]} for {backend.provider}")
+        self.io_binding = backend.device == "cuda"
+        options = self.classifier.session.get_session_options()
+        self.session_info = {"providers": used, "intra_op_num_threads": options.intra_op_num_threads,
+                             "inter_op_num_threads": options.inter_op_num_threads,
+                             "graph_optimization_level": str(options.graph_optimization_level),
+                             "execution_mode": str(options.execution_mode), "io_binding": self.io_binding}
+        self.inputs = self.classifier.input_names
+
+    def features(self, texts, pairs) -> list[dict]:
+        encoded = self.classifier.encode(texts, pairs)
+        return [{k: encoded[k][i] for k in self.inputs} for i in range(len(texts))]
+
+    def runner(self, rows: list[dict]) -> Callable[[], object]:
+        feed = self.classifier.pad(rows)
+        session = self.classifier.session
+        if not self.io_binding:
+            return lambda: session.run(["logits"], feed)
+        import onnxruntime as ort
+
+        # Inputs copied to the GPU once, output kept there: the timing is the model, not host transfers.
+        binding = session.io_binding()
+        for name, array in feed.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array, "cuda", 0))
+        binding.bind_output("logits", "cuda")
+
+        def run():
+            session.run_with_iobinding(binding)
+            binding.synchronize_outputs()
+
+        return run
+
+    def logits(self, texts, pairs, batch_size: int) -> np.ndarray:
+        return self.classifier.logits(texts, pairs, batch_size=batch_size)
+
+
+class TorchModel:
+    def __init__(self, path: str, backend, threads: int | None):
+        import torch
+
+        from kdedge.models.students import load_student
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch = torch
+        self.device = torch.device(backend.device)
+        self.student = load_student(path)
+        self.student.model.to(self.device)
+        self.session_info = {"device": str(self.device), "threads": torch.get_num_threads(),
+                             "torch": torch.__version__, "dtype": "float32", "mode": "eval, inference_mode"}
+
+    def features(self, texts, pairs) -> list[dict]:
+        from kdedge.data.batching import encode
+        from kdedge.data.loaders import Split
+
+        split = Split(text=list(texts), labels=np.zeros(len(texts)), text_pair=pairs)
+        features = encode(self.student.tokenizer, split, self.student.meta["max_length"],
+                          siamese=self.student.siamese, add_special_tokens=self.student.add_special_tokens)
+        return [{k: v for k, v in f.items() if k != "labels"} for f in features]
+
+    def runner(self, rows: list[dict]) -> Callable[[], object]:
+        from kdedge.data.batching import PadCollator
+
+        batch = {k: v.to(self.device) for k, v in PadCollator(self.student.tokenizer.pad_token_id)(rows).items()}
+        torch, model = self.torch, self.student.model
+
+        def run():
+            with torch.inference_mode():
+                out = self.student.logits(model, batch)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            return out
+
+        return run
+
+    def logits(self, texts, pairs, batch_size: int) -> np.ndarray:
+        from kdedge.training import eval_loader, predict_logits
+
+        features = [{**f, "labels": 0} for f in self.features(texts, pairs)]
+        loader, order = eval_loader(features, batch_size, self.student.tokenizer.pad_token_id)
+        return predict_logits(self.student.model, loader, order, self.student.logits)
+
+
+MODEL_KINDS = {"onnx": OnnxModel, "torch": TorchModel}
+
+
+class _Unavailable(Exception):
+    pass
+
+
+def stretch(row: dict, length: int) -> dict:
+    """The example's tokens repeated to exactly `length` positions, all attended (padded-to-length inputs)."""
+    out = {}
+    for key, values in row.items():
+        values = list(values) or [0]
+        if key.startswith("attention_mask"):
+            out[key] = [1] * length
+        else:
+            out[key] = (values * (length // len(values) + 1))[:length]
+    return out
+
+
+def run_job(job: dict) -> dict:
+    backend = BACKENDS[job["backend"]]
+    why = backend.unavailable()
+    if why:
+        return {"status": "unavailable", "why": why}
+    try:
+        model = MODEL_KINDS[job["model"]["kind"]](job["model"]["path"], backend, job.get("threads"))
+    except _Unavailable as e:
+        return {"status": "unavailable", "why": str(e)}
+    texts, pairs = job["texts"], job.get("pairs")
+    features = model.features(texts, pairs)
+    timing = {k: job[k] for k in ("warmup", "min_runs", "min_time", "max_runs")}
+    real, padded = {}, {}
+    for bs in job["batch_sizes"]:
+        batches = [features[i:i + bs] for i in range(0, len(features) - bs + 1, bs)] or [features[:bs]]
+        runners = [model.runner(rows) for rows in batches]
+        cursor = iter(range(1 << 62))
+        # Each timed call takes the next dev batch, so real-length percentiles cover the dev length mix.
+        real[str(bs)] = summarize(measure(lambda: runners[next(cursor) % len(runners)](), **timing), bs)
+        padded[str(bs)] = {}
+        for length in job["seq_lens"]:
+            rows = [stretch(features[i % len(features)], length) for i in range(bs)]
+            padded[str(bs)][str(length)] = summarize(measure(model.runner(rows), **timing), bs)
+    result = {"status": "ok", "session": model.session_info, "latency": {"real": real, "padded": padded}}
+    if job.get("accuracy", True):
+        result["logits"] = model.logits(texts, pairs, job["eval_batch_size"]).tolist()
+    return result
+
+
+def main(argv: list[str]) -> None:
+    job_file, result_file = map(Path, argv)
+    result = run_job(json.loads(job_file.read_text()))
+    tmp = result_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(result_file)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

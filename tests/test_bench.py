@@ -1,0 +1,146 @@
+import json
+
+import numpy as np
+import pytest
+
+from kdedge.bench.backends import BACKENDS, parse_backends
+from kdedge.bench.report import check_gates
+from kdedge.bench.timing import measure, summarize
+from kdedge.config import BenchConfig, build_config
+from kdedge.errors import KdedgeError
+
+
+class FakeClock:
+    """Each timed call takes the next duration from the list."""
+
+    def __init__(self, durations):
+        self.durations, self.now, self.ticks = list(durations), 0.0, 0
+
+    def __call__(self):
+        if self.ticks % 2 == 1:  # the end of a call
+            self.now += self.durations.pop(0)
+        self.ticks += 1
+        return self.now
+
+
+def test_percentiles_from_known_timings():
+    durations = [i / 1000 for i in range(1, 101)]  # 1 ms ... 100 ms
+    calls = []
+    times = measure(lambda: calls.append(1), warmup=3, min_runs=100, min_time=0.0, max_runs=1000,
+                    clock=FakeClock(durations))
+    assert len(calls) == 103 and len(times) == 100  # warm-up runs are not timed
+    stats = summarize(times, batch_size=4)
+    assert stats["p50_ms"] == pytest.approx(50.5)
+    assert stats["p90_ms"] == pytest.approx(90.1)
+    assert stats["p99_ms"] == pytest.approx(99.01)
+    assert stats["mean_ms"] == pytest.approx(50.5)
+    assert stats["std_ms"] == pytest.approx(np.std(np.arange(1, 101), ddof=1))
+    assert stats["throughput"] == pytest.approx(4 / 0.0505)
+
+
+def test_measure_runs_until_both_minimums_and_stops_at_the_maximum():
+    times = measure(lambda: None, warmup=0, min_runs=2, min_time=0.05, max_runs=100, clock=FakeClock([0.01] * 100))
+    assert len(times) == 5  # 2 runs were not enough time; 5 x 10 ms reach 50 ms
+    times = measure(lambda: None, warmup=0, min_runs=2, min_time=10.0, max_runs=7, clock=FakeClock([0.01] * 100))
+    assert len(times) == 7
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(KdedgeError, match="unknown backend.*ort-gpu.*known: torch-cpu"):
+        parse_backends("ort-cpu,ort-gpu")
+    assert BACKENDS["ort-cpu"].unavailable() is None
+
+
+def _row(model, role="student", retention=0.99, p99=5.0, status="ok"):
+    return {"model": model, "role": role, "backend": "ort-cpu", "status": status, "retention": retention,
+            "p99_ms": p99, "batch": 1, "why": "boom" if status == "error" else None}
+
+
+def test_gates_name_the_failing_rows():
+    rows = [_row("teacher", role="teacher", retention=1.0, p99=50.0), _row("good"), _row("slow", p99=12.0),
+            _row("lossy", retention=0.9), _row("broken", status="error")]
+    failures = check_gates(rows, min_retention=0.95, max_p99_ms=20.0)
+    assert failures == ["teacher on ort-cpu: p99 50.00 ms at batch 1 > 20.0 ms",
+                        "lossy on ort-cpu: retention 0.9000 < 0.95",
+                        "broken on ort-cpu: the benchmark job failed (boom)"]
+    assert check_gates(rows[:2], None, None) == []
+
+
+def _bench(tmp_path, glue_dir, **kw):
+    from kdedge.bench.run import run_bench
+
+    base = dict(task="sst2", data_dir=str(glue_dir), max_eval_samples=60, batch_sizes="1,4", seq_lens="8",
+                warmup=1, min_runs=3, min_time=0.0, out=str(tmp_path / "report"))
+    base.update(kw)
+    return run_bench(build_config(BenchConfig, None, **base))
+
+
+def test_bench_report_on_tiny_bundles(tiny_bundles, tiny_trained_teacher, glue_dir, tmp_path):
+    bundles = (str(tiny_bundles["bilstm-dynamic"]), str(tiny_bundles["tinybert-none"]))
+    out, failures = _bench(tmp_path, glue_dir, bundle=bundles, teacher=str(tiny_trained_teacher),
+                           backends="torch-cpu,ort-cpu,ort-tensorrt")
+    assert failures == []
+    report = json.loads((out / "report.json").read_text())
+    rows = {(r["model"], r["backend"]): r for r in report["rows"]}
+    teacher = f"teacher ({tiny_trained_teacher.name})"
+    # the teacher runs on torch-cpu, and as an exported fp32 bundle on ort-cpu, side by side
+    assert {k for k, r in rows.items() if r["status"] == "ok"} == {
+        (teacher, "torch-cpu"), (teacher, "ort-cpu"), ("bilstm-dynamic", "ort-cpu"), ("tinybert-none", "ort-cpu")}
+    for name in (teacher, "bilstm-dynamic", "tinybert-none"):  # an unavailable backend is reported, not fatal
+        assert rows[(name, "ort-tensorrt")]["status"] == "unavailable"
+        assert "TensorrtExecutionProvider" in rows[(name, "ort-tensorrt")]["why"]
+    t_torch, t_ort, student = rows[(teacher, "torch-cpu")], rows[(teacher, "ort-cpu")], rows[("tinybert-none", "ort-cpu")]
+    assert t_torch["retention"] == 1.0 and t_torch["agreement"] == 1.0
+    assert t_ort["metric"] == pytest.approx(t_torch["metric"])  # fp32 ONNX teacher = PyTorch teacher
+    assert student["retention"] == pytest.approx(student["metric"] / t_torch["metric"])
+    assert student["speedup_same_backend"] == pytest.approx(t_ort["p50_ms"] / student["p50_ms"])
+    assert student["speedup_vs_torch_teacher"] == pytest.approx(t_torch["p50_ms"] / student["p50_ms"])
+    latency = student["latency"]
+    assert set(latency["real"]) == {"1", "4"} and set(latency["padded"]["4"]) == {"8"}
+    assert latency["real"]["1"]["runs"] >= 3 and latency["real"]["1"]["p50_ms"] <= latency["real"]["1"]["p99_ms"]
+    assert student["parameters"] > 0 and student["session"]["providers"] == ["CPUExecutionProvider"]
+    assert report["environment"]["cpu"]["flags"]["avx2"] in (True, False)
+    # the table a person reads agrees with the JSON
+    md = (out / "report.md").read_text()
+    for r in report["rows"]:
+        if r["status"] == "ok":
+            line = next(l for l in md.splitlines() if l.startswith(f"| {r['model']} | {r['backend']} | {r['precision']}"))
+            assert f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |" in line and f"{r['metric']:.4f}" in line
+    assert "ort-tensorrt: unavailable" in md
+    assert (out / "report.png").stat().st_size > 10_000
+
+
+def test_bench_gates_exit_non_zero_with_the_failing_rows(tiny_bundles, glue_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from kdedge.cli import main
+
+    args = ["bench", "--bundle", str(tiny_bundles["bilstm-none"]), "--backends", "ort-cpu", "--task", "sst2",
+            "--data-dir", str(glue_dir), "--max-eval-samples", "40", "--batch-sizes", "1", "--seq-lens", "8",
+            "--warmup", "1", "--min-runs", "3", "--min-time", "0", "--no-accuracy", "--max-p99-ms", "0.000001",
+            "--out", str(tmp_path / "r")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code != 0
+    assert "gates failed" in result.output and "bilstm-none on ort-cpu: p99" in result.output
+    assert json.loads((tmp_path / "r" / "gates.json").read_text())["failures"]
+    result = CliRunner().invoke(main, args[:-4] + ["--max-p99-ms", "100000", "--out", str(tmp_path / "r2")])
+    assert result.exit_code == 0, result.output
+
+
+def test_bench_refuses_mixed_tasks_and_empty_runs(tiny_bundles, glue_dir, tmp_path):
+    with pytest.raises(KdedgeError, match="nothing to benchmark"):
+        _bench(tmp_path, glue_dir)
+    with pytest.raises(KdedgeError, match="is not a bundle"):
+        _bench(tmp_path, glue_dir, bundle=(str(tmp_path),))
+
+
+def test_doctor_lists_every_backend():
+    from click.testing import CliRunner
+
+    from kdedge.cli import main
+
+    result = CliRunner().invoke(main, ["doctor"])
+    assert result.exit_code == 0
+    for name in BACKENDS:
+        assert name in result.output
+    assert "ort-cpu       usable" in result.output
