@@ -77,3 +77,15 @@ def test_pair_regression_task_distils_with_a_siamese_student(tiny_pair_teacher, 
     assert set(metrics["dev"]) == {"pearson", "spearmanr"}
     student = load_student(out)
     assert student.siamese and student.model.classifier[0].in_features == 4 * 2 * 8
+
+
+def test_epochs_zero_skips_the_intermediate_stage_too():
+    from kdedge.config import DistillConfig, build_config
+    from kdedge.distill.run import plan_stages
+
+    base = dict(teacher="t", out="o", student="tinybert", recipe="two-stage", intermediate_epochs=2, epochs=3)
+    stages = {s.name: s.epochs for s in plan_stages(build_config(DistillConfig, None, **base))}
+    assert stages == {"intermediate": 2, "prediction": 3}
+    stages = {s.name: s.epochs for s in plan_stages(build_config(DistillConfig, None, **{**base, "epochs": 0},
+                                                                 qat=True, qat_epochs=1))}
+    assert stages == {"intermediate": 0, "prediction": 0, "qat": 1}

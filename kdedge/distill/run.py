@@ -49,7 +49,9 @@ class Stage:
 
 def plan_stages(cfg: DistillConfig) -> list[Stage]:
     if cfg.recipe == "two-stage":
-        stages = [Stage("intermediate", cfg.intermediate_epochs, cfg.intermediate_lr or cfg.lr, True, False, False),
+        # The intermediate stage only prepares the prediction stage: `--epochs 0` (QAT alone) skips both.
+        intermediate_epochs = cfg.intermediate_epochs if cfg.epochs > 0 else 0
+        stages = [Stage("intermediate", intermediate_epochs, cfg.intermediate_lr or cfg.lr, True, False, False),
                   Stage("prediction", cfg.epochs, cfg.lr, False, True, True)]
     elif cfg.recipe == "joint":
         stages = [Stage("joint", cfg.epochs, cfg.lr, True, True, True)]
