@@ -83,7 +83,8 @@ def test_epochs_zero_skips_the_intermediate_stage_too():
     from kdedge.config import DistillConfig, build_config
     from kdedge.distill.run import plan_stages
 
-    base = dict(teacher="t", out="o", student="tinybert", recipe="two-stage", intermediate_epochs=2, epochs=3)
+    base = dict(teacher="t", out="o", student="tinybert", recipe="two-stage", intermediate_epochs=2, epochs=3,
+                lr=1e-4)
     stages = {s.name: s.epochs for s in plan_stages(build_config(DistillConfig, None, **base))}
     assert stages == {"intermediate": 2, "prediction": 3}
     stages = {s.name: s.epochs for s in plan_stages(build_config(DistillConfig, None, **{**base, "epochs": 0},
