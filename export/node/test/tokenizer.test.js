@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { BundleTokenizer, truncateLongestFirst } from "../src/tokenizer.js";
+
+const seq = (n, base) => Array.from({ length: n }, (_, i) => base + i);
+
+test("longest-first truncation matches the Rust tokenizers library", () => {
+  // (budget, lengths) -> lengths, read off tokenizers 0.22 (BERT template, max_length = budget + 3)
+  const cases = [
+    [8, [3, 20], [3, 5]], [8, [20, 3], [5, 3]], [8, [8, 8], [4, 4]], [8, [9, 8], [4, 4]], [8, [10, 20], [4, 4]],
+    [9, [3, 20], [3, 6]], [9, [20, 3], [6, 3]], [9, [8, 8], [4, 5]], [9, [9, 8], [5, 4]], [9, [8, 9], [4, 5]],
+    [9, [10, 20], [4, 5]], [9, [20, 10], [5, 4]], [9, [5, 5], [4, 5]], [9, [4, 6], [4, 5]], [9, [2, 3], [2, 3]],
+  ];
+  for (const [budget, [n1, n2], expected] of cases) {
+    const [a, b] = truncateLongestFirst(seq(n1, 100), seq(n2, 200), budget);
+    assert.deepEqual([a.length, b.length], expected, `budget ${budget}, lengths ${n1}, ${n2}`);
+    assert.deepEqual(a, seq(n1, 100).slice(0, a.length)); // truncation keeps the start
+  }
+});
+
+const vocab = { "[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, hello: 4, world: 5, "##s": 6, cafe: 7, "!": 8 };
+const tokenizerJson = (model, postProcessor) => ({
+  version: "1.0", truncation: null, padding: null, added_tokens: [],
+  normalizer: { type: "BertNormalizer", clean_text: true, handle_chinese_chars: true, strip_accents: null, lowercase: true },
+  pre_tokenizer: { type: "BertPreTokenizer" }, post_processor: postProcessor, decoder: null, model,
+});
+const bertTemplate = {
+  type: "TemplateProcessing",
+  single: [{ SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "[SEP]", type_id: 0 } }],
+  pair: [{ SpecialToken: { id: "[CLS]", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "[SEP]", type_id: 0 } },
+    { Sequence: { id: "B", type_id: 1 } }, { SpecialToken: { id: "[SEP]", type_id: 1 } }],
+  special_tokens: { "[CLS]": { id: "[CLS]", ids: [2], tokens: ["[CLS]"] }, "[SEP]": { id: "[SEP]", ids: [3], tokens: ["[SEP]"] } },
+};
+
+test("word-level vocabularies: whole words or the unknown token, never subwords", () => {
+  const tok = new BundleTokenizer(tokenizerJson({ type: "WordLevel", vocab, unk_token: "[UNK]" }, null),
+    {}, { maxLength: 4, addSpecialTokens: false });
+  assert.deepEqual(tok.encode("Hello worlds! Café").ids, [4, 1, 8, 7]); // "worlds" is not "world" + "##s"
+  assert.deepEqual(tok.encode("hello hello hello hello hello").ids, [4, 4, 4, 4]); // truncated to max length
+  assert.deepEqual(tok.encode("").ids, []);
+});
+
+test("WordPiece with the special-token template and pair type ids", () => {
+  const tok = new BundleTokenizer(tokenizerJson({ type: "WordPiece", vocab, unk_token: "[UNK]",
+    continuing_subword_prefix: "##", max_input_chars_per_word: 100 }, bertTemplate), {}, { maxLength: 7, addSpecialTokens: true });
+  assert.deepEqual(tok.encode("hello worlds"), { ids: [2, 4, 5, 6, 3], typeIds: [0, 0, 0, 0, 0] });
+  assert.deepEqual(tok.encode("hello", "world !"), { ids: [2, 4, 3, 5, 8, 3], typeIds: [0, 0, 0, 1, 1, 1] });
+  assert.deepEqual(tok.encode("hello hello hello", "world world world").ids, [2, 4, 4, 3, 5, 5, 3]);
+  assert.deepEqual(tok.encode("").ids, [2, 3]);
+});

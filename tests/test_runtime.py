@@ -1,0 +1,207 @@
+"""The torch-free runtimes (Python kdedge_runtime, Node export/node) against each other and the PyTorch student."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import _distil, export_tiny
+from kdedge_runtime import BundleError, Classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+NODE_DIR = ROOT / "export" / "node"
+NODE_BATCH = 7
+EDGE_CASES = ["", "   ", "a " * 400, "Ce film était très émouvant — 真的很好看! 🎬👍", "ÅNGSTRÖM naïve café", "\t\n"]
+
+
+def _node_available() -> bool:
+    ok = shutil.which("node") is not None and (NODE_DIR / "node_modules" / "onnxruntime-node").is_dir()
+    if not ok and os.environ.get("KDEDGE_REQUIRE_NODE"):
+        pytest.fail("KDEDGE_REQUIRE_NODE is set but node or export/node/node_modules is missing (npm ci in export/node)")
+    return ok
+
+
+def node_logits(bundle: Path, texts, pairs=None):
+    if not _node_available():
+        pytest.skip("node and export/node/node_modules are needed (cd export/node && npm ci)")
+    proc = subprocess.run(["node", str(NODE_DIR / "tools" / "logits.js"), str(bundle)], capture_output=True, text=True,
+                          input=json.dumps({"texts": texts, "pairs": pairs, "batchSize": NODE_BATCH}), timeout=120)
+    out = json.loads(proc.stdout) if proc.stdout else {"error": {"name": "crash", "message": proc.stderr}}
+    return out
+
+
+def torch_logits(student_dir: Path, texts, pairs=None) -> np.ndarray:
+    from kdedge.data.batching import encode
+    from kdedge.data.loaders import Split
+    from kdedge.models.students import load_student
+    from kdedge.training import eval_loader, predict_logits
+
+    student = load_student(student_dir)
+    split = Split(text=list(texts), labels=np.zeros(len(texts)), text_pair=pairs)
+    features = encode(student.tokenizer, split, student.meta["max_length"], siamese=student.siamese,
+                      add_special_tokens=student.add_special_tokens)
+    loader, order = eval_loader(features, 16, student.tokenizer.pad_token_id)
+    return predict_logits(student.model, loader, order, student.logits)
+
+
+@pytest.fixture(scope="module")
+def sst2_texts(glue_dir):
+    from kdedge.config import DataOptions
+    from kdedge.data import load_task_data
+
+    dev = load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), max_eval_samples=300)).dev
+    return list(dev.text) + EDGE_CASES
+
+
+@pytest.fixture(scope="module")
+def pair_students(tmp_path_factory, tiny_pair_teacher, glue_dir, glove_path):
+    """STS-B students: a cross-encoder transformer (joint pairs) and a siamese BiLSTM (separate pairs)."""
+    common = dict(task="stsb", max_train_samples=300, max_eval_samples=100, epochs=1)
+    return {
+        "tinybert": _distil(tmp_path_factory, tiny_pair_teacher, glue_dir, "pair-tinybert", student="tinybert",
+                            layers=1, init="teacher-layers", lr=1e-3, **common),
+        "bilstm": _distil(tmp_path_factory, tiny_pair_teacher, glue_dir, "pair-bilstm", word_vectors=str(glove_path),
+                          lstm_hidden=16, mlp_hidden=16, lr=1e-2, **common),
+    }
+
+
+@pytest.mark.parametrize("name", ["bilstm-none", "tinybert-none", "bilstm-dynamic", "tinybert-dynamic"])
+def test_python_node_and_pytorch_agree_on_sst2(name, tiny_bundles, tiny_bilstm_student, tiny_tinybert_student,
+                                               sst2_texts):
+    bundle = tiny_bundles[name]
+    python = Classifier(bundle).logits(sst2_texts, batch_size=13)
+    if name.endswith("-none"):  # fp32: the runtime's tokenization and padding reproduce the PyTorch student
+        student = tiny_bilstm_student if name.startswith("bilstm") else tiny_tinybert_student
+        reference = torch_logits(student, sst2_texts)
+        assert np.abs(python - reference).max() < 1e-4
+        assert (python.argmax(-1) == reference.argmax(-1)).all()
+    # Dynamic int8 ranges each activation over the whole batch, so int8 logits depend (slightly) on which
+    # examples share a batch: the runtimes are compared on the same batches (same size, same length sort).
+    same_batches = Classifier(bundle).logits(sst2_texts, batch_size=NODE_BATCH)
+    node = node_logits(bundle, sst2_texts)
+    assert "error" not in node, node
+    np.testing.assert_allclose(np.asarray(node["logits"]), same_batches, atol=1e-5)
+    assert node["labels"] == [p.label for p in Classifier(bundle).predict(sst2_texts)]
+
+
+@pytest.mark.parametrize("arch", ["tinybert", "bilstm"])
+def test_pairs_agree_across_runtimes(arch, pair_students, glue_dir, tmp_path):
+    from kdedge.config import DataOptions
+    from kdedge.data import load_task_data
+
+    bundle = export_tiny(pair_students[arch], glue_dir, tmp_path / "b", task="stsb")
+    dev = load_task_data(DataOptions(task="stsb", data_dir=str(glue_dir), max_eval_samples=200)).dev
+    texts = list(dev.text) + ["", "a " * 300, "naïve café"]
+    pairs = list(dev.text_pair) + ["something", "b " * 300, ""]
+    classifier = Classifier(bundle)
+    assert classifier.pair_encoding == ("joint" if arch == "tinybert" else "separate")
+    python = classifier.logits(texts, pairs, batch_size=NODE_BATCH)
+    reference = torch_logits(pair_students[arch], texts, pairs)
+    assert python.shape == (len(texts), 1) and np.abs(python - reference).max() < 1e-4
+    prediction = classifier.predict(texts[0], pairs[0])
+    assert prediction.label is None and prediction.score == pytest.approx(float(python[0, 0]), abs=1e-6)
+    node = node_logits(bundle, texts, pairs)
+    assert "error" not in node, node
+    np.testing.assert_allclose(np.asarray(node["logits"]), python, atol=1e-5)
+
+
+def test_bad_bundles_and_inputs_give_clear_errors_in_both_runtimes(tiny_bundles, tmp_path):
+    good = tiny_bundles["bilstm-none"]
+    with pytest.raises(BundleError, match="is not a folder"):
+        Classifier(tmp_path / "nope")
+    broken = tmp_path / "broken"
+    shutil.copytree(good, broken)
+    (broken / "model.onnx").unlink()
+    with pytest.raises(BundleError, match="model.onnx missing"):
+        Classifier(broken)
+    mismatched = tmp_path / "mismatched"
+    shutil.copytree(good, mismatched)
+    manifest = json.loads((mismatched / "manifest.json").read_text())
+    manifest["files"]["model.onnx"]["sha256"] = "0" * 64
+    (mismatched / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="does not match its manifest"):
+        Classifier(mismatched)
+    classifier = Classifier(good)
+    with pytest.raises(TypeError, match="texts must be a string or a list of strings, not int"):
+        classifier.predict(123)
+    with pytest.raises(TypeError, match="texts must contain only strings; found NoneType, int"):
+        classifier.predict(["ok", 1, None])
+    with pytest.raises(ValueError, match=r"classifies single sentences: drop pairs"):
+        classifier.predict(["a"], ["b"])
+
+    assert node_logits(tmp_path / "nope", ["x"])["error"]["name"] == "BundleError"
+    assert "does not match its manifest" in node_logits(mismatched, ["x"])["error"]["message"]
+    assert "model.onnx missing" in node_logits(broken, ["x"])["error"]["message"]
+    error = node_logits(good, 123)["error"]
+    assert error["name"] == "TypeError" and "texts must be a string or an array of strings" in error["message"]
+    error = node_logits(good, ["a"], ["b"])["error"]
+    assert "classifies single sentences: drop pairs" in error["message"]
+
+
+def test_pair_model_needs_pairs(pair_students, glue_dir, tmp_path):
+    bundle = export_tiny(pair_students["tinybert"], glue_dir, tmp_path / "b", task="stsb")
+    with pytest.raises(ValueError, match=r"\(stsb\) classifies sentence pairs: give pairs"):
+        Classifier(bundle).predict("only one")
+    with pytest.raises(ValueError, match="got 2 texts but 1 pairs"):
+        Classifier(bundle).predict(["a", "b"], ["c"])
+    assert "classifies sentence pairs" in node_logits(bundle, ["only one"])["error"]["message"]
+
+
+def test_runtime_imports_neither_torch_nor_transformers(tiny_bundles):
+    code = ("import sys, kdedge.runtime, kdedge_runtime\n"
+            f"p = kdedge_runtime.Classifier({str(tiny_bundles['tinybert-dynamic'])!r}).predict('fine')\n"
+            "heavy = sorted(m for m in ('torch', 'transformers', 'optimum') if m in sys.modules)\n"
+            "print(p.label, heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("[]") and out.split()[0] in ("negative", "positive")
+
+
+def test_predict_command_and_example_apps_use_the_runtime(tiny_bundles, sst2_texts):
+    from click.testing import CliRunner
+
+    from kdedge.cli import main
+
+    bundle = tiny_bundles["tinybert-none"]
+    expected = Classifier(bundle).predict(sst2_texts[:3])
+    result = CliRunner().invoke(main, ["predict", "--bundle", str(bundle), *sst2_texts[:3]])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [line["label"] for line in lines] == [p.label for p in expected]
+    assert CliRunner().invoke(main, ["predict", "--bundle", str(bundle), "--pair", "x", "a"]).exit_code != 0
+
+    examples = ROOT / "export" / "python" / "examples"
+    stdin = "\n".join(sst2_texts[:3]) + "\n"
+    out = subprocess.run([sys.executable, str(examples / "classify.py"), str(bundle)], input=stdin, text=True,
+                         capture_output=True, check=True).stdout
+    assert [json.loads(line)["label"] for line in out.splitlines()] == [p.label for p in expected]
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, str(examples / "serve.py"), str(bundle), str(port)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert "serving on" in server.stdout.readline()
+        body = json.dumps({"texts": sst2_texts[:3]}).encode()
+        reply = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/predict", body, timeout=30).read())
+        assert [p["label"] for p in reply["predictions"]] == [p.label for p in expected]
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/predict", b'{"texts": 5}', timeout=30)
+        assert bad.value.code == 400 and "texts must be a string" in json.loads(bad.value.read())["error"]
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    if _node_available():
+        out = subprocess.run(["node", str(NODE_DIR / "examples" / "classify.js"), str(bundle)], input=stdin, text=True,
+                             capture_output=True, check=True).stdout
+        assert [json.loads(line)["label"] for line in out.splitlines()] == [p.label for p in expected]
