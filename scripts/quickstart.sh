@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A small but real run on SST-2: fine-tune the all-MiniLM-L6-v2 teacher on 3,000 training rows, distil a
-# GloVe BiLSTM student from it, and export the student as an int8 ONNX bundle (verified against PyTorch).
-# Takes a few minutes on 2 CPU cores.
+# GloVe BiLSTM student from it, export the student as an int8 ONNX bundle (verified against PyTorch), and
+# benchmark teacher and student side by side on the CPU backends. Takes a few minutes on 2 CPU cores.
 # Usage: bash scripts/quickstart.sh [RUN_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +17,22 @@ kdedge distill --config configs/sst2-bilstm.yaml --word-vectors "$GLOVE" --teach
 
 kdedge export --model "$RUN/student" --out "$RUN/bundle-int8" --quantize dynamic --overwrite
 
+kdedge bench --teacher "$RUN/teacher" --student "$RUN/student" --bundle "$RUN/bundle-int8" \
+  --backends torch-cpu,ort-cpu --batch-sizes 1,32 --seq-lens 64 --out "$RUN/bench" --overwrite
+
+kdedge predict --bundle "$RUN/bundle-int8" "a gorgeous, witty, seductive movie" "the plot is paper-thin and the acting wooden"
+
 python - "$RUN" <<'PY'
 import json, sys
 run = sys.argv[1]
 t = json.load(open(f"{run}/teacher/metrics.json"))["dev"]["accuracy"]
 s = json.load(open(f"{run}/student/metrics.json"))
 b = json.load(open(f"{run}/bundle-int8/manifest.json"))
+rows = {(r["model"], r["backend"]): r for r in json.load(open(f"{run}/bench/report.json"))["rows"]}
+int8 = rows[("bundle-int8", "ort-cpu")]
 print(f"SST-2 dev accuracy: teacher {t:.4f}, BiLSTM student {s['dev']['accuracy']:.4f} "
       f"(retention {s['retention']:.3f}, {s['parameters']:,} parameters), "
-      f"int8 ONNX {b['dev']['onnx']['accuracy']:.4f} ({b['files']['model.onnx']['bytes'] / 1e6:.1f} MB)")
+      f"int8 ONNX {b['dev']['onnx']['accuracy']:.4f} ({b['files']['model.onnx']['bytes'] / 1e6:.1f} MB); "
+      f"int8 p50 {int8['p50_ms']:.2f} ms at batch 1, {int8['speedup_vs_torch_teacher']:.1f}x the PyTorch teacher "
+      f"(full table: {run}/bench/report.md)")
 PY
