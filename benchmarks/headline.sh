@@ -55,5 +55,8 @@ for task in mrpc stsb; do
     --bundle "$T/bundles/tinybert-3l-twostage-dynamic" --backends "$BACKENDS" --batch-sizes 1,32 --seq-lens 128 \
     --out "$RES/$task" --overwrite > "$RES/$task.log"
 done
+for b in bilstm-glove-dynamic tinybert-3l-twostage-qat-int8; do
+  python benchmarks/runtime_latency.py "$S/bundles/$b" --bench-report "$RES/sst2/report.json" > "$RES/runtime-$b.json"
+done
 python benchmarks/collect_headline.py "$RES" > "$RES/summary.md"
 cat "$RES/summary.md"

@@ -1,0 +1,92 @@
+"""Cold start and per-call latency of the embedded runtimes (Python kdedge_runtime, Node kdedge-runtime) for
+one bundle, on single SST-2 dev sentences, next to the model-only latency `kdedge bench` measured.
+
+Cold start = from launching the process to the first prediction printed (interpreter start, imports, model
+load with its sha256 check, tokenizer, first call), median of --repeats launches. Per-call = one predict() on
+one text (tokenize + run + decode), over the dev sentences after a warm-up, in a warm process.
+
+Usage: python benchmarks/runtime_latency.py BUNDLE [--bench-report report.json] [--repeats 5] [--texts 872]
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+NODE = ROOT / "export" / "node"
+
+PY_COLD = "from kdedge_runtime import Classifier; print(Classifier({bundle!r}).predict('a gorgeous, witty film').label)"
+NODE_COLD = ("import('{src}').then(async ({{ Classifier }}) => "
+             "console.log((await (await Classifier.load({bundle!r})).predict('a gorgeous, witty film')).label))")
+PY_CALLS = """
+import json, sys, time
+t0 = time.perf_counter()
+from kdedge_runtime import Classifier
+c = Classifier(sys.argv[1])
+loaded = time.perf_counter()
+req = json.load(sys.stdin)
+c.predict(req["texts"][0])
+first = time.perf_counter()
+for i in range(req["warmup"]):
+    c.predict(req["texts"][i % len(req["texts"])])
+times = []
+for t in req["texts"]:
+    s = time.perf_counter(); c.predict(t); times.append((time.perf_counter() - s) * 1000)
+print(json.dumps({"load_ms": (loaded - t0) * 1000, "first_ms": (first - loaded) * 1000, "times_ms": times}))
+"""
+
+
+def cold_start(command: list[str], repeats: int) -> dict:
+    walls = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        walls.append((time.perf_counter() - start) * 1000)
+    return {"median_ms": statistics.median(walls), "min_ms": min(walls), "runs": repeats}
+
+
+def stats(times: list[float]) -> dict:
+    p50, p90, p99 = np.percentile(times, [50, 90, 99])
+    return {"calls": len(times), "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": float(np.mean(times))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bundle")
+    ap.add_argument("--bench-report", help="a kdedge bench report.json with this bundle on ort-cpu")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--texts", type=int, default=872)
+    ap.add_argument("--data-dir", default="../shared/data/glue")
+    args = ap.parse_args()
+    bundle = str(Path(args.bundle).resolve())
+    dev = Path(args.data_dir) / "SST-2" / "dev.tsv"
+    texts = [line.split("\t")[0] for line in dev.read_text().splitlines()[1:]][: args.texts]
+    request = json.dumps({"texts": texts, "warmup": 20})
+
+    result = {"bundle": bundle, "texts": len(texts)}
+    result["python"] = {"cold_start": cold_start([sys.executable, "-c", PY_COLD.format(bundle=bundle)], args.repeats)}
+    out = subprocess.run([sys.executable, "-c", PY_CALLS, bundle], input=request, text=True, capture_output=True,
+                         check=True).stdout
+    calls = json.loads(out)
+    result["python"].update(load_ms=calls["load_ms"], first_call_ms=calls["first_ms"], per_call=stats(calls["times_ms"]))
+    src = (NODE / "src" / "index.js").as_uri()
+    result["node"] = {"cold_start": cold_start(["node", "-e", NODE_COLD.format(src=src, bundle=bundle)], args.repeats)}
+    out = subprocess.run(["node", str(NODE / "tools" / "latency.js"), bundle], input=request, text=True,
+                         capture_output=True, check=True).stdout
+    calls = json.loads(out)
+    result["node"].update(load_ms=calls["load_ms"], first_call_ms=calls["first_ms"], per_call=stats(calls["times_ms"]))
+    if args.bench_report:
+        rows = json.loads(Path(args.bench_report).read_text())["rows"]
+        row = next(r for r in rows if r["backend"] == "ort-cpu" and Path(bundle).name == r["model"])
+        result["kdedge_bench_ort_cpu"] = {"p50_ms": row["p50_ms"], "p99_ms": row["p99_ms"], "batch": row["batch"]}
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
