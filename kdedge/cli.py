@@ -10,7 +10,7 @@ from typing import Literal
 import click
 
 from kdedge import __version__
-from kdedge.config import BenchConfig, DistillConfig, ExportConfig, TeacherConfig, build_config, field_types
+from kdedge.config import AugmentConfig, BenchConfig, DistillConfig, ExportConfig, TeacherConfig, build_config, field_types
 from kdedge.errors import KdedgeError
 
 
@@ -74,6 +74,22 @@ def teacher(cfg: TeacherConfig):
     from kdedge.teacher import fine_tune_teacher
 
     click.echo(f"teacher written to {fine_tune_teacher(cfg)}")
+
+
+@main.command()
+@config_options(AugmentConfig)
+def augment(cfg: AugmentConfig):
+    """Build a transfer set: the training rows plus generated (causal LM), word-replaced (masked LM or word
+    vectors) and rule-based (mask, POS swap, n-gram) variants, cleaned (lengths, duplicates, dev leaks) and
+    labelled by the teacher, as Parquet shards. `kdedge distill --transfer DIR` trains on it."""
+    import json
+
+    from kdedge.augment.run import augment_transfer_set
+
+    out = augment_transfer_set(cfg)
+    m = json.loads((out / "manifest.json").read_text())["metrics"]
+    click.echo(f"transfer set written to {out}: {m['rows']} rows {m['rows_by_source']}, removed "
+               f"{m['removed_by_filter']}, {m['examples_per_s']} examples/s")
 
 
 @main.command()

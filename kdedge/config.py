@@ -95,6 +95,8 @@ class DistillConfig(TrainOptions, DataOptions):
     batch_size: int = opt(64, "Training batch size (per device).")
     lr: float | None = opt(None, "Peak learning rate of AdamW (default: 1e-3 for bilstm, 1e-4 for tinybert).")
     teacher: str | None = opt(None, "Teacher folder (from `kdedge teacher`) or hub id of a fine-tuned classifier.", required=True)
+    transfer: str | None = opt(None, "Train on a transfer set from `kdedge augment` (its stored teacher logits; gold "
+                                     "labels where known) instead of the task's training rows.")
     student: Literal["bilstm", "tinybert"] = opt(
         "bilstm", "Student architecture: bilstm (Tang et al. 2019) or tinybert (a BERT encoder, Jiao et al. 2020).")
     soft_loss: Literal["mse", "kl", "soft_ce"] = opt(
@@ -170,6 +172,59 @@ class ExportConfig(DataOptions):
     batch_size: int = opt(64, "Batch size for verification and dev evaluation.")
     seed: int = opt(42, "Seed for choosing calibration examples.")
     overwrite: bool = opt(False, "Replace an existing bundle folder.")
+
+
+@dataclass
+class AugmentConfig(DataOptions):
+    teacher: str | None = opt(None, "Teacher folder (from `kdedge teacher`) or hub id: labels the transfer set.",
+                              required=True)
+    out: str | None = opt(None, "Transfer-set folder to write (Parquet shards + manifest.json).", required=True)
+    method: str = opt("replace,rules", "Comma-separated augmentation methods: generative, replace, rules.")
+    variants: int = opt(4, "replace/rules: augmented variants per original example.")
+    include_originals: bool = opt(True, "Keep the original training rows (with their gold labels) in the set.")
+    # word replacement (TinyBERT)
+    word_vectors: str | None = opt(None, "replace: GloVe/word2vec text file; words swap with their nearest neighbours.")
+    mlm: str | None = opt(None, "replace: masked LM (hub id or folder) proposing replacements for single-piece words.")
+    p_replace: float = opt(0.4, "replace: probability of replacing each word (TinyBERT: 0.4).")
+    top_k: int = opt(15, "replace: candidates per word (TinyBERT: K=15).")
+    # rule-based (Tang et al. 2019)
+    p_mask: float = opt(0.1, "rules: probability of masking each word.")
+    p_pos: float = opt(0.1, "rules: probability of swapping a word for another of the same part of speech.")
+    p_ng: float = opt(0.25, "rules: probability of keeping only a random n-gram (n in 1..5) of the example.")
+    mask_token: str = opt("[MASK]", "rules: the token a masked word becomes.")
+    tagger: str = opt("auto", "rules: POS tagger: auto (spaCy en_core_web_md/sm when installed, else a fallback), "
+                              "a spaCy model name, or none.")
+    # generative
+    generator: str | None = opt(None, "generative: causal LM to fine-tune and sample (hub id or folder), e.g. gpt2.")
+    gguf_file: str | None = opt(None, "generative: GGUF file inside --generator to load (needs the gguf package).")
+    label_conditioned: bool = opt(True, "generative: prefix each training text with its label, sample per label.")
+    generator_epochs: float = opt(1.0, "generative: fine-tuning epochs of the generator.")
+    generator_lr: float = opt(5e-5, "generative: fine-tuning learning rate.")
+    generator_train_samples: int | None = opt(None, "generative: training rows used to fine-tune the generator.")
+    generated_per_example: float = opt(1.0, "generative: samples per original example (the target count).")
+    sample_top_k: int = opt(50, "generative: top-k sampling.")
+    sample_top_p: float = opt(0.95, "generative: nucleus (top-p) sampling.")
+    sample_temperature: float = opt(1.0, "generative: sampling temperature.")
+    min_new_tokens: int = opt(4, "generative: shortest sample, in tokens.")
+    max_new_tokens: int = opt(48, "generative: longest sample, in tokens.")
+    generator_batch_size: int = opt(32, "generative: prompts per generation batch.")
+    # cleaning
+    min_words: int = opt(1, "Drop examples with fewer words.")
+    max_words: int = opt(200, "Drop examples with more words.")
+    near_duplicate: float = opt(0.9, "Jaccard similarity (MinHash of word 3-grams) above which two examples are "
+                                     "near duplicates; 1 disables near-duplicate removal.")
+    # streaming and labelling
+    shard_size: int = opt(2000, "Original examples per shard: each shard is augmented, cleaned, labelled and written "
+                                "on its own, so memory stays flat and an interrupted run resumes at the next shard.")
+    max_examples: int | None = opt(None, "Budget: stop once the transfer set holds this many rows.")
+    batch_size: int = opt(128, "Teacher labelling batch size.")
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = opt("auto", "Teacher inference precision on GPU.")
+    seed: int = opt(42, "Seed of every random choice.")
+    resume: bool = opt(False, "Continue an interrupted run at its next shard.")
+    overwrite: bool = opt(False, "Replace an existing output folder.")
+
+    def methods(self) -> list[str]:
+        return [m.strip() for m in self.method.split(",") if m.strip()]
 
 
 @dataclass

@@ -93,6 +93,9 @@ def distill_student(cfg: DistillConfig) -> Path:
     data = load_task_data(cfg)
     task = data.task
     teacher, teacher_tokenizer = load_teacher(cfg.teacher, task)
+    transfer_logits = None
+    if cfg.transfer:
+        data, transfer_logits = _with_transfer_set(cfg, data, teacher)
 
     set_seed(cfg.seed)
     student = STUDENT_BUILDERS[cfg.student](cfg, task, teacher, teacher_tokenizer, data.train)
@@ -102,7 +105,10 @@ def distill_student(cfg: DistillConfig) -> Path:
     t0 = time.time()
     common = dict(max_length=cfg.max_length, batch_size=cfg.eval_batch_size, cache_dir=cfg.cache_dir,
                   accelerator=accelerator)
-    train_logits, cache_path = teacher_logits(teacher, teacher_tokenizer, data.train, **common)
+    if transfer_logits is None:
+        train_logits, cache_path = teacher_logits(teacher, teacher_tokenizer, data.train, **common)
+    else:
+        train_logits, cache_path = transfer_logits, Path(cfg.transfer)
     dev_logits, _ = teacher_logits(teacher, teacher_tokenizer, data.dev, **common)
     teacher_time = time.time() - t0
     teacher_dev = compute_metrics(task, dev_logits, data.dev.labels)
@@ -202,6 +208,25 @@ def distill_student(cfg: DistillConfig) -> Path:
                "layer_mapping": [p.describe() for p in pairs] if pairs else None},
     ))
     return run.finalize()
+
+
+def _with_transfer_set(cfg: DistillConfig, data, teacher):
+    """Train on a `kdedge augment` transfer set: its rows (gold labels where known) and its stored logits, which
+    must come from this teacher, task and max length."""
+    from kdedge.augment.transfer import load_transfer_set
+
+    split, logits, transfer = load_transfer_set(cfg.transfer, data.task.is_regression)
+    labelled_by = transfer["inputs"]["teacher"]["sha256_weights"]
+    mismatches = [what for what, ok in (
+        (f"task {transfer['task']['name']} (not {data.task.name})", transfer["task"]["name"] == data.task.name),
+        (f"teacher weights {labelled_by[:12]}… (not --teacher's {model_fingerprint(teacher)[:12]}…)",
+         labelled_by == model_fingerprint(teacher)),
+        (f"max length {transfer['max_length']} (not {cfg.max_length})", transfer["max_length"] == cfg.max_length),
+    ) if not ok]
+    if mismatches:
+        raise KdedgeError(f"--transfer {cfg.transfer} was built for {'; '.join(mismatches)}: rebuild it with "
+                          "`kdedge augment` for this teacher and task, or change the options")
+    return dataclasses.replace(data, train=split), logits
 
 
 def _dev_metrics(student: Student, dev_features: list[dict], cfg: DistillConfig, task) -> dict:

@@ -32,6 +32,19 @@ def teacher_logits(teacher, tokenizer, split: Split, *, max_length: int, batch_s
     path = folder / "teacher-logits" / f"{cache_key(teacher, split, max_length)}.npy"
     if path.is_file():
         return np.load(path), path
+    logits = compute_teacher_logits(teacher, tokenizer, split, max_length=max_length, batch_size=batch_size,
+                                    accelerator=accelerator)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npy")
+    np.save(tmp, logits)
+    os.replace(tmp, path)
+    return logits, path
+
+
+def compute_teacher_logits(teacher, tokenizer, split: Split, *, max_length: int, batch_size: int,
+                           accelerator=None) -> np.ndarray:
+    """Batched inference, dynamic padding, length-sorted batches; sharded over processes under `accelerate
+    launch`. Logits come back in the split's order."""
     loader, order = eval_loader(encode(tokenizer, split, max_length), batch_size, tokenizer.pad_token_id)
     autocast = contextlib.nullcontext()
     if accelerator is not None:
@@ -42,9 +55,4 @@ def teacher_logits(teacher, tokenizer, split: Split, *, max_length: int, batch_s
             loader = prepare_data_loader(loader, accelerator.device, num_processes=accelerator.num_processes,
                                          process_index=accelerator.process_index, put_on_device=True)
     with autocast:
-        logits = predict_logits(teacher, loader, order, hf_logits, accelerator, desc="teacher logits")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npy")
-    np.save(tmp, logits)
-    os.replace(tmp, path)
-    return logits, path
+        return predict_logits(teacher, loader, order, hf_logits, accelerator, desc="teacher logits")

@@ -28,15 +28,11 @@ def build_word_tokenizer(texts, min_freq: int = 1) -> PreTrainedTokenizerFast:
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, unk_token=UNK)
 
 
-def load_word_vectors(path: str | Path, vocab: dict[str, int], seed: int = 0) -> tuple[np.ndarray, float]:
-    """An embedding matrix for `vocab` from a GloVe/word2vec text file, and the share of words found.
-
-    Words missing from the file get random vectors with the file's own scale; the pad row is zero.
-    """
+def iter_word_vectors(path: str | Path):
+    """(word, values as strings) for every line of a GloVe/word2vec text file, checking the format as it goes."""
     path = Path(path)
     if not path.is_file():
         raise KdedgeError(f"--word-vectors: file not found: {path}")
-    found: dict[int, np.ndarray] = {}
     dim = None
     with path.open(encoding="utf-8", errors="replace") as f:
         for line_num, line in enumerate(f, 1):
@@ -49,11 +45,34 @@ def load_word_vectors(path: str | Path, vocab: dict[str, int], seed: int = 0) ->
                     raise KdedgeError(f"{path}, line {line_num}: expected 'word v1 v2 ...'")
             if len(parts) - 1 != dim:
                 raise KdedgeError(f"{path}, line {line_num}: {len(parts) - 1} values, expected {dim}")
-            idx = vocab.get(parts[0])
-            if idx is not None and idx not in found:
-                found[idx] = np.asarray(parts[1:], dtype=np.float32)
+            yield parts[0], parts[1:]
     if dim is None:
         raise KdedgeError(f"{path}: no vectors in the file")
+
+
+def read_word_vectors(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """Every word of the file (first occurrence) and its vector."""
+    words, vectors, seen = [], [], set()
+    for word, values in iter_word_vectors(path):
+        if word not in seen:
+            seen.add(word)
+            words.append(word)
+            vectors.append(np.asarray(values, dtype=np.float32))
+    return words, np.stack(vectors)
+
+
+def load_word_vectors(path: str | Path, vocab: dict[str, int], seed: int = 0) -> tuple[np.ndarray, float]:
+    """An embedding matrix for `vocab` from a GloVe/word2vec text file, and the share of words found.
+
+    Words missing from the file get random vectors with the file's own scale; the pad row is zero.
+    """
+    found: dict[int, np.ndarray] = {}
+    dim = None
+    for word, values in iter_word_vectors(path):
+        dim = len(values)
+        idx = vocab.get(word)
+        if idx is not None and idx not in found:
+            found[idx] = np.asarray(values, dtype=np.float32)
     known = np.stack(list(found.values())) if found else np.zeros((1, dim), np.float32)
     rng = np.random.default_rng(seed)
     matrix = rng.normal(0.0, float(known.std()) or 0.1, size=(len(vocab), dim)).astype(np.float32)
