@@ -198,7 +198,7 @@ class AugmentConfig(DataOptions):
     generator: str | None = opt(None, "generative: causal LM to fine-tune and sample (hub id or folder), e.g. gpt2.")
     gguf_file: str | None = opt(None, "generative: GGUF file inside --generator to load (needs the gguf package).")
     label_conditioned: bool = opt(True, "generative: prefix each training text with its label, sample per label.")
-    generator_epochs: float = opt(1.0, "generative: fine-tuning epochs of the generator.")
+    generator_epochs: float = opt(1.0, "generative: fine-tuning epochs of the generator (0: sample from it as is).")
     generator_lr: float = opt(5e-5, "generative: fine-tuning learning rate.")
     generator_train_samples: int | None = opt(None, "generative: training rows used to fine-tune the generator.")
     generated_per_example: float = opt(1.0, "generative: samples per original example (the target count).")

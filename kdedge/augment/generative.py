@@ -3,7 +3,8 @@ causal LM on the task's training text, optionally label-conditioned ("positive: 
 examples with top-k / top-p / temperature. Pair tasks: the LM learns "<first> => <second>" and writes a new
 second sentence for each original first sentence. Batched; on the GPU when there is one.
 
-The fine-tuned generator is saved inside the run folder, so a resumed run samples from the same model.
+The fine-tuned generator is saved in the transfer set's `generator/` folder: a resumed run samples from the same
+model, and `--generator DIR/generator --generator-epochs 0` samples from it again without fine-tuning.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class GenerativeAugmentation:
 
     def _fine_tune(self, train) -> dict:
         cfg = self.cfg
+        if cfg.generator_epochs <= 0:  # sample from the generator as it is (e.g. one fine-tuned by an earlier run)
+            return {"examples": 0, "steps": 0}
         rng = np.random.default_rng(cfg.seed)
         rows = np.arange(len(train))
         if cfg.generator_train_samples is not None and cfg.generator_train_samples < len(rows):

@@ -9,7 +9,6 @@ interrupted run resumes at the next missing shard, producing the same shards as 
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -118,7 +117,6 @@ def augment_transfer_set(cfg: AugmentConfig) -> Path:
     ))
     for stats_file in run.work.glob("shard-*.json"):
         stats_file.unlink()
-    shutil.rmtree(run.work / "generator", ignore_errors=True)  # resume state; the manifest says how it was tuned
     return run.finalize()
 
 

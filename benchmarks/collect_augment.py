@@ -1,0 +1,34 @@
+"""The augmentation benchmark's table: each BiLSTM student, its transfer set's size and throughput.
+
+Usage: python benchmarks/collect_augment.py RUN_DIR
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def main(run: str) -> None:
+    run = Path(run)
+    print("| transfer set | rows (by source) | removed by filter | augment+label examples/s | student dev accuracy "
+          "| teacher | retention |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for name in ("none", "replace", "rules", "generative", "all"):
+        student = run / f"bilstm-aug-{name}" / "metrics.json"
+        if not student.is_file():
+            continue
+        s = json.loads(student.read_text())
+        transfer = run / f"transfer-{name}" / "manifest.json"
+        if transfer.is_file():
+            t = json.loads(transfer.read_text())["metrics"]
+            rows = f"{t['rows']:,} ({', '.join(f'{k} {v:,}' for k, v in t['rows_by_source'].items())})"
+            removed = ", ".join(f"{k} {v:,}" for k, v in t["removed_by_filter"].items()) or "-"
+            speed = f"{t['examples_per_s']:.0f}"
+        else:
+            rows, removed, speed = "20,000 (original, no augmentation)", "-", "-"
+        print(f"| {name} | {rows} | {removed} | {speed} | {s['dev']['accuracy']:.4f} "
+              f"| {s['teacher_dev']['accuracy']:.4f} | {s['retention']:.3f} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
