@@ -25,7 +25,7 @@ stage tinybert-3l-twostage "$S/tinybert-3l-twostage" benchmarks/results/sst2_tin
   --config configs/sst2-tinybert.yaml --teacher "$S/teacher"
 stage tinybert-3l-twostage-qat "$S/tinybert-3l-twostage-qat" benchmarks/results/sst2_export kdedge distill \
   --config configs/sst2-tinybert.yaml --teacher "$S/teacher" --init "pretrained:$S/tinybert-3l-twostage" \
-  --epochs 0 --qat --qat-epochs 1
+  --epochs 0 --qat --qat-epochs 1 --max-train-samples 20000
 for q in none dynamic static; do
   bundle "$S/bundles/bilstm-glove-$q" "$S/bilstm-glove" --quantize $q
 done

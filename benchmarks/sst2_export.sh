@@ -25,7 +25,7 @@ bundle "$TINY-optimized-dynamic" "$RUN/$TINY" --optimize --quantize dynamic
 
 # QAT: one epoch of quantization-aware fine-tuning of the distilled transformer, teacher still in the loss.
 stage "$TINY-qat" "$RUN/$TINY-qat" "$RES" kdedge distill --config configs/sst2-tinybert.yaml \
-  --teacher "$RUN/teacher" --init "pretrained:$RUN/$TINY" --epochs 0 --qat --qat-epochs 1
+  --teacher "$RUN/teacher" --init "pretrained:$RUN/$TINY" --epochs 0 --qat --qat-epochs 1 --max-train-samples 20000
 bundle "$TINY-qat-int8" "$RUN/$TINY-qat" --quantize qat
 
 python benchmarks/collect_bundles.py "$RUN/bundles" > "$RES/summary.md"
