@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from kdedge.errors import KdedgeError
+from kdedge.outputs import sha256_file
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,7 @@ def teacher_bundle(teacher_dir: str, cfg, cache_dir: Path) -> BenchModel:
     from kdedge.config import ExportConfig
     from kdedge.onnx.bundle import export_bundle
 
-    weights = Path(teacher_dir) / "model.safetensors"
-    key = hashlib.sha256(weights.read_bytes()).hexdigest()[:24]
+    key = sha256_file(Path(teacher_dir) / "model.safetensors")[:24]
     out = cache_dir / "teacher-onnx" / key
     if not (out / "manifest.json").is_file():
         export_cfg = ExportConfig(model=teacher_dir, out=str(out), overwrite=True, verify=64,
