@@ -13,7 +13,7 @@ def main(run: str) -> None:
     print("| transfer set | rows (by source) | removed by filter | augment+label examples/s | student dev accuracy "
           "| teacher | retention |")
     print("|---|---|---|---:|---:|---:|---:|")
-    for name in ("none", "replace", "rules", "generative", "all"):
+    for name in ("none", "replace", "rules", "rules-spacy", "replace-rules", "generative", "all"):
         student = run / f"bilstm-aug-{name}" / "metrics.json"
         if not student.is_file():
             continue

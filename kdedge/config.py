@@ -193,7 +193,7 @@ class AugmentConfig(DataOptions):
     p_ng: float = opt(0.25, "rules: probability of keeping only a random n-gram (n in 1..5) of the example.")
     mask_token: str = opt("[MASK]", "rules: the token a masked word becomes.")
     tagger: str = opt("auto", "rules: POS tagger: auto (spaCy en_core_web_md/sm when installed, else a fallback), "
-                              "a spaCy model name, or none.")
+                              "a spaCy model's package name or folder, or none (the heuristic tagger).")
     # generative
     generator: str | None = opt(None, "generative: causal LM to fine-tune and sample (hub id or folder), e.g. gpt2.")
     gguf_file: str | None = opt(None, "generative: GGUF file inside --generator to load (needs the gguf package).")

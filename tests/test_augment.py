@@ -66,6 +66,34 @@ def test_rules_follow_tang_et_al():
     assert "heuristic" in rules.describe()["pos_tagger"]
 
 
+def test_tagger_names_what_to_fix_when_the_model_is_missing():
+    from kdedge.augment.rules import make_tagger
+
+    with pytest.raises(KdedgeError, match="--tagger no_such_spacy_model"):
+        make_tagger("no_such_spacy_model")
+    assert "heuristic" in make_tagger("none").name
+
+
+def test_spacy_tagger_guides_the_swaps():
+    """Runs where spaCy and an English model are installed (KDEDGE_SPACY_MODEL: a package name or folder)."""
+    import os
+
+    spacy = pytest.importorskip("spacy")
+    model = os.environ.get("KDEDGE_SPACY_MODEL") or next(
+        (m for m in ("en_core_web_md", "en_core_web_sm", "en_core_web_lg") if m in spacy.util.get_installed_models()),
+        None)
+    if model is None:
+        pytest.skip("no spaCy English model installed (set KDEDGE_SPACY_MODEL to one)")
+    train = ["the movie was wonderfully acted .", "a film is badly written", "this story was quickly told"]
+    rules = RuleAugmentation(_cfg(p_mask=0.0, p_pos=1.0, p_ng=0.0, tagger=model), train)
+    assert rules.describe()["pos_tagger"].startswith("spaCy en_core_web")
+    words = split_words(train[0])
+    [tags] = rules.tagger.tag([words])
+    assert tags[0] == "DET" and tags[1] == "NOUN" and tags[-1] == "PUNCT"
+    swapped = rules._vary(words, tags, np.random.default_rng(0))
+    assert swapped[-1] == "." and all(w in rules.by_tag[t] for w, t in zip(swapped, tags) if t != "PUNCT")
+
+
 def test_glove_replacements_come_from_the_candidate_set(glove_path):
     from kdedge.augment.replace import WordReplacement
 

@@ -65,7 +65,8 @@ class SpacyTagger:
 
         self.nlp = spacy.load(model, disable=["parser", "ner", "lemmatizer"])
         self.doc = Doc
-        self.name = f"spaCy {model} {self.nlp.meta.get('version', '')}".strip()
+        meta = self.nlp.meta  # the package name and version, also when the model was loaded from a folder
+        self.name = f"spaCy {meta.get('lang', '')}_{meta.get('name', model)} {meta.get('version', '')}".strip()
 
     def tag(self, sentences: list[list[str]]) -> list[list[str]]:
         docs = (self.doc(self.nlp.vocab, words=words or [""]) for words in sentences)
@@ -73,7 +74,8 @@ class SpacyTagger:
 
 
 def make_tagger(name: str):
-    """auto: the first spaCy English model installed, else the heuristic tagger; or a named spaCy model; or none."""
+    """auto: the first spaCy English model installed, else the heuristic tagger; a spaCy model's package name or
+    folder; or none (the heuristic tagger)."""
     if name in ("none", "heuristic"):
         return HeuristicTagger()
     candidates = ["en_core_web_md", "en_core_web_sm", "en_core_web_lg"] if name == "auto" else [name]
@@ -84,7 +86,7 @@ def make_tagger(name: str):
             continue
     if name != "auto":
         raise KdedgeError(f"--tagger {name}: spaCy or that model is not installed (pip install spacy and the model, "
-                          "or use --tagger auto)")
+                          "pass the model's folder, or use --tagger auto)")
     return HeuristicTagger()
 
 
