@@ -57,9 +57,15 @@ class GenerativeAugmentation:
     def _prefix(self, label) -> str:
         return f"{self.task.label_names[int(label)]}: " if self.conditioned else ""
 
+    @property
+    def _bos(self) -> str:
+        return self.tokenizer.bos_token or self.tokenizer.eos_token
+
     def _training_text(self, text: str, pair: str | None, label) -> str:
+        # Written out in full (and tokenized without special tokens) so training and sampling see the same start,
+        # whether or not the tokenizer adds a BOS itself (GPT-2's does not).
         body = text if pair is None else f"{text}{PAIR_SEPARATOR}{pair}"
-        return self._prefix(label) + body + self.tokenizer.eos_token
+        return self._bos + self._prefix(label) + body + self.tokenizer.eos_token
 
     def _fine_tune(self, train) -> dict:
         cfg = self.cfg
@@ -72,6 +78,7 @@ class GenerativeAugmentation:
         texts = [self._training_text(train.text[i], None if train.text_pair is None else train.text_pair[i],
                                      train.labels[i]) for i in rows]
         model = self.model.to(self.device).train()
+        self.tokenizer.padding_side = "right"  # positions count from each text's start (sampling pads left)
         batch_size = cfg.generator_batch_size
         steps = max(1, math.ceil(cfg.generator_epochs * len(texts) / batch_size))
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.generator_lr)
@@ -80,7 +87,8 @@ class GenerativeAugmentation:
         order, losses = np.concatenate([rng.permutation(len(texts)) for _ in range(math.ceil(cfg.generator_epochs))]), []
         for step in range(steps):
             batch = [texts[i] for i in order[step * batch_size:(step + 1) * batch_size]] or [texts[0]]
-            enc = self.tokenizer(batch, return_tensors="pt", padding=True, truncation=True, max_length=128).to(self.device)
+            enc = self.tokenizer(batch, return_tensors="pt", padding=True, truncation=True, max_length=128,
+                                 add_special_tokens=False).to(self.device)
             labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
             loss = model(**enc, labels=labels).loss
             loss.backward()
@@ -109,9 +117,8 @@ class GenerativeAugmentation:
                    for i in parents]
         torch.manual_seed(int(rng.integers(2**31)))
         self.tokenizer.padding_side = "left"
-        bos = self.tokenizer.bos_token or self.tokenizer.eos_token
         for start in range(0, len(prompts), self.cfg.generator_batch_size):
-            batch = [bos + p for p in prompts[start:start + self.cfg.generator_batch_size]]
+            batch = [self._bos + p for p in prompts[start:start + self.cfg.generator_batch_size]]
             enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             out = self.model.generate(**enc, do_sample=True, top_k=self.cfg.sample_top_k, top_p=self.cfg.sample_top_p,
                                       temperature=self.cfg.sample_temperature, min_new_tokens=self.cfg.min_new_tokens,
