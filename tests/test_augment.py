@@ -236,7 +236,7 @@ def test_generative_counts_determinism_and_pairs(tiny_teacher, tiny_pair_teacher
     m = json.loads((out / "manifest.json").read_text())
     assert m["metrics"]["candidates_by_method"] == {"generative": 90}  # 1.5 per original, 60 originals
     assert m["methods"]["generative"]["label_conditioned"] and m["methods"]["generative"]["fine_tuning"]["steps"] == 4
-    assert (out / "generator" / "done").is_file()  # the fine-tuned generator is kept: it can sample again
+    assert (out / "generator" / "fine_tuning.json").is_file()  # the fine-tuned generator is kept: it can sample again
     reuse = _augment(tmp_path, tiny_teacher, glue_dir, name="reuse",
                      **{**kw, "generator": str(out / "generator"), "generator_epochs": 0.0})
     assert json.loads((reuse / "manifest.json").read_text())["methods"]["generative"]["fine_tuning"]["steps"] == 0

@@ -9,8 +9,11 @@ model, and `--generator DIR/generator --generator-epochs 0` samples from it agai
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
+
+import time
 
 import numpy as np
 import torch
@@ -44,14 +47,19 @@ class GenerativeAugmentation:
         self.cfg, self.task, self.device = cfg, task, device
         self.conditioned = cfg.label_conditioned and not task.is_regression
         folder = work / "generator"
-        if (folder / "done").is_file():  # fine-tuned before an interruption
+        log = folder / "fine_tuning.json"  # written last: its presence means the fine-tuned generator is complete
+        if cfg.generator_epochs <= 0:  # sample from the generator as given (e.g. one fine-tuned by an earlier run)
+            self.tokenizer, self.model = load_generator(cfg.generator, cfg.gguf_file)
+            self.train_log = {"examples": 0, "steps": 0}
+        elif log.is_file():  # fine-tuned before an interruption
             self.tokenizer, self.model = load_generator(str(folder), None)
+            self.train_log = json.loads(log.read_text())
         else:
             self.tokenizer, self.model = load_generator(cfg.generator, cfg.gguf_file)
             self.train_log = self._fine_tune(train)
             self.model.save_pretrained(folder)
             self.tokenizer.save_pretrained(folder)
-            (folder / "done").touch()
+            log.write_text(json.dumps(self.train_log, indent=2))
         self.model.to(device).eval()
 
     def _prefix(self, label) -> str:
@@ -69,8 +77,6 @@ class GenerativeAugmentation:
 
     def _fine_tune(self, train) -> dict:
         cfg = self.cfg
-        if cfg.generator_epochs <= 0:  # sample from the generator as it is (e.g. one fine-tuned by an earlier run)
-            return {"examples": 0, "steps": 0}
         rng = np.random.default_rng(cfg.seed)
         rows = np.arange(len(train))
         if cfg.generator_train_samples is not None and cfg.generator_train_samples < len(rows):
@@ -84,6 +90,7 @@ class GenerativeAugmentation:
         optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.generator_lr)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0 - s / steps)
         torch.manual_seed(cfg.seed)
+        start = time.perf_counter()
         order, losses = np.concatenate([rng.permutation(len(texts)) for _ in range(math.ceil(cfg.generator_epochs))]), []
         for step in range(steps):
             batch = [texts[i] for i in order[step * batch_size:(step + 1) * batch_size]] or [texts[0]]
@@ -97,14 +104,15 @@ class GenerativeAugmentation:
             scheduler.step()
             optimizer.zero_grad()
             losses.append(float(loss))
-        return {"examples": len(texts), "steps": steps, "first_loss": losses[0], "last_loss": losses[-1]}
+        return {"examples": len(texts), "steps": steps, "first_loss": losses[0], "last_loss": losses[-1],
+                "wall_time_s": round(time.perf_counter() - start, 2)}
 
     def describe(self) -> dict:
         cfg = self.cfg
         return {"generator": cfg.generator, "gguf_file": cfg.gguf_file, "label_conditioned": self.conditioned,
                 "per_example": cfg.generated_per_example, "top_k": cfg.sample_top_k, "top_p": cfg.sample_top_p,
                 "temperature": cfg.sample_temperature, "min_new_tokens": cfg.min_new_tokens,
-                "max_new_tokens": cfg.max_new_tokens, "fine_tuning": getattr(self, "train_log", "resumed")}
+                "max_new_tokens": cfg.max_new_tokens, "fine_tuning": self.train_log}
 
     @torch.no_grad()
     def variants(self, chunk, rng: np.random.Generator):
@@ -113,7 +121,9 @@ class GenerativeAugmentation:
         texts, pairs, labels = chunk.text, chunk.text_pair, chunk.labels
         count = int(round(self.cfg.generated_per_example * len(texts)))
         parents = rng.choice(len(texts), size=count, replace=count > len(texts)) if count else []
-        prompts = [self._prefix(labels[i]) + (f"{texts[i]}{PAIR_SEPARATOR}" if pairs is not None else "")
+        # No trailing space: BPE vocabularies fold a word's leading space into its token, so a prompt ending in
+        # " " asks for a space-less continuation the LM never saw after it in training (digits, quotes, '"s").
+        prompts = [(self._prefix(labels[i]) + (f"{texts[i]}{PAIR_SEPARATOR}" if pairs is not None else "")).rstrip()
                    for i in parents]
         torch.manual_seed(int(rng.integers(2**31)))
         self.tokenizer.padding_side = "left"
@@ -122,7 +132,8 @@ class GenerativeAugmentation:
             enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             out = self.model.generate(**enc, do_sample=True, top_k=self.cfg.sample_top_k, top_p=self.cfg.sample_top_p,
                                       temperature=self.cfg.sample_temperature, min_new_tokens=self.cfg.min_new_tokens,
-                                      max_new_tokens=self.cfg.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
+                                      max_new_tokens=self.cfg.max_new_tokens, pad_token_id=self.tokenizer.pad_token_id,
+                                      eos_token_id=self.tokenizer.eos_token_id)  # what each training text ended in
             new = self.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
             for k, sample in enumerate(new):
                 parent = int(parents[start + k])
