@@ -223,6 +223,26 @@ def _tiny_gpt2(folder: Path, texts: list[str]) -> Path:
     return folder
 
 
+def test_generative_prompts_are_token_prefixes_of_the_training_texts(tmp_path, glue_dir):
+    import torch
+
+    from kdedge.augment.generative import GenerativeAugmentation
+    from kdedge.config import DataOptions
+    from kdedge.data import load_task_data
+
+    data = load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), max_train_samples=100))
+    gpt = _tiny_gpt2(tmp_path / "gpt", data.train.text + ["negative: positive: =>"])
+    gen = GenerativeAugmentation(_cfg(generator=str(gpt), generator_epochs=0.0), data.train, data.task,
+                                 tmp_path / "work", torch.device("cpu"))
+    ids = lambda text: gen.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    for pair in (None, "and a second sentence"):
+        full = ids(gen._training_text("a gorgeous , witty movie", pair, 1))
+        prompt = ids(gen._prompt("a gorgeous , witty movie", 1, paired=pair is not None))
+        assert full[:len(prompt)] == prompt and len(full) > len(prompt)
+    assert ids(gen._prompt("", 0, paired=False))[0] == gen.tokenizer.bos_token_id
+    assert not (tmp_path / "work" / "generator").exists()  # an unchanged generator is not copied
+
+
 def test_generative_counts_determinism_and_pairs(tiny_teacher, tiny_pair_teacher, glue_dir, tmp_path):
     from kdedge.config import DataOptions
     from kdedge.data import load_task_data

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,6 +74,12 @@ class GenerativeAugmentation:
         body = text if pair is None else f"{text}{PAIR_SEPARATOR}{pair}"
         return self._bos + self._prefix(label) + body + self.tokenizer.eos_token
 
+    def _prompt(self, text: str, label, paired: bool) -> str:
+        """The start of a training text, up to where the LM writes. No trailing space: BPE vocabularies fold a
+        word's leading space into its token, so a prompt ending in " " asks for a space-less continuation the LM
+        never saw there in training (it then writes digits and quotes)."""
+        return self._bos + (self._prefix(label) + (f"{text}{PAIR_SEPARATOR}" if paired else "")).rstrip()
+
     def _fine_tune(self, train) -> dict:
         cfg = self.cfg
         rng = np.random.default_rng(cfg.seed)
@@ -121,14 +126,11 @@ class GenerativeAugmentation:
         texts, pairs, labels = chunk.text, chunk.text_pair, chunk.labels
         count = int(round(self.cfg.generated_per_example * len(texts)))
         parents = rng.choice(len(texts), size=count, replace=count > len(texts)) if count else []
-        # No trailing space: BPE vocabularies fold a word's leading space into its token, so a prompt ending in
-        # " " asks for a space-less continuation the LM never saw after it in training (digits, quotes, '"s").
-        prompts = [(self._prefix(labels[i]) + (f"{texts[i]}{PAIR_SEPARATOR}" if pairs is not None else "")).rstrip()
-                   for i in parents]
+        prompts = [self._prompt(texts[i], labels[i], paired=pairs is not None) for i in parents]
         torch.manual_seed(int(rng.integers(2**31)))
         self.tokenizer.padding_side = "left"
         for start in range(0, len(prompts), self.cfg.generator_batch_size):
-            batch = [self._bos + p for p in prompts[start:start + self.cfg.generator_batch_size]]
+            batch = prompts[start:start + self.cfg.generator_batch_size]
             enc = self.tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
             out = self.model.generate(**enc, do_sample=True, top_k=self.cfg.sample_top_k, top_p=self.cfg.sample_top_p,
                                       temperature=self.cfg.sample_temperature, min_new_tokens=self.cfg.min_new_tokens,
