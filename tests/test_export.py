@@ -185,3 +185,45 @@ def test_qat_alone_on_a_distilled_student(tiny_tinybert_student, tiny_teacher, g
     before = json.loads((tiny_tinybert_student / "metrics.json").read_text())["dev"]
     assert metrics["dev_before_qat"] == before  # QAT started from the distilled student's weights
     assert [s["stage"] for s in metrics["stages"]] == ["qat"]
+
+
+@pytest.mark.parametrize("options", [dict(optimize=True, quantize="dynamic"), dict(quantize="static")])
+def test_export_leaves_no_file_in_the_current_or_temp_directory(tiny_tinybert_student, glue_dir, tmp_path,
+                                                                monkeypatch, options):
+    import tempfile
+
+    cwd, scratch_tmp = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    scratch_tmp.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_tmp))
+    # relative paths, as a user types them, must still land where they point
+    student = tmp_path / "student"
+    student.symlink_to(tiny_tinybert_student)
+    bundle = export_bundle(build_config(ExportConfig, None, model="../student", out="../bundle", data_dir=str(glue_dir),
+                                        max_eval_samples=64, max_train_samples=200, calibration_size=16, **options))
+    assert bundle.resolve() == (tmp_path / "bundle").resolve() and (tmp_path / "bundle" / "model.onnx").is_file()
+    assert list(cwd.iterdir()) == [] and list(scratch_tmp.iterdir()) == []
+
+
+def test_export_into_cwd_after_symbolic_shape_inference_gives_up(tiny_tinybert_student, glue_dir, tmp_path,
+                                                                 monkeypatch):
+    """ORT's symbolic shape inference dumps sym_shape_infer_temp.onnx + <uuid>.data into the current directory
+    when it gives up; the export must keep that out of the user's directory."""
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    original, calls = SymbolicShapeInference.infer_shapes, []
+
+    def give_up(in_mp, *args, **kwargs):
+        import onnx
+
+        calls.append(1)
+        dump = onnx.ModelProto()
+        dump.CopyFrom(in_mp)  # save_model moves the weights out of the model it is given
+        onnx.save_model(dump, "sym_shape_infer_temp.onnx", save_as_external_data=True, size_threshold=0)
+        return original(in_mp, *args, **kwargs)
+
+    monkeypatch.setattr(SymbolicShapeInference, "infer_shapes", staticmethod(give_up))
+    monkeypatch.chdir(tmp_path)
+    _export(tiny_tinybert_student, glue_dir, tmp_path / "b", optimize=True, quantize="dynamic")
+    assert calls and sorted(p.name for p in tmp_path.iterdir()) == ["b"]

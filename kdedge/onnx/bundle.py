@@ -6,6 +6,7 @@ Every export is verified against the PyTorch student: an fp32 bundle whose logit
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import tempfile
@@ -110,7 +111,10 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
     """Export, then optimize / quantize / fp16 as asked; write model.onnx and the run-time files into `work`."""
     arch = student.meta["architecture"]
     transforms = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    student_dir, work = student_dir.resolve(), work.resolve()
+    # ONNX Runtime's tools write temp files into the current directory (symbolic shape inference dumps
+    # sym_shape_infer_temp.onnx and a <uuid>.data when it gives up); work inside a scratch directory.
+    with tempfile.TemporaryDirectory(prefix="kdedge-export-") as tmp, contextlib.chdir(tmp):
         stage_dir = Path(tmp) / "export"
         stage_dir.mkdir()
         EXPORTERS[arch](student, student_dir, stage_dir, cfg.opset)
