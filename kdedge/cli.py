@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import typing
 from typing import Literal
 
@@ -12,6 +13,8 @@ import click
 from kdedge import __version__
 from kdedge.config import AugmentConfig, BenchConfig, DistillConfig, ExportConfig, TeacherConfig, build_config, field_types
 from kdedge.errors import KdedgeError
+from kdedge.hub import go_offline_if_unreachable
+from kdedge.quiet import VERBOSE_ENV
 
 
 def _click_type(tp):
@@ -57,14 +60,23 @@ def config_options(cls, skip: tuple[str, ...] = (), **fixed):
     return decorate
 
 
+_NO_HUB = ("doctor", "predict")  # commands that never load from the Hugging Face hub
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="kdedge")
-def main():
+@click.option("--verbose", "-v", is_flag=True, help="Show the library warnings kdedge silences as known and harmless.")
+def main(verbose: bool):
     """kdedge: fine-tune a teacher, distil it into a small student, export it to ONNX, benchmark it.
 
     Every command reads the previous stage's folder and writes its own, with a manifest.json.
-    Offline: set HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE and HF_HUB_OFFLINE=1, and KDEDGE_DATA_DIR to a GLUE folder.
+    Offline: `source scripts/offline-env.sh`, or set HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE and HF_HUB_OFFLINE=1,
+    and KDEDGE_DATA_DIR to a GLUE folder.
     """
+    if verbose:
+        os.environ[VERBOSE_ENV] = "1"  # an environment variable, so the bench's worker processes see it too
+    if click.get_current_context().invoked_subcommand not in _NO_HUB:
+        go_offline_if_unreachable()  # fail at once, not after a minute of retries, when the hub is out of reach
 
 
 @main.command()

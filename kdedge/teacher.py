@@ -35,6 +35,7 @@ def fine_tune_teacher(cfg: TeacherConfig) -> Path:
         metrics_fn=lambda logits, labels: compute_metrics(task, logits, labels),
         main_metric=task.main_metric,
         save_fn=save,
+        name="teacher",
     )
     metrics = {"dev": best, "best_step": state.best_step, "steps": state.global_step,
                "train_time_s": round(state.train_time_s, 2),

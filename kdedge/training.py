@@ -127,12 +127,14 @@ def train(
     save_fn: SaveFn,
     accelerator: Accelerator | None = None,
     stage: str = "",
+    name: str = "train",
     evaluate_dev: bool = True,
     lr_overrides: dict[str, float] | None = None,
 ) -> tuple[dict, TrainState]:
     """Train `model`, keep the best dev checkpoint in `run.best_dir`; return its dev metrics and the state.
 
-    `stage` names a stage of a multi-stage recipe (its own checkpoint, so each stage resumes on its own).
+    `stage` names a stage of a multi-stage recipe (its own checkpoint, so each stage resumes on its own);
+    `name` is what the progress bar and the log lines say is training (e.g. "bilstm prediction").
     With `evaluate_dev=False` there is no dev evaluation and no best checkpoint: the caller keeps the
     final weights (TinyBERT's intermediate-layer stage has no meaningful dev metric)."""
     accelerator = accelerator or make_accelerator(opts.mixed_precision)
@@ -203,7 +205,7 @@ def train(
         else:
             state.evals_since_best += 1
         log({"stage": stage, "step": state.global_step, "epoch": state.epoch + 1, "dev": metrics, "best": improved})
-        accelerator.print(f"epoch {state.epoch + 1} step {state.global_step}: dev {_fmt(metrics)}"
+        accelerator.print(f"{name} epoch {state.epoch + 1} step {state.global_step}: dev {_fmt(metrics)}"
                           + (" (best)" if improved else ""))
         return metrics
 
@@ -212,7 +214,7 @@ def train(
     while state.epoch < opts.epochs and not state.stopped_early:
         sampler.set_epoch(state.epoch)
         loader = accelerator.skip_first_batches(train_loader, state.step_in_epoch) if state.step_in_epoch else train_loader
-        bar = tqdm(loader, total=steps_per_epoch, initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{opts.epochs}",
+        bar = tqdm(loader, total=steps_per_epoch, initial=state.step_in_epoch, desc=f"{name} epoch {state.epoch + 1}/{opts.epochs}",
                    disable=not accelerator.is_local_main_process, dynamic_ncols=True)
         running = []
         for batch in bar:

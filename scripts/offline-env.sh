@@ -8,5 +8,4 @@ if [ -d "$_kd_shared" ]; then
   export HF_DATASETS_OFFLINE=1 KDEDGE_DATA_DIR="$_kd_shared/data/glue"
   export KDEDGE_GLOVE="$_kd_shared/vectors/glove.6B.100d.60k.txt"
 fi
-export TRANSFORMERS_VERBOSITY=${TRANSFORMERS_VERBOSITY:-error}
 unset _kd_root _kd_shared

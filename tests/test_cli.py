@@ -1,9 +1,14 @@
 """The command line end to end on 200 real SST-2 rows, with a tiny teacher built from a config."""
 
+import os
+import subprocess
+import sys
+
 from click.testing import CliRunner
 
 from kdedge.cli import main
 from kdedge.outputs import read_json
+from tests.conftest import GLUE_DIR
 
 
 def test_teacher_then_distill_on_200_sst2_rows(tiny_teacher, glue_dir, glove_path, tmp_path):
@@ -55,3 +60,21 @@ def test_every_option_has_help():
             assert line in result.output
     cmd = main.commands["distill"]
     assert all(p.help for p in cmd.params if p.name != "help")
+
+
+def test_unreachable_hub_fails_at_once_naming_the_variables(tmp_path):
+    """No retry loop: with the hub out of reach and no offline switch set, kdedge goes offline itself."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "KDEDGE_DATA_DIR", "HTTPS_PROXY", "https_proxy",
+                        "ALL_PROXY", "all_proxy")}
+    env.update(HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf"), HF_HUB_CACHE=str(tmp_path / "hub"),
+               HUGGINGFACE_HUB_CACHE=str(tmp_path / "hub"), HF_DATASETS_CACHE=str(tmp_path / "datasets"))
+    for i, args in enumerate((["--model", "no-such-org/no-such-model"],  # GLUE from the dataset hub
+                 ["--model", "no-such-org/no-such-model", "--data-dir", str(GLUE_DIR)])):  # the model from the hub
+        proc = subprocess.run([sys.executable, "-m", "kdedge.cli", "teacher", "--task", "sst2", *args,
+                               "--out", str(tmp_path / f"t{i}")], env=env, capture_output=True, text=True, timeout=300)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == 1, output
+        assert "Retry" not in output and "Traceback" not in output, output
+        assert "The hub cannot be reached from here" in output, output
+        assert ("KDEDGE_DATA_DIR" if "--data-dir" not in args else "HF_HUB_OFFLINE=1") in output, output

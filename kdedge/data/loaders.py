@@ -18,6 +18,7 @@ import numpy as np
 from kdedge.config import DataOptions
 from kdedge.data.tasks import Task, custom_task, get_glue_task
 from kdedge.errors import KdedgeError
+from kdedge.hub import hub_unreachable_detected
 
 # A fixed seed for --max-train-samples, so every command draws the same rows.
 SAMPLE_SEED = 0
@@ -193,9 +194,10 @@ def _load_glue_hub(task: Task) -> tuple[Split, Split]:
     try:
         ds = datasets.load_dataset(*task.hub)
     except Exception as e:  # offline, unknown dataset, ...: one message with the way out
+        unreachable = "The hub cannot be reached from here. " if hub_unreachable_detected() else "Offline? "
         raise KdedgeError(
             f"could not load GLUE task '{task.name}' from the dataset hub ({type(e).__name__}: {e}). "
-            "Offline? Point --data-dir (or KDEDGE_DATA_DIR) at a local GLUE folder."
+            f"{unreachable}Point --data-dir (or KDEDGE_DATA_DIR) at a local GLUE folder."
         ) from None
     splits = []
     for split_name in ("train", task.hub_dev_split):

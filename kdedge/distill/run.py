@@ -168,7 +168,7 @@ def distill_student(cfg: DistillConfig) -> Path:
             metrics_fn=lambda logits, labels: compute_metrics(task, logits, labels),
             main_metric=task.main_metric,
             save_fn=lambda m, path: save_student(student, path, model=save_model(m)),
-            accelerator=accelerator, stage=stage.name if len(stages) > 1 else "",
+            accelerator=accelerator, stage=stage.name if len(stages) > 1 else "", name=f"{cfg.student} {stage.name}",
             evaluate_dev=stage.evaluate,
             lr_overrides={IntermediateDistiller.MAPPING_PREFIX: cfg.mapping_lr} if stage.intermediate else None,
         )

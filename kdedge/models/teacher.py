@@ -11,15 +11,16 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from kdedge.data.tasks import Task
 from kdedge.errors import KdedgeError
+from kdedge.hub import offline_hint
+from kdedge.quiet import NEW_HEAD_NOISE, known_noise
 
 HF_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _load_error(what: str, name: str, e: Exception) -> KdedgeError:
     return KdedgeError(
-        f"cannot load {what} '{name}': {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. "
-        "Give a local folder or a hub id; offline, set HF_HUB_CACHE and HUGGINGFACE_HUB_CACHE to a hub cache "
-        "holding it, and HF_HUB_OFFLINE=1."
+        f"cannot load {what} '{name}': {type(e).__name__}: {str(e).splitlines()[0].rstrip('.') if str(e) else ''}. "
+        f"{offline_hint()}."
     )
 
 
@@ -43,7 +44,8 @@ def new_classifier(name: str, task: Task):
         kw["id2label"] = dict(enumerate(task.label_names))
         kw["label2id"] = {n: i for i, n in enumerate(task.label_names)}
     try:
-        return AutoModelForSequenceClassification.from_pretrained(name, **kw)
+        with known_noise(logs=NEW_HEAD_NOISE):
+            return AutoModelForSequenceClassification.from_pretrained(name, **kw)
     except Exception as e:
         raise _load_error("model", name, e) from None
 

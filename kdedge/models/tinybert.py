@@ -19,6 +19,7 @@ from kdedge.distill.mapping import parse_layers, resolve_mapping
 from kdedge.errors import KdedgeError
 from kdedge.models.students import Student
 from kdedge.models.teacher import load_tokenizer
+from kdedge.quiet import NEW_HEAD_NOISE, known_noise
 
 _LAYER_KEY = re.compile(r"^(.*\.layer\.)(\d+)(\..*)$")
 
@@ -91,7 +92,8 @@ def init_teacher_layers(cfg, task, teacher, spec: str):
 def init_pretrained(cfg, task, teacher, spec: str):
     name = spec.split(":", 1)[1]
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(name, **_head_kwargs(task))
+        with known_noise(logs=NEW_HEAD_NOISE):
+            model = AutoModelForSequenceClassification.from_pretrained(name, **_head_kwargs(task))
     except Exception as e:
         raise KdedgeError(f"--init {spec}: cannot load '{name}' ({type(e).__name__}: {e})") from None
     return model, {"pretrained": name}

@@ -23,7 +23,7 @@ from kdedge.errors import KdedgeError
 from kdedge.models.students import load_student
 from kdedge.onnx.export import EXPORTERS, ONNX_FILE
 from kdedge.onnx.parity import compare, cpu_session, onnx_logits
-from kdedge.onnx.quantize import QUANTIZERS, optimize_transformer, to_fp16
+from kdedge.onnx.quantize import optimize_transformer, quantize, to_fp16
 from kdedge.outputs import RunDir, library_versions, sha256_file, write_json
 from kdedge.quant.qat import strip_qat
 from kdedge.training import eval_loader, predict_logits
@@ -128,8 +128,8 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
         if cfg.quantize != "none":
             quantized = Path(tmp) / "quantized.onnx"
             calibration = _calibration(cfg, student, data, max_length, current) if cfg.quantize == "static" else []
-            transforms["quantization"] = QUANTIZERS[cfg.quantize](current, quantized, architecture=arch,
-                                                                  preset=cfg.preset, calibration=calibration)
+            transforms["quantization"] = quantize(cfg.quantize, current, quantized, architecture=arch,
+                                                  preset=cfg.preset, calibration=calibration)
             current = quantized
         if cfg.fp16:
             half = Path(tmp) / "fp16.onnx"

@@ -12,6 +12,12 @@ from typing import Iterable
 import onnx
 
 from kdedge.errors import KdedgeError
+from kdedge.quiet import known_noise
+
+# ONNX Runtime's quantizer logs these on the root logger for every model: advice to run its pre-processing
+# (done where it changes the result, see quantize_dynamic) and per-channel axes of 1-D weights (LayerNorm,
+# biases) that it quantizes per tensor instead, as intended.
+_QUANTIZER_NOISE = (("", r"^Please consider to run pre-processing"), ("", r"^Axis \d+ is out-of-range for weight"))
 
 
 def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, **_) -> dict:
@@ -84,6 +90,12 @@ def quantize_qat(src: Path, dst: Path, **_) -> dict:
 
 
 QUANTIZERS = {"dynamic": quantize_dynamic, "static": quantize_static, "qat": quantize_qat}
+
+
+def quantize(scheme: str, src: Path, dst: Path, **options) -> dict:
+    """Quantize `src` into `dst` with the scheme of QUANTIZERS named; returns its manifest entry."""
+    with known_noise(logs=_QUANTIZER_NOISE):
+        return QUANTIZERS[scheme](src, dst, **options)
 
 
 def optimize_transformer(src: Path, dst: Path, *, num_heads: int, hidden_size: int) -> dict:
