@@ -43,7 +43,8 @@ def config_options(cls, skip: tuple[str, ...] = (), **fixed):
                 continue
             flag = "--" + f.name.replace("_", "-")
             tp = types_[f.name]
-            shown = "" if f.default is None else f" [default: {f.default}]"
+            shown = " [required]" if f.metadata.get("required") else (
+                "" if f.default is None else f" [default: {f.default}]")
             help_ = f.metadata.get("help", "") + shown
             if tp is bool:
                 wrapper = click.option(f"{flag}/--no-{flag[2:]}", f.name, default=None, help=help_)(wrapper)
@@ -157,21 +158,65 @@ def doctor():
 @main.command()
 @click.option("--bundle", required=True, type=click.Path(), help="A bundle folder from `kdedge export`.")
 @click.option("--pair", "pairs", multiple=True, help="Second sentence for pair tasks (once per text, in order).")
-@click.option("--batch-size", default=32, show_default=True, help="Texts per model call.")
-@click.argument("texts", nargs=-1, required=True)
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1), help="Texts per model call.")
+@click.argument("texts", nargs=-1)
 def predict(bundle, pairs, batch_size, texts):
-    """Classify TEXTS with a bundle through the torch-free runtime (kdedge_runtime); one JSON line per text."""
+    """Classify TEXTS with a bundle through the torch-free runtime (kdedge_runtime); one JSON line per text.
+    With no TEXTS, classifies the lines of stdin (pair tasks: the two sentences separated by a tab)."""
     import json
+    import sys
     from dataclasses import asdict
 
     from kdedge_runtime import BundleError, Classifier
 
     try:
-        predictions = Classifier(bundle).predict(list(texts), list(pairs) or None, batch_size=batch_size)
-    except (BundleError, ValueError, TypeError) as e:
+        classifier = Classifier(bundle)
+    except BundleError as e:
         raise click.ClickException(str(e)) from None
-    for text, p in zip(texts, predictions):
-        click.echo(json.dumps({"text": text, **asdict(p)}, ensure_ascii=False))
+    task = classifier.manifest["task"]["name"]
+    if texts:
+        _check_pair_flags(classifier.is_pair, task, len(texts), len(pairs))
+        chunks = [(list(texts), list(pairs) or None)]
+    elif pairs:
+        raise click.UsageError("--pair goes with TEXTS; on stdin, put the two sentences on one line, tab-separated")
+    elif sys.stdin.isatty():
+        raise click.UsageError("give TEXTS, or pipe one text per line into stdin")
+    else:
+        chunks = _stdin_chunks(classifier.is_pair, task)
+    for chunk_texts, chunk_pairs in chunks:
+        predictions = classifier.predict(chunk_texts, chunk_pairs, batch_size=batch_size)
+        for i, p in enumerate(predictions):
+            given = {"text": chunk_texts[i], **({"pair": chunk_pairs[i]} if chunk_pairs else {})}
+            click.echo(json.dumps({**given, **asdict(p)}, ensure_ascii=False))
+
+
+def _check_pair_flags(is_pair: bool, task: str, n_texts: int, n_pairs: int) -> None:
+    if is_pair and n_pairs != n_texts:
+        raise click.UsageError(f"this bundle's task ({task}) classifies sentence pairs: give --pair once per text "
+                               f"({n_texts} texts, {n_pairs} --pair)")
+    if not is_pair and n_pairs:
+        raise click.UsageError(f"this bundle's task ({task}) classifies single sentences: drop --pair")
+
+
+def _stdin_chunks(is_pair: bool, task: str, size: int = 1024):
+    """stdin's lines in chunks (texts, pairs), so long streams are answered as they are read."""
+    import sys
+
+    texts, pairs = [], []
+    for number, line in enumerate(sys.stdin, 1):
+        line = line.rstrip("\r\n")
+        if is_pair:
+            if "\t" not in line:
+                raise click.ClickException(f"stdin line {number}: this bundle's task ({task}) classifies sentence "
+                                           "pairs: give the two sentences separated by a tab")
+            line, pair = line.split("\t", 1)
+            pairs.append(pair)
+        texts.append(line)
+        if len(texts) == size:
+            yield texts, pairs or None
+            texts, pairs = [], []
+    if texts:
+        yield texts, pairs or None
 
 
 _RUN_ONLY = ("out", "resume", "overwrite", "data_dir", "train_file", "dev_file", "text_column", "text_pair_column",
@@ -183,7 +228,8 @@ _RUN_ONLY = ("out", "resume", "overwrite", "data_dir", "train_file", "dev_file",
 @config_options(DistillConfig, skip=_RUN_ONLY, out="-")
 def inspect(cfg: DistillConfig):
     """Print what a distillation config resolves to: the layer pairs, projections and loss terms of each stage.
-    Takes the same options (and --config) as `kdedge distill`."""
+    Takes `kdedge distill`'s --config and its model and recipe options; its data and run options do not change
+    the plan, so they are not offered (a --config may still hold them)."""
     from kdedge.distill.inspect import describe_distillation
 
     click.echo(describe_distillation(cfg))

@@ -49,12 +49,33 @@ class DataOptions:
     labels: str | None = opt(
         None, "Custom files: comma-separated label names in class-id order (default: sorted labels of the train file)."
     )
-    max_train_samples: int | None = opt(None, "Use only the first N training rows (a budget for quick runs).")
+    max_train_samples: int | None = opt(
+        None, "Use a fixed random sample of N training rows (seeded: the same rows in every command), a budget "
+        "for quick runs.")
     max_eval_samples: int | None = opt(None, "Use only the first N dev rows.")
     max_length: int = opt(128, "Maximum sequence length in tokens; longer inputs are truncated.")
 
     def resolved_data_dir(self) -> str | None:
         return self.data_dir or os.environ.get("KDEDGE_DATA_DIR") or None
+
+
+# What a trained model's manifest fixes about its task: commands that read a model (export, bench) take these
+# from it instead of offering them again.
+RECORDED_DATA_FIELDS = ("task", "train_file", "dev_file", "text_column", "text_pair_column", "label_column",
+                        "task_type", "labels")
+
+
+@dataclass
+class ModelDataOptions:
+    """Where the data of an already trained model is on this machine. The task, its columns and labels come from
+    the model's manifest; these say only where the files are now and how much of dev to use."""
+
+    data_dir: str | None = opt(
+        None, "Local GLUE folder (the layout of GLUE's download script). Defaults to $KDEDGE_DATA_DIR; when "
+        "neither is set, GLUE tasks load from the dataset hub.")
+    train_file: str | None = opt(None, "Custom tasks: the training file, if it is not where the model was trained.")
+    dev_file: str | None = opt(None, "Custom tasks: the dev file, if it is not where the model was trained.")
+    max_eval_samples: int | None = opt(None, "Use only the first N dev rows.")
 
 
 @dataclass
@@ -154,7 +175,7 @@ class DistillConfig(TrainOptions, DataOptions):
 
 
 @dataclass
-class ExportConfig(DataOptions):
+class ExportConfig(ModelDataOptions):
     model: str | None = opt(None, "Student folder (from `kdedge distill`).", required=True)
     out: str | None = opt(None, "Bundle folder to write.", required=True)
     quantize: Literal["none", "dynamic", "static", "qat"] = opt(
@@ -228,11 +249,12 @@ class AugmentConfig(DataOptions):
 
 
 @dataclass
-class BenchConfig(DataOptions):
+class BenchConfig(ModelDataOptions):
     bundle: tuple[str, ...] | None = opt(None, "A bundle from `kdedge export` (repeat the flag for several).")
     student: tuple[str, ...] | None = opt(None, "A student folder to time in PyTorch (repeatable).")
     teacher: str | None = opt(None, "The teacher folder: timed on the same backends, the base of retention and "
-                              "speed-up (exported to fp32 ONNX inside --out for the ort-* backends).")
+                              "speed-up (for the ort-* backends, exported to fp32 ONNX once and cached under "
+                              "$KDEDGE_CACHE_DIR/teacher-onnx, default ~/.cache/kdedge).")
     backends: str = opt("torch-cpu,torch-cuda,ort-cpu,ort-cuda,ort-tensorrt,ort-openvino",
                         "Comma-separated backends; those unavailable here are reported with the reason.")
     batch_sizes: str = opt("1,8,32", "Comma-separated batch sizes.")

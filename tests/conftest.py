@@ -126,7 +126,7 @@ def export_tiny(student_dir: Path, glue_dir: Path, out: Path, **kw) -> Path:
     from kdedge.onnx.bundle import export_bundle
 
     return export_bundle(build_config(ExportConfig, None, model=str(student_dir), out=str(out), data_dir=str(glue_dir),
-                                      max_eval_samples=200, max_train_samples=400, **kw))
+                                      max_eval_samples=200, **kw))
 
 
 @pytest.fixture(scope="session")

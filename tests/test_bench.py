@@ -69,7 +69,7 @@ def test_gates_name_the_failing_rows():
 def _bench(tmp_path, glue_dir, **kw):
     from kdedge.bench.run import run_bench
 
-    base = dict(task="sst2", data_dir=str(glue_dir), max_eval_samples=60, batch_sizes="1,4", seq_lens="8",
+    base = dict(data_dir=str(glue_dir), max_eval_samples=60, batch_sizes="1,4", seq_lens="8",
                 warmup=1, min_runs=3, min_time=0.0, out=str(tmp_path / "report"))
     base.update(kw)
     return run_bench(build_config(BenchConfig, None, **base))
@@ -82,7 +82,7 @@ def test_bench_report_on_tiny_bundles(tiny_bundles, tiny_trained_teacher, glue_d
     assert failures == []
     report = json.loads((out / "report.json").read_text())
     rows = {(r["model"], r["backend"]): r for r in report["rows"]}
-    teacher = f"teacher ({tiny_trained_teacher.name})"
+    teacher = "teacher"
     # the teacher runs on torch-cpu, and as an exported fp32 bundle on ort-cpu, side by side
     assert {k for k, r in rows.items() if r["status"] == "ok"} == {
         (teacher, "torch-cpu"), (teacher, "ort-cpu"), ("bilstm-dynamic", "ort-cpu"), ("tinybert-none", "ort-cpu")}
@@ -108,6 +108,14 @@ def test_bench_report_on_tiny_bundles(tiny_bundles, tiny_trained_teacher, glue_d
             assert f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |" in line and f"{r['metric']:.4f}" in line
     assert "ort-tensorrt: unavailable" in md
     assert (out / "report.png").stat().st_size > 10_000
+    # like every stage, a manifest: the config, the data, what was measured (by weights), the headline figures
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["command"] == "bench" and manifest["config"]["backends"] == "torch-cpu,ort-cpu,ort-tensorrt"
+    assert manifest["inputs"]["dev"]["rows"] == 60 and manifest["metrics"]["gate_failures"] == []
+    measured = {m["name"]: m for m in manifest["inputs"]["models"]}
+    assert measured["tinybert-none"]["weights_sha256"] == json.loads(
+        (tiny_bundles["tinybert-none"] / "manifest.json").read_text())["files"]["model.onnx"]["sha256"]
+    assert len(manifest["metrics"]["rows"]) == len(report["rows"])
 
 
 def test_bench_gates_exit_non_zero_with_the_failing_rows(tiny_bundles, glue_dir, tmp_path):
@@ -115,7 +123,7 @@ def test_bench_gates_exit_non_zero_with_the_failing_rows(tiny_bundles, glue_dir,
 
     from kdedge.cli import main
 
-    args = ["bench", "--bundle", str(tiny_bundles["bilstm-none"]), "--backends", "ort-cpu", "--task", "sst2",
+    args = ["bench", "--bundle", str(tiny_bundles["bilstm-none"]), "--backends", "ort-cpu",
             "--data-dir", str(glue_dir), "--max-eval-samples", "40", "--batch-sizes", "1", "--seq-lens", "8",
             "--warmup", "1", "--min-runs", "3", "--min-time", "0", "--no-accuracy", "--max-p99-ms", "0.000001",
             "--out", str(tmp_path / "r")]

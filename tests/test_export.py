@@ -20,7 +20,7 @@ from kdedge.training import eval_loader, predict_logits
 
 def _export(student_dir, glue_dir, out, **kw):
     return export_bundle(build_config(ExportConfig, None, model=str(student_dir), out=str(out), data_dir=str(glue_dir),
-                                      max_eval_samples=200, max_train_samples=400, **kw))
+                                      max_eval_samples=200, **kw))
 
 
 @pytest.fixture(params=["bilstm", "tinybert"])
@@ -201,7 +201,7 @@ def test_export_leaves_no_file_in_the_current_or_temp_directory(tiny_tinybert_st
     student = tmp_path / "student"
     student.symlink_to(tiny_tinybert_student)
     bundle = export_bundle(build_config(ExportConfig, None, model="../student", out="../bundle", data_dir=str(glue_dir),
-                                        max_eval_samples=64, max_train_samples=200, calibration_size=16, **options))
+                                        max_eval_samples=64, calibration_size=16, **options))
     assert bundle.resolve() == (tmp_path / "bundle").resolve() and (tmp_path / "bundle" / "model.onnx").is_file()
     assert list(cwd.iterdir()) == [] and list(scratch_tmp.iterdir()) == []
 
@@ -227,3 +227,29 @@ def test_export_into_cwd_after_symbolic_shape_inference_gives_up(tiny_tinybert_s
     monkeypatch.chdir(tmp_path)
     _export(tiny_tinybert_student, glue_dir, tmp_path / "b", optimize=True, quantize="dynamic")
     assert calls and sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+
+
+def test_export_takes_a_custom_task_from_the_student(tiny_teacher, glue_dir, tmp_path):
+    """Columns and labels of the user's own data come from the student's manifest; only moved files are given."""
+    from tests.conftest import _distil_at
+
+    data = load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), max_train_samples=200, max_eval_samples=80))
+    for name, split in (("train", data.train), ("dev", data.dev)):
+        rows = [{"review": t, "stars": ("negative", "positive")[int(label)]} for t, label in zip(split.text, split.labels)]
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    student = _distil_at(tmp_path, tiny_teacher, glue_dir, task="reviews", train_file=str(tmp_path / "train.jsonl"),
+                         dev_file=str(tmp_path / "dev.jsonl"), text_column="review", label_column="stars",
+                         student="tinybert", layers=1, epochs=1)
+    bundle = export_bundle(build_config(ExportConfig, None, model=str(student), out=str(tmp_path / "b")))
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert m["task"]["name"] == "reviews" and m["dev"]["examples"] == 80
+    assert m["data"]["text_column"] == "review" and m["data"]["label_column"] == "stars"
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for name in ("train.jsonl", "dev.jsonl"):
+        (tmp_path / name).rename(moved / name)
+    with pytest.raises(KdedgeError, match="train.jsonl"):
+        export_bundle(build_config(ExportConfig, None, model=str(student), out=str(tmp_path / "b2")))
+    bundle = export_bundle(build_config(ExportConfig, None, model=str(student), out=str(tmp_path / "b3"),
+                                        train_file=str(moved / "train.jsonl"), dev_file=str(moved / "dev.jsonl")))
+    assert json.loads((bundle / "manifest.json").read_text())["dev"]["examples"] == 80

@@ -98,7 +98,7 @@ def test_pairs_agree_across_runtimes(arch, pair_students, glue_dir, tmp_path):
     from kdedge.config import DataOptions
     from kdedge.data import load_task_data
 
-    bundle = export_tiny(pair_students[arch], glue_dir, tmp_path / "b", task="stsb")
+    bundle = export_tiny(pair_students[arch], glue_dir, tmp_path / "b")
     dev = load_task_data(DataOptions(task="stsb", data_dir=str(glue_dir), max_eval_samples=200)).dev
     texts = list(dev.text) + ["", "a " * 300, "naïve café"]
     pairs = list(dev.text_pair) + ["something", "b " * 300, ""]
@@ -148,12 +148,35 @@ def test_bad_bundles_and_inputs_give_clear_errors_in_both_runtimes(tiny_bundles,
 
 
 def test_pair_model_needs_pairs(pair_students, glue_dir, tmp_path):
-    bundle = export_tiny(pair_students["tinybert"], glue_dir, tmp_path / "b", task="stsb")
+    bundle = export_tiny(pair_students["tinybert"], glue_dir, tmp_path / "b")
     with pytest.raises(ValueError, match=r"\(stsb\) classifies sentence pairs: give pairs"):
         Classifier(bundle).predict("only one")
     with pytest.raises(ValueError, match="got 2 texts but 1 pairs"):
         Classifier(bundle).predict(["a", "b"], ["c"])
     assert "classifies sentence pairs" in node_logits(bundle, ["only one"])["error"]["message"]
+
+
+def test_predict_command_on_pairs_names_its_flags_and_reads_tab_separated_stdin(pair_students, glue_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from kdedge.cli import main
+
+    bundle = export_tiny(pair_students["tinybert"], glue_dir, tmp_path / "b")
+    expected = Classifier(bundle).predict(["A man plays.", "a cat"], ["Someone plays.", "a dog"])
+    result = CliRunner().invoke(main, ["predict", "--bundle", str(bundle), "A man plays.", "a cat",
+                                       "--pair", "Someone plays.", "--pair", "a dog"])
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["score"] for line in result.output.splitlines()] == [p.score for p in expected]
+    piped = CliRunner().invoke(main, ["predict", "--bundle", str(bundle)],
+                               input="A man plays.\tSomeone plays.\na cat\ta dog\n")
+    assert [json.loads(line)["pair"] for line in piped.output.splitlines()] == ["Someone plays.", "a dog"]
+    assert [json.loads(line)["score"] for line in piped.output.splitlines()] == [p.score for p in expected]
+    for args, stdin, message in ((["only one"], None, "give --pair once per text (1 texts, 0 --pair)"),
+                                 ([], "first\tsecond\nno tab here\n", "stdin line 2: this bundle's task (stsb) "
+                                                                     "classifies sentence pairs"),
+                                 (["--pair", "b"], "a\tb\n", "--pair goes with TEXTS")):
+        result = CliRunner().invoke(main, ["predict", "--bundle", str(bundle), *args], input=stdin)
+        assert result.exit_code != 0 and message in result.output and "Traceback" not in result.output
 
 
 def test_runtime_imports_neither_torch_nor_transformers(tiny_bundles):
@@ -176,7 +199,14 @@ def test_predict_command_and_example_apps_use_the_runtime(tiny_bundles, sst2_tex
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.output.splitlines()]
     assert [line["label"] for line in lines] == [p.label for p in expected]
-    assert CliRunner().invoke(main, ["predict", "--bundle", str(bundle), "--pair", "x", "a"]).exit_code != 0
+    wrong = CliRunner().invoke(main, ["predict", "--bundle", str(bundle), "--pair", "x", "a"])
+    assert wrong.exit_code == 2 and "classifies single sentences: drop --pair" in wrong.output
+    # no TEXTS: one prediction per line of stdin, in order, empty lines included
+    piped = CliRunner().invoke(main, ["predict", "--bundle", str(bundle)], input="\n".join(sst2_texts[:3]) + "\n\n")
+    assert piped.exit_code == 0, piped.output
+    lines = [json.loads(line) for line in piped.output.splitlines()]
+    assert [line["text"] for line in lines] == sst2_texts[:3] + [""]
+    assert [line["label"] for line in lines[:3]] == [p.label for p in expected]
 
     examples = ROOT / "export" / "python" / "examples"
     stdin = "\n".join(sst2_texts[:3]) + "\n"

@@ -255,12 +255,29 @@ def test_inspect_prints_pairs_and_terms(tiny_teacher):
     from kdedge.cli import main
 
     result = CliRunner().invoke(main, ["inspect", "--teacher", str(tiny_teacher), "--task", "sst2", "--student",
-                                       "tinybert", "--layers", "1", "--hidden", "16", "--mapping", "mean",
-                                       "--recipe", "two-stage", "--rep-ratio", "0.25"])
+                                       "tinybert", "--layers", "1", "--hidden", "16", "--init", "random",
+                                       "--mapping", "mean", "--recipe", "two-stage", "--rep-ratio", "0.25"])
     assert result.exit_code == 0, result.output
     assert "student 1 <- mean of teacher 1, 2" in result.output
     assert "0.5 x hidden mse over 1 layer pair(s) (through a learned 16->32 projection)" in result.output
     assert "1.5 x attention mse over 1 layer pair(s), per head" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layers", "1", "--hidden", "30", "--heads", "4", "--init", "random"],
+     "--hidden 30 is not divisible by --heads 4"),
+    (["--layers", "1", "--hidden", "16"], "--init teacher-layers copies teacher layers, so the student must have the teacher's widths"),
+    (["--layers", "3"], "the student has more layers (3) than the teacher (2)"),
+])
+def test_inspect_refuses_shapes_that_distill_cannot_build(tiny_teacher, args, message):
+    from click.testing import CliRunner
+
+    from kdedge.cli import main
+
+    result = CliRunner().invoke(main, ["inspect", "--teacher", str(tiny_teacher), "--task", "sst2", "--student",
+                                       "tinybert", *args])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert "student:" not in result.output  # no plan printed for a student that cannot be built
 
 
 def test_two_stage_resumes_in_the_second_stage(tiny_teacher, glue_dir, tmp_path, monkeypatch):

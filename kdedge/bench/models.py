@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,22 +49,20 @@ def torch_model(path: str, role: str) -> BenchModel:
     meta = json.loads(meta_file.read_text())
     metrics_file = folder / "metrics.json"
     params = json.loads(metrics_file.read_text()).get("parameters") if metrics_file.is_file() else None
-    return BenchModel(folder.name if role == "student" else f"teacher ({folder.name})", "torch", str(folder), role,
+    return BenchModel(folder.name if role == "student" else "teacher", "torch", str(folder), role,
                       "fp32", (folder / "model.safetensors").stat().st_size / 1e6, params, meta["task"]["name"],
                       list(meta["task"]["label_names"]))
 
 
 def teacher_bundle(teacher_dir: str, cfg, cache_dir: Path) -> BenchModel:
     """The teacher exported to fp32 ONNX (once per teacher weights), so ORT rows have a teacher to compare with."""
-    from kdedge.config import ExportConfig
+    from kdedge.config import ExportConfig, ModelDataOptions
     from kdedge.onnx.bundle import export_bundle
 
     key = sha256_file(Path(teacher_dir) / "model.safetensors")[:24]
     out = cache_dir / "teacher-onnx" / key
     if not (out / "manifest.json").is_file():
         export_cfg = ExportConfig(model=teacher_dir, out=str(out), overwrite=True, verify=64,
-                                  **{k: getattr(cfg, k) for k in ("task", "data_dir", "train_file", "dev_file",
-                                                                  "text_column", "text_pair_column", "label_column",
-                                                                  "task_type", "labels", "max_eval_samples")})
+                                  **{f.name: getattr(cfg, f.name) for f in dataclasses.fields(ModelDataOptions)})
         export_bundle(export_cfg)
-    return bundle_model(str(out), role="teacher", name=f"teacher ({Path(teacher_dir).name})")
+    return bundle_model(str(out), role="teacher", name="teacher")

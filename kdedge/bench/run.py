@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -18,9 +17,10 @@ from kdedge.bench.models import BenchModel, bundle_model, teacher_bundle, torch_
 from kdedge.bench.report import build_rows, check_gates, write_report
 from kdedge.config import BenchConfig, to_dict
 from kdedge.data import load_task_data
+from kdedge.data.recorded import model_data_options
 from kdedge.distill.teacher_cache import default_cache_dir
 from kdedge.errors import KdedgeError
-from kdedge.outputs import RunDir, write_json
+from kdedge.outputs import RunDir, manifest, sha256_file, write_json
 
 
 def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
@@ -32,8 +32,10 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
         models.insert(0, torch_model(cfg.teacher, "teacher"))
     if not models:
         raise KdedgeError("nothing to benchmark: give --bundle, --student and/or --teacher")
-    cfg = _with_task(cfg, models)
-    data = load_task_data(cfg)
+    tasks = sorted({m.task for m in models})
+    if len(tasks) > 1:
+        raise KdedgeError(f"the models were trained on different tasks ({', '.join(tasks)}): benchmark one task per run")
+    data = load_task_data(model_data_options(Path(models[0].path), tasks[0], cfg))
     for m in models:
         if m.label_names != list(data.task.label_names):
             raise KdedgeError(f"{m.path} predicts {m.label_names} but {data.task.name} has labels "
@@ -58,16 +60,19 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
     failures = check_gates(rows, cfg.min_retention, cfg.max_p99_ms)
     write_json(run.work / "gates.json", {"min_retention": cfg.min_retention, "max_p99_ms": cfg.max_p99_ms,
                                          "failures": failures})
+    summary = [{k: r.get(k) for k in ("model", "backend", "precision", "status", "p50_ms", "metric", "retention")}
+               for r in rows]
+    write_json(run.work / "manifest.json", manifest(
+        "bench", to_dict(cfg), inputs={**data.describe(), "models": [_identity(m) for m in models]},
+        metrics={"rows": summary, "gate_failures": failures}, wall_time_s=report["wall_time_s"]))
     return run.finalize(), failures
 
 
-def _with_task(cfg: BenchConfig, models: list[BenchModel]) -> BenchConfig:
-    tasks = sorted({m.task for m in models})
-    if len(tasks) > 1:
-        raise KdedgeError(f"the models were trained on different tasks ({', '.join(tasks)}): benchmark one task per run")
-    if cfg.task or cfg.train_file:
-        return cfg
-    return dataclasses.replace(cfg, task=tasks[0])
+def _identity(model: BenchModel) -> dict:
+    """What was measured: the model's folder and the sha256 of its weights."""
+    weights = Path(model.path) / ("model.onnx" if model.kind == "onnx" else "model.safetensors")
+    return {"name": model.name, "role": model.role, "kind": model.kind, "path": model.path,
+            "weights_sha256": sha256_file(weights)}
 
 
 def _job(cfg: BenchConfig, model: BenchModel, backend: str, data, batch_sizes, seq_lens) -> dict:

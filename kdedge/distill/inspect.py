@@ -10,6 +10,7 @@ from kdedge.config import DistillConfig
 from kdedge.distill.mapping import parse_layers, resolve_mapping
 from kdedge.distill.run import DEFAULT_LR, loss_weights, plan_stages
 from kdedge.errors import KdedgeError
+from kdedge.models.tinybert import student_shape
 
 
 def _load_config(name: str):
@@ -29,8 +30,9 @@ def describe_distillation(cfg: DistillConfig) -> str:
     if cfg.init.startswith("pretrained:"):
         s = _load_config(cfg.init.split(":", 1)[1])
         layers, hidden, heads = s.num_hidden_layers, s.hidden_size, s.num_attention_heads
-    else:
-        layers, hidden, heads = cfg.layers, cfg.hidden or t.hidden_size, cfg.heads or t.num_attention_heads
+    else:  # refused here exactly as `kdedge distill` would refuse it
+        layers = cfg.layers
+        hidden, heads, _ = student_shape(cfg, t, same_width=cfg.init == "teacher-layers")
     lines.append(f"student: tinybert, {layers} layers, hidden {hidden}, {heads} heads, init {cfg.init}")
     pairs = resolve_mapping(cfg.mapping, t.num_hidden_layers, layers, parse_layers(cfg.layer_map))
     lines.append(f"mapping: {cfg.mapping}")

@@ -31,8 +31,9 @@ def _head_kwargs(task: Task) -> dict:
             "id2label": dict(enumerate(task.label_names)), "label2id": {n: i for i, n in enumerate(task.label_names)}}
 
 
-def _student_config(cfg, task: Task, teacher, same_width: bool):
-    t = teacher.config
+def student_shape(cfg, t, same_width: bool) -> tuple[int, int, int]:
+    """Hidden size, heads and feed-forward size of a student of teacher config `t`, refused unless buildable
+    (`same_width`: the init copies teacher layers, so the widths must be the teacher's)."""
     hidden = cfg.hidden or t.hidden_size
     heads = cfg.heads or t.num_attention_heads
     if hidden % heads:
@@ -44,6 +45,12 @@ def _student_config(cfg, task: Task, teacher, same_width: bool):
             f"(hidden {t.hidden_size}, heads {t.num_attention_heads}, intermediate {t.intermediate_size}); "
             "drop --hidden/--heads/--intermediate or use --init random"
         )
+    return hidden, heads, intermediate
+
+
+def _student_config(cfg, task: Task, teacher, same_width: bool):
+    t = teacher.config
+    hidden, heads, intermediate = student_shape(cfg, t, same_width)
     config = copy.deepcopy(t)
     head = _head_kwargs(task)
     config.num_labels = head.pop("num_labels")

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from kdedge.config import ExportConfig, to_dict
-from kdedge.data import compute_metrics, get_glue_task, load_task_data
+from kdedge.config import RECORDED_DATA_FIELDS, ExportConfig, to_dict
+from kdedge.data import compute_metrics, load_task_data
 from kdedge.data.batching import encode
+from kdedge.data.recorded import model_data_options
 from kdedge.errors import KdedgeError
 from kdedge.models.students import load_student
 from kdedge.onnx.export import EXPORTERS, ONNX_FILE
@@ -31,15 +32,6 @@ from kdedge.training import eval_loader, predict_logits
 BUNDLE_FORMAT = "kdedge-bundle/1"
 # Files of the student folder that the bundle does not need at run time.
 _TRAINING_ONLY = ("model.safetensors", "student.json", "metrics.json", "manifest.json", "train_log.jsonl")
-
-
-def _task_options(cfg: ExportConfig, student_task: dict) -> ExportConfig:
-    if cfg.task or cfg.train_file:
-        return cfg
-    if get_glue_task(student_task["name"]) is None:
-        raise KdedgeError(f"the student was trained on '{student_task['name']}': give its --train-file/--dev-file "
-                          "to verify the export")
-    return dataclasses.replace(cfg, task=student_task["name"])
 
 
 def export_bundle(cfg: ExportConfig) -> Path:
@@ -57,8 +49,8 @@ def export_bundle(cfg: ExportConfig) -> Path:
         raise KdedgeError("--quantize qat reproduces the trained scheme on the plain graph; drop --optimize")
     if student.meta.get("qat") and cfg.quantize != "qat":
         strip_qat(student.model)  # other exports compare against the float model
-    cfg = _task_options(cfg, student.meta["task"])
-    data = load_task_data(cfg)
+    data_options = model_data_options(student_dir, student.meta["task"]["name"], cfg)
+    data = load_task_data(data_options)
     if list(data.task.label_names) != list(student.meta["task"]["label_names"]):
         raise KdedgeError(f"the student predicts {student.meta['task']['label_names']} but the task's labels are "
                           f"{list(data.task.label_names)}")
@@ -66,6 +58,7 @@ def export_bundle(cfg: ExportConfig) -> Path:
     run = RunDir(cfg.out, overwrite=cfg.overwrite, resume=False, resumable=False)
     try:
         manifest = _build(cfg, student, student_dir, data, run.work)
+        manifest["data"] = {k: getattr(data_options, k) for k in RECORDED_DATA_FIELDS}
     except BaseException:
         shutil.rmtree(run.work, ignore_errors=True)  # no half-written bundle
         raise
@@ -75,7 +68,7 @@ def export_bundle(cfg: ExportConfig) -> Path:
 
 
 def _build(cfg: ExportConfig, student, student_dir: Path, data, work: Path) -> dict:
-    max_length = student.meta.get("max_length", cfg.max_length)
+    max_length = student.meta["max_length"]
     transforms = _write_model(cfg, student, student_dir, data, work, max_length)
     session = cpu_session(work / ONNX_FILE)
     parity, dev = _verify(cfg, student, data, session, max_length)
