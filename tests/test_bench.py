@@ -152,3 +152,16 @@ def test_doctor_lists_every_backend():
     for name in BACKENDS:
         assert name in result.output
     assert "ort-cpu       usable" in result.output
+
+
+@pytest.mark.parametrize("lo, hi, expected", [
+    (0.15, 15.0, [0.2, 0.5, 1.0, 2.0, 5.0, 10.0]),  # 1-2-5 when decades alone are too few
+    (0.05, 200.0, [0.1, 1.0, 10.0, 100.0]),  # decades when they suffice
+    (0.31, 0.46, [0.31, 0.38, 0.46]),  # within one digit: three rounded values, never 3x10^-1 4x10^-1 clutter
+])
+def test_log_ticks_are_round_and_few(lo, hi, expected):
+    from kdedge.bench.report import log_ticks
+
+    ticks = log_ticks(lo, hi)
+    assert ticks == pytest.approx(expected)
+    assert len({f"{t:g}" for t in ticks}) == len(ticks)  # distinct labels

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -130,26 +131,75 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+_BACKEND_MARKERS = {"torch-cpu": "o", "ort-cpu": "s", "torch-cuda": "D", "ort-cuda": "^", "ort-tensorrt": "v",
+                    "ort-openvino": "P"}
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """Round tick values for a log axis from lo to hi: decades, else 1-2-5, else every digit, else three
+    evenly spaced values rounded to two significant digits; never so many that their labels collide."""
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    for mantissas in ((1,), (1, 2, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
+        ticks = [m * 10.0 ** e for e in decades for m in mantissas if lo <= m * 10.0 ** e <= hi]
+        if len(ticks) >= 3:
+            return ticks
+    return sorted({float(f"{v:.2g}") for v in np.geomspace(lo, hi, 3)})
+
+
 def plot(report: dict, path: Path) -> None:
+    """Accuracy vs batch-1 latency: a colour per model (the teacher in black), a marker per backend, each
+    explained in a legend beside the axes rather than written over the points."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import FixedLocator, NullLocator
 
     rows = [r for r in report["rows"] if r["status"] == "ok" and r.get("metric") is not None]
-    fig, ax = plt.subplots(figsize=(8, 5))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    palette = iter(plt.get_cmap("tab10").colors)
+    colours = {m: "black" if any(r["role"] == "teacher" for r in rows if r["model"] == m) else next(palette)
+               for m in models}
+    backends = list(dict.fromkeys(r["backend"] for r in rows))
+    spare = iter("Xph*<>")
+    markers = {b: _BACKEND_MARKERS.get(b) or next(spare) for b in backends}
+    fig, ax = plt.subplots(figsize=(10, 5), layout="constrained")
     for r in rows:
-        marker = "*" if r["role"] == "teacher" else "o"
-        ax.scatter(r["p50_ms"], r["metric"], marker=marker, s=120 if marker == "*" else 50)
-        ax.annotate(f"{r['model']} · {r['backend']}", (r["p50_ms"], r["metric"]), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+        ax.scatter(r["p50_ms"], r["metric"], marker=markers[r["backend"]], s=70, color=colours[r["model"]],
+                   edgecolors="white", linewidths=0.8, zorder=3)
+    metric = report["task"]["metrics"][0]
+    teacher = next((r for r in rows if r["role"] == "teacher" and r["format"] == "torch"),
+                   next((r for r in rows if r["role"] == "teacher"), None))
+    if teacher is not None:
+        ax.axhline(teacher["metric"], color="black", linestyle=":", linewidth=1, zorder=1)
     if rows:
+        lo, hi = min(r["p50_ms"] for r in rows) / 1.5, max(r["p50_ms"] for r in rows) * 1.5
         ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        ax.xaxis.set_major_locator(FixedLocator(log_ticks(lo, hi)))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
+
+    def describe(model: str) -> str:
+        r = next(r for r in rows if r["model"] == model)
+        role = "" if model.startswith(r["role"]) else f"{r['role']}, "
+        return f"{model} ({role}{r['precision']}, {r['size_mb']:.1f} MB)"
+
+    model_key = [Line2D([], [], marker="o", linestyle="", color=colours[m], markersize=8, label=describe(m))
+                 for m in models]
+    if teacher is not None:
+        model_key.append(Line2D([], [], color="black", linestyle=":", label=f"teacher's dev {metric}"))
+    backend_key = [Line2D([], [], marker=markers[b], linestyle="", color="grey", markersize=8, label=b)
+                   for b in backends]
+    fig.legend(handles=model_key, title="model", loc="outside right upper", fontsize=8, title_fontsize=9,
+               frameon=False)
+    fig.legend(handles=backend_key, title="backend (marker)", loc="outside right lower", fontsize=8,
+               title_fontsize=9, frameon=False)
     batch = rows[0]["batch"] if rows else 1
-    ax.set_xlabel(f"p50 latency, batch {batch}, real-length dev inputs (ms, log scale)")
-    ax.set_ylabel(f"dev {report['task']['metrics'][0]}")
-    ax.set_title(f"{report['task']['name']}: accuracy vs latency")
+    ax.set_xlabel(f"p50 latency, ms (log scale; batch {batch}, real-length dev inputs)")
+    ax.set_ylabel(f"dev {metric}")
+    ax.set_title(f"{report['task']['name']}: {metric} vs latency")
     ax.grid(True, alpha=0.3)
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
