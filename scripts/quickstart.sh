@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 . scripts/offline-env.sh
 RUN=${1:-runs/quickstart}
 GLOVE=${KDEDGE_GLOVE:-glove.6B.100d.txt}
+echo "kdedge quickstart: teacher -> distill -> export -> bench on SST-2, into $RUN"
 
 kdedge teacher --task sst2 --model sentence-transformers/all-MiniLM-L6-v2 --max-train-samples 3000 \
   --epochs 1 --lr 1e-4 --batch-size 32 --out "$RUN/teacher" --overwrite

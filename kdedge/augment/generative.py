@@ -108,7 +108,7 @@ class GenerativeAugmentation:
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-            losses.append(float(loss))
+            losses.append(loss.item())
         return {"examples": len(texts), "steps": steps, "first_loss": losses[0], "last_loss": losses[-1],
                 "wall_time_s": round(time.perf_counter() - start, 2)}
 
