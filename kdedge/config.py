@@ -182,8 +182,9 @@ class ExportConfig(ModelDataOptions):
         "none", "none: fp32; dynamic: ONNX Runtime dynamic int8 (per-channel weights, LSTM included); static: "
         "int8 QDQ with activations calibrated on training examples; qat: the int8 scheme a `distill --qat` "
         "student was trained for.")
-    preset: Literal["avx2", "avx512", "avx512_vnni", "arm64"] = opt(
-        "avx2", "Target CPU of optimum's quantization presets (transformer students).")
+    preset: Literal["auto", "avx2", "avx512", "avx512_vnni", "arm64"] = opt(
+        "auto", "dynamic: the target CPU's int8 scheme (avx2 stores uint8 weights, the others int8); auto picks "
+        "it from the CPU the export runs on (VNNI: avx512_vnni, AVX-512: avx512, ARM: arm64, else avx2).")
     calibration_size: int = opt(128, "static: number of training examples used for calibration.")
     optimize: bool = opt(False, "Fuse attention/LayerNorm/GELU with ONNX Runtime's transformer optimizer.")
     fp16: bool = opt(False, "Convert weights to float16 (for GPU targets; inputs and outputs stay as they are).")

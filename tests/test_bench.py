@@ -152,6 +152,7 @@ def test_doctor_lists_every_backend():
     for name in BACKENDS:
         assert name in result.output
     assert "ort-cpu       usable" in result.output
+    assert "int8 preset for this CPU: " in result.output
 
 
 @pytest.mark.parametrize("lo, hi, expected", [

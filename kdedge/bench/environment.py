@@ -11,6 +11,7 @@ from pathlib import Path
 
 from kdedge.bench.backends import BACKENDS
 from kdedge.outputs import library_versions
+from kdedge_runtime.cpu import preset_for, read_cpu
 
 # int8 GEMM speed depends on these: VNNI/AMX have dot-product instructions for int8, AVX2 does not.
 _CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "asimddp")
@@ -56,6 +57,7 @@ def doctor_report() -> str:
     cpu = env["cpu"]
     lines = [f"CPU: {cpu['model']} ({cpu['machine']}), {cpu['usable_cpus']} usable of {cpu['logical_cpus']} logical CPUs",
              "CPU flags: " + ", ".join(f"{f} {'yes' if v else 'no'}" for f, v in cpu["flags"].items()),
+             f"int8 preset for this CPU: {preset_for(*read_cpu())} (what `kdedge export --preset auto` picks here)",
              "GPU: " + ("; ".join(env["gpus"]) or "none visible (no nvidia-smi or no device)"),
              "ONNX Runtime providers: " + ", ".join(env["onnxruntime_providers"]), "Backends:"]
     for name, why in backend_status().items():

@@ -23,6 +23,7 @@ class BenchModel:
     parameters: int | None
     task: str
     label_names: list[str]
+    int8_preset: str | None = None  # the CPU family a dynamic int8 bundle was quantized for
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,7 +37,7 @@ def bundle_model(path: str, role: str = "student", name: str | None = None) -> B
     m = json.loads(manifest_file.read_text())
     return BenchModel(name or folder.name, "onnx", str(folder), role, m["precision"],
                       m["files"]["model.onnx"]["bytes"] / 1e6, m.get("parameters"), m["task"]["name"],
-                      list(m["label_names"]))
+                      list(m["label_names"]), (m.get("quantization") or {}).get("preset"))
 
 
 def torch_model(path: str, role: str) -> BenchModel:

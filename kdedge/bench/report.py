@@ -116,6 +116,8 @@ def markdown(report: dict) -> str:
                      f"| {_fmt(r.get('retention'), '.3f')} | {_fmt(agreement, '.3f')} "
                      f"| {_fmt(r.get('speedup_same_backend'), '.1f', '×')} "
                      f"| {_fmt(r.get('speedup_vs_torch_teacher'), '.1f', '×')} |")
+    if report.get("warnings"):
+        lines += ["", "Warnings:"] + [f"- {w}" for w in report["warnings"]]
     skipped = [r for r in rows if r["status"] != "ok"]
     if skipped:
         lines += ["", "Not measured:"] + [f"- {r['model']} on {r['backend']}: {r['status']}: {r['why']}" for r in skipped]

@@ -21,6 +21,7 @@ from kdedge.data.recorded import model_data_options
 from kdedge.distill.teacher_cache import default_cache_dir
 from kdedge.errors import KdedgeError
 from kdedge.outputs import RunDir, manifest, sha256_file, write_json
+from kdedge_runtime.cpu import preset_mismatch, read_cpu
 
 
 def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
@@ -40,6 +41,9 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
         if m.label_names != list(data.task.label_names):
             raise KdedgeError(f"{m.path} predicts {m.label_names} but {data.task.name} has labels "
                               f"{list(data.task.label_names)}")
+    warnings = preset_warnings(models)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
     run = RunDir(cfg.out, overwrite=cfg.overwrite, resume=False, resumable=False)
     started = time.time()
     if cfg.teacher and any(b.kind == "onnx" and b.unavailable() is None for b in backends):
@@ -55,7 +59,8 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
                                 **_run_in_process(job, Path(tmp))})
     rows = build_rows(results, data.task, data.dev.labels)
     report = {"config": to_dict(cfg), "environment": environment(), "task": data.task.to_dict(),
-              "dev_examples": len(data.dev), "rows": rows, "wall_time_s": round(time.time() - started, 1)}
+              "dev_examples": len(data.dev), "rows": rows, "warnings": warnings,
+              "wall_time_s": round(time.time() - started, 1)}
     write_report(run.work, report)
     failures = check_gates(rows, cfg.min_retention, cfg.max_p99_ms)
     write_json(run.work / "gates.json", {"min_retention": cfg.min_retention, "max_p99_ms": cfg.max_p99_ms,
@@ -66,6 +71,13 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
         "bench", to_dict(cfg), inputs={**data.describe(), "models": [_identity(m) for m in models]},
         metrics={"rows": summary, "gate_failures": failures}, wall_time_s=report["wall_time_s"]))
     return run.finalize(), failures
+
+
+def preset_warnings(models: list[BenchModel]) -> list[str]:
+    """One line per int8 bundle whose quantization preset does not suit the CPU it is timed on."""
+    machine, flags = read_cpu()
+    found = ((m, preset_mismatch(m.int8_preset, machine, flags)) for m in models if m.int8_preset)
+    return [f"{m.name}: {why}" for m, why in found if why]
 
 
 def _identity(model: BenchModel) -> dict:

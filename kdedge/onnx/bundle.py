@@ -28,6 +28,7 @@ from kdedge.onnx.quantize import optimize_transformer, quantize, to_fp16
 from kdedge.outputs import RunDir, library_versions, sha256_file, write_json
 from kdedge.quant.qat import strip_qat
 from kdedge.training import eval_loader, predict_logits
+from kdedge_runtime.cpu import preset_for, read_cpu
 
 BUNDLE_FORMAT = "kdedge-bundle/1"
 # Files of the student folder that the bundle does not need at run time.
@@ -122,7 +123,12 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
             quantized = Path(tmp) / "quantized.onnx"
             calibration = _calibration(cfg, student, data, max_length, current) if cfg.quantize == "static" else []
             transforms["quantization"] = quantize(cfg.quantize, current, quantized, architecture=arch,
-                                                  preset=cfg.preset, calibration=calibration)
+                                                  preset=_preset(cfg.preset), calibration=calibration)
+            if cfg.quantize == "dynamic" and cfg.preset == "auto":
+                machine, flags = read_cpu()
+                transforms["quantization"]["preset_chosen_for"] = {
+                    "machine": machine, "flags": sorted(flags & {"avx2", "avx512f", "avx512bw", "avx512_vnni",
+                                                                  "avx_vnni", "asimd", "asimddp", "i8mm"})}
             current = quantized
         if cfg.fp16:
             half = Path(tmp) / "fp16.onnx"
@@ -138,6 +144,11 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
             shutil.copy(item, work / item.name)
 
     return transforms
+
+
+def _preset(requested: str) -> str:
+    """`auto`: the int8 preset of the CPU this export runs on."""
+    return preset_for(*read_cpu()) if requested == "auto" else requested
 
 
 def _verify(cfg: ExportConfig, student, data, session, max_length: int) -> tuple[dict, dict]:

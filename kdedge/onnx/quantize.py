@@ -13,6 +13,7 @@ import onnx
 
 from kdedge.errors import KdedgeError
 from kdedge.quiet import known_noise
+from kdedge_runtime.cpu import WEIGHTS
 
 # ONNX Runtime's quantizer logs these on the root logger for every model: advice to run its pre-processing
 # (done where it changes the result, see quantize_dynamic) and per-channel axes of 1-D weights (LayerNorm,
@@ -21,14 +22,18 @@ _QUANTIZER_NOISE = (("", r"^Please consider to run pre-processing"), ("", r"^Axi
 
 
 def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, **_) -> dict:
-    """int8 weights (symmetric, per channel); activations quantized on the fly. Transformers use optimum's
-    preset for the target CPU; the BiLSTM uses ONNX Runtime directly so its LSTMs are quantized too."""
+    """int8 weights (symmetric, per channel; uint8 or int8 as the preset for the target CPU says); activations
+    quantized on the fly. Transformers use optimum's preset; the BiLSTM uses ONNX Runtime directly so its LSTMs
+    are quantized too."""
     if architecture == "bilstm":
         from onnxruntime.quantization import QuantType, quantize_dynamic as ort_quantize_dynamic
 
-        ort_quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
-        return {"scheme": "dynamic", "weights": "int8 symmetric per-channel", "activations": "uint8 dynamic per-tensor",
-                "tool": "onnxruntime.quantization.quantize_dynamic", "ops": _quantized_ops(dst)}
+        weights = WEIGHTS[preset]
+        ort_quantize_dynamic(str(src), str(dst), per_channel=True,
+                             weight_type=QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8)
+        return {"scheme": "dynamic", "preset": preset, "weights": f"{weights} symmetric per-channel",
+                "activations": "uint8 dynamic per-tensor", "tool": "onnxruntime.quantization.quantize_dynamic",
+                "ops": _quantized_ops(dst)}
     from optimum.onnxruntime import ORTQuantizer
     from optimum.onnxruntime.configuration import AutoQuantizationConfig
 

@@ -1,0 +1,54 @@
+"""The CPU a bundle runs on, and the int8 scheme that suits it: one verdict for `kdedge export --preset auto`,
+`kdedge bench`, `kdedge doctor` and the runtime on the device itself.
+
+ONNX Runtime's dynamic int8 MatMul multiplies uint8 activations by int8 or uint8 weights. The presets (named as
+optimum names them) differ only there: `avx2` stores uint8 weights; `avx512`, `avx512_vnni` and `arm64` store
+int8 weights, which VNNI and ARM run fastest. Without VNNI, x86 computes u8 x s8 with VPMADDUBSW, whose 16-bit
+sums can saturate (ONNX Runtime's quantization guide), so uint8 weights are the safe choice on AVX2.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Iterable
+
+PRESETS = ("avx2", "avx512", "avx512_vnni", "arm64")
+WEIGHTS = {"avx2": "uint8", "avx512": "int8", "avx512_vnni": "int8", "arm64": "int8"}
+_ARM_MACHINES = ("aarch64", "arm64", "armv8l")
+
+
+def read_cpu() -> tuple[str, set[str]]:
+    """This machine's architecture and CPU flags (/proc/cpuinfo's `flags`, or `Features` on ARM)."""
+    flags: set[str] = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("flags", "Features"):
+                flags = set(value.split())
+                break
+    return platform.machine().lower(), flags
+
+
+def preset_for(machine: str, flags: Iterable[str]) -> str:
+    """The int8 preset for a CPU: VNNI -> avx512_vnni, AVX-512 -> avx512, ARM -> arm64, otherwise avx2."""
+    flags = set(flags)
+    if machine.lower() in _ARM_MACHINES:
+        return "arm64"
+    if flags & {"avx512_vnni", "avx512vnni", "avx_vnni"}:
+        return "avx512_vnni"
+    if "avx512bw" in flags or "avx512f" in flags:
+        return "avx512"
+    return "avx2"
+
+
+def preset_mismatch(preset: str, machine: str, flags: Iterable[str]) -> str | None:
+    """Why an int8 bundle made for `preset` does not suit this CPU, or None when it does."""
+    best = preset_for(machine, flags)
+    if preset not in WEIGHTS or WEIGHTS[preset] == WEIGHTS[best]:
+        return None
+    why = ("runs slower here than int8 weights" if WEIGHTS[preset] == "uint8"
+           else "may lose accuracy here (without VNNI, u8 x s8 products can saturate)")
+    return (f"int8 preset {preset} ({WEIGHTS[preset]} weights) {why}; this CPU ({machine}) suits {best}: "
+            f"re-export with --preset {best} (or --preset auto on this machine)")

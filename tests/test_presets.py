@@ -1,0 +1,76 @@
+"""The int8 preset chosen from a CPU's flags (`--preset auto`), and the bench's warning when a bundle's preset
+does not suit the CPU it is timed on."""
+
+import json
+
+import pytest
+
+from kdedge_runtime.cpu import preset_for, preset_mismatch
+
+# flags as /proc/cpuinfo lists them on each kind of machine
+EPYC_VNNI = {"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"}
+SKYLAKE_SP = {"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"}
+ALDER_LAKE = {"sse4_2", "avx", "avx2", "fma", "avx_vnni"}
+HASWELL = {"sse4_2", "avx", "avx2", "fma"}
+OLD_X86 = {"sse4_2"}
+GRAVITON = {"fp", "asimd", "asimddp", "i8mm"}
+
+
+@pytest.mark.parametrize("machine, flags, preset", [
+    ("x86_64", EPYC_VNNI, "avx512_vnni"), ("x86_64", ALDER_LAKE, "avx512_vnni"), ("x86_64", SKYLAKE_SP, "avx512"),
+    ("x86_64", HASWELL, "avx2"), ("x86_64", OLD_X86, "avx2"), ("aarch64", GRAVITON, "arm64"), ("arm64", set(), "arm64"),
+])
+def test_auto_picks_the_preset_of_the_cpu(machine, flags, preset):
+    assert preset_for(machine, flags) == preset
+
+
+def test_a_preset_that_does_not_suit_the_cpu_is_named_with_the_fix():
+    assert preset_mismatch("avx512_vnni", "x86_64", EPYC_VNNI) is None
+    assert preset_mismatch("arm64", "x86_64", EPYC_VNNI) is None  # the same int8-weight scheme
+    slow = preset_mismatch("avx2", "x86_64", EPYC_VNNI)
+    assert "uint8 weights" in slow and "runs slower" in slow and "--preset avx512_vnni" in slow
+    risky = preset_mismatch("avx512_vnni", "x86_64", HASWELL)
+    assert "may lose accuracy" in risky and "--preset avx2" in risky
+
+
+def test_bilstm_follows_the_preset_weight_dtype(tiny_bilstm_student, glue_dir, tmp_path):
+    from tests.conftest import export_tiny
+
+    for preset, weights in (("avx2", "uint8"), ("avx512_vnni", "int8")):
+        bundle = export_tiny(tiny_bilstm_student, glue_dir, tmp_path / preset, quantize="dynamic", preset=preset)
+        q = json.loads((bundle / "manifest.json").read_text())["quantization"]
+        assert q["preset"] == preset and q["weights"].startswith(weights + " ")
+        assert q["ops"].get("DynamicQuantizeLSTM") == 2
+
+
+def test_auto_records_the_preset_and_the_cpu_it_was_chosen_for(tiny_tinybert_student, glue_dir, tmp_path, monkeypatch):
+    from kdedge.onnx import bundle as bundle_module
+    from tests.conftest import export_tiny
+
+    monkeypatch.setattr(bundle_module, "read_cpu", lambda: ("x86_64", HASWELL))
+    bundle = export_tiny(tiny_tinybert_student, glue_dir, tmp_path / "b", quantize="dynamic")
+    q = json.loads((bundle / "manifest.json").read_text())["quantization"]
+    assert q["preset"] == "avx2" and q["weights"].startswith("uint8")
+    assert q["preset_chosen_for"] == {"machine": "x86_64", "flags": ["avx2"]}
+
+
+def test_bench_warns_when_a_bundle_preset_does_not_fit_the_cpu(tiny_tinybert_student, glue_dir, tmp_path,
+                                                               monkeypatch):
+    from kdedge.bench import run as bench_run
+    from kdedge.bench.run import run_bench
+    from kdedge.config import BenchConfig, build_config
+    from tests.conftest import export_tiny
+
+    bundle = export_tiny(tiny_tinybert_student, glue_dir, tmp_path / "vnni", quantize="dynamic", preset="avx512_vnni")
+    monkeypatch.setattr(bench_run, "read_cpu", lambda: ("x86_64", HASWELL))  # timed on an AVX2-only CPU
+    out, _ = run_bench(build_config(BenchConfig, None, bundle=(str(bundle),), backends="ort-cpu",
+                                    data_dir=str(glue_dir), max_eval_samples=20, batch_sizes="1", seq_lens="8",
+                                    warmup=1, min_runs=3, min_time=0.0, out=str(tmp_path / "r")))
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["warnings"]) == 1 and report["warnings"][0].startswith("vnni: int8 preset avx512_vnni")
+    assert "re-export with --preset avx2" in (out / "report.md").read_text()
+    monkeypatch.setattr(bench_run, "read_cpu", lambda: ("x86_64", EPYC_VNNI))  # the CPU it was made for
+    out, _ = run_bench(build_config(BenchConfig, None, bundle=(str(bundle),), backends="ort-cpu",
+                                    data_dir=str(glue_dir), max_eval_samples=20, batch_sizes="1", seq_lens="8",
+                                    warmup=1, min_runs=3, min_time=0.0, out=str(tmp_path / "r2")))
+    assert json.loads((out / "report.json").read_text())["warnings"] == []
