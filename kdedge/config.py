@@ -190,7 +190,7 @@ class ExportConfig(ModelDataOptions):
     fp16: bool = opt(False, "Convert weights to float16 (for GPU targets; inputs and outputs stay as they are).")
     verify: int = opt(256, "Compare ONNX and PyTorch logits on N dev examples after export.")
     tolerance: float = opt(1e-4, "fp32 exports: the largest logit difference accepted before the export is aborted.")
-    opset: int = opt(17, "ONNX opset.")
+    opset: int = opt(18, "ONNX opset (18: the lowest optimum recommends for BERT-class exports).")
     batch_size: int = opt(64, "Batch size for verification and dev evaluation.")
     seed: int = opt(42, "Seed for choosing calibration examples.")
     overwrite: bool = opt(False, "Replace an existing bundle folder.")

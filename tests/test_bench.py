@@ -83,18 +83,24 @@ def test_bench_report_on_tiny_bundles(tiny_bundles, tiny_trained_teacher, glue_d
     report = json.loads((out / "report.json").read_text())
     rows = {(r["model"], r["backend"]): r for r in report["rows"]}
     teacher = "teacher"
-    # the teacher runs on torch-cpu, and as an exported fp32 bundle on ort-cpu, side by side
+    # the teacher runs on torch-cpu, and as exported fp32 and int8 bundles on ort-cpu, side by side
     assert {k for k, r in rows.items() if r["status"] == "ok"} == {
-        (teacher, "torch-cpu"), (teacher, "ort-cpu"), ("bilstm-dynamic", "ort-cpu"), ("tinybert-none", "ort-cpu")}
+        (teacher, "torch-cpu"), (teacher, "ort-cpu"), ("teacher-int8", "ort-cpu"), ("bilstm-dynamic", "ort-cpu"),
+        ("tinybert-none", "ort-cpu")}
     for name in (teacher, "bilstm-dynamic", "tinybert-none"):  # an unavailable backend is reported, not fatal
         assert rows[(name, "ort-tensorrt")]["status"] == "unavailable"
         assert "TensorrtExecutionProvider" in rows[(name, "ort-tensorrt")]["why"]
     t_torch, t_ort, student = rows[(teacher, "torch-cpu")], rows[(teacher, "ort-cpu")], rows[("tinybert-none", "ort-cpu")]
+    t_int8 = rows[("teacher-int8", "ort-cpu")]
+    assert (t_int8["role"], t_int8["precision"]) == ("teacher", "int8") and t_int8["size_mb"] < t_ort["size_mb"]
+    assert all(k in t_int8 for k in ("backend", "p50_ms", "parameters", "retention"))
     assert t_torch["retention"] == 1.0 and t_torch["agreement"] == 1.0
     assert t_ort["metric"] == pytest.approx(t_torch["metric"])  # fp32 ONNX teacher = PyTorch teacher
     assert student["retention"] == pytest.approx(student["metric"] / t_torch["metric"])
-    assert student["speedup_same_backend"] == pytest.approx(t_ort["p50_ms"] / student["p50_ms"])
+    assert student["speedup_vs_teacher_int8"] == pytest.approx(t_int8["p50_ms"] / student["p50_ms"])
+    assert student["speedup_vs_teacher_fp32"] == pytest.approx(t_ort["p50_ms"] / student["p50_ms"])
     assert student["speedup_vs_torch_teacher"] == pytest.approx(t_torch["p50_ms"] / student["p50_ms"])
+    assert rows[(teacher, "torch-cpu")]["speedup_vs_teacher_int8"] is None  # no int8 teacher on torch-cpu
     latency = student["latency"]
     assert set(latency["real"]) == {"1", "4"} and set(latency["padded"]["4"]) == {"8"}
     assert latency["real"]["1"]["runs"] >= 3 and latency["real"]["1"]["p50_ms"] <= latency["real"]["1"]["p99_ms"]

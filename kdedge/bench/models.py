@@ -55,15 +55,22 @@ def torch_model(path: str, role: str) -> BenchModel:
                       list(meta["task"]["label_names"]))
 
 
-def teacher_bundle(teacher_dir: str, cfg, cache_dir: Path) -> BenchModel:
-    """The teacher exported to fp32 ONNX (once per teacher weights), so ORT rows have a teacher to compare with."""
+def teacher_bundles(teacher_dir: str, cfg, cache_dir: Path) -> list[BenchModel]:
+    """The teacher exported to ONNX twice, fp32 and dynamic int8 with the preset of this CPU (what a user gets from
+    optimum in one command), each once per teacher weights, so every student meets both on the same backend."""
     from kdedge.config import ExportConfig, ModelDataOptions
     from kdedge.onnx.bundle import export_bundle
+    from kdedge_runtime.cpu import preset_for, read_cpu
 
-    key = sha256_file(Path(teacher_dir) / "model.safetensors")[:24]
-    out = cache_dir / "teacher-onnx" / key
-    if not (out / "manifest.json").is_file():
-        export_cfg = ExportConfig(model=teacher_dir, out=str(out), overwrite=True, verify=64,
-                                  **{f.name: getattr(cfg, f.name) for f in dataclasses.fields(ModelDataOptions)})
-        export_bundle(export_cfg)
-    return bundle_model(str(out), role="teacher", name="teacher")
+    weights = sha256_file(Path(teacher_dir) / "model.safetensors")[:24]
+    preset = preset_for(*read_cpu())
+    models = []
+    for name, quantize, key in (("teacher", "none", f"{weights}-fp32"),
+                                ("teacher-int8", "dynamic", f"{weights}-int8-{preset}")):
+        out = cache_dir / "teacher-onnx" / key
+        if not (out / "manifest.json").is_file():
+            export_bundle(ExportConfig(model=teacher_dir, out=str(out), overwrite=True, verify=64, quantize=quantize,
+                                       preset=preset, **{f.name: getattr(cfg, f.name)
+                                                         for f in dataclasses.fields(ModelDataOptions)}))
+        models.append(bundle_model(str(out), role="teacher", name=name))
+    return models

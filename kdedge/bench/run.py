@@ -13,7 +13,7 @@ import click
 
 from kdedge.bench.backends import parse_backends
 from kdedge.bench.environment import environment
-from kdedge.bench.models import BenchModel, bundle_model, teacher_bundle, torch_model
+from kdedge.bench.models import BenchModel, bundle_model, teacher_bundles, torch_model
 from kdedge.bench.report import build_rows, check_gates, write_report
 from kdedge.config import BenchConfig, to_dict
 from kdedge.data import load_task_data
@@ -47,8 +47,8 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
     run = RunDir(cfg.out, overwrite=cfg.overwrite, resume=False, resumable=False)
     started = time.time()
     if cfg.teacher and any(b.kind == "onnx" and b.unavailable() is None for b in backends):
-        click.echo("exporting the teacher to fp32 ONNX for the ort-* backends (cached)")
-        models.insert(1, teacher_bundle(cfg.teacher, cfg, default_cache_dir()))
+        click.echo("exporting the teacher to fp32 and int8 ONNX for the ort-* backends (cached)")
+        models[1:1] = teacher_bundles(cfg.teacher, cfg, default_cache_dir())
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:

@@ -39,9 +39,11 @@ def export_transformer(student: Student, student_dir: Path, out_dir: Path, opset
     from optimum.exporters.onnx import main_export
 
     try:
-        # Tracing BERT's attention mask warns that a constant is baked into the graph; it is the same for every
-        # input, and the parity check after export would catch a trace that is not.
-        with known_noise(warns=((torch.jit.TracerWarning, ""),)):
+        # Known noise: tracing BERT's attention mask warns that a constant is baked into the graph (it is the same
+        # for every input, and the parity check after export would catch a trace that is not); optimum still
+        # passes transformers the old `torch_dtype` argument.
+        with known_noise(warns=((torch.jit.TracerWarning, ""),),
+                         logs=(("transformers.configuration_utils", "^`torch_dtype` is deprecated"),)):
             main_export(str(student_dir), str(out_dir), task="text-classification", opset=opset,
                         do_validation=False, device="cpu")
     except Exception as e:
