@@ -153,7 +153,7 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 
 
 def plot(report: dict, path: Path) -> None:
-    """Accuracy vs batch-1 latency: a colour per model (the teacher in black), a marker per backend, each
+    """Accuracy vs batch-1 latency: a colour per model (teachers in greys), a marker per backend, each
     explained in a legend beside the axes rather than written over the points."""
     import matplotlib
 
@@ -164,8 +164,8 @@ def plot(report: dict, path: Path) -> None:
 
     rows = [r for r in report["rows"] if r["status"] == "ok" and r.get("metric") is not None]
     models = list(dict.fromkeys(r["model"] for r in rows))
-    palette = iter(plt.get_cmap("tab10").colors)
-    colours = {m: "black" if any(r["role"] == "teacher" for r in rows if r["model"] == m) else next(palette)
+    greys, palette = iter(("black", "dimgrey", "darkgrey", "lightgrey")), iter(plt.get_cmap("tab10").colors)
+    colours = {m: next(greys if any(r["role"] == "teacher" for r in rows if r["model"] == m) else palette)
                for m in models}
     backends = list(dict.fromkeys(r["backend"] for r in rows))
     spare = iter("Xph*<>")
