@@ -219,17 +219,17 @@ def _stdin_chunks(is_pair: bool, task: str, size: int = 1024):
         yield texts, pairs or None
 
 
-_RUN_ONLY = ("out", "resume", "overwrite", "data_dir", "train_file", "dev_file", "text_column", "text_pair_column",
-             "label_column", "max_train_samples", "max_eval_samples", "cache_dir", "eval_steps", "save_steps",
-             "log_steps", "mixed_precision", "eval_batch_size", "patience", "seed")
+_RUN_ONLY = ("out", "resume", "overwrite", "max_eval_samples", "cache_dir", "eval_steps", "save_steps", "log_steps",
+             "mixed_precision", "eval_batch_size", "patience")
 
 
 @main.command()
 @config_options(DistillConfig, skip=_RUN_ONLY, out="-")
 def inspect(cfg: DistillConfig):
     """Print what a distillation config resolves to: the layer pairs, projections and loss terms of each stage.
-    Takes `kdedge distill`'s --config and its model and recipe options; its data and run options do not change
-    the plan, so they are not offered (a --config may still hold them)."""
+    Takes `kdedge distill`'s --config and its options but those of the run itself, which do not change the plan
+    (a --config may still hold them). With --init prune it measures the teacher on the task's data and shows
+    what would be kept."""
     from kdedge.distill.inspect import describe_distillation
 
     click.echo(describe_distillation(cfg))

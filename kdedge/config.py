@@ -145,8 +145,13 @@ class DistillConfig(TrainOptions, DataOptions):
     intermediate: int | None = opt(None, "tinybert: feed-forward size (default: 4 x hidden).")
     init: str = opt(
         "teacher-layers", "tinybert initialisation: random, teacher-layers (copy embeddings and the mapped "
-        "teacher layers; widths must match) or pretrained:<hub id or folder> (e.g. a BERT-Tiny).")
-    init_layers: str | None = opt(None, "teacher-layers init: comma-separated teacher layers to copy (default: the mapping's).")
+        "teacher layers; widths must match), prune (the mapped teacher layers pruned to --hidden/--heads/"
+        "--intermediate, keeping the heads, neurons and hidden channels that matter most on the task's data) or "
+        "pretrained:<hub id or folder> (e.g. a BERT-Tiny).")
+    init_layers: str | None = opt(None, "teacher-layers and prune inits: comma-separated teacher layers to copy "
+                                        "(default: the mapping's).")
+    prune_samples: int = opt(1024, "prune init: training rows the importance of heads, neurons and hidden channels "
+                                   "is measured on.")
     recipe: Literal["prediction", "two-stage", "joint"] = opt(
         "prediction", "prediction: logits only; two-stage: TinyBERT's intermediate-layer stage "
         "(--intermediate-epochs) then the prediction stage (--epochs); joint: all losses in one stage.")

@@ -32,8 +32,10 @@ def describe_distillation(cfg: DistillConfig) -> str:
         layers, hidden, heads = s.num_hidden_layers, s.hidden_size, s.num_attention_heads
     else:  # refused here exactly as `kdedge distill` would refuse it
         layers = cfg.layers
-        hidden, heads, _ = student_shape(cfg, t, same_width=cfg.init == "teacher-layers")
+        hidden, heads, _ = student_shape(cfg, t, same_width=cfg.init == "teacher-layers", pruned=cfg.init == "prune")
     lines.append(f"student: tinybert, {layers} layers, hidden {hidden}, {heads} heads, init {cfg.init}")
+    if cfg.init == "prune":
+        lines += _pruning_lines(cfg)
     pairs = resolve_mapping(cfg.mapping, t.num_hidden_layers, layers, parse_layers(cfg.layer_map))
     lines.append(f"mapping: {cfg.mapping}")
     lines.append("  student embeddings <- teacher embeddings")
@@ -59,3 +61,22 @@ def describe_distillation(cfg: DistillConfig) -> str:
         lines.append(f"  stage {stage.name}: {stage.epochs} epoch(s), lr {stage.lr:g}")
         lines += [f"    + {term}" for term in terms]
     return "\n".join(lines)
+
+
+def _pruning_lines(cfg: DistillConfig) -> list[str]:
+    """What `--init prune` would keep: it measures the teacher's importance on the task's training rows."""
+    from kdedge.data import load_task_data
+    from kdedge.models.teacher import load_teacher
+    from kdedge.models.tinybert import pruning_plan
+
+    data = load_task_data(cfg)
+    teacher, tokenizer = load_teacher(cfg.teacher, data.task)
+    keep, importance = pruning_plan(cfg, data.task, teacher, tokenizer, data.train)
+    kept = keep.describe(teacher.config)
+    lines = [f"prune: importance measured on {importance.examples} training rows",
+             "  layer block importance (1 - cos(in, out)): "
+             + ", ".join(f"{i + 1}: {v:.4f}" for i, v in enumerate(importance.layers.tolist())),
+             f"  keeps teacher layers {kept['layers']}; heads {kept['head_dim']} wide; FFN neurons {kept['neurons']}; "
+             f"hidden channels {kept['hidden']}"]
+    lines += [f"  layer {t}: heads {heads}" for t, heads in zip(kept["layers"], kept["heads"])]
+    return lines

@@ -43,7 +43,7 @@ def build_bilstm(cfg, task: Task, teacher, teacher_tokenizer, train: Split) -> S
 def _build_tinybert(cfg, task, teacher, teacher_tokenizer, train) -> Student:
     from kdedge.models.tinybert import build_tinybert
 
-    return build_tinybert(cfg, task, teacher, teacher_tokenizer)
+    return build_tinybert(cfg, task, teacher, teacher_tokenizer, train)
 
 
 STUDENT_BUILDERS: dict[str, Callable[..., Student]] = {

@@ -1,8 +1,9 @@
 """TinyBERT-style transformer students: a BERT encoder built from a config, sharing the teacher's tokenizer.
 
 Initialisation strategies, by name: `random`; `teacher-layers` (copy embeddings, the chosen teacher
-layers and the pooler, as DistilBERT does; widths must match); `pretrained:<id or path>` (start from
-a small pretrained encoder, e.g. a BERT-Tiny).
+layers and the pooler, as DistilBERT does; widths must match); `prune` (the chosen teacher layers, pruned to
+the student's widths by importance on the task's data: kdedge/compress); `pretrained:<id or path>` (start
+from a small pretrained encoder, e.g. a BERT-Tiny).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import copy
 import re
 from typing import Callable
 
+import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification
 
@@ -31,14 +33,27 @@ def _head_kwargs(task: Task) -> dict:
             "id2label": dict(enumerate(task.label_names)), "label2id": {n: i for i, n in enumerate(task.label_names)}}
 
 
-def student_shape(cfg, t, same_width: bool) -> tuple[int, int, int]:
+def student_shape(cfg, t, same_width: bool = False, pruned: bool = False) -> tuple[int, int, int]:
     """Hidden size, heads and feed-forward size of a student of teacher config `t`, refused unless buildable
-    (`same_width`: the init copies teacher layers, so the widths must be the teacher's)."""
+    (`same_width`: the init copies teacher layers, so the widths must be the teacher's; `pruned`: the parts are
+    the teacher's, so by default heads keep the teacher's head width and the feed-forward layer its size at most)."""
     hidden = cfg.hidden or t.hidden_size
-    heads = cfg.heads or t.num_attention_heads
+    teacher_head_dim = t.hidden_size // t.num_attention_heads
+    heads = cfg.heads or (max(1, hidden // teacher_head_dim) if pruned else t.num_attention_heads)
     if hidden % heads:
         raise KdedgeError(f"--hidden {hidden} is not divisible by --heads {heads}")
     intermediate = cfg.intermediate or (t.intermediate_size if hidden == t.hidden_size else 4 * hidden)
+    if pruned:
+        intermediate = cfg.intermediate or min(intermediate, t.intermediate_size)
+        if hidden > t.hidden_size or heads > t.num_attention_heads or intermediate > t.intermediate_size:
+            raise KdedgeError(
+                f"--init prune keeps parts of the teacher, so the student cannot be wider than it: hidden {hidden} "
+                f"of {t.hidden_size}, heads {heads} of {t.num_attention_heads}, intermediate {intermediate} of "
+                f"{t.intermediate_size}")
+        if hidden // heads > teacher_head_dim:
+            raise KdedgeError(
+                f"--hidden {hidden} with --heads {heads} makes heads {hidden // heads} wide, wider than the "
+                f"teacher's {teacher_head_dim}: use at least {-(-hidden // teacher_head_dim)} heads")
     if same_width and (hidden, heads, intermediate) != (t.hidden_size, t.num_attention_heads, t.intermediate_size):
         raise KdedgeError(
             f"--init teacher-layers copies teacher layers, so the student must have the teacher's widths "
@@ -59,7 +74,7 @@ def _student_config(cfg, task: Task, teacher, same_width: bool):
     return config
 
 
-def init_random(cfg, task, teacher, spec: str):
+def init_random(cfg, task, teacher, spec: str, **_):
     return AutoModelForSequenceClassification.from_config(_student_config(cfg, task, teacher, same_width=False)), None
 
 
@@ -74,7 +89,7 @@ def teacher_layer_choice(cfg, teacher) -> list[int]:
     return chosen
 
 
-def init_teacher_layers(cfg, task, teacher, spec: str):
+def init_teacher_layers(cfg, task, teacher, spec: str, **_):
     """Copy embeddings, pooler and the chosen encoder layers (1-based) of the teacher; a fresh head."""
     model = AutoModelForSequenceClassification.from_config(_student_config(cfg, task, teacher, same_width=True))
     chosen = teacher_layer_choice(cfg, teacher)
@@ -96,7 +111,7 @@ def init_teacher_layers(cfg, task, teacher, spec: str):
     return model, {"teacher_layers": chosen}
 
 
-def init_pretrained(cfg, task, teacher, spec: str):
+def init_pretrained(cfg, task, teacher, spec: str, **_):
     name = spec.split(":", 1)[1]
     try:
         with known_noise(logs=NEW_HEAD_NOISE):
@@ -106,18 +121,55 @@ def init_pretrained(cfg, task, teacher, spec: str):
     return model, {"pretrained": name}
 
 
-INITS: dict[str, Callable] = {"random": init_random, "teacher-layers": init_teacher_layers, "pretrained": init_pretrained}
+def init_prune(cfg, task, teacher, spec: str, *, tokenizer, train, **_):
+    """Structured pruning of the teacher: the mapped layers (or --init-layers), and in each the heads, value
+    dimensions, feed-forward neurons and hidden channels that matter most on a sample of the training rows."""
+    from kdedge.compress.prune import prune_classifier
+
+    if train is None:
+        raise KdedgeError("--init prune measures importance on training rows, and none were given")
+    keep, importance = pruning_plan(cfg, task, teacher, tokenizer, train)
+    return prune_classifier(teacher, keep), {"pruned": {**keep.describe(teacher.config),
+                                                        "importance": importance.to_dict()}}
+
+
+def pruning_plan(cfg, task, teacher, tokenizer, train):
+    """What `--init prune` keeps of the teacher for this config, and the importance it was ranked by."""
+    from kdedge.compress.importance import measure_importance
+    from kdedge.compress.prune import plan_pruning
+
+    hidden, heads, intermediate = student_shape(cfg, teacher.config, pruned=True)
+    layers = teacher_layer_choice(cfg, teacher)
+    importance = measure_importance(teacher, importance_batches(cfg, tokenizer, train), task.is_regression)
+    return plan_pruning(importance, teacher.config, layers, hidden, heads, intermediate), importance
+
+
+def importance_batches(cfg, tokenizer, train):
+    """`--prune-samples` training rows (a seeded sample), length-bucketed batches padded as for training."""
+    from kdedge.data.batching import encode
+    from kdedge.training import eval_loader
+
+    rng = np.random.default_rng(cfg.seed)
+    size = min(cfg.prune_samples, len(train))
+    sample = train.select(np.sort(rng.choice(len(train), size=size, replace=False)))
+    features = encode(tokenizer, sample, cfg.max_length)
+    loader, _ = eval_loader(features, 32, tokenizer.pad_token_id)
+    return loader
+
+
+INITS: dict[str, Callable] = {"random": init_random, "teacher-layers": init_teacher_layers, "pretrained": init_pretrained,
+                              "prune": init_prune}
 
 
 def same_vocabulary(a, b) -> bool:
     return a.get_vocab() == b.get_vocab()
 
 
-def build_tinybert(cfg, task: Task, teacher, teacher_tokenizer) -> Student:
+def build_tinybert(cfg, task: Task, teacher, teacher_tokenizer, train=None) -> Student:
     kind = cfg.init.split(":", 1)[0]
     if kind not in INITS or (kind == "pretrained" and ":" not in cfg.init):
-        raise KdedgeError(f"unknown --init '{cfg.init}' (use random, teacher-layers or pretrained:<id or path>)")
-    model, info = INITS[kind](cfg, task, teacher, cfg.init)
+        raise KdedgeError(f"unknown --init '{cfg.init}' (use random, teacher-layers, prune or pretrained:<id or path>)")
+    model, info = INITS[kind](cfg, task, teacher, cfg.init, tokenizer=teacher_tokenizer, train=train)
     tokenizer = teacher_tokenizer
     if kind == "pretrained":
         tokenizer = load_tokenizer(cfg.init.split(":", 1)[1])

@@ -1,0 +1,1 @@
+"""What makes a student small before distillation: importance scores and structured pruning."""

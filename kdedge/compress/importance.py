@@ -1,0 +1,129 @@
+"""How much a BERT-class model relies on each of its parts, measured on task data: the scores structured
+pruning ranks by.
+
+- attention heads, and each head's value dimensions, and feed-forward neurons: first-order Taylor importance,
+  |sum over tokens of activation x gradient| per example, summed over examples (Michel et al. 2019, "Are
+  Sixteen Heads Really Better than One?"; DynaBERT, Hou et al. 2020). The loss is the model's own: cross-entropy
+  against its own predicted class (so no gold label is needed: transfer sets and unlabeled text work too), or
+  MSE to the gold score for regression.
+- hidden (embedding) channels: mean |activation| of every LayerNorm output over real tokens (Minitron, Muralidharan
+  et al. 2024), since a channel of the residual stream is read by every layer.
+- layers: block importance, 1 - cos(input, output) of each layer over real tokens (Men et al. 2024, as Minitron
+  ranks depth), reported so that a user can see which layers matter.
+
+Forward hooks read the activations, so the scores do not depend on the attention implementation (eager or SDPA).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from kdedge.errors import KdedgeError
+from kdedge.models.teacher import hf_inputs
+
+
+@dataclass
+class Importance:
+    heads: torch.Tensor  # [layers, heads]
+    head_dims: torch.Tensor  # [layers, heads * head_dim]: per value dimension of each head
+    neurons: torch.Tensor  # [layers, intermediate]
+    hidden: torch.Tensor  # [hidden]
+    layers: torch.Tensor  # [layers]
+    examples: int
+
+    def to_dict(self) -> dict:
+        return {"examples": self.examples, "layers": [round(float(v), 6) for v in self.layers],
+                "heads": [[round(float(v), 6) for v in row] for row in self.heads]}
+
+
+def bert_encoder(model: nn.Module):
+    """The BERT-style parts pruning works on, or a clear refusal for other architectures."""
+    base = getattr(model, getattr(model, "base_model_prefix", ""), None)
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if base is None or layers is None or not hasattr(layers[0], "intermediate") \
+            or not hasattr(layers[0].attention, "self"):
+        raise KdedgeError(f"structured pruning supports BERT-architecture teachers; this teacher is "
+                          f"{type(model).__name__}: use --init teacher-layers, random or pretrained:<id>")
+    return base, layers
+
+
+def measure_importance(model: nn.Module, batches, regression: bool) -> Importance:
+    """Scores for every part of `model` over `batches` (padded dicts with input_ids, attention_mask, labels)."""
+    base, layers = bert_encoder(model)
+    c = model.config
+    n, heads, head_dim = len(layers), c.num_attention_heads, c.hidden_size // c.num_attention_heads
+    scores = {"head_dims": torch.zeros(n, heads * head_dim), "heads": torch.zeros(n, heads),
+              "neurons": torch.zeros(n, c.intermediate_size), "hidden": torch.zeros(c.hidden_size),
+              "layers": torch.zeros(n)}
+    state = {"mask": None, "tokens": 0}
+
+    def taylor(output: torch.Tensor, on_grad) -> None:
+        if output.requires_grad:
+            output.register_hook(lambda grad: on_grad((output.detach() * grad).float()))
+
+    def context_hook(i):
+        def hook(module, args, output):
+            context = output[0] if isinstance(output, tuple) else output
+
+            def on_grad(product):  # product: [batch, tokens, heads * head_dim]
+                per_dim = product.sum(dim=1)  # per example
+                scores["head_dims"][i] += per_dim.abs().sum(dim=0)
+                scores["heads"][i] += per_dim.view(-1, heads, head_dim).sum(dim=2).abs().sum(dim=0)
+            taylor(context, on_grad)
+        return hook
+
+    def neuron_hook(i):
+        def hook(module, args, output):
+            def on_grad(product):  # product: [batch, tokens, intermediate]
+                scores["neurons"][i] += product.sum(dim=1).abs().sum(dim=0)
+            taylor(output, on_grad)
+        return hook
+
+    def norm_hook(module, args, output):
+        mask = state["mask"].unsqueeze(-1)
+        scores["hidden"].add_((output.detach().abs() * mask).sum(dim=(0, 1)).float())
+
+    def layer_hook(i):
+        def hook(module, args, output):
+            before, after = args[0].detach(), (output[0] if isinstance(output, tuple) else output).detach()
+            cosine = nn.functional.cosine_similarity(before, after, dim=-1)
+            scores["layers"][i] += ((1 - cosine) * state["mask"]).sum().float()
+        return hook
+
+    handles = [base.embeddings.LayerNorm.register_forward_hook(norm_hook)]
+    for i, layer in enumerate(layers):
+        handles += [layer.attention.self.register_forward_hook(context_hook(i)),
+                    layer.intermediate.register_forward_hook(neuron_hook(i)),
+                    layer.attention.output.LayerNorm.register_forward_hook(norm_hook),
+                    layer.output.LayerNorm.register_forward_hook(norm_hook),
+                    layer.register_forward_hook(layer_hook(i))]
+    was_training, examples = model.training, 0
+    model.eval()  # no dropout: the scores describe the model as it predicts
+    try:
+        for batch in batches:
+            state["mask"] = batch["attention_mask"].float()
+            state["tokens"] += int(state["mask"].sum())
+            logits = model(**hf_inputs(batch)).logits
+            if regression:
+                target = batch["labels"].float().view_as(logits)
+                keep = torch.isfinite(target)
+                loss = nn.functional.mse_loss(logits[keep], target[keep], reduction="sum")
+            else:
+                loss = nn.functional.cross_entropy(logits, logits.detach().argmax(dim=-1), reduction="sum")
+            model.zero_grad(set_to_none=True)
+            loss.backward()
+            examples += len(logits)
+    finally:
+        for h in handles:
+            h.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    if not examples:
+        raise KdedgeError("no training rows to measure importance on")
+    tokens = max(state["tokens"], 1)
+    return Importance(heads=scores["heads"] / examples, head_dims=scores["head_dims"] / examples,
+                      neurons=scores["neurons"] / examples, hidden=scores["hidden"] / tokens,
+                      layers=scores["layers"] / tokens, examples=examples)

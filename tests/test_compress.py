@@ -1,0 +1,90 @@
+"""Structured pruning (`--init prune`): importance on real SST-2 rows, planted useless parts ranked last, nothing
+pruned keeps the teacher's function, and the distill stage builds and trains a pruned student."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from kdedge.compress.importance import measure_importance
+from kdedge.compress.prune import plan_pruning, prune_classifier
+from kdedge.config import DataOptions, DistillConfig, build_config
+from kdedge.data import load_task_data
+from kdedge.models.tinybert import importance_batches
+
+
+@pytest.fixture(scope="module")
+def teacher_and_batches(tiny_teacher, glue_dir):
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_teacher).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_teacher)
+    train = load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), max_train_samples=300)).train
+    cfg = build_config(DistillConfig, None, teacher=str(tiny_teacher), out="-", prune_samples=96)
+    return model, list(importance_batches(cfg, tokenizer, train))
+
+
+def _logits(model, batches):
+    with torch.no_grad():
+        return torch.cat([model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                                token_type_ids=b["token_type_ids"]).logits for b in batches])
+
+
+def test_keeping_everything_keeps_the_teachers_logits(teacher_and_batches):
+    model, batches = teacher_and_batches
+    c = model.config
+    importance = measure_importance(model, batches, regression=False)
+    assert importance.examples == 96 and (importance.heads > 0).all() and (importance.neurons > 0).any()
+    keep = plan_pruning(importance, c, list(range(1, c.num_hidden_layers + 1)), c.hidden_size,
+                        c.num_attention_heads, c.intermediate_size)
+    student = prune_classifier(model, keep).eval()
+    assert torch.equal(_logits(student, batches), _logits(model, batches))
+
+
+def test_planted_useless_head_neuron_and_channel_are_ranked_last(teacher_and_batches):
+    model, batches = teacher_and_batches
+    planted = AutoModelForSequenceClassification.from_config(model.config)
+    planted.load_state_dict(model.state_dict())
+    planted.eval()
+    c, head_dim = model.config, model.config.hidden_size // model.config.num_attention_heads
+    layer = planted.bert.encoder.layer[1]
+    with torch.no_grad():
+        layer.attention.self.value.weight[0:head_dim] = 0  # head 1 of layer 2 outputs nothing
+        layer.attention.self.value.bias[0:head_dim] = 0
+        layer.output.dense.weight[:, 7] = 0  # neuron 8 of layer 2 feeds nothing
+    importance = measure_importance(planted, batches, regression=False)
+    assert importance.heads[1].argmin() == 0 and importance.heads[1, 0] == 0 < importance.heads[1, 1]
+    assert importance.neurons[1].argmin() == 7 and importance.neurons[1, 7] == 0
+    keep = plan_pruning(importance, c, [1, 2], c.hidden_size, c.num_attention_heads - 1, c.intermediate_size - 1)
+    assert keep.heads[1] == [1] and 7 not in keep.neurons[1].tolist()
+    # a narrower student: half the heads' width and a third of the hidden channels gone, still a working model
+    keep = plan_pruning(importance, c, [2], 20, 2, 16)
+    student = prune_classifier(planted, keep).eval()
+    assert (student.config.hidden_size, student.config.num_attention_heads, student.config.intermediate_size,
+            student.config.num_hidden_layers) == (20, 2, 16, 1)
+    assert keep.head_dim == 10 and len(keep.qkv_rows[0]) == 20 and torch.isfinite(_logits(student, batches)).all()
+
+
+def test_distill_with_a_pruned_init(tiny_teacher, glue_dir, tmp_path):
+    from tests.conftest import _distil_at
+
+    out = _distil_at(tmp_path, tiny_teacher, glue_dir, student="tinybert", init="prune", layers=1, hidden=16,
+                     intermediate=32, recipe="two-stage", intermediate_epochs=1, epochs=1, lr=1e-3, prune_samples=64)
+    meta = json.loads((out / "student.json").read_text())
+    assert meta["model"] == {"layers": 1, "hidden": 16, "heads": 1, "intermediate": 32}  # heads keep their width
+    pruned = meta["pruned"]
+    assert pruned["layers"] == [2] and pruned["hidden"] == "16 of 32" and pruned["importance"]["examples"] == 64
+    assert 0.0 <= json.loads((out / "metrics.json").read_text())["dev"]["accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--hidden", "64"], "cannot be wider than it: hidden 64 of 32"),
+    (["--hidden", "32", "--heads", "1"], "makes heads 32 wide, wider than the teacher's 16: use at least 2 heads"),
+])
+def test_prune_refuses_shapes_it_cannot_cut_from_the_teacher(tiny_teacher, args, message):
+    from click.testing import CliRunner
+
+    from kdedge.cli import main
+
+    result = CliRunner().invoke(main, ["inspect", "--teacher", str(tiny_teacher), "--task", "sst2", "--student",
+                                       "tinybert", "--layers", "1", "--init", "prune", *args])
+    assert result.exit_code == 1 and message in result.output, result.output
