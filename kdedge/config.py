@@ -150,6 +150,9 @@ class DistillConfig(TrainOptions, DataOptions):
         "pretrained:<hub id or folder> (e.g. a BERT-Tiny).")
     init_layers: str | None = opt(None, "teacher-layers and prune inits: comma-separated teacher layers to copy "
                                         "(default: the mapping's).")
+    trim_vocab: bool = opt(False, "tinybert: keep only the vocabulary the training (and transfer) texts use, plus "
+                                  "the special tokens (other words are spelled with the kept pieces, or [UNK]). Shrinks the embedding table.")
+    trim_min_count: int = opt(1, "--trim-vocab: keep tokens seen at least N times.")
     prune_samples: int = opt(1024, "prune init: training rows the importance of heads, neurons and hidden channels "
                                    "is measured on.")
     recipe: Literal["prediction", "two-stage", "joint"] = opt(

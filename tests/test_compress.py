@@ -88,3 +88,60 @@ def test_prune_refuses_shapes_it_cannot_cut_from_the_teacher(tiny_teacher, args,
     result = CliRunner().invoke(main, ["inspect", "--teacher", str(tiny_teacher), "--task", "sst2", "--student",
                                        "tinybert", "--layers", "1", "--init", "prune", *args])
     assert result.exit_code == 1 and message in result.output, result.output
+
+
+def test_trimming_keeps_the_logits_of_text_whose_tokens_are_kept(tiny_tinybert_student, glue_dir):
+    from kdedge.compress.vocab import count_tokens, trim_embeddings, trim_vocabulary
+    from kdedge.models.students import load_student
+
+    student = load_student(tiny_tinybert_student)
+    texts = load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), max_train_samples=200)).train.text
+    original = len(student.tokenizer)
+    trimmed = trim_vocabulary(student.tokenizer, count_tokens(student.tokenizer, texts))
+    assert 0 < len(trimmed.kept_ids) < original and len(trimmed.tokenizer) == len(trimmed.kept_ids)
+    before = student.tokenizer(texts[:50], padding=True, return_tensors="pt")
+    after = trimmed.tokenizer(texts[:50], padding=True, return_tensors="pt")
+    # the same pieces, renumbered; the special tokens (CLS, SEP, PAD) too
+    assert torch.equal(trimmed.kept_ids[after["input_ids"]], before["input_ids"])
+    assert trimmed.tokenizer.convert_ids_to_tokens(after["input_ids"][0].tolist()) == \
+        student.tokenizer.convert_ids_to_tokens(before["input_ids"][0].tolist())
+    with torch.no_grad():
+        expected = student.model(**before).logits
+        trim_embeddings(student.model, trimmed.kept_ids)
+        assert torch.equal(student.model(**after).logits, expected)
+    assert student.model.config.vocab_size == len(trimmed.kept_ids)
+    # a word whose piece was dropped is spelled with the kept pieces instead (WordPiece's longest match first)
+    kept = set(trimmed.kept_ids.tolist())
+    dropped = next(t for t, i in sorted(student.tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+                   if i not in kept and t.isalpha() and len(t) > 2)
+    assert student.tokenizer.tokenize(dropped) == [dropped]
+    respelled = trimmed.tokenizer.tokenize(dropped)
+    assert len(respelled) > 1 and "".join(p.removeprefix("##") for p in respelled) == dropped
+
+
+def test_distill_trim_vocab_two_stage_then_export_and_pipeline(tiny_teacher, glue_dir, tmp_path):
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+    from transformers import pipeline
+
+    from kdedge_runtime import Classifier
+    from tests.conftest import _distil_at, export_tiny
+
+    out = _distil_at(tmp_path, tiny_teacher, glue_dir, student="tinybert", init="teacher-layers", layers=1,
+                     recipe="two-stage", intermediate_epochs=1, epochs=1, lr=1e-3, trim_vocab=True, trim_min_count=2)
+    vocabulary = json.loads((out / "student.json").read_text())["vocabulary"]
+    teacher_size = len(AutoTokenizer.from_pretrained(tiny_teacher))
+    assert vocabulary["of"] == teacher_size and 0 < vocabulary["kept"] < teacher_size and vocabulary["min_count"] == 2
+    bundle = export_tiny(out, glue_dir, tmp_path / "b", quantize="dynamic")
+    model = ORTModelForSequenceClassification.from_pretrained(bundle)
+    assert model.config.vocab_size == vocabulary["kept"]
+    result = pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(bundle))
+    runtime = Classifier(bundle).predict(["a gorgeous , witty film", "zyzzyva"])
+    assert [r["label"] for r in result(["a gorgeous , witty film", "zyzzyva"])] == [p.label for p in runtime]
+
+
+def test_trim_vocab_refuses_the_bilstm(tiny_teacher, glue_dir, tmp_path):
+    from kdedge.errors import KdedgeError
+    from tests.conftest import _distil_at
+
+    with pytest.raises(KdedgeError, match="--trim-vocab trims a shared WordPiece vocabulary"):
+        _distil_at(tmp_path, tiny_teacher, glue_dir, trim_vocab=True)

@@ -33,9 +33,10 @@ class IntermediateDistiller(nn.Module):
 
     def __init__(self, student: nn.Module, teacher: nn.Module, pairs: list[LayerPair], weights: LossWeights,
                  hidden_loss: str = "mse", attention_loss: str = "mse",
-                 prediction: PredictionDistillLoss | None = None):
+                 prediction: PredictionDistillLoss | None = None, teacher_ids: torch.Tensor | None = None):
         super().__init__()
         self.student = student
+        self.teacher_ids = teacher_ids  # a trimmed student's ids -> the teacher's (None: the same vocabulary)
         self._teacher = [teacher.eval().requires_grad_(False)]  # a list: not a submodule, never saved or trained
         self.pairs = pairs
         self.weights = weights
@@ -76,7 +77,9 @@ class IntermediateDistiller(nn.Module):
         inputs = hf_inputs(batch)
         mask = batch["attention_mask"]
         with torch.no_grad():
-            t_out = self.teacher(**inputs, output_hidden_states=True)
+            t_inputs = inputs if self.teacher_ids is None else {
+                **inputs, "input_ids": self.teacher_ids.to(inputs["input_ids"].device)[inputs["input_ids"]]}
+            t_out = self.teacher(**t_inputs, output_hidden_states=True)
             t_scores = self._teacher_att.scores() if self._teacher_att else None
         s_out = self.student(**inputs, output_hidden_states=True)
         s_scores = self._student_att.scores() if self._student_att else None

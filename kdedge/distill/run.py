@@ -17,6 +17,7 @@ import torch
 from accelerate.utils import set_seed
 from safetensors.torch import load_file, save_file
 
+from kdedge.compress.vocab import count_tokens, trim_embeddings, trim_vocabulary
 from kdedge.config import DistillConfig, to_dict
 from kdedge.data import compute_metrics, load_task_data
 from kdedge.data.batching import encode
@@ -28,6 +29,7 @@ from kdedge.errors import KdedgeError
 from kdedge.models.builders import STUDENT_BUILDERS
 from kdedge.models.students import Student, save_student
 from kdedge.models.teacher import load_teacher, model_fingerprint
+from kdedge.models.tinybert import same_vocabulary
 from kdedge.outputs import RunDir, manifest, read_json, write_json
 from kdedge.quant.qat import SCHEME as QAT_SCHEME
 from kdedge.quant.qat import prepare_qat
@@ -71,6 +73,19 @@ def loss_weights(cfg: DistillConfig, with_prediction: bool) -> LossWeights:
     return LossWeights(emb=cfg.w_emb, hid=cfg.w_hid, att=cfg.w_att, pred=pred)
 
 
+def _trim_vocabulary(student, train, cfg: DistillConfig, teacher_tokenizer) -> torch.Tensor | None:
+    """Trim the student's vocabulary to the training texts' tokens, in place; returns the student id -> teacher id
+    map the intermediate losses feed the teacher with (None when the student never shared its vocabulary)."""
+    shared = same_vocabulary(student.tokenizer, teacher_tokenizer)
+    original = len(student.tokenizer)
+    trimmed = trim_vocabulary(student.tokenizer, count_tokens(student.tokenizer, train.text, train.text_pair),
+                              cfg.trim_min_count)
+    trim_embeddings(student.model, trimmed.kept_ids)
+    student.tokenizer = trimmed.tokenizer
+    student.meta = {**student.meta, "vocabulary": trimmed.describe(original, cfg.trim_min_count)}
+    return trimmed.kept_ids if shared else None
+
+
 def _linear(start: float, end: float | None, progress: float) -> float:
     return start if end is None else start + (end - start) * progress
 
@@ -80,6 +95,9 @@ def _validate(cfg: DistillConfig) -> DistillConfig:
         raise KdedgeError(f"unknown --student '{cfg.student}' (known: {', '.join(STUDENT_BUILDERS)})")
     if cfg.recipe != "prediction" and cfg.student != "tinybert":
         raise KdedgeError(f"--recipe {cfg.recipe} matches intermediate layers and needs --student tinybert")
+    if cfg.trim_vocab and cfg.student != "tinybert":
+        raise KdedgeError("--trim-vocab trims a shared WordPiece vocabulary and needs --student tinybert; the BiLSTM's "
+                          "word-level vocabulary comes from the training data (raise --min-word-freq to shrink it)")
     if cfg.qat and cfg.student != "tinybert":
         raise KdedgeError("--qat emulates the transformer int8 scheme and needs --student tinybert; export a BiLSTM "
                           "with --quantize dynamic (its LSTMs run on ONNX Runtime's int8 LSTM kernel)")
@@ -100,6 +118,7 @@ def distill_student(cfg: DistillConfig) -> Path:
     set_seed(cfg.seed)
     student = STUDENT_BUILDERS[cfg.student](cfg, task, teacher, teacher_tokenizer, data.train)
     student.meta = {**student.meta, "task": task.to_dict(), "max_length": cfg.max_length}
+    teacher_ids = _trim_vocabulary(student, data.train, cfg, teacher_tokenizer) if cfg.trim_vocab else None
 
     accelerator = make_accelerator(cfg.mixed_precision)
     t0 = time.time()
@@ -152,7 +171,8 @@ def distill_student(cfg: DistillConfig) -> Path:
         set_seed(cfg.seed)  # the projection and mapping weights start the same whatever ran before
         if stage.intermediate:
             model = IntermediateDistiller(student.model, teacher, pairs, loss_weights(cfg, stage.prediction),
-                                          cfg.hidden_loss, cfg.attention_loss, prediction if stage.prediction else None)
+                                          cfg.hidden_loss, cfg.attention_loss, prediction if stage.prediction else None,
+                                          teacher_ids=teacher_ids)
             loss_fn = lambda m, b, p: m(b, **schedule(p))[0]  # noqa: E731
             logits_fn = lambda m, b: student.logits(_unwrap(m).student, b)  # noqa: E731
             save_model = lambda m: m.student  # noqa: E731
