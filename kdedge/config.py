@@ -132,7 +132,6 @@ class DistillConfig(TrainOptions, DataOptions):
         "GloVe/word2vec text file: the student gets a word-level vocabulary built from the data and these "
         "vectors. Without it, the student shares the teacher's WordPiece tokenizer and embedding matrix.",
     )
-    embedding_dim: int = opt(300, "Embedding size when neither word vectors nor teacher embeddings fix it.")
     lstm_hidden: int = opt(300, "BiLSTM hidden size per direction.")
     mlp_hidden: int = opt(400, "Size of the ReLU hidden layer of the classifier.")
     dropout: float = opt(0.1, "Dropout on embeddings and the classifier.")

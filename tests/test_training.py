@@ -12,7 +12,7 @@ from kdedge.outputs import RunDir, read_json
 def _cfg(tiny_teacher, glue_dir, out, **kw):
     base = dict(task="sst2", data_dir=str(glue_dir), teacher=str(tiny_teacher), out=str(out),
                 max_train_samples=200, max_eval_samples=64, epochs=2, batch_size=16, save_steps=5,
-                embedding_dim=16, lstm_hidden=8, mlp_hidden=8, lr=3e-3, seed=7)
+                lstm_hidden=8, mlp_hidden=8, lr=3e-3, seed=7)
     base.update(kw)
     return build_config(DistillConfig, None, **base)
 
