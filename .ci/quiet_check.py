@@ -10,6 +10,7 @@ OWN = [re.compile(p) for p in (
     r"kdedge quickstart: ",
     r".*\d+%\|.*\| *\d+/\d+ \[",  # a tqdm progress bar
     r"\S+( \S+)? epoch \d+ step \d+: dev ",  # the training loop's evaluations
+    r"(early stopping: |resuming from step )",  # and its other messages
     r"(teacher|student|bundle|transfer set|report) written to ",
     r"exporting the teacher ",
     r"\S+ on \S+ \.\.\.$",  # kdedge bench, job by job

@@ -20,12 +20,47 @@ import yaml
 from kdedge.errors import KdedgeError
 
 
-def opt(default: Any = None, help: str = "", required: bool = False) -> Any:
-    return field(default=default, metadata={"help": help, "required": required})
+@dataclass(frozen=True)
+class Range:
+    """The values an option accepts: [lo, hi], or (lo, hi] with `lo_open`."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+
+    def accepts(self, value: float) -> bool:
+        above = self.lo is None or (value > self.lo if self.lo_open else value >= self.lo)
+        return above and (self.hi is None or value <= self.hi)
+
+    def __str__(self) -> str:
+        low = None if self.lo is None else f"{'greater than' if self.lo_open else 'at least'} {self.lo:g}"
+        if self.hi is None:
+            return low or "any number"
+        if self.lo is None:
+            return f"at most {self.hi:g}"
+        return f"in ({self.lo:g}, {self.hi:g}]" if self.lo_open else f"between {self.lo:g} and {self.hi:g}"
+
+
+COUNT, NATURAL, POSITIVE, FRACTION = Range(1), Range(0), Range(0, lo_open=True), Range(0, 1)
+
+
+def opt(default: Any = None, help: str = "", required: bool = False, valid: Range | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "required": required, "valid": valid})
+
+
+class Checked:
+    """Every config checks its options' ranges when it is made, whether from flags, a YAML file or Python."""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            valid, value = f.metadata.get("valid"), getattr(self, f.name)
+            if valid is not None and value is not None and not isinstance(value, bool) \
+                    and isinstance(value, (int, float)) and not valid.accepts(value):
+                raise KdedgeError(f"--{f.name.replace('_', '-')} must be {valid}, not {value!r}")
 
 
 @dataclass
-class DataOptions:
+class DataOptions(Checked):
     """Where the task's data comes from; shared by every command that reads training data."""
 
     task: str | None = opt(
@@ -51,9 +86,9 @@ class DataOptions:
     )
     max_train_samples: int | None = opt(
         None, "Use a fixed random sample of N training rows (seeded: the same rows in every command), a budget "
-        "for quick runs.")
-    max_eval_samples: int | None = opt(None, "Use only the first N dev rows.")
-    max_length: int = opt(128, "Maximum sequence length in tokens; longer inputs are truncated.")
+        "for quick runs.", valid=COUNT)
+    max_eval_samples: int | None = opt(None, "Use only the first N dev rows.", valid=COUNT)
+    max_length: int = opt(128, "Maximum sequence length in tokens; longer inputs are truncated.", valid=Range(4))
 
     def resolved_data_dir(self) -> str | None:
         return self.data_dir or os.environ.get("KDEDGE_DATA_DIR") or None
@@ -66,7 +101,7 @@ RECORDED_DATA_FIELDS = ("task", "train_file", "dev_file", "text_column", "text_p
 
 
 @dataclass
-class ModelDataOptions:
+class ModelDataOptions(Checked):
     """Where the data of an already trained model is on this machine. The task, its columns and labels come from
     the model's manifest; these say only where the files are now and how much of dev to use."""
 
@@ -75,25 +110,26 @@ class ModelDataOptions:
         "neither is set, GLUE tasks load from the dataset hub.")
     train_file: str | None = opt(None, "Custom tasks: the training file, if it is not where the model was trained.")
     dev_file: str | None = opt(None, "Custom tasks: the dev file, if it is not where the model was trained.")
-    max_eval_samples: int | None = opt(None, "Use only the first N dev rows.")
+    max_eval_samples: int | None = opt(None, "Use only the first N dev rows.", valid=COUNT)
 
 
 @dataclass
-class TrainOptions:
+class TrainOptions(Checked):
     """The shared training loop's knobs."""
 
     out: str | None = opt(None, "Output folder.", required=True)
-    epochs: int = opt(3, "Training epochs.")
-    batch_size: int = opt(32, "Training batch size (per device).")
-    eval_batch_size: int = opt(128, "Evaluation and inference batch size.")
-    lr: float = opt(5e-5, "Peak learning rate of AdamW (linear warm-up, then linear decay).")
-    warmup_ratio: float = opt(0.1, "Fraction of the steps used for linear warm-up.")
-    weight_decay: float = opt(0.01, "AdamW weight decay (not applied to biases and LayerNorm).")
-    max_grad_norm: float = opt(1.0, "Gradient clipping norm (0 disables).")
-    patience: int | None = opt(None, "Early stopping: stop after N evaluations without dev improvement.")
-    eval_steps: int | None = opt(None, "Evaluate every N steps as well as at each epoch end.")
-    save_steps: int = opt(500, "Write a resumable checkpoint every N optimizer steps (and at every epoch end).")
-    log_steps: int = opt(50, "Write the mean training loss to train_log.jsonl every N steps.")
+    epochs: int = opt(3, "Training epochs.", valid=COUNT)
+    batch_size: int = opt(32, "Training batch size (per device).", valid=COUNT)
+    eval_batch_size: int = opt(128, "Evaluation and inference batch size.", valid=COUNT)
+    lr: float = opt(5e-5, "Peak learning rate of AdamW (linear warm-up, then linear decay).", valid=POSITIVE)
+    warmup_ratio: float = opt(0.1, "Fraction of the steps used for linear warm-up.", valid=FRACTION)
+    weight_decay: float = opt(0.01, "AdamW weight decay (not applied to biases and LayerNorm).", valid=NATURAL)
+    max_grad_norm: float = opt(1.0, "Gradient clipping norm (0 disables).", valid=NATURAL)
+    patience: int | None = opt(None, "Early stopping: stop after N evaluations without dev improvement.", valid=COUNT)
+    eval_steps: int | None = opt(None, "Evaluate every N steps as well as at each epoch end.", valid=COUNT)
+    save_steps: int = opt(500, "Write a resumable checkpoint every N optimizer steps (and at every epoch end).",
+                          valid=COUNT)
+    log_steps: int = opt(50, "Write the mean training loss to train_log.jsonl every N steps.", valid=COUNT)
     seed: int = opt(42, "Random seed (data order, initialisation, dropout).")
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = opt(
         "auto", "Mixed precision; auto = fp16 on CUDA, none on CPU."
@@ -112,9 +148,10 @@ class TeacherConfig(TrainOptions, DataOptions):
 @dataclass
 class DistillConfig(TrainOptions, DataOptions):
     # Student-friendly defaults for fields shared with the teacher.
-    epochs: int = opt(10, "Training epochs.")
-    batch_size: int = opt(64, "Training batch size (per device).")
-    lr: float | None = opt(None, "Peak learning rate of AdamW (default: 1e-3 for bilstm, 1e-4 for tinybert).")
+    epochs: int = opt(10, "Training epochs.", valid=NATURAL)
+    batch_size: int = opt(64, "Training batch size (per device).", valid=COUNT)
+    lr: float | None = opt(None, "Peak learning rate of AdamW (default: 1e-3 for bilstm, 1e-4 for tinybert).",
+                           valid=POSITIVE)
     teacher: str | None = opt(None, "Teacher folder (from `kdedge teacher`) or hub id of a fine-tuned classifier.", required=True)
     transfer: str | None = opt(None, "Train on a transfer set from `kdedge augment` (its stored teacher logits; gold "
                                      "labels where known) instead of the task's training rows.")
@@ -123,25 +160,26 @@ class DistillConfig(TrainOptions, DataOptions):
     soft_loss: Literal["mse", "kl", "soft_ce"] = opt(
         "mse", "Prediction-layer soft loss: mse on logits (Tang et al. 2019), kl or soft_ce at temperature T "
         "scaled by T^2 (Hinton et al. 2015; TinyBERT uses soft_ce).")
-    alpha: float = opt(0.0, "Weight of the gold-label loss; the soft loss gets 1 - alpha.")
-    alpha_end: float | None = opt(None, "Anneal alpha linearly to this value over training.")
-    temperature: float = opt(2.0, "Softmax temperature of the kl/soft_ce soft losses.")
-    temperature_end: float | None = opt(None, "Anneal the temperature linearly to this value over training.")
+    alpha: float = opt(0.0, "Weight of the gold-label loss; the soft loss gets 1 - alpha.", valid=FRACTION)
+    alpha_end: float | None = opt(None, "Anneal alpha linearly to this value over training.", valid=FRACTION)
+    temperature: float = opt(2.0, "Softmax temperature of the kl/soft_ce soft losses.", valid=POSITIVE)
+    temperature_end: float | None = opt(None, "Anneal the temperature linearly to this value over training.",
+                                        valid=POSITIVE)
     word_vectors: str | None = opt(
         None,
         "GloVe/word2vec text file: the student gets a word-level vocabulary built from the data and these "
         "vectors. Without it, the student shares the teacher's WordPiece tokenizer and embedding matrix.",
     )
-    lstm_hidden: int = opt(300, "BiLSTM hidden size per direction.")
-    mlp_hidden: int = opt(400, "Size of the ReLU hidden layer of the classifier.")
-    dropout: float = opt(0.1, "Dropout on embeddings and the classifier.")
+    lstm_hidden: int = opt(300, "BiLSTM hidden size per direction.", valid=COUNT)
+    mlp_hidden: int = opt(400, "Size of the ReLU hidden layer of the classifier.", valid=COUNT)
+    dropout: float = opt(0.1, "Dropout on embeddings and the classifier.", valid=Range(0, 0.99))
     freeze_embeddings: bool = opt(False, "Keep the embedding matrix fixed.")
-    min_word_freq: int = opt(1, "Word-level vocabulary: keep words seen at least N times.")
+    min_word_freq: int = opt(1, "Word-level vocabulary: keep words seen at least N times.", valid=COUNT)
     # --- transformer (tinybert) students
-    layers: int = opt(4, "tinybert: number of encoder layers.")
-    hidden: int | None = opt(None, "tinybert: hidden size (default: the teacher's).")
-    heads: int | None = opt(None, "tinybert: attention heads (default: the teacher's).")
-    intermediate: int | None = opt(None, "tinybert: feed-forward size (default: 4 x hidden).")
+    layers: int = opt(4, "tinybert: number of encoder layers.", valid=COUNT)
+    hidden: int | None = opt(None, "tinybert: hidden size (default: the teacher's).", valid=COUNT)
+    heads: int | None = opt(None, "tinybert: attention heads (default: the teacher's).", valid=COUNT)
+    intermediate: int | None = opt(None, "tinybert: feed-forward size (default: 4 x hidden).", valid=COUNT)
     init: str = opt(
         "teacher-layers", "tinybert initialisation: random, teacher-layers (copy embeddings and the mapped "
         "teacher layers; widths must match), prune (the mapped teacher layers pruned to --hidden/--heads/"
@@ -150,34 +188,37 @@ class DistillConfig(TrainOptions, DataOptions):
     init_layers: str | None = opt(None, "teacher-layers and prune inits: comma-separated teacher layers to copy "
                                         "(default: the mapping's).")
     trim_vocab: bool = opt(False, "tinybert: keep only the vocabulary the training (and transfer) texts use, plus "
-                                  "the special tokens (other words are spelled with the kept pieces, or [UNK]). Shrinks the embedding table.")
-    trim_min_count: int = opt(1, "--trim-vocab: keep tokens seen at least N times.")
+                                  "the special tokens (other words are spelled with the kept pieces, or [UNK]). "
+                                  "Shrinks the embedding table.")
+    trim_min_count: int = opt(1, "--trim-vocab: keep tokens seen at least N times.", valid=COUNT)
     prune_samples: int = opt(1024, "prune init: training rows the importance of heads, neurons and hidden channels "
-                                   "is measured on.")
+                                   "is measured on.", valid=COUNT)
     recipe: Literal["prediction", "two-stage", "joint"] = opt(
         "prediction", "prediction: logits only; two-stage: TinyBERT's intermediate-layer stage "
         "(--intermediate-epochs) then the prediction stage (--epochs); joint: all losses in one stage.")
-    intermediate_epochs: int = opt(3, "two-stage: epochs of the intermediate-layer stage.")
-    intermediate_lr: float | None = opt(None, "two-stage: learning rate of the intermediate stage (default: --lr).")
+    intermediate_epochs: int = opt(3, "two-stage: epochs of the intermediate-layer stage.", valid=NATURAL)
+    intermediate_lr: float | None = opt(None, "two-stage: learning rate of the intermediate stage (default: --lr).",
+                                        valid=POSITIVE)
     mapping: Literal["uniform", "last", "explicit", "mean", "learnable"] = opt(
         "uniform", "Layer mapping: uniform (every k-th layer), last (top layers), explicit (--layer-map), "
         "mean (mean of a block of layers) or learnable (softmax-weighted block).")
     layer_map: str | None = opt(None, "explicit mapping: one teacher layer per student layer, e.g. 2,4,6.")
-    mapping_lr: float = opt(1e-2, "learnable mapping: learning rate of the layer weights.")
+    mapping_lr: float = opt(1e-2, "learnable mapping: learning rate of the layer weights.", valid=POSITIVE)
     hidden_loss: Literal["mse", "cosine"] = opt("mse", "Hidden-state loss (through a learned projection when widths differ).")
     attention_loss: Literal["mse", "kl"] = opt(
         "mse", "Attention loss: mse on masked pre-softmax scores (TinyBERT) or kl between attention distributions.")
-    w_emb: float = opt(1.0, "Weight of the embedding-layer loss.")
-    w_hid: float = opt(1.0, "Weight of the hidden-state loss.")
-    w_att: float = opt(1.0, "Weight of the attention loss.")
-    w_pred: float = opt(1.0, "joint recipe: weight of the prediction-layer loss.")
+    w_emb: float = opt(1.0, "Weight of the embedding-layer loss.", valid=NATURAL)
+    w_hid: float = opt(1.0, "Weight of the hidden-state loss.", valid=NATURAL)
+    w_att: float = opt(1.0, "Weight of the attention loss.", valid=NATURAL)
+    w_pred: float = opt(1.0, "joint recipe: weight of the prediction-layer loss.", valid=NATURAL)
     qat: bool = opt(
         False, "Finish with quantization-aware fine-tuning (teacher still in the loss) that emulates the int8 "
         "scheme of `kdedge export --quantize qat` (tinybert students).")
-    qat_epochs: int = opt(1, "--qat: epochs of quantization-aware fine-tuning.")
-    qat_lr: float | None = opt(None, "--qat: learning rate (default: a fifth of --lr).")
+    qat_epochs: int = opt(1, "--qat: epochs of quantization-aware fine-tuning.", valid=COUNT)
+    qat_lr: float | None = opt(None, "--qat: learning rate (default: a fifth of --lr).", valid=POSITIVE)
     rep_ratio: float | None = opt(
-        None, "Single ratio r instead of --w-emb/--w-hid/--w-att: 2r * (emb + hidden) + (2 - 2r) * attention.")
+        None, "Single ratio r instead of --w-emb/--w-hid/--w-att: 2r * (emb + hidden) + (2 - 2r) * attention.",
+            valid=FRACTION)
     cache_dir: str | None = opt(None, "Where teacher logits are cached (default $KDEDGE_CACHE_DIR or ~/.cache/kdedge).")
 
 
@@ -192,13 +233,14 @@ class ExportConfig(ModelDataOptions):
     preset: Literal["auto", "avx2", "avx512", "avx512_vnni", "arm64"] = opt(
         "auto", "dynamic: the target CPU's int8 scheme (avx2 stores uint8 weights, the others int8); auto picks "
         "it from the CPU the export runs on (VNNI: avx512_vnni, AVX-512: avx512, ARM: arm64, else avx2).")
-    calibration_size: int = opt(128, "static: number of training examples used for calibration.")
+    calibration_size: int = opt(128, "static: number of training examples used for calibration.", valid=COUNT)
     optimize: bool = opt(False, "Fuse attention/LayerNorm/GELU with ONNX Runtime's transformer optimizer.")
     fp16: bool = opt(False, "Convert weights to float16 (for GPU targets; inputs and outputs stay as they are).")
-    verify: int = opt(256, "Compare ONNX and PyTorch logits on N dev examples after export.")
-    tolerance: float = opt(1e-4, "fp32 exports: the largest logit difference accepted before the export is aborted.")
-    opset: int = opt(18, "ONNX opset (18: the lowest optimum recommends for BERT-class exports).")
-    batch_size: int = opt(64, "Batch size for verification and dev evaluation.")
+    verify: int = opt(256, "Compare ONNX and PyTorch logits on N dev examples after export.", valid=NATURAL)
+    tolerance: float = opt(1e-4, "fp32 exports: the largest logit difference accepted before the export is aborted.",
+                           valid=NATURAL)
+    opset: int = opt(18, "ONNX opset (18: the lowest optimum recommends for BERT-class exports).", valid=Range(13, 23))
+    batch_size: int = opt(64, "Batch size for verification and dev evaluation.", valid=COUNT)
     seed: int = opt(42, "Seed for choosing calibration examples.")
     overwrite: bool = opt(False, "Replace an existing bundle folder.")
 
@@ -209,17 +251,19 @@ class AugmentConfig(DataOptions):
                               required=True)
     out: str | None = opt(None, "Transfer-set folder to write (Parquet shards + manifest.json).", required=True)
     method: str = opt("replace,rules", "Comma-separated augmentation methods: generative, replace, rules.")
-    variants: int = opt(4, "replace/rules: augmented variants per original example.")
+    variants: int = opt(4, "replace/rules: augmented variants per original example.", valid=COUNT)
     include_originals: bool = opt(True, "Keep the original training rows (with their gold labels) in the set.")
     # word replacement (TinyBERT)
     word_vectors: str | None = opt(None, "replace: GloVe/word2vec text file; words swap with their nearest neighbours.")
     mlm: str | None = opt(None, "replace: masked LM (hub id or folder) proposing replacements for single-piece words.")
-    p_replace: float = opt(0.4, "replace: probability of replacing each word (TinyBERT: 0.4).")
-    top_k: int = opt(15, "replace: candidates per word (TinyBERT: K=15).")
+    p_replace: float = opt(0.4, "replace: probability of replacing each word (TinyBERT: 0.4).", valid=FRACTION)
+    top_k: int = opt(15, "replace: candidates per word (TinyBERT: K=15).", valid=COUNT)
     # rule-based (Tang et al. 2019)
-    p_mask: float = opt(0.1, "rules: probability of masking each word.")
-    p_pos: float = opt(0.1, "rules: probability of swapping a word for another of the same part of speech.")
-    p_ng: float = opt(0.25, "rules: probability of keeping only a random n-gram (n in 1..5) of the example.")
+    p_mask: float = opt(0.1, "rules: probability of masking each word.", valid=FRACTION)
+    p_pos: float = opt(0.1, "rules: probability of swapping a word for another of the same part of speech.",
+                       valid=FRACTION)
+    p_ng: float = opt(0.25, "rules: probability of keeping only a random n-gram (n in 1..5) of the example.",
+                      valid=FRACTION)
     mask_token: str = opt("[MASK]", "rules: the token a masked word becomes.")
     tagger: str = opt("auto", "rules: POS tagger: auto (spaCy en_core_web_md/sm when installed, else a fallback), "
                               "a spaCy model's package name or folder, or none (the heuristic tagger).")
@@ -227,26 +271,31 @@ class AugmentConfig(DataOptions):
     generator: str | None = opt(None, "generative: causal LM to fine-tune and sample (hub id or folder), e.g. gpt2.")
     gguf_file: str | None = opt(None, "generative: GGUF file inside --generator to load (needs the gguf package).")
     label_conditioned: bool = opt(True, "generative: prefix each training text with its label, sample per label.")
-    generator_epochs: float = opt(1.0, "generative: fine-tuning epochs of the generator (0: sample from it as is).")
-    generator_lr: float = opt(5e-5, "generative: fine-tuning learning rate.")
-    generator_train_samples: int | None = opt(None, "generative: training rows used to fine-tune the generator.")
-    generated_per_example: float = opt(1.0, "generative: samples per original example (the target count).")
-    sample_top_k: int = opt(50, "generative: top-k sampling.")
-    sample_top_p: float = opt(0.95, "generative: nucleus (top-p) sampling.")
-    sample_temperature: float = opt(1.0, "generative: sampling temperature.")
-    min_new_tokens: int = opt(4, "generative: shortest sample, in tokens.")
-    max_new_tokens: int = opt(48, "generative: longest sample, in tokens.")
-    generator_batch_size: int = opt(32, "generative: prompts per generation batch.")
+    generator_epochs: float = opt(1.0, "generative: fine-tuning epochs of the generator (0: sample from it as is).",
+                                  valid=NATURAL)
+    generator_lr: float = opt(5e-5, "generative: fine-tuning learning rate.", valid=POSITIVE)
+    generator_train_samples: int | None = opt(None, "generative: training rows used to fine-tune the generator.",
+                                              valid=COUNT)
+    generated_per_example: float = opt(1.0, "generative: samples per original example (the target count).",
+                                       valid=NATURAL)
+    sample_top_k: int = opt(50, "generative: top-k sampling.", valid=COUNT)
+    sample_top_p: float = opt(0.95, "generative: nucleus (top-p) sampling.", valid=Range(0, 1, lo_open=True))
+    sample_temperature: float = opt(1.0, "generative: sampling temperature.", valid=POSITIVE)
+    min_new_tokens: int = opt(4, "generative: shortest sample, in tokens.", valid=NATURAL)
+    max_new_tokens: int = opt(48, "generative: longest sample, in tokens.", valid=COUNT)
+    generator_batch_size: int = opt(32, "generative: prompts per generation batch.", valid=COUNT)
     # cleaning
-    min_words: int = opt(1, "Drop examples with fewer words.")
-    max_words: int = opt(200, "Drop examples with more words.")
+    min_words: int = opt(1, "Drop examples with fewer words.", valid=NATURAL)
+    max_words: int = opt(200, "Drop examples with more words.", valid=COUNT)
     near_duplicate: float = opt(0.9, "Jaccard similarity (MinHash of word 3-grams) above which two examples are "
-                                     "near duplicates; 1 disables near-duplicate removal.")
+                                     "near duplicates; 1 disables near-duplicate removal.",
+                                         valid=Range(0, 1, lo_open=True))
     # streaming and labelling
     shard_size: int = opt(2000, "Original examples per shard: each shard is augmented, cleaned, labelled and written "
-                                "on its own, so memory stays flat and an interrupted run resumes at the next shard.")
-    max_examples: int | None = opt(None, "Budget: stop once the transfer set holds this many rows.")
-    batch_size: int = opt(128, "Teacher labelling batch size.")
+                                "on its own, so memory stays flat and an interrupted run resumes at the next shard.",
+                                    valid=COUNT)
+    max_examples: int | None = opt(None, "Budget: stop once the transfer set holds this many rows.", valid=COUNT)
+    batch_size: int = opt(128, "Teacher labelling batch size.", valid=COUNT)
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = opt("auto", "Teacher inference precision on GPU.")
     seed: int = opt(42, "Seed of every random choice.")
     resume: bool = opt(False, "Continue an interrupted run at its next shard.")
@@ -267,15 +316,16 @@ class BenchConfig(ModelDataOptions):
                         "Comma-separated backends; those unavailable here are reported with the reason.")
     batch_sizes: str = opt("1,8,32", "Comma-separated batch sizes.")
     seq_lens: str = opt("16,64,128", "Comma-separated lengths for padded-to-length inputs.")
-    threads: int | None = opt(None, "Intra-op threads of each backend (default: the library's default).")
-    warmup: int = opt(10, "Untimed runs before each measurement.")
-    min_runs: int = opt(30, "Timed runs per measurement, at least.")
-    min_time: float = opt(1.0, "Seconds per measurement, at least (more runs until both are reached).")
-    max_runs: int = opt(2000, "Timed runs per measurement, at most.")
-    eval_batch_size: int = opt(64, "Batch size of the dev-set accuracy pass.")
+    threads: int | None = opt(None, "Intra-op threads of each backend (default: the library's default).", valid=COUNT)
+    warmup: int = opt(10, "Untimed runs before each measurement.", valid=NATURAL)
+    min_runs: int = opt(30, "Timed runs per measurement, at least.", valid=COUNT)
+    min_time: float = opt(1.0, "Seconds per measurement, at least (more runs until both are reached).", valid=NATURAL)
+    max_runs: int = opt(2000, "Timed runs per measurement, at most.", valid=COUNT)
+    eval_batch_size: int = opt(64, "Batch size of the dev-set accuracy pass.", valid=COUNT)
     accuracy: bool = opt(True, "Measure the task metric on the dev set through each backend.")
-    min_retention: float | None = opt(None, "Gate: exit non-zero if a model's retention is below this.")
-    max_p99_ms: float | None = opt(None, "Gate: exit non-zero if a p99 latency at batch 1 (real lengths) is above this.")
+    min_retention: float | None = opt(None, "Gate: exit non-zero if a model's retention is below this.", valid=NATURAL)
+    max_p99_ms: float | None = opt(None, "Gate: exit non-zero if a p99 latency at batch 1 (real lengths) is above this.",
+                                   valid=POSITIVE)
     out: str | None = opt(None, "Report folder to write (report.json, report.md, report.png).", required=True)
     overwrite: bool = opt(False, "Replace an existing report folder.")
 
@@ -329,8 +379,13 @@ def load_yaml(cls: type, path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise KdedgeError(f"cannot read config {path}: {e}") from None
+    except OSError as e:
+        raise KdedgeError(f"cannot read config {path}: {e.strerror}") from None
+    except yaml.YAMLError as e:  # PyYAML's own message spans several lines; one line names the place
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise KdedgeError(f"config {path}{where}: not valid YAML ({problem})") from None
     if not isinstance(raw, dict):
         raise KdedgeError(f"config {path} must be a mapping of option: value")
     known = {f.name for f in dataclasses.fields(cls)}

@@ -53,6 +53,10 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+# What a run saves as it goes and --resume continues from: checkpoints, finished stages, transfer-set shards.
+_PROGRESS = ("checkpoint", "stage-", "shard-", "best")
+
+
 class RunDir:
     """The working folder of one stage run, promoted to its final path when complete."""
 
@@ -73,6 +77,18 @@ class RunDir:
         self.resume = resume
         self.work.mkdir(parents=True, exist_ok=True)
         self.started = time.time()
+
+    def __enter__(self) -> "RunDir":
+        return self
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        """A run that fails on something the user must fix (its input or options) before it saved any progress
+        leaves nothing behind, so the corrected rerun needs no --overwrite; an interrupted run (Ctrl-C, a kill,
+        out of memory) or one with checkpoints keeps its folder for --resume."""
+        if kind is not None and issubclass(kind, KdedgeError) and self.work.is_dir() \
+                and not any(p.name.startswith(_PROGRESS) for p in self.work.iterdir()):
+            shutil.rmtree(self.work)
+        return False
 
     @property
     def best_dir(self) -> Path:

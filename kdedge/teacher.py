@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from accelerate.utils import set_seed
+
 from kdedge.config import TeacherConfig, to_dict
 from kdedge.data import compute_metrics, load_task_data
 from kdedge.data.batching import encode
@@ -13,11 +15,16 @@ from kdedge.training import train
 
 
 def fine_tune_teacher(cfg: TeacherConfig) -> Path:
-    run = RunDir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    with RunDir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume) as run:
+        return _fine_tune(cfg, run)
+
+
+def _fine_tune(cfg: TeacherConfig, run: RunDir) -> Path:
     run.check_config(to_dict(cfg))
     data = load_task_data(cfg)
     task = data.task
     tokenizer = load_tokenizer(cfg.model)
+    set_seed(cfg.seed)  # the new classification head is drawn from the seeded generator
     model = new_classifier(cfg.model, task)
 
     train_features = encode(tokenizer, data.train, cfg.max_length)

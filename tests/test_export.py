@@ -131,7 +131,7 @@ def test_bad_student_folders_give_a_clear_error_and_no_bundle(tiny_bilstm_studen
 
 def test_failed_parity_leaves_no_bundle(tiny_bilstm_student, glue_dir, tmp_path):
     with pytest.raises(KdedgeError, match="no bundle was written"):
-        _export(tiny_bilstm_student, glue_dir, tmp_path / "b", tolerance=-1.0)
+        _export(tiny_bilstm_student, glue_dir, tmp_path / "b", tolerance=1e-12)
     assert not (tmp_path / "b").exists() and not (tmp_path / "b.partial").exists()
 
 

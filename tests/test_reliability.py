@@ -4,6 +4,7 @@ column, option), a non-zero exit without a traceback, and nothing half-written."
 import json
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from kdedge.cli import main
@@ -88,3 +89,119 @@ def test_bad_data_through_the_cli_is_one_line_without_traceback(tmp_path):
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
     assert "line 6: 3 field(s), but the header has 2" in result.output
+
+
+@pytest.mark.parametrize("command, args, message", [
+    ("teacher", ["--epochs", "-1"], "--epochs must be at least 1, not -1"),
+    ("teacher", ["--epochs", "0"], "--epochs must be at least 1, not 0"),
+    ("teacher", ["--lr", "-0.001"], "--lr must be greater than 0, not -0.001"),
+    ("distill", ["--max-train-samples", "0"], "--max-train-samples must be at least 1, not 0"),
+    ("distill", ["--batch-size", "0"], "--batch-size must be at least 1, not 0"),
+    ("distill", ["--max-length", "0"], "--max-length must be at least 4, not 0"),
+    ("distill", ["--alpha", "1.5"], "--alpha must be between 0 and 1, not 1.5"),
+    ("distill", ["--temperature", "0"], "--temperature must be greater than 0, not 0.0"),
+    ("augment", ["--p-replace", "2"], "--p-replace must be between 0 and 1, not 2.0"),
+    ("bench", ["--min-runs", "0"], "--min-runs must be at least 1, not 0"),
+    ("export", ["--opset", "7"], "--opset must be between 13 and 23, not 7"),
+])
+def test_option_ranges_are_checked_before_any_work(tmp_path, command, args, message):
+    needed = {"teacher": [], "distill": ["--teacher", "t"], "augment": ["--teacher", "t"], "bench": [],
+              "export": ["--model", "m"]}[command]
+    result = CliRunner().invoke(main, [command, *needed, *args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and result.output == f"Error: {message}\n", result.output
+    assert list(tmp_path.iterdir()) == []  # nothing written, not even a .partial folder
+
+
+def test_the_same_range_check_in_yaml_and_python(tmp_path):
+    from kdedge.config import DistillConfig, build_config
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("batch-size: 0\n")
+    with pytest.raises(KdedgeError, match="^--batch-size must be at least 1, not 0$"):
+        build_config(DistillConfig, str(recipe), teacher="t", out="o")
+    with pytest.raises(KdedgeError, match="^--batch-size must be at least 1, not 0$"):
+        DistillConfig(teacher="t", out="o", batch_size=0)
+
+
+def test_broken_yaml_is_one_line_naming_the_place(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("epochs: 3\nlr: [1e-4\n")
+    result = CliRunner().invoke(main, ["distill", "--config", str(recipe), "--teacher", "t", "--out", "o"])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "recipe.yaml, line 3, column 1: not valid YAML" in result.output
+
+
+def test_a_run_that_fails_on_bad_input_does_not_block_the_corrected_rerun(tiny_teacher, glue_dir, tmp_path):
+    from tests.conftest import _distil_at
+
+    with pytest.raises(KdedgeError, match="cannot load teacher"):
+        _distil_at(tmp_path, tmp_path / "no-such-teacher", glue_dir, epochs=1)
+    assert not (tmp_path / "s.partial").exists() and not (tmp_path / "s").exists()
+    out = _distil_at(tmp_path, tiny_teacher, glue_dir, epochs=1)  # no --overwrite or --resume needed
+    assert (out / "model.safetensors").is_file()
+
+
+def test_an_interrupted_run_keeps_its_checkpoints_for_resume(tiny_teacher, glue_dir, tmp_path, monkeypatch):
+    from kdedge import training
+    from tests.conftest import _distil_at
+
+    real_save = training.TrainState.save
+    calls = []
+
+    def save_then_die(self, path):
+        real_save(self, path)
+        calls.append(path)
+        raise KeyboardInterrupt  # Ctrl-C right after the first checkpoint
+
+    monkeypatch.setattr(training.TrainState, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        _distil_at(tmp_path, tiny_teacher, glue_dir, epochs=1, save_steps=2)
+    assert calls and (tmp_path / "s.partial").is_dir()
+    with pytest.raises(KdedgeError, match="found an interrupted run"):
+        _distil_at(tmp_path, tiny_teacher, glue_dir, epochs=1, save_steps=2)
+
+
+def _weights(folder):
+    from safetensors.numpy import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def _same_weights(a, b) -> bool:
+    import numpy as np
+
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+def test_the_same_seed_gives_bit_identical_teachers(tiny_teacher, glue_dir, tmp_path):
+    from transformers import AutoModel, AutoTokenizer
+
+    from kdedge.config import TeacherConfig, build_config
+    from kdedge.teacher import fine_tune_teacher
+
+    encoder = tmp_path / "encoder"  # no classification head: the teacher stage draws a new one
+    AutoModel.from_pretrained(tiny_teacher).save_pretrained(encoder)
+    AutoTokenizer.from_pretrained(tiny_teacher).save_pretrained(encoder)
+
+    def run(name, seed):
+        torch.manual_seed(len(name) * 1000 + ord(name[0]))  # whatever state the process happens to be in
+        return fine_tune_teacher(build_config(
+            TeacherConfig, None, model=str(encoder), task="sst2", data_dir=str(glue_dir), max_train_samples=96,
+            max_eval_samples=32, epochs=1, batch_size=16, lr=1e-3, seed=seed, out=str(tmp_path / name)))
+
+    a, b, c = run("a", 3), run("b", 3), run("c", 4)
+    assert _same_weights(a, b) and not _same_weights(a, c)  # a different seed: a different head
+
+
+@pytest.mark.parametrize("student", [dict(), dict(student="tinybert", layers=1, init="random", hidden=16, heads=2,
+                                                  recipe="two-stage", intermediate_epochs=1, lr=1e-3)])
+def test_the_same_seed_gives_bit_identical_students(tiny_teacher, glue_dir, tmp_path, student):
+    from tests.conftest import _distil_at
+
+    runs = {}
+    for name, seed, process_state in (("a", 11, 1), ("b", 11, 2), ("c", 12, 1)):
+        torch.manual_seed(process_state)  # whatever state the process happens to be in
+        runs[name] = _distil_at(tmp_path / name, tiny_teacher, glue_dir, epochs=1, seed=seed, **student)
+    a, b, c = runs["a"], runs["b"], runs["c"]
+    assert _same_weights(a, b) and not _same_weights(a, c)

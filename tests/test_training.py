@@ -79,10 +79,10 @@ def test_nan_loss_stops_with_a_clear_message(tiny_teacher, glue_dir, tmp_path, m
 
 
 def test_early_stopping(tiny_teacher, glue_dir, tmp_path):
-    out = distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "es", epochs=6, lr=0.0, warmup_ratio=0.0,
+    out = distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "es", epochs=6, lr=1e-12, warmup_ratio=0.0,
                                patience=1))
     metrics = read_json(out / "metrics.json")
-    # lr=0: the dev metric never improves after the first evaluation, so the run stops after the second
+    # lr=1e-12: the dev metric never improves after the first evaluation, so the run stops after the second
     assert metrics["steps"] == 2 * 13 and metrics["best_step"] == 13
 
 

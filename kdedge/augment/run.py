@@ -42,16 +42,16 @@ def _validate(cfg: AugmentConfig) -> list[str]:
     unknown = [m for m in methods if m not in AUGMENTERS]
     if unknown or not methods:
         raise KdedgeError(f"unknown --method {', '.join(unknown) or '(none)'}; known: {', '.join(AUGMENTERS)}")
-    if cfg.variants < 1 or cfg.shard_size < 1:
-        raise KdedgeError("--variants and --shard-size must be at least 1")
-    if cfg.max_examples is not None and cfg.max_examples < 1:
-        raise KdedgeError("--max-examples must be at least 1")
     return methods
 
 
 def augment_transfer_set(cfg: AugmentConfig) -> Path:
     methods = _validate(cfg)
-    run = RunDir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    with RunDir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume) as run:
+        return _augment(cfg, methods, run)
+
+
+def _augment(cfg: AugmentConfig, methods: list[str], run: RunDir) -> Path:
     run.check_config(to_dict(cfg))
     started = time.time()
     data = load_task_data(cfg)

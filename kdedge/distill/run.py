@@ -106,7 +106,11 @@ def _validate(cfg: DistillConfig) -> DistillConfig:
 
 def distill_student(cfg: DistillConfig) -> Path:
     cfg = _validate(cfg)
-    run = RunDir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume)
+    with RunDir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume) as run:
+        return _distill(cfg, run)
+
+
+def _distill(cfg: DistillConfig, run: RunDir) -> Path:
     run.check_config(to_dict(cfg))
     data = load_task_data(cfg)
     task = data.task
