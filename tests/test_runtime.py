@@ -1,5 +1,6 @@
 """The torch-free runtimes (Python kdedge_runtime, Node export/node) against each other and the PyTorch student."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -235,3 +236,94 @@ def test_predict_command_and_example_apps_use_the_runtime(tiny_bundles, sst2_tex
         out = subprocess.run(["node", str(NODE_DIR / "examples" / "classify.js"), str(bundle)], input=stdin, text=True,
                              capture_output=True, check=True).stdout
         assert [json.loads(line)["label"] for line in out.splitlines()] == [p.label for p in expected]
+
+
+def _corrupt(bundle: Path, folder: Path, change) -> Path:
+    copy = folder / f"case{len(list(folder.iterdir()))}"
+    shutil.copytree(bundle, copy)
+    before = (copy / "manifest.json").read_text()
+    manifest = json.loads(before)
+    change(copy, manifest)
+    if (copy / "manifest.json").read_text() == before:  # the change edited the manifest object, not the file
+        (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def _set(keys, value):
+    def change(copy, manifest):
+        node = manifest
+        for key in keys[:-1]:
+            node = node[key]
+        if value is _DELETE:
+            del node[keys[-1]]
+        else:
+            node[keys[-1]] = value
+    return change
+
+
+_DELETE = object()
+
+
+def _bigger_vocabulary(copy, manifest):
+    spec = json.loads((copy / "tokenizer.json").read_text())
+    size = max(spec["model"]["vocab"].values()) + 1
+    spec["model"]["vocab"].update({f"extra{i}": size + i for i in range(500)})
+    (copy / "tokenizer.json").write_text(json.dumps(spec))
+
+
+def _truncated_model(copy, manifest):
+    data = (copy / "model.onnx").read_bytes()[:5000]
+    (copy / "model.onnx").write_bytes(data)
+    manifest["files"]["model.onnx"]["sha256"] = hashlib.sha256(data).hexdigest()
+
+
+def _tokenizer_links_outside(copy, manifest):
+    outside = copy.parent / "outside-tokenizer.json"
+    shutil.copy(copy / "tokenizer.json", outside)
+    (copy / "tokenizer.json").unlink()
+    (copy / "tokenizer.json").symlink_to(outside)
+
+
+def _model_links_outside(copy, manifest):
+    outside = copy.parent / "outside-model.onnx"
+    shutil.copy(copy / "model.onnx", outside)
+    (copy / "model.onnx").unlink()
+    (copy / "model.onnx").symlink_to(outside)
+
+
+UNTRUSTED_BUNDLES = [
+    (_set(["tokenizer", "file"], "../../../../etc/hostname"),
+     "field 'tokenizer.file' points outside the bundle (../../../../etc/hostname)"),
+    (_set(["tokenizer", "file"], "/etc/hostname"), "field 'tokenizer.file' points outside the bundle (/etc/hostname)"),
+    (_tokenizer_links_outside, "field 'tokenizer.file' points outside the bundle (tokenizer.json)"),
+    (_model_links_outside, "model.onnx links outside the bundle (model.onnx)"),
+    (_set(["task", "is_pair"], _DELETE), "field 'task.is_pair' is missing"),
+    (_set(["tokenizer"], _DELETE), "field 'tokenizer.file' is missing"),
+    (_set(["max_length"], "128"), "field 'max_length' must be a positive integer, not \"128\""),
+    (_set(["max_length"], 0), "field 'max_length' must be a positive integer, not 0"),
+    (_set(["tokenizer", "pad_token_id"], -1), "field 'tokenizer.pad_token_id' must be a non-negative integer, not -1"),
+    (_set(["tokenizer", "pad_token_id"], 10 ** 9), "field 'tokenizer.pad_token_id' is 1000000000, but tokenizer.json"),
+    (_set(["tokenizer", "pair_encoding"], "both"), "field 'tokenizer.pair_encoding' must be null, \"joint\" or"),
+    (_set(["inputs"], "input_ids"), "field 'inputs' must be a list of {\"name\": \"...\"} objects"),
+    (_set(["outputs"], [{"name": "scores"}]), "has outputs [\"logits\"] but the manifest lists [\"scores\"]"),
+    (_set(["label_names"], []), "field 'label_names' is empty for a classification task"),
+    (_set(["files", "model.onnx", "sha256"], "abc"), "field 'files.model.onnx.sha256' must be a sha256 hex digest"),
+    (_set(["format"], "kdedge-bundle/0"), "has format \"kdedge-bundle/0\"; this runtime reads \"kdedge-bundle/1\""),
+    (lambda copy, m: (copy / "tokenizer.json").write_text('{"model": {"type": "WordPiece"'),
+     "tokenizer.json is not a valid tokenizer ("),
+    (_truncated_model, "model.onnx is not a model ONNX Runtime can load ("),
+    (_bigger_vocabulary, "tokens but the embedding table of"),
+    (lambda copy, m: (copy / "manifest.json").write_text("[1, 2]"), "manifest.json is not valid JSON (expected an object)"),
+]
+
+
+@pytest.mark.parametrize("change, message", UNTRUSTED_BUNDLES)
+def test_untrusted_bundles_are_refused_alike_in_both_runtimes(tiny_bundles, tmp_path, change, message):
+    bundle = _corrupt(tiny_bundles["tinybert-none"], tmp_path, change)
+    with pytest.raises(BundleError) as python:
+        Classifier(bundle)
+    assert message in str(python.value)
+    node = node_logits(bundle, ["x"]).get("error")
+    assert node and node["name"] == "BundleError" and message in node["message"]
+    # the same words, up to what a library says about a file it cannot parse
+    assert node["message"].split(" (")[0] == str(python.value).split(" (")[0]

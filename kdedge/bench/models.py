@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kdedge.errors import KdedgeError
 from kdedge.outputs import sha256_file
+from kdedge_runtime.classifier import BundleError, read_manifest
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,18 @@ class BenchModel:
 
 
 def bundle_model(path: str, role: str = "student", name: str | None = None) -> BenchModel:
+    """A bundle, its manifest checked as the runtimes check it (a bundle is untrusted input)."""
     folder = Path(path)
-    manifest_file = folder / "manifest.json"
-    if not manifest_file.is_file() or not (folder / "model.onnx").is_file():
+    if not (folder / "manifest.json").is_file() or not (folder / "model.onnx").is_file():
         raise KdedgeError(f"{folder} is not a bundle (manifest.json and model.onnx): give a `kdedge export` folder")
-    m = json.loads(manifest_file.read_text())
-    return BenchModel(name or folder.name, "onnx", str(folder), role, m["precision"],
-                      m["files"]["model.onnx"]["bytes"] / 1e6, m.get("parameters"), m["task"]["name"],
-                      list(m["label_names"]), (m.get("quantization") or {}).get("preset"))
+    try:
+        m = read_manifest(folder)
+    except BundleError as e:
+        raise KdedgeError(str(e)) from None
+    quantization = m.get("quantization") if isinstance(m.get("quantization"), dict) else {}
+    return BenchModel(name or folder.name, "onnx", str(folder), role, str(m.get("precision", "unknown")),
+                      (folder / "model.onnx").stat().st_size / 1e6, m.get("parameters"), m["task"]["name"],
+                      list(m["label_names"]), quantization.get("preset"))
 
 
 def torch_model(path: str, role: str) -> BenchModel:

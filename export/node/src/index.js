@@ -2,44 +2,16 @@
 // run it with onnxruntime-node, and return labels, scores and logits. The same API shape as the Python
 // kdedge_runtime: predict(texts, pairs) gives one prediction for a string, an array for an array.
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 
 import * as ort from "onnxruntime-node";
 
+import { BUNDLE_FORMAT, BundleError, bundleFile, firstLine, readManifest, vocabularySize } from "./bundle.js";
 import { BundleTokenizer } from "./tokenizer.js";
 
-export const BUNDLE_FORMAT = "kdedge-bundle/1";
+export { BUNDLE_FORMAT, BundleError };
 const ID_INPUTS = new Set(["input_ids", "input_ids_b"]); // padded with the pad token; masks and type ids with 0
-
-export class BundleError extends Error {
-  constructor(message) {
-    super(message);
-    this.name = "BundleError";
-  }
-}
-
-function readManifest(dir) {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new BundleError(`${dir} is not a folder: give the bundle folder written by \`kdedge export\``);
-  }
-  const missing = ["manifest.json", "model.onnx"].filter((f) => !existsSync(path.join(dir, f)));
-  if (missing.length) throw new BundleError(`${dir} is not a complete kdedge bundle: ${missing.join(", ")} missing`);
-  let manifest;
-  try {
-    manifest = JSON.parse(readFileSync(path.join(dir, "manifest.json"), "utf8"));
-  } catch (e) {
-    throw new BundleError(`${path.join(dir, "manifest.json")} is not valid JSON (${e.message})`);
-  }
-  if (manifest.format !== BUNDLE_FORMAT) {
-    throw new BundleError(`${path.join(dir, "manifest.json")} has format ${JSON.stringify(manifest.format)}; ` +
-      `this runtime reads "${BUNDLE_FORMAT}"`);
-  }
-  if (!existsSync(path.join(dir, manifest.tokenizer.file))) {
-    throw new BundleError(`${dir} is not a complete kdedge bundle: ${manifest.tokenizer.file} missing`);
-  }
-  return manifest;
-}
 
 function checkChecksum(modelFile, bytes, manifest) {
   const actual = createHash("sha256").update(bytes).digest("hex");
@@ -63,24 +35,58 @@ function asStrings(value, name) {
 export class Classifier {
   static async load(bundleDir, { executionProviders = ["cpu"], intraOpNumThreads, verifyChecksum = true } = {}) {
     const manifest = readManifest(bundleDir);
-    const modelFile = path.join(bundleDir, "model.onnx");
+    const modelFile = bundleFile(bundleDir, "model.onnx");
     const bytes = readFileSync(modelFile);
     if (verifyChecksum) checkChecksum(modelFile, bytes, manifest);
     const options = { executionProviders };
     if (intraOpNumThreads) options.intraOpNumThreads = intraOpNumThreads;
-    const session = await ort.InferenceSession.create(bytes, options);
-    const expected = manifest.inputs.map((i) => i.name);
-    if ([...session.inputNames].sort().join() !== [...expected].sort().join()) {
-      throw new BundleError(`${modelFile} takes inputs ${session.inputNames.join(", ")} but the manifest lists ` +
-        `${expected.join(", ")}: the model and manifest come from different exports`);
+    let session;
+    try {
+      session = await ort.InferenceSession.create(bytes, options);
+    } catch (e) {
+      throw new BundleError(`${modelFile} is not a model ONNX Runtime can load (${firstLine(e)})`);
+    }
+    for (const [kind, actual] of [["inputs", session.inputNames], ["outputs", session.outputNames]]) {
+      const expected = manifest[kind].map((i) => i.name);
+      if ([...actual].sort().join() !== [...expected].sort().join() || (kind === "outputs" && !actual.includes("logits"))) {
+        throw new BundleError(`${modelFile} has ${kind} ${JSON.stringify(actual)} but the manifest lists ` +
+          `${JSON.stringify(expected)}: the model and manifest come from different exports`);
+      }
     }
     const rules = manifest.tokenizer;
-    const tokenizerJson = JSON.parse(readFileSync(path.join(bundleDir, rules.file), "utf8"));
-    const configFile = path.join(bundleDir, "tokenizer_config.json");
-    const tokenizerConfig = existsSync(configFile) ? JSON.parse(readFileSync(configFile, "utf8")) : {};
-    const tokenizer = new BundleTokenizer(tokenizerJson, tokenizerConfig,
-      { maxLength: manifest.max_length, addSpecialTokens: Boolean(rules.add_special_tokens) });
-    return new Classifier(manifest, session, tokenizer);
+    const tokenizerFile = bundleFile(bundleDir, rules.file, "tokenizer.file");
+    let tokenizerJson;
+    let tokenizer;
+    try {
+      tokenizerJson = JSON.parse(readFileSync(tokenizerFile, "utf8"));
+      const configFile = path.join(bundleDir, "tokenizer_config.json");
+      const tokenizerConfig = existsSync(configFile) ? JSON.parse(readFileSync(configFile, "utf8")) : {};
+      tokenizer = new BundleTokenizer(tokenizerJson, tokenizerConfig,
+        { maxLength: manifest.max_length, addSpecialTokens: rules.add_special_tokens });
+    } catch (e) {
+      throw new BundleError(`${tokenizerFile} is not a valid tokenizer (${firstLine(e)})`);
+    }
+    const classifier = new Classifier(manifest, session, tokenizer);
+    await classifier.checkVocabulary(vocabularySize(tokenizerJson), tokenizerFile, modelFile,
+      path.join(bundleDir, "manifest.json"));
+    return classifier;
+  }
+
+  // Every id the tokenizer can emit must index the model's embedding table: one probe run at load, so a mismatch
+  // is a clear error now rather than a Gather failure on some later input.
+  async checkVocabulary(size, tokenizerFile, modelFile, manifestFile) {
+    if (this.padTokenId >= size) {
+      throw new BundleError(`${manifestFile}: field 'tokenizer.pad_token_id' ` +
+        `is ${this.padTokenId}, but ${path.basename(tokenizerFile)} has only ${size} tokens`);
+    }
+    const inputs = {};
+    for (const name of this.inputNames) inputs[name] = [ID_INPUTS.has(name) ? size - 1 : name.includes("mask") ? 1 : 0];
+    try {
+      await this.session.run(this.pad([{ inputs }]), ["logits"]);
+    } catch {
+      throw new BundleError(`${tokenizerFile} has ${size} tokens but the embedding table of ${modelFile} is ` +
+        "smaller: the tokenizer and the model come from different exports");
+    }
   }
 
   constructor(manifest, session, tokenizer) {

@@ -37,27 +37,36 @@ class Classifier:
     def __init__(self, bundle_dir: str | Path, *, providers: Sequence[str] | None = None,
                  threads: int | None = None, verify_checksum: bool = True):
         self.path = Path(bundle_dir)
-        self.manifest = _read_manifest(self.path)
-        model_file = self.path / "model.onnx"
+        self.manifest = read_manifest(self.path)
+        model_file = bundle_file(self.path, "model.onnx")
         if verify_checksum:
             _check_checksum(model_file, self.manifest)
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(model_file), options,
-                                            providers=list(providers or ["CPUExecutionProvider"]))
+        try:
+            self.session = ort.InferenceSession(str(model_file), options,
+                                                providers=list(providers or ["CPUExecutionProvider"]))
+        except Exception as e:  # ONNX Runtime raises its own types for a file it cannot parse
+            raise BundleError(f"{model_file} is not a model ONNX Runtime can load ({_first_line(e)})") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
-        expected = [i["name"] for i in self.manifest["inputs"]]
-        if sorted(self.input_names) != sorted(expected):
-            raise BundleError(f"{model_file} takes inputs {self.input_names} but the manifest lists {expected}: "
-                              "the model and manifest come from different exports")
+        for kind, actual in (("inputs", self.input_names), ("outputs", [o.name for o in self.session.get_outputs()])):
+            expected = [i["name"] for i in self.manifest[kind]]
+            if sorted(actual) != sorted(expected) or (kind == "outputs" and "logits" not in actual):
+                raise BundleError(f"{model_file} has {kind} {json.dumps(actual)} but the manifest lists "
+                                  f"{json.dumps(expected)}: the model and manifest come from different exports")
         rules = self.manifest["tokenizer"]
-        self.tokenizer = Tokenizer.from_file(str(self.path / rules["file"]))
+        tokenizer_file = bundle_file(self.path, rules["file"], "tokenizer.file")
+        try:
+            self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        except Exception as e:  # the tokenizers library raises a bare Exception for a broken file
+            raise BundleError(f"{tokenizer_file} is not a valid tokenizer ({_first_line(e)})") from None
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.max_length, strategy="longest_first")
-        self.add_special_tokens = bool(rules["add_special_tokens"])
+        self.add_special_tokens = rules["add_special_tokens"]
         self.pair_encoding = rules["pair_encoding"]  # None (single sentences), "joint" or "separate"
-        self.pad_token_id = int(rules["pad_token_id"])
+        self.pad_token_id = rules["pad_token_id"]
+        self._check_vocabulary(tokenizer_file, model_file)
 
     @property
     def labels(self) -> list[str]:
@@ -130,6 +139,20 @@ class Classifier:
             feed[name] = array
         return feed
 
+    def _check_vocabulary(self, tokenizer_file: Path, model_file: Path) -> None:
+        """Every id the tokenizer can emit must index the model's embedding table: one probe run at load,
+        so a mismatch is a clear error now rather than a Gather failure on some later input."""
+        size = self.tokenizer.get_vocab_size(with_added_tokens=True)
+        if self.pad_token_id >= size:
+            raise BundleError(f"{self.path / 'manifest.json'}: field 'tokenizer.pad_token_id' is {self.pad_token_id}, "
+                              f"but {tokenizer_file.name} has only {size} tokens")
+        probe = {name: [size - 1] if name in _ID_INPUTS else [1 if "mask" in name else 0] for name in self.input_names}
+        try:
+            self.session.run(["logits"], self.pad([probe]))
+        except Exception:
+            raise BundleError(f"{tokenizer_file} has {size} tokens but the embedding table of {model_file} is smaller: "
+                              "the tokenizer and the model come from different exports") from None
+
     def _check_inputs(self, texts, pairs) -> tuple[list[str], list[str] | None]:
         texts = _as_strings(texts, "texts")
         if pairs is None:
@@ -165,23 +188,79 @@ def _as_strings(value, name: str) -> list[str]:
     return list(value)
 
 
-def _read_manifest(path: Path) -> dict:
+# The manifest fields a runtime reads and what each must be; export/node/src/bundle.js holds the same list, so both
+# runtimes refuse the same bundles with the same messages.
+MANIFEST_FIELDS = (
+    (("format",), "string"), (("task", "name"), "string"), (("task", "is_pair"), "boolean"),
+    (("task", "is_regression"), "boolean"), (("label_names",), "strings"), (("max_length",), "count"),
+    (("tokenizer", "file"), "string"), (("tokenizer", "add_special_tokens"), "boolean"),
+    (("tokenizer", "pair_encoding"), "pairing"), (("tokenizer", "pad_token_id"), "id"), (("inputs",), "names"),
+    (("outputs",), "names"), (("files", "model.onnx", "sha256"), "sha256"),
+)
+_KINDS = {
+    "string": ("a string", lambda v: isinstance(v, str)),
+    "boolean": ("true or false", lambda v: isinstance(v, bool)),
+    "strings": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    "count": ("a positive integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
+    "id": ("a non-negative integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "pairing": ('null, "joint" or "separate"', lambda v: v in (None, "joint", "separate")),
+    "names": ('a list of {"name": "..."} objects',
+              lambda v: isinstance(v, list) and all(isinstance(x, dict) and isinstance(x.get("name"), str) for x in v)),
+    "sha256": ("a sha256 hex digest", lambda v: isinstance(v, str) and len(v) == 64
+               and all(c in "0123456789abcdef" for c in v)),
+}
+_MISSING = object()
+
+
+def read_manifest(path: Path) -> dict:
+    """The bundle's manifest, checked field by field; a BundleError names the first field that is wrong."""
     if not path.is_dir():
         raise BundleError(f"{path} is not a folder: give the bundle folder written by `kdedge export`")
     missing = [f for f in ("manifest.json", "model.onnx") if not (path / f).is_file()]
     if missing:
         raise BundleError(f"{path} is not a complete kdedge bundle: {', '.join(missing)} missing")
+    manifest_file = path / "manifest.json"
     try:
-        manifest = json.loads((path / "manifest.json").read_text())
-    except json.JSONDecodeError as e:
-        raise BundleError(f"{path / 'manifest.json'} is not valid JSON ({e})") from None
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise BundleError(f"{manifest_file} is not valid JSON ({e})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{manifest_file} is not valid JSON (expected an object)")
     if manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path / 'manifest.json'} has format {manifest.get('format')!r}; this runtime reads "
-                          f"{BUNDLE_FORMAT!r}")
-    tokenizer_file = path / manifest["tokenizer"]["file"]
-    if not tokenizer_file.is_file():
-        raise BundleError(f"{path} is not a complete kdedge bundle: {tokenizer_file.name} missing")
+        raise BundleError(f"{manifest_file} has format {json.dumps(manifest.get('format'))}; this runtime reads "
+                          f"{json.dumps(BUNDLE_FORMAT)}")
+    for keys, kind in MANIFEST_FIELDS:
+        value = manifest
+        for key in keys:
+            value = value.get(key, _MISSING) if isinstance(value, dict) else _MISSING
+        name, (description, accepts) = ".".join(keys), _KINDS[kind]
+        if value is _MISSING:
+            raise BundleError(f"{manifest_file}: field '{name}' is missing")
+        if not accepts(value):
+            raise BundleError(f"{manifest_file}: field '{name}' must be {description}, not "
+                              f"{json.dumps(value)[:60]}")
+    if not manifest["task"]["is_regression"] and not manifest["label_names"]:
+        raise BundleError(f"{manifest_file}: field 'label_names' is empty for a classification task")
+    bundle_file(path, manifest["tokenizer"]["file"], "tokenizer.file")
     return manifest
+
+
+def bundle_file(bundle: Path, name: str, field: str | None = None) -> Path:
+    """A file of the bundle, refused unless it lies inside the bundle folder (after links are followed);
+    `field` names the manifest field the name came from."""
+    root = bundle.resolve()
+    target = (bundle / name).resolve()
+    if root not in target.parents:
+        where = f"{bundle / 'manifest.json'}: field '{field}' points" if field else f"{bundle / name} links"
+        raise BundleError(f"{where} outside the bundle ({name}); a bundle's files must lie inside its folder")
+    if not target.is_file():
+        raise BundleError(f"{bundle} is not a complete kdedge bundle: {name} missing")
+    return target
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__
 
 
 def _check_checksum(model_file: Path, manifest: dict) -> None:
