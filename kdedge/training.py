@@ -164,8 +164,14 @@ def train(
     checkpoint_dir = run.work / (f"checkpoint-{stage}" if stage else "checkpoint")
     state = TrainState()
     if run.resume and checkpoint_dir.is_dir():
-        accelerator.load_state(str(checkpoint_dir))
-        state = TrainState.load(checkpoint_dir / "trainer_state.json")
+        try:
+            accelerator.load_state(str(checkpoint_dir))
+            state = TrainState.load(checkpoint_dir / "trainer_state.json")
+        except Exception as e:  # torch, safetensors and json each raise their own types for a damaged file
+            raise KdedgeError(
+                f"--resume: the checkpoint in {checkpoint_dir} cannot be read ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:160] if str(e) else ''}); it is damaged, so the run cannot continue: "
+                f"start over with --overwrite") from None
         accelerator.print(f"resuming from step {state.global_step} (epoch {state.epoch + 1}, "
                           f"batch {state.step_in_epoch}/{steps_per_epoch})")
 

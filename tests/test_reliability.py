@@ -205,3 +205,48 @@ def test_the_same_seed_gives_bit_identical_students(tiny_teacher, glue_dir, tmp_
         runs[name] = _distil_at(tmp_path / name, tiny_teacher, glue_dir, epochs=1, seed=seed, **student)
     a, b, c = runs["a"], runs["b"], runs["c"]
     assert _same_weights(a, b) and not _same_weights(a, c)
+
+
+def test_a_damaged_checkpoint_under_resume_is_one_clear_error(tiny_teacher, glue_dir, tmp_path, monkeypatch):
+    from kdedge import training
+    from tests.conftest import _distil_at
+
+    real_save, saves = training.TrainState.save, []
+
+    def die_at_the_second_checkpoint(self, path):
+        saves.append(path)
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+        real_save(self, path)
+
+    monkeypatch.setattr(training.TrainState, "save", die_at_the_second_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        _distil_at(tmp_path, tiny_teacher, glue_dir, epochs=1, save_steps=2)
+    monkeypatch.setattr(training.TrainState, "save", real_save)
+    checkpoint = tmp_path / "s.partial" / "checkpoint"
+    assert (checkpoint / "trainer_state.json").is_file()  # the first checkpoint is complete
+    for item in checkpoint.rglob("*"):
+        if item.is_file():
+            item.write_bytes(b"\x00garbage" * 3)
+    with pytest.raises(KdedgeError, match=r"--resume: the checkpoint in .*checkpoint cannot be read .* --overwrite"):
+        _distil_at(tmp_path, tiny_teacher, glue_dir, epochs=1, save_steps=2, resume=True)
+    assert checkpoint.is_dir()  # kept: the user decides to start over
+
+
+@pytest.mark.parametrize("damage", [b"", b"\x93NUMPY garbage", "nan"])
+def test_a_damaged_teacher_logit_cache_entry_is_recomputed(tiny_teacher, glue_dir, tmp_path, damage):
+    import numpy as np
+
+    from tests.conftest import _distil_at
+
+    _distil_at(tmp_path / "first", tiny_teacher, glue_dir, epochs=1, cache_dir=str(tmp_path / "cache"))
+    entries = sorted((tmp_path / "cache" / "teacher-logits").glob("*.npy"))
+    good = {e: np.load(e) for e in entries}
+    for entry in entries:
+        if damage == "nan":
+            np.save(entry, np.full_like(good[entry], np.nan))
+        else:
+            entry.write_bytes(damage)
+    _distil_at(tmp_path / "second", tiny_teacher, glue_dir, epochs=1, cache_dir=str(tmp_path / "cache"))
+    for entry in entries:  # healed: the same logits as computed the first time
+        np.testing.assert_array_equal(np.load(entry), good[entry])

@@ -30,8 +30,9 @@ def teacher_logits(teacher, tokenizer, split: Split, *, max_length: int, batch_s
     """The teacher's logits for every row of `split` (original order), from the cache when present."""
     folder = Path(cache_dir) if cache_dir else default_cache_dir()
     path = folder / "teacher-logits" / f"{cache_key(teacher, split, max_length)}.npy"
-    if path.is_file():
-        return np.load(path), path
+    cached = _read_entry(path, len(split))
+    if cached is not None:
+        return cached, path
     logits = compute_teacher_logits(teacher, tokenizer, split, max_length=max_length, batch_size=batch_size,
                                     accelerator=accelerator)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,6 +40,20 @@ def teacher_logits(teacher, tokenizer, split: Split, *, max_length: int, batch_s
     np.save(tmp, logits)
     os.replace(tmp, path)
     return logits, path
+
+
+def _read_entry(path: Path, rows: int) -> np.ndarray | None:
+    """A cache entry, or None when there is none or it is damaged (unreadable, wrong shape, not finite):
+    it is then computed and written again."""
+    if not path.is_file():
+        return None
+    try:
+        logits = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if logits.ndim != 2 or len(logits) != rows or logits.dtype.kind != "f" or not np.isfinite(logits).all():
+        return None
+    return logits
 
 
 def compute_teacher_logits(teacher, tokenizer, split: Split, *, max_length: int, batch_size: int,
