@@ -1,49 +1,111 @@
-"""A tiny HTTP endpoint for a kdedge bundle, standard library only.
+"""An HTTP endpoint for a kdedge bundle, standard library only, fit to copy into production.
 
     python serve.py BUNDLE_DIR [PORT]
     curl -s localhost:8080/predict -d '{"texts": ["a gorgeous, witty film"]}'
     # pair tasks: {"texts": [...], "pairs": [...]}
+
+Untrusted clients are expected: a request body is refused above MAX_BODY_BYTES (413) or without a valid
+Content-Length (411/400), a client that stops sending is dropped after READ_TIMEOUT_S, a burst of connections
+waits in a deep listen backlog instead of being reset, and every failure is answered with a JSON error.
 """
 
 import json
+import os
+import socket
 import sys
 from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from kdedge_runtime import Classifier
 
+MAX_BODY_BYTES = 1 << 20  # 1 MiB: thousands of sentences
+MAX_TEXTS = 1024
+READ_TIMEOUT_S = float(os.environ.get("SERVE_READ_TIMEOUT_S", 10))
+
+
+class RequestError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
 
 def make_handler(classifier: Classifier):
     class Handler(BaseHTTPRequestHandler):
+        timeout = READ_TIMEOUT_S  # per socket read: a slow or silent client cannot hold a thread forever
+
         def do_POST(self):
             if self.path != "/predict":
                 return self._reply(404, {"error": "POST to /predict"})
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                predictions = classifier.predict(body["texts"], body.get("pairs"))
-            except KeyError:
-                return self._reply(400, {"error": 'the body needs "texts": a string or a list of strings'})
-            except (ValueError, TypeError) as e:  # bad JSON, wrong types, a pair for a single-sentence model
+                body = self._json_body()
+                if not isinstance(body, dict) or "texts" not in body:
+                    raise RequestError(400, 'the body needs "texts": a string or a list of strings')
+                texts = body["texts"]
+                if isinstance(texts, list) and len(texts) > MAX_TEXTS:
+                    raise RequestError(413, f"at most {MAX_TEXTS} texts per request, got {len(texts)}")
+                predictions = classifier.predict(texts, body.get("pairs"))
+            except RequestError as e:
+                return self._reply(e.status, {"error": str(e)})
+            except (ValueError, TypeError) as e:  # wrong types, a pair for a single-sentence model
                 return self._reply(400, {"error": str(e)})
+            except Exception as e:  # never a dropped connection: the client learns that the server failed
+                self.log_error("predict failed: %r", e)
+                return self._reply(500, {"error": "internal error"})
             predictions = predictions if isinstance(predictions, list) else [predictions]
             self._reply(200, {"predictions": [asdict(p) for p in predictions]})
 
+        def do_GET(self):
+            self._reply(404, {"error": "POST to /predict"})
+
+        def _json_body(self):
+            raw_length = self.headers.get("Content-Length")
+            if raw_length is None:
+                raise RequestError(411, "a Content-Length header is required")
+            if not raw_length.strip().isdigit():
+                raise RequestError(400, f"Content-Length must be a non-negative integer, not {raw_length[:40]!r}")
+            length = int(raw_length)
+            if length > MAX_BODY_BYTES:
+                self.close_connection = True  # the unread body must not be parsed as the next request
+                raise RequestError(413, f"the body is limited to {MAX_BODY_BYTES} bytes, got {length}")
+            try:
+                data = self.rfile.read(length)
+            except (socket.timeout, TimeoutError):
+                data = b""
+            if len(data) != length:
+                self.close_connection = True
+                raise RequestError(400, f"the body ended after {len(data)} of {length} bytes (Content-Length)")
+            try:
+                return json.loads(data or b"{}")
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise RequestError(400, f"the body is not valid JSON ({e})") from None
+
         def _reply(self, status: int, payload: dict) -> None:
             data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                self.close_connection = True  # the client left; nothing to answer
+
+        def log_request(self, code="-", size="-"):  # a line per request is noise under load; errors still log
+            pass
 
     return Handler
+
+
+class Server(ThreadingHTTPServer):
+    request_queue_size = 1024  # the listen backlog: a burst of connections waits instead of being reset
+    daemon_threads = True
 
 
 def main() -> None:
     if len(sys.argv) not in (2, 3):
         sys.exit("usage: python serve.py BUNDLE_DIR [PORT]")
     port = int(sys.argv[2]) if len(sys.argv) == 3 else 8080
-    server = ThreadingHTTPServer(("127.0.0.1", port), make_handler(Classifier(sys.argv[1])))
+    server = Server(("127.0.0.1", port), make_handler(Classifier(sys.argv[1])))
     print(f"serving on http://127.0.0.1:{port}/predict", flush=True)
     server.serve_forever()
 
