@@ -80,13 +80,21 @@ def main(verbose: bool):
         go_offline_if_unreachable()  # fail at once, not after a minute of retries, when the hub is out of reach
 
 
+def _say(message: str) -> None:
+    """Print once per run, not once per process under `accelerate launch`."""
+    from kdedge.processes import launch_state
+
+    if launch_state().is_main_process:
+        click.echo(message)
+
+
 @main.command()
 @config_options(TeacherConfig)
 def teacher(cfg: TeacherConfig):
     """Fine-tune an encoder (hub id or folder) on a task; the best dev checkpoint becomes the teacher."""
     from kdedge.teacher import fine_tune_teacher
 
-    click.echo(f"teacher written to {fine_tune_teacher(cfg)}")
+    _say(f"teacher written to {fine_tune_teacher(cfg)}")
 
 
 @main.command()
@@ -101,7 +109,7 @@ def augment(cfg: AugmentConfig):
 
     out = augment_transfer_set(cfg)
     m = json.loads((out / "manifest.json").read_text())["metrics"]
-    click.echo(f"transfer set written to {out}: {m['rows']} rows {m['rows_by_source']}, removed "
+    _say(f"transfer set written to {out}: {m['rows']} rows {m['rows_by_source']}, removed "
                f"{m['removed_by_filter']}, {m['examples_per_s']} examples/s")
 
 
@@ -112,7 +120,7 @@ def distill(cfg: DistillConfig):
     (prediction-layer, two-stage or joint recipes with intermediate-layer losses)."""
     from kdedge.distill.run import distill_student
 
-    click.echo(f"student written to {distill_student(cfg)}")
+    _say(f"student written to {distill_student(cfg)}")
 
 
 @main.command()

@@ -25,7 +25,7 @@ _IGNORED_FOR_RESUME = {"resume", "overwrite", "epochs", "patience", "save_steps"
 def write_json(path: Path, obj: Any) -> None:
     """Write JSON atomically (temp file + rename)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # processes of one launch may write the same file
     tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
     os.replace(tmp, path)
 
@@ -61,22 +61,31 @@ class RunDir:
     """The working folder of one stage run, promoted to its final path when complete."""
 
     def __init__(self, out: str | Path, *, overwrite: bool = False, resume: bool = False, resumable: bool = True):
+        from kdedge.processes import launch_state
+
+        # Under `accelerate launch` every process opens the same run: all check, the main process acts.
+        self._processes = launch_state()
         self.final = Path(out)
         self.work = self.final.with_name(self.final.name + ".partial")
         if self.final.exists() and not overwrite:
             raise KdedgeError(f"output folder {self.final} already exists; pass --overwrite to replace it")
-        if self.work.exists() and not resumable:  # a stage that cannot resume just starts over
-            shutil.rmtree(self.work)
-        if self.work.exists() and not resume:
-            if not overwrite:
-                raise KdedgeError(
-                    f"found an interrupted run in {self.work}: pass --resume to continue it, "
-                    "or --overwrite to start over"
-                )
-            shutil.rmtree(self.work)
+        start_over = self.work.exists() and (not resumable or not resume)
+        if start_over and resumable and not overwrite:
+            raise KdedgeError(
+                f"found an interrupted run in {self.work}: pass --resume to continue it, or --overwrite to start over"
+            )
+        self._processes.wait_for_everyone()
+        if self.is_main:
+            if start_over:  # a stage that cannot resume, or --overwrite
+                shutil.rmtree(self.work)
+            self.work.mkdir(parents=True, exist_ok=True)
+        self._processes.wait_for_everyone()
         self.resume = resume
-        self.work.mkdir(parents=True, exist_ok=True)
         self.started = time.time()
+
+    @property
+    def is_main(self) -> bool:
+        return self._processes.is_main_process
 
     def __enter__(self) -> "RunDir":
         return self
@@ -85,7 +94,7 @@ class RunDir:
         """A run that fails on something the user must fix (its input or options) before it saved any progress
         leaves nothing behind, so the corrected rerun needs no --overwrite; an interrupted run (Ctrl-C, a kill,
         out of memory) or one with checkpoints keeps its folder for --resume."""
-        if kind is not None and issubclass(kind, KdedgeError) and self.work.is_dir() \
+        if kind is not None and issubclass(kind, KdedgeError) and self.is_main and self.work.is_dir() \
                 and not any(p.name.startswith(_PROGRESS) for p in self.work.iterdir()):
             shutil.rmtree(self.work)
         return False
@@ -113,7 +122,15 @@ class RunDir:
         write_json(path, config)
 
     def finalize(self, keep: tuple[str, ...] = ()) -> Path:
-        """Move the best model's files up, drop training state, and rename the folder into place."""
+        """Move the best model's files up, drop training state, and rename the folder into place (the main
+        process does it; the others wait for it)."""
+        self._processes.wait_for_everyone()
+        if self.is_main:
+            self._promote(keep)
+        self._processes.wait_for_everyone()
+        return self.final
+
+    def _promote(self, keep: tuple[str, ...]) -> None:
         if self.best_dir.is_dir():
             for item in self.best_dir.iterdir():
                 if not (self.work / item.name).exists():  # the stage's own metrics/manifest win
@@ -135,7 +152,6 @@ class RunDir:
         os.replace(self.work, self.final)
         if trash is not None:
             shutil.rmtree(trash)
-        return self.final
 
     def elapsed(self) -> float:
         return time.time() - self.started

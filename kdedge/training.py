@@ -27,6 +27,7 @@ from transformers import get_linear_schedule_with_warmup
 from kdedge.config import TrainOptions
 from kdedge.data.batching import LengthBucketBatchSampler, PadCollator, feature_length
 from kdedge.errors import KdedgeError
+from kdedge.processes import launch_state
 from kdedge.outputs import RunDir, read_json, write_json
 
 LossFn = Callable[[torch.nn.Module, dict, float], torch.Tensor]  # (model, batch, progress in [0, 1])
@@ -41,7 +42,8 @@ def make_accelerator(mixed_precision: str = "auto") -> Accelerator:
         mixed_precision = "fp16" if cuda else "no"
     if mixed_precision != "no" and not cuda:
         raise KdedgeError(f"--mixed-precision {mixed_precision} needs a CUDA GPU; use 'no' or 'auto' on the CPU")
-    return Accelerator(mixed_precision=mixed_precision)
+    launch_state()  # several processes under `accelerate launch`, on the CPU too
+    return Accelerator(mixed_precision=mixed_precision, cpu=not cuda)
 
 
 def eval_loader(features: list[dict], batch_size: int, pad_token_id: int) -> tuple[DataLoader, np.ndarray]:
@@ -185,12 +187,15 @@ def train(
         tmp = checkpoint_dir.with_name(checkpoint_dir.name + ".tmp")
         if accelerator.is_main_process and tmp.exists():
             shutil.rmtree(tmp)
-        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()  # nobody writes into the folder being removed
+        accelerator.save_state(str(tmp))  # every process writes its own random state into it
+        accelerator.wait_for_everyone()  # ... before the main process renames it
         if accelerator.is_main_process:
             state.save(tmp / "trainer_state.json")
             if checkpoint_dir.exists():
                 shutil.rmtree(checkpoint_dir)
             os.replace(tmp, checkpoint_dir)
+        accelerator.wait_for_everyone()
 
     def evaluate() -> dict:
         logits = predict_logits(model, dev_loader, dev_order, logits_fn, accelerator, desc="eval")
