@@ -327,3 +327,19 @@ def test_untrusted_bundles_are_refused_alike_in_both_runtimes(tiny_bundles, tmp_
     assert node and node["name"] == "BundleError" and message in node["message"]
     # the same words, up to what a library says about a file it cannot parse
     assert node["message"].split(" (")[0] == str(python.value).split(" (")[0]
+
+
+@pytest.mark.parametrize("change, message", UNTRUSTED_BUNDLES)
+def test_untrusted_bundles_through_kdedge_predict_and_bench(tiny_bundles, glue_dir, tmp_path, change, message):
+    from click.testing import CliRunner
+
+    from kdedge.cli import main
+
+    bundle = _corrupt(tiny_bundles["tinybert-none"], tmp_path, change)
+    for args in (["predict", "--bundle", str(bundle), "fine"],
+                 ["bench", "--bundle", str(bundle), "--backends", "ort-cpu", "--data-dir", str(glue_dir),
+                  "--out", str(tmp_path / "report")]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+        assert result.output.startswith("Error: ") and message in result.output, result.output
+        assert not (tmp_path / "report").exists() and not (tmp_path / "report.partial").exists()

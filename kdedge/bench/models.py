@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kdedge.errors import KdedgeError
 from kdedge.outputs import sha256_file
-from kdedge_runtime.classifier import BundleError, read_manifest
+from kdedge_runtime import BundleError, Classifier
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,12 @@ class BenchModel:
 
 
 def bundle_model(path: str, role: str = "student", name: str | None = None) -> BenchModel:
-    """A bundle, its manifest checked as the runtimes check it (a bundle is untrusted input)."""
+    """A bundle, checked as the runtimes check it (a bundle is untrusted input)."""
     folder = Path(path)
     if not (folder / "manifest.json").is_file() or not (folder / "model.onnx").is_file():
         raise KdedgeError(f"{folder} is not a bundle (manifest.json and model.onnx): give a `kdedge export` folder")
     try:
-        m = read_manifest(folder)
+        m = Classifier(folder).manifest  # every check the runtimes make, before any job starts
     except BundleError as e:
         raise KdedgeError(str(e)) from None
     quantization = m.get("quantization") if isinstance(m.get("quantization"), dict) else {}
