@@ -13,7 +13,7 @@ import click
 from kdedge import __version__
 from kdedge.config import AugmentConfig, BenchConfig, DistillConfig, ExportConfig, TeacherConfig, build_config, field_types
 from kdedge.errors import KdedgeError
-from kdedge.hub import go_offline_if_unreachable
+from kdedge.hub import go_offline_if_unreachable, hub_sources
 from kdedge.quiet import VERBOSE_ENV
 
 
@@ -34,7 +34,10 @@ def config_options(cls, skip: tuple[str, ...] = (), **fixed):
         def wrapper(config, **flags):
             flags = {k: (v or None) if isinstance(v, tuple) else v for k, v in flags.items()}  # () = not given
             try:
-                return fn(build_config(cls, config, **flags, **fixed))
+                cfg = build_config(cls, config, **flags, **fixed)
+                if hub_sources(cfg):  # only then: a command on local files never contacts the hub
+                    go_offline_if_unreachable()  # fail at once, not after a minute of retries, when it is out of reach
+                return fn(cfg)
             except KdedgeError as e:
                 raise click.ClickException(str(e)) from None
 
@@ -61,9 +64,6 @@ def config_options(cls, skip: tuple[str, ...] = (), **fixed):
     return decorate
 
 
-_NO_HUB = ("doctor", "predict")  # commands that never load from the Hugging Face hub
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="kdedge")
 @click.option("--verbose", "-v", is_flag=True, help="Show the library warnings kdedge silences as known and harmless.")
@@ -76,8 +76,6 @@ def main(verbose: bool):
     """
     if verbose:
         os.environ[VERBOSE_ENV] = "1"  # an environment variable, so the bench's worker processes see it too
-    if click.get_current_context().invoked_subcommand not in _NO_HUB:
-        go_offline_if_unreachable()  # fail at once, not after a minute of retries, when the hub is out of reach
 
 
 def _say(message: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 from urllib.parse import urlsplit
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
@@ -28,6 +29,21 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return True
     except OSError:
         return False
+
+
+def hub_sources(cfg) -> list[str]:
+    """What a command's config would fetch from the hub: model names that are not local paths, and a GLUE task
+    when no local data is given. Empty when everything is local: then the hub is never contacted."""
+    names = [getattr(cfg, field, None) for field in ("model", "teacher", "mlm", "generator")]
+    init = getattr(cfg, "init", None) or ""
+    if init.startswith("pretrained:"):
+        names.append(init.split(":", 1)[1])
+    sources = [n for n in names if n and not Path(n).exists()]
+    local_data = getattr(cfg, "train_file", None) or getattr(cfg, "data_dir", None) or os.environ.get("KDEDGE_DATA_DIR")
+    if not local_data:
+        task = getattr(cfg, "task", None) or "of the model"
+        sources.append(f"GLUE task {task} from the dataset hub")
+    return sources
 
 
 def go_offline_if_unreachable() -> None:

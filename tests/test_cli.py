@@ -78,3 +78,25 @@ def test_unreachable_hub_fails_at_once_naming_the_variables(tmp_path):
         assert "Retry" not in output and "Traceback" not in output, output
         assert "The hub cannot be reached from here" in output, output
         assert ("KDEDGE_DATA_DIR" if "--data-dir" not in args else "HF_HUB_OFFLINE=1") in output, output
+
+
+def test_commands_on_local_files_never_contact_the_hub(tiny_teacher, glue_dir, tmp_path, monkeypatch):
+    from kdedge import hub
+    from kdedge.config import DistillConfig, TeacherConfig, build_config
+
+    local = build_config(DistillConfig, None, teacher=str(tiny_teacher), data_dir=str(glue_dir), out="o")
+    assert hub.hub_sources(local) == []
+    remote = build_config(TeacherConfig, None, model="org/model", task="sst2", out="o")
+    monkeypatch.delenv("KDEDGE_DATA_DIR", raising=False)
+    assert hub.hub_sources(remote) == ["org/model", "GLUE task sst2 from the dataset hub"]
+
+    def no_network():
+        raise AssertionError("the hub was contacted for a command on local files")
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(hub, "hub_reachable", no_network)
+    (tmp_path / "out").mkdir()
+    result = CliRunner().invoke(main, ["distill", "--teacher", str(tiny_teacher), "--task", "sst2", "--data-dir",
+                                       str(glue_dir), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "already exists" in result.output, result.output

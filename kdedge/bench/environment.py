@@ -7,28 +7,19 @@ import os
 import platform
 import shutil
 import subprocess
-from pathlib import Path
 
 from kdedge.bench.backends import BACKENDS
 from kdedge.outputs import library_versions
-from kdedge_runtime.cpu import preset_for, read_cpu
+from kdedge_runtime.cpu import cpu_model, preset_for, read_cpu
 
 # int8 GEMM speed depends on these: VNNI/AMX have dot-product instructions for int8, AVX2 does not.
 _CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "asimddp")
 
 
 def cpu_info() -> dict:
-    model, flags = platform.processor() or platform.machine(), set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() in ("flags", "Features"):
-                flags = set(value.split())
+    machine, flags = read_cpu()
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"model": model, "machine": platform.machine(), "logical_cpus": os.cpu_count(), "usable_cpus": affinity,
+    return {"model": cpu_model(), "machine": machine, "logical_cpus": os.cpu_count(), "usable_cpus": affinity,
             "flags": {f: f in flags for f in _CPU_FLAGS}}
 
 

@@ -28,7 +28,7 @@ from kdedge.onnx.quantize import optimize_transformer, quantize, to_fp16
 from kdedge.outputs import RunDir, library_versions, sha256_file, write_json
 from kdedge.quant.qat import strip_qat
 from kdedge.training import eval_loader, predict_logits
-from kdedge_runtime.cpu import preset_for, read_cpu
+from kdedge_runtime.cpu import INT8_FLAGS, preset_for, read_cpu
 
 BUNDLE_FORMAT = "kdedge-bundle/1"
 # Files of the student folder that the bundle does not need at run time.
@@ -126,9 +126,8 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
                                                   preset=_preset(cfg.preset), calibration=calibration)
             if cfg.quantize == "dynamic" and cfg.preset == "auto":
                 machine, flags = read_cpu()
-                transforms["quantization"]["preset_chosen_for"] = {
-                    "machine": machine, "flags": sorted(flags & {"avx2", "avx512f", "avx512bw", "avx512_vnni",
-                                                                  "avx_vnni", "asimd", "asimddp", "i8mm"})}
+                transforms["quantization"]["preset_chosen_for"] = {"machine": machine,
+                                                                    "flags": sorted(flags & set(INT8_FLAGS))}
             current = quantized
         if cfg.fp16:
             half = Path(tmp) / "fp16.onnx"

@@ -18,17 +18,28 @@ WEIGHTS = {"avx2": "uint8", "avx512": "int8", "avx512_vnni": "int8", "arm64": "i
 _ARM_MACHINES = ("aarch64", "arm64", "armv8l")
 
 
-def read_cpu() -> tuple[str, set[str]]:
-    """This machine's architecture and CPU flags (/proc/cpuinfo's `flags`, or `Features` on ARM)."""
-    flags: set[str] = set()
+# The flags that decide which int8 scheme is fast (and safe) on a CPU.
+INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "asimd", "asimddp", "i8mm")
+
+
+def _cpuinfo(keys: tuple[str, ...]) -> str | None:
+    """The first /proc/cpuinfo value under one of `keys`, or None."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text(errors="replace").splitlines():
             key, _, value = line.partition(":")
-            if key.strip() in ("flags", "Features"):
-                flags = set(value.split())
-                break
-    return platform.machine().lower(), flags
+            if key.strip() in keys:
+                return value.strip()
+    return None
+
+
+def read_cpu() -> tuple[str, set[str]]:
+    """This machine's architecture and CPU flags (/proc/cpuinfo's `flags`, or `Features` on ARM)."""
+    return platform.machine().lower(), set((_cpuinfo(("flags", "Features")) or "").split())
+
+
+def cpu_model() -> str:
+    return _cpuinfo(("model name",)) or platform.processor() or platform.machine()
 
 
 def preset_for(machine: str, flags: Iterable[str]) -> str:
