@@ -86,7 +86,7 @@ class DataOptions(Checked):
     )
     max_train_samples: int | None = opt(
         None, "Use a fixed random sample of N training rows (seeded: the same rows in every command), a budget "
-        "for quick runs.", valid=COUNT)
+        "for quick runs. With --transfer: N rows of the transfer set.", valid=COUNT)
     max_eval_samples: int | None = opt(None, "Use only the first N dev rows.", valid=COUNT)
     max_length: int = opt(128, "Maximum sequence length in tokens; longer inputs are truncated.", valid=Range(4))
 
@@ -199,6 +199,10 @@ class DistillConfig(TrainOptions, DataOptions):
     intermediate_epochs: int = opt(3, "two-stage: epochs of the intermediate-layer stage.", valid=NATURAL)
     intermediate_lr: float | None = opt(None, "two-stage: learning rate of the intermediate stage (default: --lr).",
                                         valid=POSITIVE)
+    intermediate_samples: int | None = opt(
+        None, "two-stage: train the intermediate stage on a fixed random sample of N training (transfer) rows; the "
+              "teacher runs in every step of that stage, so on a large transfer set this is where the time goes.",
+        valid=COUNT)
     mapping: Literal["uniform", "last", "explicit", "mean", "learnable"] = opt(
         "uniform", "Layer mapping: uniform (every k-th layer), last (top layers), explicit (--layer-map), "
         "mean (mean of a block of layers) or learnable (softmax-weighted block).")

@@ -279,6 +279,10 @@ def test_distill_on_a_transfer_set(tiny_teacher, glue_dir, glove_path, tmp_path)
                          lstm_hidden=16, mlp_hidden=16, lr=1e-2, epochs=1, alpha=0.5)
     m = json.loads((student / "manifest.json").read_text())
     assert m["inputs"]["train"]["rows"] == len(_rows(out)) and m["inputs"]["train"]["source"] == str(out)
+    # --max-train-samples samples the transfer set's rows (not the GLUE rows it replaces)
+    sampled = _distil_at(tmp_path / "sampled", tiny_teacher, glue_dir, transfer=str(out), max_train_samples=7,
+                         word_vectors=str(glove_path), lstm_hidden=16, mlp_hidden=16, epochs=1)
+    assert json.loads((sampled / "manifest.json").read_text())["inputs"]["train"]["rows"] == 7 < len(_rows(out))
     with pytest.raises(KdedgeError, match="was built for max length 128 \\(not 64\\)"):
         _distil_at(tmp_path / "x", tiny_teacher, glue_dir, transfer=str(out), max_length=64)
 

@@ -226,6 +226,21 @@ def test_two_stage_run_lowers_both_stage_losses(tiny_teacher, glue_dir, tmp_path
     assert student.model.config.num_hidden_layers == 1 and (out / "config.json").is_file()
 
 
+def test_intermediate_samples_sizes_only_the_intermediate_stage(tiny_teacher, glue_dir, tmp_path):
+    from kdedge.distill.run import distill_student
+    from kdedge.outputs import read_json
+
+    kw = dict(task="sst2", data_dir=str(glue_dir), teacher=str(tiny_teacher), student="tinybert", layers=1,
+              init="random", hidden=16, heads=2, max_train_samples=96, max_eval_samples=16, batch_size=16, seed=1)
+    cfg = build_config(DistillConfig, None, out=str(tmp_path / "s"), recipe="two-stage", intermediate_epochs=2,
+                       intermediate_samples=32, epochs=1, **kw)
+    stages = read_json(distill_student(cfg) / "metrics.json")["stages"]
+    assert [(s["stage"], s["steps"]) for s in stages] == [("intermediate", 2 * 32 // 16), ("prediction", 96 // 16)]
+    with pytest.raises(KdedgeError, match="--intermediate-samples sizes the intermediate stage"):
+        distill_student(build_config(DistillConfig, None, out=str(tmp_path / "j"), recipe="joint",
+                                     intermediate_samples=32, **kw))
+
+
 def test_joint_recipe_on_a_pair_regression_task(tiny_pair_teacher, glue_dir, tmp_path):
     from kdedge.distill.run import distill_student
     from kdedge.outputs import read_json

@@ -300,6 +300,14 @@ def _load_custom(opts: DataOptions) -> tuple[Task, Split, Split]:
     return task, train, dev
 
 
+def sample_rows(total: int, size: int | None) -> np.ndarray | None:
+    """The --max-train-samples rows of a `total`-row training set (ascending; the same in every command), or None
+    when every row is used."""
+    if size is None or size >= total:
+        return None
+    return np.sort(np.random.default_rng(SAMPLE_SEED).permutation(total)[:size])
+
+
 def load_task_data(opts: DataOptions) -> TaskData:
     """Load train and dev for the task the options describe, with the sample budgets applied."""
     if opts.train_file:
@@ -316,9 +324,8 @@ def load_task_data(opts: DataOptions) -> TaskData:
     else:
         raise KdedgeError("no data given: pass --task (a GLUE task) or --train-file/--dev-file")
 
-    if opts.max_train_samples is not None and opts.max_train_samples < len(train):
-        rng = np.random.default_rng(SAMPLE_SEED)
-        train = train.select(np.sort(rng.permutation(len(train))[: opts.max_train_samples]))
+    if (rows := sample_rows(len(train), opts.max_train_samples)) is not None:
+        train = train.select(rows)
     if opts.max_eval_samples is not None and opts.max_eval_samples < len(dev):
         dev = dev.select(range(opts.max_eval_samples))
     return TaskData(task, train, dev)

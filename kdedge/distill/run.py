@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from kdedge.compress.vocab import count_tokens, trim_embeddings, trim_vocabulary
 from kdedge.config import DistillConfig, to_dict
 from kdedge.data import compute_metrics, load_task_data
+from kdedge.data.loaders import sample_rows
 from kdedge.data.batching import encode
 from kdedge.distill.intermediate import IntermediateDistiller, LossWeights
 from kdedge.distill.losses import PredictionDistillLoss
@@ -86,6 +87,12 @@ def _trim_vocabulary(student, train, cfg: DistillConfig, teacher_tokenizer) -> t
     return trimmed.kept_ids if shared else None
 
 
+def _intermediate_rows(features: list[dict], cfg: DistillConfig) -> list[dict]:
+    """The --intermediate-samples rows (a fixed sample, the same in every command), or all of them."""
+    rows = sample_rows(len(features), cfg.intermediate_samples)
+    return features if rows is None else [features[i] for i in rows]
+
+
 def _linear(start: float, end: float | None, progress: float) -> float:
     return start if end is None else start + (end - start) * progress
 
@@ -95,6 +102,9 @@ def _validate(cfg: DistillConfig) -> DistillConfig:
         raise KdedgeError(f"unknown --student '{cfg.student}' (known: {', '.join(STUDENT_BUILDERS)})")
     if cfg.recipe != "prediction" and cfg.student != "tinybert":
         raise KdedgeError(f"--recipe {cfg.recipe} matches intermediate layers and needs --student tinybert")
+    if cfg.intermediate_samples is not None and cfg.recipe != "two-stage":
+        raise KdedgeError("--intermediate-samples sizes the intermediate stage of --recipe two-stage; with --recipe "
+                          f"{cfg.recipe} use --max-train-samples")
     if cfg.trim_vocab and cfg.student != "tinybert":
         raise KdedgeError("--trim-vocab trims a shared WordPiece vocabulary and needs --student tinybert; the BiLSTM's "
                           "word-level vocabulary comes from the training data (raise --min-word-freq to shrink it)")
@@ -187,7 +197,8 @@ def _distill(cfg: DistillConfig, run: RunDir) -> Path:
             logits_fn = student.logits
             save_model = lambda m: m  # noqa: E731
         best, state = train(
-            opts, run, model, train_features, dev_features,
+            opts, run, model, _intermediate_rows(train_features, cfg) if stage.name == "intermediate" else train_features,
+            dev_features,
             pad_token_id=student.tokenizer.pad_token_id, loss_fn=loss_fn, logits_fn=logits_fn,
             metrics_fn=lambda logits, labels: compute_metrics(task, logits, labels),
             main_metric=task.main_metric,
@@ -250,6 +261,8 @@ def _with_transfer_set(cfg: DistillConfig, data, teacher):
     if mismatches:
         raise KdedgeError(f"--transfer {cfg.transfer} was built for {'; '.join(mismatches)}: rebuild it with "
                           "`kdedge augment` for this teacher and task, or change the options")
+    if (rows := sample_rows(len(split), cfg.max_train_samples)) is not None:
+        split, logits = split.select(rows), logits[rows]
     return dataclasses.replace(data, train=split), logits
 
 
