@@ -74,7 +74,9 @@ class DataOptions(Checked):
         "$KDEDGE_DATA_DIR; when neither is set, GLUE tasks load from the dataset hub.",
     )
     train_file: str | None = opt(None, "Your own training file (.csv, .tsv, .jsonl or .parquet).")
-    dev_file: str | None = opt(None, "Your own dev file, same format and columns as --train-file.")
+    dev_file: str | None = opt(None, "Your own dev file, same format and columns as --train-file. With a GLUE "
+                                     "--task alone: a file in the task's layout (SST-2: sentence and label "
+                                     "columns), evaluated instead of its dev split.")
     text_column: str = opt("text", "Column holding the text (custom files).")
     text_pair_column: str | None = opt(None, "Column holding the second text of a pair task (custom files).")
     label_column: str = opt("label", "Column holding the gold label (custom files).")
@@ -109,7 +111,9 @@ class ModelDataOptions(Checked):
         None, "Local GLUE folder (the layout of GLUE's download script). Defaults to $KDEDGE_DATA_DIR; when "
         "neither is set, GLUE tasks load from the dataset hub.")
     train_file: str | None = opt(None, "Custom tasks: the training file, if it is not where the model was trained.")
-    dev_file: str | None = opt(None, "Custom tasks: the dev file, if it is not where the model was trained.")
+    dev_file: str | None = opt(None, "The dev file to score on: for custom tasks, if it is not where the model was "
+                                     "trained; for GLUE tasks, a file in the task's layout (SST-2: sentence and "
+                                     "label columns), e.g. an out-of-domain test set, instead of the dev split.")
     max_eval_samples: int | None = opt(None, "Use only the first N dev rows.", valid=COUNT)
 
 

@@ -56,6 +56,17 @@ def test_max_train_samples_is_a_fixed_sample(glue_dir):
     assert a.train.fingerprint() == b.train.fingerprint()
 
 
+def test_a_glue_task_scores_another_dev_file_in_its_layout(glue_dir, tmp_path):
+    imdb = tmp_path / "imdb.tsv"
+    imdb.write_text("sentence\tlabel\nA long, slow and lovely film.\t1\nTwo hours I will never get back.\t0\n")
+    data = load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), dev_file=str(imdb)))
+    assert len(data.train) == 67349 and data.dev.labels.tolist() == [1, 0]
+    assert data.dev.text[1] == "Two hours I will never get back." and data.dev.source == str(imdb)
+    imdb.write_text("text\tlabel\nfine\t1\n")
+    with pytest.raises(KdedgeError, match="column 'sentence' not found"):
+        load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), dev_file=str(imdb)))
+
+
 def test_unknown_task_names_the_way_out():
     with pytest.raises(KdedgeError, match="unknown task 'sst3'"):
         load_task_data(DataOptions(task="sst3", data_dir="."))

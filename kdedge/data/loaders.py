@@ -238,12 +238,14 @@ def _load_glue_local(task: Task, data_dir: str) -> tuple[Split, Split]:
     folder = Path(data_dir) / layout.folder
     if not folder.is_dir():
         raise KdedgeError(f"GLUE folder for {task.name} not found: {folder} (check --data-dir / KDEDGE_DATA_DIR)")
+    return _glue_split(task, folder / "train.tsv"), _glue_split(task, folder / layout.dev_file)
+
+
+def _glue_split(task: Task, path: Path) -> Split:
+    """A file in a GLUE task's own layout (its columns, its header or none)."""
+    layout = task.local
     cols = [layout.text] + ([layout.text_pair] if layout.text_pair is not None else []) + [layout.label]
-    splits = []
-    for name in ("train.tsv", layout.dev_file):
-        path = folder / name
-        splits.append(_split_from_rows(path, _read_rows(path, cols, layout.header), task, layout.label))
-    return splits[0], splits[1]
+    return _split_from_rows(path, _read_rows(path, cols, layout.header), task, layout.label)
 
 
 def _load_glue_hub(task: Task) -> tuple[Split, Split]:
@@ -321,6 +323,8 @@ def load_task_data(opts: DataOptions) -> TaskData:
             )
         data_dir = opts.resolved_data_dir()
         train, dev = _load_glue_local(task, data_dir) if data_dir else _load_glue_hub(task)
+        if opts.dev_file:  # e.g. an out-of-domain test set, scored instead of the task's dev split
+            dev = _glue_split(task, Path(opts.dev_file))
     else:
         raise KdedgeError("no data given: pass --task (a GLUE task) or --train-file/--dev-file")
 
