@@ -1,0 +1,162 @@
+"""Summarise benchmarks/sst2_frontier.sh: one row per student recipe and precision (mean and spread over seeds) from
+the SST-2 and IMDB `kdedge bench` reports, the issue #14 targets checked against the int8 rows, and frontier.png
+(SST-2 accuracy against batch-1 p50 latency, marker area = bundle size).
+
+Bundles are named RECIPE-sSEED-PRECISION (e.g. pruned-2l-128-s42-int8); the teacher's are teacher, teacher-int8.
+Usage: python benchmarks/collect_frontier.py RESULTS_DIR BUNDLES_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+NAME = re.compile(r"^(?P<recipe>.+)-s(?P<seed>\d+)-(?P<precision>fp32|int8)$")
+# (retention at least, speed-up vs the int8 teacher at least, bundle MB at most); the BiLSTM's has no speed bar.
+TARGETS = [("transformer", 0.985, 5.0, 6.0), ("transformer", 0.97, 12.0, 2.5), ("bilstm", 0.97, None, 1.5)]
+
+
+def bundle_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
+
+
+def spread(values: list[float], digits: int = 4) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f} (1 seed)"
+    return (f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f} "
+            f"({min(values):.{digits}f}–{max(values):.{digits}f})")
+
+
+def ort_rows(report: dict) -> dict[str, dict]:
+    return {r["model"]: r for r in report["rows"] if r["status"] == "ok" and r["backend"] == "ort-cpu"}
+
+
+def groups(sst2: dict[str, dict], imdb: dict[str, dict], bundles: Path) -> dict[tuple[str, str], dict]:
+    """(recipe, precision) -> lists over seeds of the measured values."""
+    out: dict[tuple[str, str], dict] = defaultdict(lambda: defaultdict(list))
+    for name, row in sst2.items():
+        m = NAME.match(name)
+        if not m:
+            continue
+        g = out[(m["recipe"], m["precision"])]
+        g["seeds"].append(int(m["seed"]))
+        g["accuracy"].append(row["metric"])
+        g["retention"].append(row["retention"])
+        g["p50_ms"].append(row["p50_ms"])
+        g["speedup_int8"].append(row["speedup_vs_teacher_int8"])
+        g["speedup_fp32"].append(row["speedup_vs_teacher_fp32"])
+        g["bundle_mb"].append(bundle_mb(bundles / name))
+        g["parameters"].append(row["parameters"])
+        if name in imdb:
+            g["imdb_accuracy"].append(imdb[name]["metric"])
+            g["imdb_retention"].append(imdb[name]["retention"])
+    return out
+
+
+def table(found: dict, teachers: dict, imdb_teachers: dict) -> list[str]:
+    lines = ["| student | precision | seeds | SST-2 accuracy, mean ± sd (min–max) | retention | IMDB accuracy "
+             "| IMDB retention | p50 ms (b=1) | **speed-up vs int8 teacher** | vs fp32 teacher | bundle MB "
+             "| parameters |",
+             "|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for name, row in teachers.items():
+        imdb = imdb_teachers.get(name, {})
+        lines.append(f"| {name} | {row['precision']} | – | {row['metric']:.4f} | {row['retention']:.3f} "
+                     f"| {imdb.get('metric', float('nan')):.4f} | {imdb.get('retention', float('nan')):.3f} "
+                     f"| {row['p50_ms']:.2f} | {row['speedup_vs_teacher_int8']:.1f}× "
+                     f"| {row['speedup_vs_teacher_fp32']:.1f}× | – | {row['parameters'] / 1e6:.2f}M |")
+    for (recipe, precision), g in sorted(found.items(), key=lambda kv: -statistics.median(kv[1]["p50_ms"])):
+        mean = statistics.mean
+        imdb = (f"{spread(g['imdb_accuracy'])} | {mean(g['imdb_retention']):.3f}" if g["imdb_accuracy"]
+                else "– | –")
+        lines.append(f"| {recipe} | {precision} | {len(g['seeds'])} | {spread(g['accuracy'])} "
+                     f"| {mean(g['retention']):.3f} | {imdb} | {statistics.median(g['p50_ms']):.3f} "
+                     f"| {mean(g['speedup_int8']):.1f}× | {mean(g['speedup_fp32']):.1f}× "
+                     f"| {max(g['bundle_mb']):.2f} | {g['parameters'][0] / 1e6:.2f}M |")
+    return lines
+
+
+def check_targets(found: dict) -> list[str]:
+    lines = []
+    for kind, retention, speedup, size in TARGETS:
+        bar = f"retention ≥ {retention:.1%}" + (f", ≥ {speedup:g}× the int8 teacher" if speedup else "") \
+              + f", ≤ {size:g} MB"
+        candidates = [(recipe, g) for (recipe, precision), g in found.items()
+                      if precision == "int8" and recipe.startswith("bilstm") == (kind == "bilstm")]
+        met = [recipe for recipe, g in candidates
+               if statistics.mean(g["retention"]) >= retention and max(g["bundle_mb"]) <= size
+               and (speedup is None or statistics.mean(g["speedup_int8"]) >= speedup)]
+        # the closest miss: the most retention among the students inside the speed and size bars
+        inside = [(statistics.mean(g["retention"]), recipe) for recipe, g in candidates
+                  if max(g["bundle_mb"]) <= size and (speedup is None or statistics.mean(g["speedup_int8"]) >= speedup)]
+        best = max(inside, default=None)
+        verdict = (f"met by {', '.join(sorted(met))}" if met else "NOT met" + (
+            f"; inside the speed and size bars the best is {best[1]} at retention {best[0]:.3f}" if best
+            else "; no student is inside the speed and size bars"))
+        lines.append(f"- {kind} int8, {bar}: {verdict}")
+    return lines
+
+
+def plot(found: dict, teachers: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    recipes = sorted({recipe for recipe, _ in found})
+    for i, recipe in enumerate(recipes):
+        for precision in ("fp32", "int8"):
+            g = found.get((recipe, precision))
+            if not g:
+                continue
+            acc = statistics.mean(g["accuracy"])
+            err = [[acc - min(g["accuracy"])], [max(g["accuracy"]) - acc]]
+            x = statistics.median(g["p50_ms"])
+            ax.errorbar(x, acc, yerr=err, fmt="none", ecolor=colours[i % len(colours)], alpha=0.6)
+            ax.scatter(x, acc, s=30 + 25 * max(g["bundle_mb"]), color=colours[i % len(colours)],
+                       marker="o" if precision == "int8" else "D", alpha=0.85 if precision == "int8" else 0.35,
+                       label=recipe if precision == "int8" else None, edgecolors="black", linewidths=0.5)
+    for name, row in teachers.items():
+        ax.scatter(row["p50_ms"], row["metric"], s=30 + 25 * row["size_mb"], color="0.5", marker="s", alpha=0.5,
+                   edgecolors="black", linewidths=0.5)
+        ax.annotate(name, (row["p50_ms"], row["metric"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("p50 latency, batch 1, real-length SST-2 dev sentences, ort-cpu, 1 thread (ms, log scale)")
+    ax.set_ylabel("SST-2 dev accuracy (mean over seeds; bars: min–max)")
+    ax.set_title("kdedge students vs the teacher: circles int8, diamonds fp32, marker area ∝ bundle MB")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main(results: str, bundles: str) -> None:
+    res = Path(results)
+    sst2_report = json.loads((res / "sst2" / "report.json").read_text())
+    sst2 = ort_rows(sst2_report)
+    imdb = ort_rows(json.loads((res / "imdb" / "report.json").read_text())) if (res / "imdb").is_dir() else {}
+    found = groups(sst2, imdb, Path(bundles))
+    teachers = {n: r for n, r in sst2.items() if r["role"] == "teacher"}
+    imdb_teachers = {n: r for n, r in imdb.items() if r["role"] == "teacher"}
+    env = sst2_report["environment"]
+    cpu = env["cpu"]
+    print(f"Hardware: {cpu['model']}, {cpu['usable_cpus']} CPUs, flags "
+          + ", ".join(f for f, v in cpu["flags"].items() if v) + f"; GPU: {', '.join(env['gpus']) or 'none'}.")
+    print("Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".")
+    print(f"Threads: {sst2_report['config']['threads']}. Latency: batch 1, real-length SST-2 dev sentences. "
+          "Bundle MB: every file of the bundle (model, tokenizer or vocabulary, manifest). Retention: against the "
+          "teacher's fp32 bundle on the same data. Speed-ups: against the teacher's bundles on ort-cpu, same run.\n")
+    print("\n".join(table(found, teachers, imdb_teachers)))
+    print("\nTargets (int8, ort-cpu, SST-2 dev, mean over seeds):\n")
+    print("\n".join(check_targets(found)))
+    plot(found, teachers, res / "frontier.png")
+    print("\n![frontier](frontier.png)")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

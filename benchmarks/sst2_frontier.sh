@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Issue #14 benchmark: the SST-2 size/speed/accuracy frontier of students against the teacher *and the teacher
+# quantized* (what a user gets without distilling).
+#   - the sst2-teacher recipe (all-MiniLM-L6-v2 fine-tuned on full SST-2);
+#   - one transfer set: all of SST-2 train plus 2 word-replaced (GloVe) and 2 rule-based variants per sentence,
+#     labelled by the teacher;
+#   - transformer students of five shapes, 3L-384 down to 2L-128, pruned from the teacher (--init prune) with a
+#     trimmed vocabulary, two-stage TinyBERT recipe on the transfer set (configs/sst2-frontier.yaml);
+#   - at 2L-128, the same recipe from the pretrained BERT-Tiny-sized checkpoint and from random weights, and the
+#     pruned student without vocabulary trimming;
+#   - the GloVe BiLSTM on the same transfer set;
+#   - every student exported fp32 and int8 (--preset auto), all bundles in ONE `kdedge bench` run with the
+#     teacher's fp32 and int8 bundles (ort-cpu, real-length dev sentences, 1 thread), then scored again on IMDB
+#     (../shared/data/imdb/test-2k.tsv) for the out-of-domain cost;
+#   - summary.md (means and spreads over seeds, the targets checked) and frontier.png.
+# Stages are cached in RUN_DIR. SEEDS (default "42 43 44") sets the seeds, ONLY (recipe names) limits the
+# students trained, BENCH=0 skips the bench: e.g. two workers on a 2-core CPU, then the bench alone:
+#   SEEDS=42 BENCH=0 OMP_NUM_THREADS=1 bash benchmarks/sst2_frontier.sh & (same with SEEDS=43); wait
+#   bash benchmarks/sst2_frontier.sh      # trains what is missing, benches everything trained
+# Usage: bash benchmarks/sst2_frontier.sh [RUN_DIR]
+. "$(dirname "$0")/lib.sh"
+RUN=${1:-benchmarks/runs/sst2}
+RES=benchmarks/results/sst2_frontier
+T=$RUN/teacher
+TS=$RUN/transfer-full
+B=$RUN/frontier-bundles
+GLOVE=${KDEDGE_GLOVE:-glove.6B.100d.txt}
+BERT_TINY=${KDEDGE_BERT_TINY:-../shared/models/bert-tiny-splade}
+IMDB=${KDEDGE_IMDB:-../shared/data/imdb/test-2k.tsv}
+read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
+mkdir -p "$RES"
+
+# The students, cheapest first: recipe name -> distill arguments.
+pruned=(--config configs/sst2-frontier.yaml --init prune)
+shape() { echo --layers "$1" --hidden "$2" --heads "$3" --intermediate "$4"; }
+declare -A RECIPES=(
+  [pruned-2l-128]="${pruned[*]} $(shape 2 128 4 512)"
+  [pruned-2l-192]="${pruned[*]} $(shape 2 192 6 768)"
+  [pruned-2l-256]="${pruned[*]} $(shape 2 256 8 1024)"
+  [pruned-3l-256]="${pruned[*]} $(shape 3 256 8 1024)"
+  [pruned-3l-384]="${pruned[*]} $(shape 3 384 12 1536)"
+  [pretrained-2l-128]="--config configs/sst2-frontier.yaml --init pretrained:$BERT_TINY"  # 2L-128, 2 heads
+  [random-2l-128]="--config configs/sst2-frontier.yaml --init random $(shape 2 128 4 512)"
+  [pruned-2l-128-fullvocab]="${pruned[*]} $(shape 2 128 4 512) --no-trim-vocab"
+  [bilstm-glove]="--config configs/sst2-bilstm.yaml --word-vectors $GLOVE"
+)
+ORDER=(pruned-2l-128 bilstm-glove pruned-2l-192 pruned-2l-256 pretrained-2l-128 random-2l-128 pruned-3l-256
+       pruned-2l-128-fullvocab pruned-3l-384)
+read -r -a ONLY <<< "${ONLY:-${ORDER[*]}}"
+
+stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
+
+if [ ! -f "$TS/manifest.json" ]; then
+  t0=$(date +%s)
+  kdedge augment --task sst2 --teacher "$T" --method replace,rules --word-vectors "$GLOVE" --variants 2 \
+    --out "$TS" --resume 2>&1 | tr '\r' '\n' | grep -av '%|' > "$RES/transfer.log"
+  echo "transfer wall_s=$(( $(date +%s) - t0 ))" | tee -a "$RES/times.txt"
+fi
+
+for seed in "${SEEDS[@]}"; do
+  for name in "${ONLY[@]}"; do
+    # shellcheck disable=SC2086  # the recipe's arguments are words
+    stage "$name-s$seed" "$RUN/frontier/$name-s$seed" "$RES" kdedge distill --teacher "$T" --transfer "$TS" \
+      --seed "$seed" ${RECIPES[$name]}
+  done
+done
+[ "${BENCH:-1}" = 0 ] && exit 0
+
+# Every trained student (any seed), exported fp32 and int8 (--preset auto).
+bundles=()
+for student in "$RUN"/frontier/*/; do
+  [ -f "$student/metrics.json" ] || continue
+  for q in none dynamic; do
+    name=$(basename "$student")-$([ $q = none ] && echo fp32 || echo int8)
+    [ -f "$B/$name/manifest.json" ] || kdedge export --model "$student" --out "$B/$name" --quantize $q \
+      2>&1 | grep -av '%|' | tail -1
+    bundles+=(--bundle "$B/$name")
+  done
+done
+
+kdedge doctor > "$RES/doctor.txt"
+bench=(kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --overwrite)
+"${bench[@]}" --batch-sizes 1,32 --seq-lens 64 --out "$RES/sst2" > "$RES/sst2.log"
+# IMDB: accuracy only matters here; the latency pass is kept short.
+"${bench[@]}" --batch-sizes 1 --seq-lens 16 --min-runs 3 --min-time 0 --max-runs 3 --warmup 1 \
+  --dev-file "$IMDB" --out "$RES/imdb" > "$RES/imdb.log"
+python benchmarks/collect_frontier.py "$RES" "$B" > "$RES/summary.md"
+cat "$RES/summary.md"
