@@ -67,7 +67,7 @@ def table(found: dict, teachers: dict, imdb_teachers: dict) -> list[str]:
         lines.append(f"| {name} | {row['precision']} | – | {row['metric']:.4f} | {row['retention']:.3f} "
                      f"| {imdb.get('metric', float('nan')):.4f} | {imdb.get('retention', float('nan')):.3f} "
                      f"| {row['p50_ms']:.2f} | {row['speedup_vs_teacher_int8']:.1f}× "
-                     f"| {row['speedup_vs_teacher_fp32']:.1f}× | – | {row['parameters'] / 1e6:.2f}M |")
+                     f"| {row['speedup_vs_teacher_fp32']:.1f}× | {row['size_mb']:.2f} (model.onnx) | {row['parameters'] / 1e6:.2f}M |")
     for (recipe, precision), g in sorted(found.items(), key=lambda kv: -statistics.median(kv[1]["p50_ms"])):
         mean = statistics.mean
         imdb = (f"{spread(g['imdb_accuracy'])} | {mean(g['imdb_retention']):.3f}" if g["imdb_accuracy"]
@@ -105,6 +105,9 @@ def plot(found: dict, teachers: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    from kdedge.bench.report import log_ticks
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -125,11 +128,17 @@ def plot(found: dict, teachers: dict, path: Path) -> None:
         ax.scatter(row["p50_ms"], row["metric"], s=30 + 25 * row["size_mb"], color="0.5", marker="s", alpha=0.5,
                    edgecolors="black", linewidths=0.5)
         ax.annotate(name, (row["p50_ms"], row["metric"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    xs = [statistics.median(g["p50_ms"]) for g in found.values()] + [r["p50_ms"] for r in teachers.values()]
+    lo, hi = min(xs) / 1.5, max(xs) * 1.5
     ax.set_xscale("log")
+    ax.set_xlim(lo, hi)
+    ax.xaxis.set_major_locator(FixedLocator(log_ticks(lo, hi)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
     ax.set_xlabel("p50 latency, batch 1, real-length SST-2 dev sentences, ort-cpu, 1 thread (ms, log scale)")
     ax.set_ylabel("SST-2 dev accuracy (mean over seeds; bars: min–max)")
     ax.set_title("kdedge students vs the teacher: circles int8, diamonds fp32, marker area ∝ bundle MB")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
