@@ -179,6 +179,8 @@ class DistillConfig(TrainOptions, DataOptions):
     dropout: float = opt(0.1, "Dropout on embeddings and the classifier.", valid=Range(0, 0.99))
     freeze_embeddings: bool = opt(False, "Keep the embedding matrix fixed.")
     min_word_freq: int = opt(1, "Word-level vocabulary: keep words seen at least N times.", valid=COUNT)
+    max_vocab: int | None = opt(None, "Word-level vocabulary: keep at most the N most frequent words (its "
+                                      "embedding table is most of a BiLSTM bundle).", valid=COUNT)
     # --- transformer (tinybert) students
     layers: int = opt(4, "tinybert: number of encoder layers.", valid=COUNT)
     hidden: int | None = opt(None, "tinybert: hidden size (default: the teacher's).", valid=COUNT)

@@ -56,3 +56,12 @@ def test_siamese_pair_features():
     assert out.shape == (2, 3)
     # swapping the two sides keeps |u-v| and u*v but swaps u and v: a different input to the MLP
     assert not torch.allclose(out, model(ids_b, mask_b, ids, mask))
+
+
+def test_word_vocabulary_keeps_the_most_frequent_words_under_a_cap():
+    from kdedge.models.word_vectors import build_word_tokenizer
+
+    texts = ["the film", "the plot", "the film is long", "a plot", "film"]  # the 3, film 3, plot 2, others 1
+    assert len(build_word_tokenizer(texts).get_vocab()) == 2 + 6
+    assert set(build_word_tokenizer(texts, max_words=2).get_vocab()) == {"[PAD]", "[UNK]", "the", "film"}
+    assert set(build_word_tokenizer(texts, min_freq=2).get_vocab()) == {"[PAD]", "[UNK]", "the", "film", "plot"}

@@ -102,6 +102,9 @@ def _validate(cfg: DistillConfig) -> DistillConfig:
         raise KdedgeError(f"unknown --student '{cfg.student}' (known: {', '.join(STUDENT_BUILDERS)})")
     if cfg.recipe != "prediction" and cfg.student != "tinybert":
         raise KdedgeError(f"--recipe {cfg.recipe} matches intermediate layers and needs --student tinybert")
+    if cfg.max_vocab is not None and not (cfg.student == "bilstm" and cfg.word_vectors):
+        raise KdedgeError("--max-vocab caps the BiLSTM's word-level vocabulary (--student bilstm --word-vectors ...); "
+                          "a transformer's WordPiece vocabulary shrinks with --trim-vocab")
     if cfg.intermediate_samples is not None and cfg.recipe != "two-stage":
         raise KdedgeError("--intermediate-samples sizes the intermediate stage of --recipe two-stage; with --recipe "
                           f"{cfg.recipe} use --max-train-samples")

@@ -18,7 +18,7 @@ def build_bilstm(cfg, task: Task, teacher, teacher_tokenizer, train: Split) -> S
     embedding matrix."""
     if cfg.word_vectors:
         texts = train.text + (train.text_pair or [])
-        tokenizer = build_word_tokenizer(texts, min_freq=cfg.min_word_freq)
+        tokenizer = build_word_tokenizer(texts, min_freq=cfg.min_word_freq, max_words=cfg.max_vocab)
         matrix, coverage = load_word_vectors(cfg.word_vectors, tokenizer.get_vocab(), seed=cfg.seed)
         embeddings = torch.from_numpy(matrix)
         source = {"kind": "word", "vectors": cfg.word_vectors, "coverage": round(coverage, 4)}

@@ -20,11 +20,15 @@ from kdedge.errors import KdedgeError
 PAD, UNK = "[PAD]", "[UNK]"
 
 
-def build_word_tokenizer(texts, min_freq: int = 1) -> PreTrainedTokenizerFast:
+def build_word_tokenizer(texts, min_freq: int = 1, max_words: int | None = None) -> PreTrainedTokenizerFast:
+    """A lowercased word-level tokenizer of the words seen at least `min_freq` times (at most the `max_words`
+    most frequent), plus [PAD] and [UNK]."""
     tok = Tokenizer(WordLevel(unk_token=UNK))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True, clean_text=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, WordLevelTrainer(min_frequency=min_freq, special_tokens=[PAD, UNK]))
+    specials = [PAD, UNK]
+    size = {} if max_words is None else {"vocab_size": max_words + len(specials)}
+    tok.train_from_iterator(texts, WordLevelTrainer(min_frequency=min_freq, special_tokens=specials, **size))
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, unk_token=UNK)
 
 
