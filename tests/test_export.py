@@ -111,6 +111,30 @@ def test_transformer_bundle_loads_in_optimum_pipeline(tiny_tinybert_student, glu
     assert result[0]["label"] in ("negative", "positive")
 
 
+@pytest.mark.parametrize("preset", ["avx2", "avx512_vnni"])
+def test_dynamic_int8_is_optimums_preset_without_optimum(tiny_tinybert_student, glue_dir, tmp_path, preset):
+    """ONNX Runtime's quantizer with kdedge's options gives the very graph optimum's AutoQuantizationConfig
+    preset gives (so optimum is optional): the same quantized ops and bit-identical logits."""
+    pytest.importorskip("optimum.onnxruntime")
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    from kdedge.onnx.quantize import _quantized_ops, quantize
+
+    fp32 = _export(tiny_tinybert_student, glue_dir, tmp_path / "fp32")
+    ours = quantize("dynamic", fp32 / "model.onnx", tmp_path / "ours.onnx", architecture="tinybert", preset=preset)
+    qconfig = getattr(AutoQuantizationConfig, preset)(is_static=False, per_channel=True)
+    ORTQuantizer.from_pretrained(fp32, file_name="model.onnx").quantize(save_dir=tmp_path / "optimum",
+                                                                         quantization_config=qconfig)
+    theirs = next((tmp_path / "optimum").glob("*_quantized.onnx"))
+    assert ours["ops"] == _quantized_ops(theirs) and ours["ops"].get("MatMulInteger", 0) >= 6
+    student = load_student(tiny_tinybert_student)
+    data = load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), max_eval_samples=64))
+    features = encode(student.tokenizer, data.dev, 128)
+    np.testing.assert_array_equal(onnx_logits(cpu_session(tmp_path / "ours.onnx"), features, 16, 0),
+                                  onnx_logits(cpu_session(theirs), features, 16, 0))
+
+
 def test_bad_student_folders_give_a_clear_error_and_no_bundle(tiny_bilstm_student, glue_dir, tmp_path):
     with pytest.raises(KdedgeError, match="not a kdedge student folder"):
         _export(tmp_path, glue_dir, tmp_path / "bundle1")

@@ -4,7 +4,6 @@ of what it did for the bundle manifest."""
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterable
@@ -23,39 +22,34 @@ _QUANTIZER_NOISE = (("", r"^Please consider to run pre-processing"), ("", r"^Axi
 
 def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, **_) -> dict:
     """int8 weights (symmetric, per channel; uint8 or int8 as the preset for the target CPU says); activations
-    quantized on the fly. Transformers use optimum's preset; the BiLSTM uses ONNX Runtime directly so its LSTMs
-    are quantized too."""
-    if architecture == "bilstm":
-        from onnxruntime.quantization import QuantType, quantize_dynamic as ort_quantize_dynamic
+    uint8, quantized on the fly. For transformers this is optimum's `AutoQuantizationConfig.<preset>(is_static=
+    False, per_channel=True)` done with ONNX Runtime's own quantizer (optimum not needed, same graph: every
+    MatMul, the attention products included, and the embedding Gathers); the BiLSTM's LSTMs become
+    DynamicQuantizeLSTM."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic as ort_quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        weights = WEIGHTS[preset]
-        ort_quantize_dynamic(str(src), str(dst), per_channel=True,
-                             weight_type=QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8)
+    weights = WEIGHTS[preset]
+    weight_type = QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8
+    if architecture == "bilstm":
+        ort_quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=weight_type)
         return {"scheme": "dynamic", "preset": preset, "weights": f"{weights} symmetric per-channel",
                 "activations": "uint8 dynamic per-tensor", "tool": "onnxruntime.quantization.quantize_dynamic",
                 "ops": _quantized_ops(dst)}
-    from optimum.onnxruntime import ORTQuantizer
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
-
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    qconfig = getattr(AutoQuantizationConfig, preset)(is_static=False, per_channel=True)
     with tempfile.TemporaryDirectory() as tmp:
         # Type every tensor first (fused com.microsoft ops from --optimize are opaque to the quantizer otherwise).
-        typed = Path(tmp) / "typed" / src.name
-        typed.parent.mkdir()
-        for item in src.parent.iterdir():
-            if item.is_file() and item.suffix != ".onnx":
-                shutil.copy(item, typed.parent / item.name)
+        typed = Path(tmp) / src.name
         fused = any(n.domain == "com.microsoft" for n in onnx.load(str(src)).graph.node)
         quant_pre_process(str(src), str(typed), skip_optimization=True, skip_symbolic_shape=not fused)
-        quantizer = ORTQuantizer.from_pretrained(typed.parent, file_name=typed.name)
-        quantizer.quantize(save_dir=tmp, quantization_config=qconfig)
-        shutil.move(str(next(Path(tmp).glob("*_quantized.onnx"))), dst)
-    weights = f"{_dtype(qconfig.weights_dtype)} {'' if qconfig.weights_symmetric else 'a'}symmetric per-channel"
-    return {"scheme": "dynamic", "preset": preset, "weights": weights,
-            "activations": f"{_dtype(qconfig.activations_dtype)} dynamic per-tensor", "reduce_range": qconfig.reduce_range,
-            "tool": "optimum ORTQuantizer (AutoQuantizationConfig)", "ops": _quantized_ops(dst)}
+        # optimum's presets: symmetric weights, asymmetric activations, full range, and MatMuls whose both inputs
+        # are activations quantized too (ONNX Runtime's own default skips them).
+        ort_quantize_dynamic(str(typed), str(dst), per_channel=True, reduce_range=False, weight_type=weight_type,
+                             extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
+                                            "MatMulConstBOnly": False, "EnableSubgraph": False})
+    return {"scheme": "dynamic", "preset": preset, "weights": f"{weights} symmetric per-channel",
+            "activations": "uint8 dynamic per-tensor", "reduce_range": False,
+            "tool": "onnxruntime.quantization.quantize_dynamic (optimum's AutoQuantizationConfig preset)",
+            "ops": _quantized_ops(dst)}
 
 
 class _Calibration:
@@ -119,10 +113,6 @@ def to_fp16(src: Path, dst: Path) -> dict:
     model.convert_float_to_float16(keep_io_types=True)
     model.save_model_to_file(str(dst))
     return {"fp16": True, "io_types": "float32 (kept)"}
-
-
-def _dtype(quant_type) -> str:
-    return {"QInt8": "int8", "QUInt8": "uint8"}.get(quant_type.name, quant_type.name)
 
 
 def _quantized_ops(path: Path) -> dict[str, int]:
