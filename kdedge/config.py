@@ -243,6 +243,9 @@ class ExportConfig(ModelDataOptions):
     preset: Literal["auto", "avx2", "avx512", "avx512_vnni", "arm64"] = opt(
         "auto", "dynamic: the target CPU's int8 scheme (avx2 stores uint8 weights, the others int8); auto picks "
         "it from the CPU the export runs on (VNNI: avx512_vnni, AVX-512: avx512, ARM: arm64, else avx2).")
+    exporter: Literal["auto", "optimum", "torch"] = opt(
+        "auto", "Transformer students: optimum's ONNX exporter or torch.onnx (the same inputs, outputs, axes and "
+        "config.json either way); auto: optimum when it is installed, else torch.")
     calibration_size: int = opt(128, "static: number of training examples used for calibration.", valid=COUNT)
     optimize: bool = opt(False, "Fuse attention/LayerNorm/GELU with ONNX Runtime's transformer optimizer.")
     fp16: bool = opt(False, "Convert weights to float16 (for GPU targets; inputs and outputs stay as they are).")

@@ -28,8 +28,9 @@ def student_dir(request, tiny_bilstm_student, tiny_tinybert_student):
     return {"bilstm": tiny_bilstm_student, "tinybert": tiny_tinybert_student}[request.param]
 
 
-def test_fp32_parity_across_batch_sizes_and_mixed_lengths(student_dir, glue_dir, tmp_path):
-    bundle = _export(student_dir, glue_dir, tmp_path / "b")
+@pytest.mark.parametrize("exporter", ["auto", "torch"])
+def test_fp32_parity_across_batch_sizes_and_mixed_lengths(student_dir, glue_dir, tmp_path, exporter):
+    bundle = _export(student_dir, glue_dir, tmp_path / "b", exporter=exporter)
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["precision"] == "fp32" and manifest["parity"]["passed"]
     assert manifest["parity"]["max_abs_diff"] < 1e-4 and manifest["dev"]["onnx"] == manifest["dev"]["pytorch"]
@@ -101,11 +102,29 @@ def test_optimized_transformer_export_fuses_ops_and_keeps_parity(tiny_tinybert_s
     assert m["transforms"]["optimize"]["fused"].get("Attention") == 1 and m["parity"]["passed"]
 
 
-def test_transformer_bundle_loads_in_optimum_pipeline(tiny_tinybert_student, glue_dir, tmp_path):
+def test_both_transformer_exporters_give_the_same_graph_contract(tiny_tinybert_student, tiny_bilstm_student,
+                                                                glue_dir, tmp_path):
+    pytest.importorskip("optimum.exporters.onnx")
+    contracts = []
+    for exporter in ("optimum", "torch"):
+        bundle = _export(tiny_tinybert_student, glue_dir, tmp_path / exporter, exporter=exporter)
+        m = json.loads((bundle / "manifest.json").read_text())
+        assert m["transforms"]["exporter"] == exporter and m["parity"]["passed"]
+        assert json.loads((bundle / "config.json").read_text())["id2label"] == {"0": "negative", "1": "positive"}
+        contracts.append((m["inputs"], m["outputs"], sorted(p.name for p in bundle.iterdir())))
+    assert contracts[0] == contracts[1]
+    assert [i["name"] for i in contracts[0][0]] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert contracts[0][0][0]["shape"] == ["batch_size", "sequence_length"]
+    with pytest.raises(KdedgeError, match="--exporter optimum exports transformer students"):
+        _export(tiny_bilstm_student, glue_dir, tmp_path / "x", exporter="optimum")
+
+
+@pytest.mark.parametrize("exporter", ["optimum", "torch"])
+def test_transformer_bundle_loads_in_optimum_pipeline(tiny_tinybert_student, glue_dir, tmp_path, exporter):
     from optimum.onnxruntime import ORTModelForSequenceClassification
     from transformers import AutoTokenizer, pipeline
 
-    bundle = _export(tiny_tinybert_student, glue_dir, tmp_path / "b", quantize="dynamic")
+    bundle = _export(tiny_tinybert_student, glue_dir, tmp_path / "b", quantize="dynamic", exporter=exporter)
     model = ORTModelForSequenceClassification.from_pretrained(bundle)
     result = pipeline("text-classification", model=model, tokenizer=AutoTokenizer.from_pretrained(bundle))("fine")
     assert result[0]["label"] in ("negative", "positive")

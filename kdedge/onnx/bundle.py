@@ -41,6 +41,9 @@ def export_bundle(cfg: ExportConfig) -> Path:
     arch = student.meta["architecture"]
     if cfg.fp16 and cfg.quantize != "none":
         raise KdedgeError("--fp16 and --quantize are alternatives: choose one")
+    if cfg.exporter == "optimum" and arch == "bilstm":
+        raise KdedgeError("--exporter optimum exports transformer students; the BiLSTM goes through torch.onnx "
+                          "(drop --exporter)")
     if cfg.optimize and arch == "bilstm":
         raise KdedgeError("--optimize fuses transformer ops; the BiLSTM has none (drop --optimize)")
     if cfg.quantize == "qat" and not student.meta.get("qat"):
@@ -111,7 +114,7 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
     with tempfile.TemporaryDirectory(prefix="kdedge-export-") as tmp, contextlib.chdir(tmp):
         stage_dir = Path(tmp) / "export"
         stage_dir.mkdir()
-        EXPORTERS[arch](student, student_dir, stage_dir, cfg.opset)
+        transforms["exporter"] = EXPORTERS[arch](student, student_dir, stage_dir, cfg.opset, exporter=cfg.exporter)
         current = stage_dir / ONNX_FILE
         if cfg.optimize:
             optimized = Path(tmp) / "optimized.onnx"

@@ -1,13 +1,14 @@
 """Exporters by student architecture: each writes `model.onnx` (dynamic batch and sequence axes) into a folder.
 
-Transformer students go through optimum's exporter, so the bundle is also what
-`ORTModelForSequenceClassification` and `pipeline()` load. The BiLSTM goes through `torch.onnx`; its
+Transformer students go through optimum's exporter when it is installed, else through `torch.onnx` to the same
+graph contract, so either way the bundle is what `ORTModelForSequenceClassification` and `pipeline()` load. The BiLSTM goes through `torch.onnx`; its
 within-length reversal (see models/bilstm.py) exports as plain LSTM + Gather ops, so every length in
 a padded batch is exact.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +21,7 @@ from kdedge.quiet import known_noise
 ONNX_FILE = "model.onnx"
 
 
-def export_bilstm(student: Student, student_dir: Path, out_dir: Path, opset: int) -> None:
+def export_bilstm(student: Student, student_dir: Path, out_dir: Path, opset: int, **_) -> str:
     names = ["input_ids", "attention_mask"] + (["input_ids_b", "attention_mask_b"] if student.siamese else [])
     example = tuple(torch.ones(2, 5, dtype=torch.long) for _ in names)
     axes = {n: {0: "batch", 1: "sequence" if not n.endswith("_b") else "sequence_b"} for n in names}
@@ -33,11 +34,25 @@ def export_bilstm(student: Student, student_dir: Path, out_dir: Path, opset: int
                             (UserWarning, "^Exporting a model to ONNX with a batch_size other than 1"))):
         torch.onnx.export(student.model.eval(), example, str(out_dir / ONNX_FILE), input_names=names,
                           output_names=["logits"], dynamic_axes=axes, opset_version=opset, dynamo=False)
+    return "torch"
 
 
-def export_transformer(student: Student, student_dir: Path, out_dir: Path, opset: int) -> None:
-    from optimum.exporters.onnx import main_export
+def export_transformer(student: Student, student_dir: Path, out_dir: Path, opset: int, exporter: str = "auto") -> str:
+    """The student as optimum exports a text classifier (inputs input_ids, attention_mask and, where the tokenizer
+    makes them, token_type_ids, with batch_size and sequence_length axes; output logits) plus its config.json;
+    returns the exporter used."""
+    if exporter == "auto":
+        exporter = "optimum" if importlib.util.find_spec("optimum.exporters.onnx") else "torch"
+    TRANSFORMER_EXPORTERS[exporter](student, student_dir, out_dir, opset)
+    return exporter
 
+
+def _export_with_optimum(student: Student, student_dir: Path, out_dir: Path, opset: int) -> None:
+    try:
+        from optimum.exporters.onnx import main_export
+    except ImportError as e:
+        raise KdedgeError(f"--exporter optimum: optimum's exporter cannot be imported ({e}); install kdedge[optimum] "
+                          "or use --exporter torch") from None
     try:
         # Known noise: tracing BERT's attention mask warns that a constant is baked into the graph (it is the same
         # for every input, and the parity check after export would catch a trace that is not); optimum still
@@ -50,7 +65,37 @@ def export_transformer(student: Student, student_dir: Path, out_dir: Path, opset
         raise KdedgeError(f"the optimum exporter failed on {student_dir} ({type(e).__name__}: {e})") from None
 
 
-EXPORTERS: dict[str, Callable[[Student, Path, Path, int], None]] = {
+class _Logits(torch.nn.Module):
+    """The classifier called with positional inputs, returning only its logits (what the graph outputs)."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str]):
+        super().__init__()
+        self.model, self.names = model, names
+
+    def forward(self, *inputs):
+        return self.model(**dict(zip(self.names, inputs))).logits
+
+
+def _export_with_torch(student: Student, student_dir: Path, out_dir: Path, opset: int) -> None:
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in student.tokenizer.model_input_names]
+    example = student.tokenizer(["a fine film", "fine"], padding=True, return_tensors="pt")  # one row padded
+    axes = {n: {0: "batch_size", 1: "sequence_length"} for n in names}
+    axes["logits"] = {0: "batch_size"}
+    # The TorchScript exporter, as for the BiLSTM: deprecated (known noise), and the shape checks of the attention
+    # mask trace as constants (the parity check after export catches a trace that is not exact).
+    with known_noise(warns=((DeprecationWarning, ""), (torch.jit.TracerWarning, ""))):
+        torch.onnx.export(_Logits(student.model.eval(), names), tuple(example[n] for n in names),
+                          str(out_dir / ONNX_FILE), input_names=names, output_names=["logits"], dynamic_axes=axes,
+                          opset_version=opset, dynamo=False)
+    student.model.config.save_pretrained(out_dir)  # what optimum and pipeline() read beside the graph
+
+
+TRANSFORMER_EXPORTERS: dict[str, Callable[[Student, Path, Path, int], None]] = {
+    "optimum": _export_with_optimum,
+    "torch": _export_with_torch,
+}
+
+EXPORTERS: dict[str, Callable[..., str | None]] = {
     "bilstm": export_bilstm,
     "tinybert": export_transformer,
 }
