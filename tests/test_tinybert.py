@@ -150,6 +150,11 @@ def _cfg(**kw):
     return build_config(DistillConfig, None, **base)
 
 
+def _hidden(layer_output):
+    """A BERT layer's hidden states: transformers 4 returns a tuple, 5 the tensor."""
+    return layer_output[0] if isinstance(layer_output, tuple) else layer_output
+
+
 def test_teacher_layers_init_reproduces_the_teacher_layers():
     teacher = _bert(layers=4, hidden=32, heads=2)
     task = get_glue_task("sst2")
@@ -159,12 +164,13 @@ def test_teacher_layers_init_reproduces_the_teacher_layers():
     with torch.no_grad():
         t_h, s_h = teacher(**kw).hidden_states, student(**kw).hidden_states
     torch.testing.assert_close(s_h[0], t_h[0])  # same embeddings
-    ext = teacher.get_extended_attention_mask(batch["attention_mask"], batch["input_ids"].shape)
+    # BERT's additive mask (padding -> the most negative float), built here: transformers 5 dropped the helper
+    ext = (1.0 - batch["attention_mask"][:, None, None, :].float()) * torch.finfo(torch.float32).min
     with torch.no_grad():
         for s_layer, t_layer in ((0, 2), (1, 4)):  # each copied layer maps the same input to the same output
             x = t_h[t_layer - 1]
-            expected = teacher.bert.encoder.layer[t_layer - 1](x, attention_mask=ext)[0]
-            got = student.bert.encoder.layer[s_layer](x, attention_mask=ext)[0]
+            expected = _hidden(teacher.bert.encoder.layer[t_layer - 1](x, attention_mask=ext))
+            got = _hidden(student.bert.encoder.layer[s_layer](x, attention_mask=ext))
             torch.testing.assert_close(got, expected)
     full = build_tinybert(_cfg(init="teacher-layers", layers=4), task, teacher, _FakeTok()).model.eval()
     with torch.no_grad():
