@@ -47,7 +47,7 @@ def build_tiny_bert(folder: Path, texts: list[str], num_labels: int, *, label_na
     wp = BertWordPieceTokenizer(lowercase=True)
     wp.train_from_iterator(texts, vocab_size=600, min_frequency=1)
     wp.save_model(str(folder))
-    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    tokenizer = BertTokenizerFast.from_pretrained(str(folder), do_lower_case=True)  # vocab.txt (vocab_file= is gone in 5.x)
     kw = dict(problem_type="regression") if regression else dict(
         id2label=dict(enumerate(label_names)), label2id={n: i for i, n in enumerate(label_names)})
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

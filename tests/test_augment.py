@@ -128,7 +128,7 @@ def test_masked_lm_candidates_are_whole_single_piece_words(tmp_path):
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "film", "is", "good", "bad", "great", "##s", ",",
              "movie", "plot"]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab))
-    BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
+    BertTokenizerFast.from_pretrained(str(tmp_path)).save_pretrained(tmp_path)
     torch.manual_seed(0)
     BertForMaskedLM(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                intermediate_size=32)).save_pretrained(tmp_path)

@@ -121,6 +121,7 @@ def test_both_transformer_exporters_give_the_same_graph_contract(tiny_tinybert_s
 
 @pytest.mark.parametrize("exporter", ["optimum", "torch"])
 def test_transformer_bundle_loads_in_optimum_pipeline(tiny_tinybert_student, glue_dir, tmp_path, exporter):
+    pytest.importorskip("optimum.exporters.onnx")
     from optimum.onnxruntime import ORTModelForSequenceClassification
     from transformers import AutoTokenizer, pipeline
 

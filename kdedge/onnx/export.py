@@ -8,11 +8,11 @@ a padded batch is exact.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Callable
 
 import torch
+from transformers import AutoModelForSequenceClassification
 
 from kdedge.errors import KdedgeError
 from kdedge.models.students import Student
@@ -42,9 +42,18 @@ def export_transformer(student: Student, student_dir: Path, out_dir: Path, opset
     makes them, token_type_ids, with batch_size and sequence_length axes; output logits) plus its config.json;
     returns the exporter used."""
     if exporter == "auto":
-        exporter = "optimum" if importlib.util.find_spec("optimum.exporters.onnx") else "torch"
+        exporter = "optimum" if _optimum_exporter_importable() else "torch"
     TRANSFORMER_EXPORTERS[exporter](student, student_dir, out_dir, opset)
     return exporter
+
+
+def _optimum_exporter_importable() -> bool:
+    """optimum-onnx installed, and importable with this transformers (0.1 is not with transformers 5)."""
+    try:
+        import optimum.exporters.onnx  # noqa: F401
+    except Exception:  # not installed, or built for another transformers line
+        return False
+    return True
 
 
 def _export_with_optimum(student: Student, student_dir: Path, out_dir: Path, opset: int) -> None:
@@ -83,11 +92,15 @@ def _export_with_torch(student: Student, student_dir: Path, out_dir: Path, opset
     axes["logits"] = {0: "batch_size"}
     # The TorchScript exporter, as for the BiLSTM: deprecated (known noise), and the shape checks of the attention
     # mask trace as constants (the parity check after export catches a trace that is not exact).
-    with known_noise(warns=((DeprecationWarning, ""), (torch.jit.TracerWarning, ""))):
-        torch.onnx.export(_Logits(student.model.eval(), names), tuple(example[n] for n in names),
-                          str(out_dir / ONNX_FILE), input_names=names, output_names=["logits"], dynamic_axes=axes,
-                          opset_version=opset, dynamo=False)
-    student.model.config.save_pretrained(out_dir)  # what optimum and pipeline() read beside the graph
+    # As optimum does, the saved float weights (a QAT student's fake quantization is the quantizer's job), with
+    # eager attention: the pattern ONNX Runtime's transformer optimizer fuses into its Attention op.
+    model = AutoModelForSequenceClassification.from_pretrained(student_dir, attn_implementation="eager").eval()
+    with known_noise(warns=((DeprecationWarning, ""), (torch.jit.TracerWarning, ""),
+                            (UserWarning, "^Exporting aten::index operator of advanced indexing"))):
+        torch.onnx.export(_Logits(model, names), tuple(example[n] for n in names), str(out_dir / ONNX_FILE),
+                          input_names=names, output_names=["logits"], dynamic_axes=axes, opset_version=opset,
+                          dynamo=False)
+    model.config.save_pretrained(out_dir)  # what optimum and pipeline() read beside the graph
 
 
 TRANSFORMER_EXPORTERS: dict[str, Callable[[Student, Path, Path, int], None]] = {
