@@ -48,4 +48,8 @@ def known_noise(*, warns: tuple[tuple[type[Warning], str], ...] = (),
 
 
 # transformers announces the classification head it adds to a pretrained encoder; kdedge adds it on purpose.
-NEW_HEAD_NOISE = (("transformers.modeling_utils", r"^Some weights of .* were not initialized from the model checkpoint"),)
+# transformers 5 reports it as a table; only a report whose sole finding is the missing head counts as noise.
+_HEAD_ONLY_REPORT = (r"(?ms)LOAD REPORT(?!.*(?:UNEXPECTED|MISMATCH|CONVERSION))"
+                     r"(?!.*^(?!classifier\.|score\.|pre_classifier\.)[\w.]+ +\| MISSING)")
+NEW_HEAD_NOISE = (("transformers.modeling_utils", r"^Some weights of .* were not initialized from the model checkpoint"),
+                  ("transformers.modeling_utils", _HEAD_ONLY_REPORT))
