@@ -8,17 +8,19 @@
 #     trimmed vocabulary, two-stage TinyBERT recipe on the transfer set (configs/sst2-frontier.yaml);
 #   - at 2L-128, the same recipe from the pretrained BERT-Tiny-sized checkpoint and from random weights, and the
 #     pruned student without vocabulary trimming;
-#   - the GloVe BiLSTM on the same transfer set;
+#   - the GloVe BiLSTM on the same transfer set, its vocabulary capped at the 8,000 most frequent words;
 #   - every student exported fp32 and int8 (--preset auto), all bundles in ONE `kdedge bench` run with the
 #     teacher's fp32 and int8 bundles (ort-cpu, real-length dev sentences, 1 thread), then scored again on IMDB
 #     (../shared/data/imdb/test-2k.tsv) for the out-of-domain cost;
 #   - summary.md (means and spreads over seeds, the targets checked) and frontier.png.
-# Stages are cached in RUN_DIR. SEEDS (default "42 43 44") sets the seeds, ONLY (recipe names) limits the
-# students trained, BENCH=0 skips the bench: e.g. two workers on a 2-core CPU, then the bench alone:
+# Stages are cached in RUN_DIR. SEEDS (default "42 43 44") sets the seeds (fp32 bundles: FP32_SEED's alone), ONLY
+# (recipe names) limits the students trained, BENCH=0 skips the bench: e.g. two workers on a 2-core CPU, then the
+# bench alone:
 #   SEEDS=42 BENCH=0 OMP_NUM_THREADS=1 bash benchmarks/sst2_frontier.sh & (same with SEEDS=43); wait
 #   bash benchmarks/sst2_frontier.sh      # trains what is missing, benches everything trained
 # Usage: bash benchmarks/sst2_frontier.sh [RUN_DIR]
 . "$(dirname "$0")/lib.sh"
+{  # read whole before it runs: editing the file during a long run cannot change what this run does
 RUN=${1:-benchmarks/runs/sst2}
 RES=benchmarks/results/sst2_frontier
 T=$RUN/teacher
@@ -37,14 +39,16 @@ declare -A RECIPES=(
   [pruned-2l-128]="${pruned[*]} $(shape 2 128 4 512)"
   [pruned-2l-192]="${pruned[*]} $(shape 2 192 6 768)"
   [pruned-2l-256]="${pruned[*]} $(shape 2 256 8 1024)"
-  [pruned-3l-256]="${pruned[*]} $(shape 3 256 8 1024)"
-  [pruned-3l-384]="${pruned[*]} $(shape 3 384 12 1536)"
+  # 3-layer students: the prediction stage on a sample of the transfer set (the CPU budget), the 3L-384 (at the
+  # teacher's width and fine-tuning rate) on less
+  [pruned-3l-256]="${pruned[*]} $(shape 3 256 8 1024) --max-train-samples 100000"
+  [pruned-3l-384]="${pruned[*]} $(shape 3 384 12 1536) --max-train-samples 50000 --intermediate-samples 10000 --lr 1e-4"
   [pretrained-2l-128]="--config configs/sst2-frontier.yaml --init pretrained:$BERT_TINY"  # 2L-128, 2 heads
   [random-2l-128]="--config configs/sst2-frontier.yaml --init random $(shape 2 128 4 512)"
   [pruned-2l-128-fullvocab]="${pruned[*]} $(shape 2 128 4 512) --no-trim-vocab"
-  [bilstm-glove]="--config configs/sst2-bilstm.yaml --word-vectors $GLOVE"
+  [bilstm-glove]="--config configs/sst2-bilstm.yaml --word-vectors $GLOVE --max-vocab 8000"  # <= 1.5 MB
 )
-ORDER=(pruned-2l-128 bilstm-glove pruned-2l-192 pruned-2l-256 pretrained-2l-128 random-2l-128 pruned-3l-256
+ORDER=(pruned-2l-128 pretrained-2l-128 random-2l-128 pruned-2l-256 bilstm-glove pruned-2l-192 pruned-3l-256
        pruned-2l-128-fullvocab pruned-3l-384)
 read -r -a ONLY <<< "${ONLY:-${ORDER[*]}}"
 
@@ -57,27 +61,27 @@ if [ ! -f "$TS/manifest.json" ]; then
   echo "transfer wall_s=$(( $(date +%s) - t0 ))" | tee -a "$RES/times.txt"
 fi
 
+export_bundle() {  # STUDENT_DIR PRECISION: the student's fp32 or int8 (--preset auto) bundle
+  local out=$B/$(basename "$1")-$2
+  [ -f "$out/manifest.json" ] || kdedge export --model "$1" --out "$out" \
+    --quantize "$([ "$2" = fp32 ] && echo none || echo dynamic)" 2>&1 | grep -av '%|' | tail -1
+}
 for seed in "${SEEDS[@]}"; do
   for name in "${ONLY[@]}"; do
     # shellcheck disable=SC2086  # the recipe's arguments are words
     stage "$name-s$seed" "$RUN/frontier/$name-s$seed" "$RES" kdedge distill --teacher "$T" --transfer "$TS" \
       --seed "$seed" ${RECIPES[$name]}
+    export_bundle "$RUN/frontier/$name-s$seed" int8
+    [ "$seed" != "${FP32_SEED:-42}" ] || export_bundle "$RUN/frontier/$name-s$seed" fp32  # one seed is enough
   done
 done
 [ "${BENCH:-1}" = 0 ] && exit 0
 
-# Every trained student (any seed), exported fp32 and int8 (--preset auto).
+# Every bundle exported so far (any seed), in one bench run with the teacher's fp32 and int8 bundles.
 bundles=()
-for student in "$RUN"/frontier/*/; do
-  [ -f "$student/metrics.json" ] || continue
-  for q in none dynamic; do
-    name=$(basename "$student")-$([ $q = none ] && echo fp32 || echo int8)
-    [ -f "$B/$name/manifest.json" ] || kdedge export --model "$student" --out "$B/$name" --quantize $q \
-      2>&1 | grep -av '%|' | tail -1
-    bundles+=(--bundle "$B/$name")
-  done
+for bundle in "$B"/*/; do
+  if [ -f "$bundle/manifest.json" ]; then bundles+=(--bundle "${bundle%/}"); fi
 done
-
 kdedge doctor > "$RES/doctor.txt"
 bench=(kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --overwrite)
 "${bench[@]}" --batch-sizes 1,32 --seq-lens 64 --out "$RES/sst2" > "$RES/sst2.log"
@@ -86,3 +90,5 @@ bench=(kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 
   --dev-file "$IMDB" --out "$RES/imdb" > "$RES/imdb.log"
 python benchmarks/collect_frontier.py "$RES" "$B" > "$RES/summary.md"
 cat "$RES/summary.md"
+exit
+}
