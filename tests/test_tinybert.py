@@ -85,6 +85,24 @@ def test_hooks_and_hidden_states_have_the_right_shapes():
         recorder.remove()
 
 
+def test_hooked_scores_and_outputs_do_not_depend_on_the_attention_implementation():
+    """eager and SDPA (the default in recent transformers) compute the same layers: the hooks on the query/key
+    projections read the same scores, and the logits agree, whichever is active."""
+    batch = _batch()
+    results = []
+    for implementation in ("eager", "sdpa"):
+        model = _bert(layers=2, hidden=32, heads=2, attn_implementation=implementation)
+        recorder = AttentionScores(model)
+        with torch.no_grad():
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        results.append((logits, recorder.scores()))
+        recorder.remove()
+    (eager_logits, eager_scores), (sdpa_logits, sdpa_scores) = results
+    torch.testing.assert_close(sdpa_logits, eager_logits, atol=1e-5, rtol=1e-4)
+    for a, b in zip(sdpa_scores, eager_scores):
+        torch.testing.assert_close(a, b)
+
+
 def test_attention_losses_ignore_padding():
     torch.manual_seed(0)
     mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])
