@@ -172,3 +172,16 @@ def test_log_ticks_are_round_and_few(lo, hi, expected):
     ticks = log_ticks(lo, hi)
     assert ticks == pytest.approx(expected)
     assert len({f"{t:g}" for t in ticks}) == len(ticks)  # distinct labels
+
+
+def test_report_plot_takes_more_models_than_there_are_colours(tmp_path):
+    """A frontier run benches two dozen bundles; the plot must not run out of colours (it did at 11)."""
+    from kdedge.bench.report import plot
+
+    row = {"role": "student", "format": "onnx", "backend": "ort-cpu", "status": "ok", "precision": "int8",
+           "size_mb": 2.0, "batch": 1}
+    rows = [{**row, "model": f"student-{i}", "metric": 0.8 + i / 1000, "p50_ms": 0.2 + i / 10} for i in range(25)]
+    rows += [{**row, "model": name, "role": "teacher", "precision": precision, "metric": 0.89, "p50_ms": p50}
+             for name, precision, p50 in (("teacher", "fp32", 7.0), ("teacher-int8", "int8", 3.0))]
+    plot({"task": {"name": "sst2", "metrics": ["accuracy"]}, "rows": rows}, tmp_path / "report.png")
+    assert (tmp_path / "report.png").stat().st_size > 10_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from itertools import cycle
 from pathlib import Path
 
 import numpy as np
@@ -164,7 +165,8 @@ def plot(report: dict, path: Path) -> None:
 
     rows = [r for r in report["rows"] if r["status"] == "ok" and r.get("metric") is not None]
     models = list(dict.fromkeys(r["model"] for r in rows))
-    greys, palette = iter(("black", "dimgrey", "darkgrey", "lightgrey")), iter(plt.get_cmap("tab10").colors)
+    # colours repeat past 20 students (the marker and legend entry still tell them apart)
+    greys, palette = cycle(("black", "dimgrey", "darkgrey", "lightgrey")), cycle(plt.get_cmap("tab20").colors)
     colours = {m: next(greys if any(r["role"] == "teacher" for r in rows if r["model"] == m) else palette)
                for m in models}
     backends = list(dict.fromkeys(r["backend"] for r in rows))
