@@ -20,8 +20,8 @@ from safetensors.torch import load_file, save_file
 from kdedge.compress.vocab import count_tokens, trim_embeddings, trim_vocabulary
 from kdedge.config import DistillConfig, to_dict
 from kdedge.data import compute_metrics, load_task_data
-from kdedge.data.loaders import sample_rows
 from kdedge.data.batching import encode
+from kdedge.data.loaders import sample_rows
 from kdedge.distill.intermediate import IntermediateDistiller, LossWeights
 from kdedge.distill.losses import PredictionDistillLoss
 from kdedge.distill.mapping import parse_layers, resolve_mapping
@@ -199,9 +199,9 @@ def _distill(cfg: DistillConfig, run: RunDir) -> Path:
                                                  **schedule(p))
             logits_fn = student.logits
             save_model = lambda m: m  # noqa: E731
+        stage_features = _intermediate_rows(train_features, cfg) if stage.name == "intermediate" else train_features
         best, state = train(
-            opts, run, model, _intermediate_rows(train_features, cfg) if stage.name == "intermediate" else train_features,
-            dev_features,
+            opts, run, model, stage_features, dev_features,
             pad_token_id=student.tokenizer.pad_token_id, loss_fn=loss_fn, logits_fn=logits_fn,
             metrics_fn=lambda logits, labels: compute_metrics(task, logits, labels),
             main_metric=task.main_metric,

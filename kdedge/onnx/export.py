@@ -1,8 +1,8 @@
 """Exporters by student architecture: each writes `model.onnx` (dynamic batch and sequence axes) into a folder.
 
 Transformer students go through optimum's exporter when it is installed, else through `torch.onnx` to the same
-graph contract, so either way the bundle is what `ORTModelForSequenceClassification` and `pipeline()` load. The BiLSTM goes through `torch.onnx`; its
-within-length reversal (see models/bilstm.py) exports as plain LSTM + Gather ops, so every length in
+graph contract, so either way the bundle is what `ORTModelForSequenceClassification` and `pipeline()` load. The
+BiLSTM goes through `torch.onnx`; its within-length reversal (see models/bilstm.py) exports as plain LSTM + Gather ops, so every length in
 a padded batch is exact.
 """
 
@@ -59,7 +59,7 @@ def _optimum_exporter_importable() -> bool:
 def _export_with_optimum(student: Student, student_dir: Path, out_dir: Path, opset: int) -> None:
     try:
         from optimum.exporters.onnx import main_export
-    except ImportError as e:
+    except Exception as e:  # not installed (ImportError), or built for another transformers line (anything)
         raise KdedgeError(f"--exporter optimum: optimum's exporter cannot be imported ({e}); install kdedge[optimum] "
                           "or use --exporter torch") from None
     try:
@@ -90,11 +90,11 @@ def _export_with_torch(student: Student, student_dir: Path, out_dir: Path, opset
     example = student.tokenizer(["a fine film", "fine"], padding=True, return_tensors="pt")  # one row padded
     axes = {n: {0: "batch_size", 1: "sequence_length"} for n in names}
     axes["logits"] = {0: "batch_size"}
-    # The TorchScript exporter, as for the BiLSTM: deprecated (known noise), and the shape checks of the attention
-    # mask trace as constants (the parity check after export catches a trace that is not exact).
     # As optimum does, the saved float weights (a QAT student's fake quantization is the quantizer's job), with
     # eager attention: the pattern ONNX Runtime's transformer optimizer fuses into its Attention op.
     model = AutoModelForSequenceClassification.from_pretrained(student_dir, attn_implementation="eager").eval()
+    # The TorchScript exporter, as for the BiLSTM: deprecated (known noise), and the shape checks of the attention
+    # mask trace as constants (the parity check after export catches a trace that is not exact).
     with known_noise(warns=((DeprecationWarning, ""), (torch.jit.TracerWarning, ""),
                             (UserWarning, "^Exporting aten::index operator of advanced indexing"))):
         torch.onnx.export(_Logits(model, names), tuple(example[n] for n in names), str(out_dir / ONNX_FILE),
@@ -108,7 +108,7 @@ TRANSFORMER_EXPORTERS: dict[str, Callable[[Student, Path, Path, int], None]] = {
     "torch": _export_with_torch,
 }
 
-EXPORTERS: dict[str, Callable[..., str | None]] = {
+EXPORTERS: dict[str, Callable[..., str]] = {  # each returns the exporter it used
     "bilstm": export_bilstm,
     "tinybert": export_transformer,
 }
