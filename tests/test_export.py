@@ -119,6 +119,17 @@ def test_both_transformer_exporters_give_the_same_graph_contract(tiny_tinybert_s
         _export(tiny_bilstm_student, glue_dir, tmp_path / "x", exporter="optimum")
 
 
+def test_bundle_keeps_one_compact_tokenizer_that_transformers_loads(tiny_tinybert_student, glue_dir, tmp_path):
+    from transformers import AutoTokenizer
+
+    bundle = _export(tiny_tinybert_student, glue_dir, tmp_path / "b")
+    assert not (bundle / "vocab.txt").exists()  # tokenizer.json holds the vocabulary
+    assert "\n" not in (bundle / "tokenizer.json").read_text()
+    texts = ["a gripping , beautifully acted film", "unbelievably dull"]
+    expected = load_student(tiny_tinybert_student).tokenizer(texts)["input_ids"]
+    assert AutoTokenizer.from_pretrained(bundle)(texts)["input_ids"] == expected
+
+
 @pytest.mark.parametrize("exporter", ["optimum", "torch"])
 def test_transformer_bundle_loads_in_optimum_pipeline(tiny_tinybert_student, glue_dir, tmp_path, exporter):
     pytest.importorskip("optimum.exporters.onnx")

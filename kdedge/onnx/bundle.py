@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import shutil
 import tempfile
 import time
@@ -33,6 +34,9 @@ from kdedge_runtime.cpu import INT8_FLAGS, preset_for, read_cpu
 BUNDLE_FORMAT = "kdedge-bundle/1"
 # Files of the student folder that the bundle does not need at run time.
 _TRAINING_ONLY = ("model.safetensors", "student.json", "metrics.json", "manifest.json", "train_log.jsonl")
+# A slow tokenizer's vocabulary files: tokenizer.json holds all of it, and every reader of a bundle (both runtimes,
+# transformers' fast tokenizers, optimum's pipeline, transformers.js) loads tokenizer.json.
+_SLOW_TOKENIZER_FILES = ("vocab.txt", "vocab.json", "merges.txt")
 
 
 def export_bundle(cfg: ExportConfig) -> Path:
@@ -144,8 +148,20 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
         if item.is_file() and item.name not in _TRAINING_ONLY and not (work / item.name).exists() \
                 and item.name != "config.json":
             shutil.copy(item, work / item.name)
-
+    _compact_tokenizer(work)
     return transforms
+
+
+def _compact_tokenizer(work: Path) -> None:
+    """tokenizer.json without indentation (a tenth of a small student's bundle was whitespace) and without the
+    slow tokenizer's copies of its vocabulary."""
+    tokenizer = work / "tokenizer.json"
+    if not tokenizer.is_file():
+        return
+    spec = json.loads(tokenizer.read_text(encoding="utf-8"))
+    tokenizer.write_text(json.dumps(spec, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+    for name in _SLOW_TOKENIZER_FILES:
+        (work / name).unlink(missing_ok=True)
 
 
 def _preset(requested: str) -> str:
