@@ -22,7 +22,7 @@
 . "$(dirname "$0")/lib.sh"
 {  # read whole before it runs: editing the file during a long run cannot change what this run does
 RUN=${1:-benchmarks/runs/sst2}
-RES=benchmarks/results/sst2_frontier
+RES=${RES:-benchmarks/results/sst2_frontier}
 T=$RUN/teacher
 TS=$RUN/transfer-full
 B=$RUN/frontier-bundles
@@ -35,6 +35,7 @@ mkdir -p "$RES"
 # The students, cheapest first: recipe name -> distill arguments.
 pruned=(--config configs/sst2-frontier.yaml --init prune)
 shape() { echo --layers "$1" --hidden "$2" --heads "$3" --intermediate "$4"; }
+long=(--epochs 3 --intermediate-samples 50000 --trim-min-count 10)
 declare -A RECIPES=(
   [pruned-2l-128]="${pruned[*]} $(shape 2 128 4 512)"
   [pruned-2l-192]="${pruned[*]} $(shape 2 192 6 768)"
@@ -47,6 +48,11 @@ declare -A RECIPES=(
   [random-2l-128]="--config configs/sst2-frontier.yaml --init random $(shape 2 128 4 512)"
   [pruned-2l-128-fullvocab]="${pruned[*]} $(shape 2 128 4 512) --no-trim-vocab"
   [bilstm-glove]="--config configs/sst2-bilstm.yaml --word-vectors $GLOVE --max-vocab 8000"  # <= 1.5 MB
+  # The second round (results in sst2_frontier_r2): the whole transfer set for three epochs of the prediction
+  # stage (the best of evaluations every 2,000 steps), 50,000 rows for the intermediate stage, and the
+  # vocabulary trimmed at count 10 so that a 2L-128 int8 bundle fits 2.5 MB.
+  [pruned-2l-128-long]="${pruned[*]} $(shape 2 128 4 512) ${long[*]}"
+  [pruned-3l-256-long]="${pruned[*]} $(shape 3 256 8 1024) ${long[*]}"
 )
 ORDER=(pruned-2l-128 pretrained-2l-128 random-2l-128 pruned-2l-256 bilstm-glove pruned-2l-192 pruned-3l-256
        pruned-2l-128-fullvocab pruned-3l-384)

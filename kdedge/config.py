@@ -325,7 +325,7 @@ class BenchConfig(ModelDataOptions):
     teacher: str | None = opt(None, "The teacher folder: timed on the same backends, the base of retention and "
                               "speed-up (for the ort-* backends, exported to fp32 ONNX once and cached under "
                               "$KDEDGE_CACHE_DIR/teacher-onnx, default ~/.cache/kdedge).")
-    backends: str = opt("torch-cpu,torch-cuda,ort-cpu,ort-cuda,ort-tensorrt,ort-openvino",
+    backends: str = opt("torch-cpu,torch-cuda,ort-cpu,ort-cuda,ort-tensorrt,ort-openvino,openvino-cpu",
                         "Comma-separated backends; those unavailable here are reported with the reason.")
     batch_sizes: str = opt("1,8,32", "Comma-separated batch sizes.")
     seq_lens: str = opt("16,64,128", "Comma-separated lengths for padded-to-length inputs.")

@@ -45,7 +45,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in ("kdedge", "torch", "transformers", "accelerate", "datasets", "tokenizers", "onnx",
-                 "onnxruntime", "optimum", "optimum-onnx", "numpy"):
+                 "onnxruntime", "onnxruntime-ep-openvino", "openvino", "optimum", "optimum-onnx", "numpy"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

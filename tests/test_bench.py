@@ -124,6 +124,33 @@ def test_bench_report_on_tiny_bundles(tiny_bundles, tiny_trained_teacher, glue_d
     assert len(manifest["metrics"]["rows"]) == len(report["rows"])
 
 
+def test_openvino_runtime_backend_gives_onnx_runtimes_results(tiny_bundles, glue_dir, tmp_path):
+    pytest.importorskip("openvino")
+    bundles = (str(tiny_bundles["bilstm-dynamic"]), str(tiny_bundles["tinybert-none"]))
+    out, failures = _bench(tmp_path, glue_dir, bundle=bundles, backends="ort-cpu,openvino-cpu", threads=1)
+    assert failures == []
+    rows = {(r["model"], r["backend"]): r for r in json.loads((out / "report.json").read_text())["rows"]}
+    for name in ("bilstm-dynamic", "tinybert-none"):
+        ort_row, ov_row = rows[(name, "ort-cpu")], rows[(name, "openvino-cpu")]
+        assert ov_row["status"] == "ok", ov_row.get("why")
+        assert ov_row["session"]["engine"].startswith("openvino") and ov_row["session"]["inference_num_threads"] == 1
+        assert ov_row["latency"]["real"]["1"]["runs"] >= 3
+        # the same feeds through another engine: the same predictions (int8 kernels may round differently)
+        assert ov_row["metric"] == pytest.approx(ort_row["metric"], abs=0.02 if name.endswith("dynamic") else 1e-9)
+
+
+def test_ort_openvino_runs_or_names_the_reason():
+    pytest.importorskip("onnxruntime_ep_openvino")
+    from kdedge_runtime import plugins
+
+    why = BACKENDS["ort-openvino"].unavailable()
+    vendor = plugins.cpu_vendor()
+    if vendor and vendor[1] != 0x8086:  # the plugin offers Intel devices only
+        assert why and "Intel devices only" in why and f"0x{vendor[1]:04x}" in why and "openvino-cpu" in why
+    else:
+        assert why is None
+
+
 def test_bench_gates_exit_non_zero_with_the_failing_rows(tiny_bundles, glue_dir, tmp_path):
     from click.testing import CliRunner
 

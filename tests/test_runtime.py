@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from tests.conftest import _distil, export_tiny
@@ -343,3 +344,20 @@ def test_untrusted_bundles_through_kdedge_predict_and_bench(tiny_bundles, glue_d
         assert result.exit_code == 1 and "Traceback" not in result.output, result.output
         assert result.output.startswith("Error: ") and message in result.output, result.output
         assert not (tmp_path / "report").exists() and not (tmp_path / "report.partial").exists()
+
+
+def test_plugin_provider_is_attached_per_device_or_refused_with_the_reason(tiny_bundles):
+    from kdedge_runtime import plugins
+
+    with pytest.raises(ValueError, match="not a known plugin provider"):
+        plugins.attach(ort.SessionOptions(), "NoSuchExecutionProvider")
+    pytest.importorskip("onnxruntime_ep_openvino")
+    bundle = tiny_bundles["tinybert-dynamic"]
+    vendor = plugins.cpu_vendor()
+    if vendor and vendor[1] != 0x8086:  # Intel's plugin offers Intel devices only
+        with pytest.raises(ValueError, match="OpenVINOExecutionProvider offers no device"):
+            Classifier(bundle, providers=["OpenVINOExecutionProvider"])
+    else:
+        clf = Classifier(bundle, providers=["OpenVINOExecutionProvider"])
+        assert clf.session.get_providers()[0] == "OpenVINOExecutionProvider"
+        np.testing.assert_allclose(clf.logits(["fine"]), Classifier(bundle).logits(["fine"]), atol=0.05)

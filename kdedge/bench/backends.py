@@ -16,6 +16,7 @@ class Backend:
     device: str  # "cpu" or "cuda"
     unavailable: Callable[[], str | None]  # None when usable here, else the reason
     provider: str | None = None  # the ONNX Runtime execution provider
+    engine: str | None = None  # what runs the model (the bench worker's model class); None: the kind's own
 
 
 def _torch_cpu() -> str | None:
@@ -51,6 +52,37 @@ def _ort_provider(provider: str, package: str, needs_gpu: bool) -> Callable[[], 
     return check
 
 
+def _ort_openvino() -> str | None:
+    """OpenVINO inside ONNX Runtime: the onnxruntime-openvino build, or the onnxruntime-ep-openvino plugin beside
+    the standard onnxruntime. The plugin offers Intel devices only (it matches ONNX Runtime's devices on Intel's
+    PCI vendor id), so on other CPUs it registers and lists nothing: say so."""
+    import onnxruntime as ort
+
+    from kdedge_runtime import plugins
+
+    provider = "OpenVINOExecutionProvider"
+    if provider in ort.get_available_providers():
+        return None
+    why = plugins.register(provider)
+    if why:
+        return f"onnxruntime {ort.__version__} has no {provider} ({why}: install onnxruntime-ep-openvino)"
+    if plugins.devices(provider):
+        return None
+    vendor = plugins.cpu_vendor()
+    cpu = f"this CPU's vendor is {vendor[0]} (PCI id 0x{vendor[1]:04x})" if vendor else "this machine lists none"
+    return (f"onnxruntime-ep-openvino registered but offers no device: it lists Intel devices only (PCI vendor "
+            f"0x8086) and {cpu}; openvino-cpu runs OpenVINO's CPU plugin on any x86-64 CPU")
+
+
+def _openvino_runtime() -> str | None:
+    try:
+        import openvino
+    except ImportError:
+        return "the openvino runtime is not installed (pip install openvino)"
+    devices = openvino.Core().available_devices
+    return None if "CPU" in devices else f"OpenVINO {openvino.__version__} sees no CPU device (only {devices})"
+
+
 def _nvidia_gpu() -> bool:
     import shutil
     import subprocess
@@ -69,8 +101,9 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (
             "CUDAExecutionProvider"),
     Backend("ort-tensorrt", "onnx", "cuda", _ort_provider("TensorrtExecutionProvider", "onnxruntime-gpu and TensorRT",
                                                           True), "TensorrtExecutionProvider"),
-    Backend("ort-openvino", "onnx", "cpu", _ort_provider("OpenVINOExecutionProvider", "onnxruntime-openvino", False),
-            "OpenVINOExecutionProvider"),
+    Backend("ort-openvino", "onnx", "cpu", _ort_openvino, "OpenVINOExecutionProvider"),
+    # The bundle's model.onnx read and compiled by the OpenVINO runtime itself (no ONNX Runtime in the timed path).
+    Backend("openvino-cpu", "onnx", "cpu", _openvino_runtime, engine="openvino"),
 )}
 
 

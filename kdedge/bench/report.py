@@ -139,7 +139,7 @@ def markdown(report: dict) -> str:
 
 
 _BACKEND_MARKERS = {"torch-cpu": "o", "ort-cpu": "s", "torch-cuda": "D", "ort-cuda": "^", "ort-tensorrt": "v",
-                    "ort-openvino": "P"}
+                    "ort-openvino": "P", "openvino-cpu": "X"}
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:

@@ -18,6 +18,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from kdedge_runtime import plugins
+
 BUNDLE_FORMAT = "kdedge-bundle/1"
 _ID_INPUTS = ("input_ids", "input_ids_b")  # padded with the pad token; masks and type ids with 0
 
@@ -44,9 +46,12 @@ class Classifier:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        providers = list(providers or ["CPUExecutionProvider"])
+        plugged = [p for p in providers if p not in ort.get_available_providers() and p in plugins.PLUGIN_PACKAGES]
+        for provider in plugged:  # e.g. OpenVINO from onnxruntime-ep-openvino: attached per device, CPU as fallback
+            plugins.attach(options, provider)
         try:
-            self.session = ort.InferenceSession(str(model_file), options,
-                                                providers=list(providers or ["CPUExecutionProvider"]))
+            self.session = ort.InferenceSession(str(model_file), options, providers=None if plugged else providers)
         except Exception as e:  # ONNX Runtime raises its own types for a file it cannot parse
             raise BundleError(f"{model_file} is not a model ONNX Runtime can load ({_first_line(e)})") from None
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -104,8 +109,12 @@ class Classifier:
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             feed = self.pad([{k: v[i] for k, v in features.items() if k != "lengths"} for i in rows])
-            out[rows] = self.session.run(["logits"], feed)[0]
+            out[rows] = self.run_batch(feed)
         return out
+
+    def run_batch(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """The logits of one padded batch (see `pad`)."""
+        return self.session.run(["logits"], feed)[0]
 
     def encode(self, texts: list[str], pairs: list[str] | None) -> dict:
         """Token ids per example (lists, unpadded) for each model input, plus each example's length."""
