@@ -79,6 +79,34 @@ def table(found: dict, teachers: dict, imdb_teachers: dict) -> list[str]:
     return lines
 
 
+def other_backends(report: dict) -> list[str]:
+    """The rows of every backend but ort-cpu: each model's p50 and speed-up against the int8 teacher on that same
+    backend (students grouped over seeds), or why the backend could not run."""
+    lines = []
+    for backend in dict.fromkeys(r["backend"] for r in report["rows"] if r["backend"] != "ort-cpu"):
+        rows = [r for r in report["rows"] if r["backend"] == backend]
+        ok = [r for r in rows if r["status"] == "ok"]
+        if not ok:
+            lines.append(f"- {backend}: {rows[0]['status']} ({rows[0].get('why', '')})")
+            continue
+        found: dict[str, dict] = defaultdict(lambda: defaultdict(list))
+        for r in ok:
+            m = NAME.match(r["model"])
+            g = found[f"{m['recipe']} {m['precision']}" if m else r["model"]]
+            for key, value in (("accuracy", r["metric"]), ("p50_ms", r["p50_ms"]),
+                               ("speedup_int8", r["speedup_vs_teacher_int8"])):
+                g[key].append(value)
+        lines += [f"\n{backend}, same run (seeds averaged):\n",
+                  "| model | seeds | SST-2 accuracy | p50 ms (b=1) | speed-up vs int8 teacher, same backend |",
+                  "|---|---:|---:|---:|---:|"]
+        for name, g in sorted(found.items(), key=lambda kv: -statistics.median(kv[1]["p50_ms"])):
+            speedups = [x for x in g["speedup_int8"] if x is not None]
+            lines.append(f"| {name} | {len(g['accuracy'])} | {statistics.mean(g['accuracy']):.4f} "
+                         f"| {statistics.median(g['p50_ms']):.3f} "
+                         f"| {f'{statistics.mean(speedups):.1f}×' if speedups else '–'} |")
+    return lines
+
+
 def check_targets(found: dict) -> list[str]:
     lines = []
     for kind, retention, speedup, size in TARGETS:
@@ -163,6 +191,10 @@ def main(results: str, bundles: str) -> None:
     print("\n".join(table(found, teachers, imdb_teachers)))
     print("\nTargets (int8, ort-cpu, SST-2 dev, mean over seeds):\n")
     print("\n".join(check_targets(found)))
+    others = other_backends(sst2_report)
+    if others:
+        print("\nOther backends:")
+        print("\n".join(others))
     plot(found, teachers, res / "frontier.png")
     print("\n![frontier](frontier.png)")
 
