@@ -36,7 +36,7 @@ def main(results: str) -> None:
     cpu = sst2["environment"]["cpu"]
     print(f"Hardware: {cpu['model']}, {cpu['usable_cpus']} CPUs, flags "
           + ", ".join(f for f, v in cpu["flags"].items() if v) + f"; GPU: {', '.join(sst2['environment']['gpus']) or 'none'}.")
-    print(f"Versions: " + ", ".join(f"{k} {v}" for k, v in sst2["environment"]["versions"].items()) + ".\n")
+    print("Versions: " + ", ".join(f"{k} {v}" for k, v in sst2["environment"]["versions"].items()) + ".\n")
     print("### SST-2 (872 dev sentences)\n")
     print(main_table((res / "sst2" / "report.md").read_text()) + "\n")
     print("Bars (ort-cpu, batch 1, real-length dev inputs, against the fp32 PyTorch teacher on torch-cpu):\n")

@@ -5,7 +5,7 @@ import pytest
 
 from kdedge.bench.backends import BACKENDS, parse_backends
 from kdedge.bench.report import check_gates
-from kdedge.bench.timing import measure, summarize
+from kdedge_runtime.timing import measure, summarize
 from kdedge.config import BenchConfig, build_config
 from kdedge.errors import KdedgeError
 

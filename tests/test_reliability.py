@@ -1,7 +1,6 @@
 """Bad input, tired users and attackers: each case ends in one clear error that names what to fix (file, line,
 column, option), a non-zero exit without a traceback, and nothing half-written."""
 
-import json
 
 import pytest
 import torch

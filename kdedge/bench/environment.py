@@ -3,25 +3,13 @@ and which backends are usable (the body of `kdedge doctor`)."""
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import subprocess
 
 from kdedge.bench.backends import BACKENDS
 from kdedge.outputs import library_versions
-from kdedge_runtime.cpu import cpu_model, preset_for, read_cpu
-
-# int8 GEMM speed depends on these: VNNI/AMX have dot-product instructions for int8, AVX2 does not.
-_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "asimddp")
-
-
-def cpu_info() -> dict:
-    machine, flags = read_cpu()
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"model": cpu_model(), "machine": machine, "logical_cpus": os.cpu_count(), "usable_cpus": affinity,
-            "flags": {f: f in flags for f in _CPU_FLAGS}}
-
+from kdedge_runtime.cpu import describe, verdict
 
 def gpu_info() -> list[str]:
     if not shutil.which("nvidia-smi"):
@@ -39,16 +27,17 @@ def backend_status() -> dict[str, str | None]:
 def environment() -> dict:
     import onnxruntime as ort
 
-    return {"platform": platform.platform(), "cpu": cpu_info(), "gpus": gpu_info(),
+    return {"platform": platform.platform(), "cpu": describe(), "gpus": gpu_info(),
             "onnxruntime_providers": ort.get_available_providers(), "versions": library_versions()}
 
 
 def doctor_report() -> str:
     env = environment()
     cpu = env["cpu"]
-    lines = [f"CPU: {cpu['model']} ({cpu['machine']}), {cpu['usable_cpus']} usable of {cpu['logical_cpus']} logical CPUs",
+    lines = [f"CPU: {cpu['model']} ({cpu['machine']}), {cpu['usable_cpus']} usable of {cpu['logical_cpus']} logical CPUs, "
+             f"{cpu['memory_gb']} GiB",
              "CPU flags: " + ", ".join(f"{f} {'yes' if v else 'no'}" for f, v in cpu["flags"].items()),
-             f"int8 preset for this CPU: {preset_for(*read_cpu())} (what `kdedge export --preset auto` picks here)",
+             verdict(cpu),
              "GPU: " + ("; ".join(env["gpus"]) or "none visible (no nvidia-smi or no device)"),
              "ONNX Runtime providers: " + ", ".join(env["onnxruntime_providers"]), "Backends:"]
     for name, why in backend_status().items():

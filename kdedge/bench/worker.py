@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from kdedge.bench.backends import BACKENDS
-from kdedge.bench.timing import measure, summarize
+from kdedge_runtime.timing import measure, summarize
 
 
 class OnnxModel:

@@ -6,10 +6,7 @@ KdedgeError that names the file, the line and the column.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -20,6 +17,7 @@ from kdedge.config import DataOptions
 from kdedge.data.tasks import Task, custom_task, get_glue_task
 from kdedge.errors import KdedgeError
 from kdedge.hub import hub_unreachable_detected
+from kdedge_runtime import data as data_files
 
 # A fixed seed for --max-train-samples, so every command draws the same rows.
 SAMPLE_SEED = 0
@@ -74,163 +72,22 @@ class TaskData:
 # ----------------------------------------------------------------------------- raw rows
 
 def _read_rows(path: Path, columns: list[str | int], header: bool) -> Iterator[tuple[int, list[str]]]:
-    """Yield (line number, values of `columns`) from a CSV/TSV/JSONL/Parquet file."""
-    if not path.is_file():
-        raise KdedgeError(f"data file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix in (".tsv", ".csv", ".txt"):
-        yield from _read_delimited(path, columns, header, delimiter="," if suffix == ".csv" else "\t")
-    elif suffix in (".jsonl", ".json"):
-        yield from _read_jsonl(path, columns)
-    elif suffix == ".parquet":
-        yield from _read_parquet(path, columns)
-    else:
-        raise KdedgeError(f"{path}: unsupported file type '{suffix}' (use .csv, .tsv, .jsonl or .parquet)")
-
-
-# The largest field the csv module accepts: far beyond any text a model reads (its default, 128 KB, is not).
-_FIELD_LIMIT = 64 * 1024 * 1024
-
-
-def _read_delimited(path: Path, columns, header: bool, delimiter: str):
-    # TSV files follow GLUE: no quoting at all (quotes are literal text). CSV uses standard quoting.
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    csv.field_size_limit(_FIELD_LIMIT)
-    with path.open(newline="", encoding="utf-8-sig") as f:  # utf-8-sig drops MRPC's BOM
-        reader = csv.reader(f, delimiter=delimiter, quoting=quoting)
-        rows = _checked(reader, path)
-        if header:
-            names = [n.strip() for n in next(rows, None) or []]
-            if not names:
-                raise KdedgeError(f"{path}: the file is empty")
-            duplicated = next((n for n in names if names.count(n) > 1), None)
-            if duplicated is not None:
-                fields = [str(i + 1) for i, n in enumerate(names) if n == duplicated]
-                raise KdedgeError(f"{path}, line 1: the header names column '{duplicated}' more than once (fields "
-                                  f"{', '.join(fields)}); rename or drop the extra one")
-            missing = [c for c in columns if c not in names]
-            if missing:
-                raise KdedgeError(f"{path}: column '{missing[0]}' not found; the header has: {', '.join(names)}")
-            idx, width = [names.index(c) for c in columns], len(names)
-        else:
-            idx, width = list(columns), None
-        for row in rows:
-            if not row:
-                continue
-            width = width or len(row)  # no header: the first row sets the width
-            if len(row) != width:
-                what = "the header has" if header else "the first row has"
-                lost = [str(c) for c, i in zip(columns, idx) if i >= len(row)]
-                hint = (f" (column '{lost[0]}' is missing)" if lost else
-                        " (a stray tab inside a text? TSV files are read without quoting)" if delimiter == "\t" else "")
-                raise KdedgeError(f"{path}, line {reader.line_num}: {len(row)} field(s), but {what} {width}{hint}")
-            yield reader.line_num, [row[i] for i in idx]
-
-
-def _checked(reader, path: Path):
-    """The reader's rows, with csv and encoding errors turned into one message naming the line."""
-    while True:
-        try:
-            yield next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            raise KdedgeError(f"{path}, line {reader.line_num}: {e} (fields are limited to "
-                              f"{_FIELD_LIMIT // 2**20} MB)") from None
-        except UnicodeDecodeError:
-            raise _not_utf8(path) from None
-
-
-def _not_utf8(path: Path) -> KdedgeError:
-    with path.open("rb") as f:
-        for line_num, raw in enumerate(f, 1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                return KdedgeError(f"{path}, line {line_num}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at column "
-                                   f"{e.start + 1}); save the file as UTF-8")
-    return KdedgeError(f"{path}: not valid UTF-8; save the file as UTF-8")
-
-
-def _read_jsonl(path: Path, columns):
+    """(line number, values of `columns`) from a CSV/TSV/JSONL/Parquet file (kdedge_runtime's reader)."""
     try:
-        with path.open(encoding="utf-8") as f:
-            yield from _jsonl_rows(f, path, columns)
-    except UnicodeDecodeError:
-        raise _not_utf8(path) from None
-
-
-def _jsonl_rows(lines, path: Path, columns):
-    for line_num, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise KdedgeError(f"{path}, line {line_num}: not valid JSON ({e.msg})") from None
-        if not isinstance(record, dict):
-            raise KdedgeError(f"{path}, line {line_num}: expected a JSON object")
-        for c in columns:
-            if record.get(c) is None:
-                raise KdedgeError(f"{path}, line {line_num}: column '{c}' is missing")
-            if isinstance(record[c], (dict, list)):
-                raise KdedgeError(f"{path}, line {line_num}, column '{c}': expected a string or a number, not a "
-                                  f"JSON {type(record[c]).__name__}")
-        yield line_num, [str(record[c]) for c in columns]
-
-
-def _read_parquet(path: Path, columns):
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.read_table(path)
-    except Exception as e:  # pyarrow raises its own types for a file that is not Parquet
-        raise KdedgeError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from None
-    duplicated = next((c for c in columns if table.column_names.count(c) > 1), None)
-    if duplicated is not None:
-        raise KdedgeError(f"{path}: column '{duplicated}' appears more than once; rename or drop the extra one")
-    missing = [c for c in columns if c not in table.column_names]
-    if missing:
-        raise KdedgeError(f"{path}: column '{missing[0]}' not found; it has: {', '.join(table.column_names)}")
-    data = [table.column(c).to_pylist() for c in columns]
-    for row_num, values in enumerate(zip(*data), 1):
-        for c, v in zip(columns, values):
-            if v is None:
-                raise KdedgeError(f"{path}, row {row_num}: column '{c}' is empty")
-        yield row_num, [str(v) for v in values]
+        yield from data_files.read_rows(path, columns, header)
+    except data_files.DataError as e:
+        raise KdedgeError(str(e)) from None
 
 
 # ----------------------------------------------------------------------------- splits
 
-def _split_from_rows(path: Path, rows, task: Task, label_col: str | int) -> Split:
-    text, pair, labels = [], [], []
-    lookup = {v: i for i, v in enumerate(task.raw_label_values)}
-    for line_num, values in rows:
-        raw = values[-1].strip()
-        if task.is_regression:
-            try:
-                score = float(raw)
-            except ValueError:
-                raise KdedgeError(f"{path}, line {line_num}, column '{label_col}': '{raw}' is not a number") from None
-            if not math.isfinite(score):
-                raise KdedgeError(f"{path}, line {line_num}, column '{label_col}': '{raw}' is not a finite number")
-            labels.append(score)
-        else:
-            if not raw:
-                raise KdedgeError(f"{path}, line {line_num}, column '{label_col}': the label is empty")
-            if raw not in lookup:
-                raise KdedgeError(
-                    f"{path}, line {line_num}, column '{label_col}': unknown label '{raw}' "
-                    f"(expected one of: {', '.join(task.raw_label_values)})"
-                )
-            labels.append(lookup[raw])
-        text.append(values[0].strip())
-        if task.is_pair:
-            pair.append(values[1].strip())
-    if not text:
-        raise KdedgeError(f"{path}: no data rows")
-    dtype = np.float32 if task.is_regression else np.int64
-    return Split(text, np.asarray(labels, dtype=dtype), pair if task.is_pair else None, source=str(path))
+def _split_from_rows(path: Path, columns: list[str | int], header: bool, task: Task) -> Split:
+    try:
+        text, pair, labels = data_files.read_labelled(
+            path, columns, header, None if task.is_regression else task.raw_label_values)
+    except data_files.DataError as e:
+        raise KdedgeError(str(e)) from None
+    return Split(text, labels, pair, source=str(path))
 
 
 def _load_glue_local(task: Task, data_dir: str) -> tuple[Split, Split]:
@@ -245,7 +102,7 @@ def _glue_split(task: Task, path: Path) -> Split:
     """A file in a GLUE task's own layout (its columns, its header or none)."""
     layout = task.local
     cols = [layout.text] + ([layout.text_pair] if layout.text_pair is not None else []) + [layout.label]
-    return _split_from_rows(path, _read_rows(path, cols, layout.header), task, layout.label)
+    return _split_from_rows(path, cols, layout.header, task)
 
 
 def _load_glue_hub(task: Task) -> tuple[Split, Split]:
@@ -297,8 +154,8 @@ def _load_custom(opts: DataOptions) -> tuple[Task, Split, Split]:
             raise KdedgeError(f"{train_path}, column '{opts.label_column}': found fewer than two distinct labels")
         names = tuple(sorted(seen, key=_label_sort_key))
         task = custom_task(name, is_pair=is_pair, label_names=names, regression=False)
-    train = _split_from_rows(train_path, _read_rows(train_path, cols, header=True), task, opts.label_column)
-    dev = _split_from_rows(dev_path, _read_rows(dev_path, cols, header=True), task, opts.label_column)
+    train = _split_from_rows(train_path, cols, True, task)
+    dev = _split_from_rows(dev_path, cols, True, task)
     return task, train, dev
 
 

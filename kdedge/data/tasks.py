@@ -115,3 +115,20 @@ def custom_task(name: str, *, is_pair: bool, label_names: tuple[str, ...], regre
         return Task(name=name, label_names=(), metrics=("pearson", "spearmanr"), is_pair=is_pair)
     metrics = ("accuracy", "f1") if len(label_names) == 2 else ("accuracy", "macro_f1")
     return Task(name=name, label_names=label_names, metrics=metrics, is_pair=is_pair)
+
+
+def file_layout(task: Task, text_column: str | None = None, text_pair_column: str | None = None,
+                label_column: str | None = None) -> dict:
+    """How a labelled file of this task is read, for readers without kdedge (the device bench): its columns (text,
+    [second text], label; names, or positions in a file without a header), whether it has a header, and the raw
+    label values in class-id order (None for regression). A GLUE task's layout is its own; a custom task's, the
+    columns it was trained with."""
+    if task.local is not None:
+        layout = task.local
+        columns = [layout.text] + ([layout.text_pair] if layout.text_pair is not None else []) + [layout.label]
+        header = layout.header
+    else:
+        columns = [text_column] + ([text_pair_column] if text_pair_column else []) + [label_column]
+        header = True
+    return {"columns": columns, "header": header,
+            "label_values": None if task.is_regression else list(task.raw_label_values)}

@@ -13,7 +13,6 @@ import re
 from typing import Callable
 
 import numpy as np
-import torch
 from transformers import AutoModelForSequenceClassification
 
 from kdedge.data.tasks import Task

@@ -7,7 +7,6 @@ Every export is verified against the PyTorch student: an fp32 bundle whose logit
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import shutil
 import tempfile
@@ -20,6 +19,7 @@ import onnx
 from kdedge.config import RECORDED_DATA_FIELDS, ExportConfig, to_dict
 from kdedge.data import compute_metrics, load_task_data
 from kdedge.data.batching import encode
+from kdedge.data.tasks import file_layout
 from kdedge.data.recorded import model_data_options
 from kdedge.errors import KdedgeError
 from kdedge.models.students import load_student
@@ -67,6 +67,8 @@ def export_bundle(cfg: ExportConfig) -> Path:
     try:
         manifest = _build(cfg, student, student_dir, data, run.work)
         manifest["data"] = {k: getattr(data_options, k) for k in RECORDED_DATA_FIELDS}
+        manifest["file_layout"] = file_layout(data.task, data_options.text_column, data_options.text_pair_column,
+                                              data_options.label_column)
     except BaseException:
         shutil.rmtree(run.work, ignore_errors=True)  # no half-written bundle
         raise

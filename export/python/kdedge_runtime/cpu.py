@@ -9,6 +9,7 @@ sums can saturate (ONNX Runtime's quantization guide), so uint8 weights are the 
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 from typing import Iterable
@@ -63,3 +64,32 @@ def preset_mismatch(preset: str, machine: str, flags: Iterable[str]) -> str | No
            else "may lose accuracy here (without VNNI, u8 x s8 products can saturate)")
     return (f"int8 preset {preset} ({WEIGHTS[preset]} weights) {why}; this CPU ({machine}) suits {best}: "
             f"re-export with --preset {best} (or --preset auto on this machine)")
+
+
+# The flags a report shows: those above, and what else tells int8 and float speed apart (FMA, AMX).
+REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "asimd",
+                  "asimddp", "i8mm")
+
+
+def memory_gb() -> float | None:
+    meminfo = Path("/proc/meminfo")
+    if meminfo.is_file():
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    return None
+
+
+def describe() -> dict:
+    """This CPU as `kdedge doctor`, `kdedge bench` and the device bench report it, with its int8 verdict."""
+    machine, flags = read_cpu()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"model": cpu_model(), "machine": machine, "logical_cpus": os.cpu_count(), "usable_cpus": usable,
+            "memory_gb": memory_gb(), "flags": {f: f in flags for f in REPORTED_FLAGS},
+            "int8_preset": preset_for(machine, flags)}
+
+
+def verdict(cpu: dict) -> str:
+    """One line on int8 for a CPU described by `describe`."""
+    return (f"int8 preset for this CPU: {cpu['int8_preset']} ({WEIGHTS[cpu['int8_preset']]} weights; what "
+            f"`kdedge export --preset auto` picks on it)")

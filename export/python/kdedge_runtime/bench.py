@@ -1,0 +1,278 @@
+"""Benchmark bundles on the device they ship to, with nothing but this runtime (onnxruntime, tokenizers, numpy):
+
+    python -m kdedge_runtime.bench STUDENT_BUNDLE [...] --data dev.tsv [--teacher TEACHER_INT8_BUNDLE] --out device.json
+    kdedge-device-bench ...                                    (the same, as a console script)
+
+For each bundle, in a fresh process of its own: load time and time to the first prediction, batch-1 and batched
+latency (p50/p90/p99, throughput) on the file's real inputs, the task metric on that file, bundle size and peak
+RSS. The file is read with the bundle's own column rules (recorded at export; --columns for another layout).
+With --teacher (the teacher's int8 bundle, say), every student gets its retention and its speed-up against it
+measured on this device. The report (--out, JSON, schema `kdedge-device-report/1`, checked on read by
+`load_report`) also describes the device: CPU and the flags that decide int8 speed, cores, memory, OS, versions,
+providers. `kdedge bench --device-report` merges it into a host report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import itertools
+import json
+import multiprocessing
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from kdedge_runtime.classifier import BundleError, Classifier, read_manifest
+from kdedge_runtime.cpu import describe, preset_mismatch, read_cpu, verdict
+from kdedge_runtime.data import DataError, read_labelled
+from kdedge_runtime.metrics import score
+from kdedge_runtime.timing import measure, summarize
+
+SCHEMA = "kdedge-device-report/1"
+_LATENCY_FIELDS = ("runs", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "throughput")
+
+
+class ReportError(ValueError):
+    """A device report that is not one this version can read."""
+
+
+# ----------------------------------------------------------------------------- one bundle, in its own process
+
+def _peak_rss_mb() -> float | None:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux
+
+
+def layout_of(manifest: dict, columns: list[str] | None, header: bool | None) -> tuple[list, bool, list | None]:
+    """The columns, header flag and raw label values to read a labelled file with for this bundle."""
+    recorded = manifest.get("file_layout") or {}
+    cols = columns or recorded.get("columns")
+    if not cols:
+        raise DataError("this bundle does not record its data file's columns (exported before kdedge recorded "
+                        "them): give --columns TEXT[,PAIR],LABEL")
+    positional = [int(c) if isinstance(c, str) and c.isdigit() else c for c in cols]
+    label_values = recorded.get("label_values", manifest["label_names"] or None)
+    if manifest["task"]["is_regression"]:
+        label_values = None
+    return positional, recorded.get("header", True) if header is None else header, label_values
+
+
+def measure_bundle(job: dict) -> dict:
+    """Everything measured on one bundle (run in a fresh process, so load time and peak RSS are its own)."""
+    start = time.perf_counter()
+    classifier = Classifier(job["bundle"], threads=job["threads"])
+    loaded = time.perf_counter()
+    manifest = classifier.manifest
+    columns, header, label_values = layout_of(manifest, job["columns"], job["header"])
+    texts, pairs, labels = read_labelled(Path(job["data"]), columns, header, label_values)
+    if job["max_examples"]:
+        texts, labels = texts[:job["max_examples"]], labels[:job["max_examples"]]
+        pairs = pairs[:job["max_examples"]] if pairs is not None else None
+    if (pairs is not None) != classifier.is_pair:
+        raise DataError(f"{job['data']}: the bundle {'reads' if classifier.is_pair else 'does not read'} pairs, "
+                        f"but the columns {columns} give {'two texts' if pairs is not None else 'one text'}")
+    classifier.predict(texts[0], pairs[0] if pairs is not None else None)
+    first = time.perf_counter()
+
+    encoded = classifier.encode(texts, pairs)
+    features = [{k: encoded[k][i] for k in classifier.input_names} for i in range(len(texts))]
+    timing = {k: job[k] for k in ("warmup", "min_runs", "min_time", "max_runs")}
+    latency = {}
+    for size in sorted({1, job["batch_size"]}):
+        feeds = [classifier.pad(features[i:i + size]) for i in range(0, max(1, len(features) - size + 1), size)]
+        batches = itertools.cycle(feeds)  # each timed call takes the next real batch: the file's length mix
+        latency[str(size)] = summarize(measure(lambda: classifier.run_batch(next(batches)), **timing), size)
+    logits = classifier.logits(texts, pairs, batch_size=job["batch_size"])
+    metrics = score(list(manifest["task"]["metrics"]), logits, labels, classifier.is_regression)
+    quantization = manifest.get("quantization") or {}
+    preset = quantization.get("preset")
+    return {
+        "name": Path(job["bundle"]).name, "role": job["role"], "path": str(job["bundle"]),
+        "model_sha256": manifest["files"]["model.onnx"]["sha256"], "task": manifest["task"]["name"],
+        "architecture": manifest.get("architecture"), "precision": manifest.get("precision"),
+        "parameters": manifest.get("parameters"), "quantization_preset": preset,
+        "preset_warning": preset_mismatch(preset, *read_cpu()) if preset else None,
+        "size_mb": round(sum(f.stat().st_size for f in Path(job["bundle"]).rglob("*") if f.is_file()) / 1e6, 3),
+        "metrics": metrics, "main_metric": manifest["task"]["metrics"][0], "examples": len(texts),
+        "load_ms": (loaded - start) * 1000, "first_prediction_ms": (first - start) * 1000,
+        "peak_rss_mb": _peak_rss_mb(), "latency": latency,
+    }
+
+
+def _in_fresh_process(job: dict) -> dict:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_guarded, (job,))
+
+
+def _guarded(job: dict) -> dict:
+    try:
+        return measure_bundle(job)
+    except (BundleError, DataError, ValueError) as e:  # one line for the parent to report
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
+# ----------------------------------------------------------------------------- the report
+
+def _versions() -> dict:
+    found = {"python": platform.python_version()}
+    for name in ("kdedge-runtime", "kdedge", "onnxruntime", "tokenizers", "numpy"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def describe_device() -> dict:
+    import onnxruntime as ort
+
+    return {"cpu": describe(), "os": platform.platform(), "versions": _versions(),
+            "providers": ort.get_available_providers()}
+
+
+def run(bundles: list[str], data: str, *, teacher: str | None = None, columns: list[str] | None = None,
+        header: bool | None = None, batch_size: int = 32, threads: int | None = None, warmup: int = 10,
+        min_runs: int = 50, min_time: float = 2.0, max_runs: int = 100_000, max_examples: int | None = None) -> dict:
+    if not Path(data).is_file():
+        raise DataError(f"data file not found: {data}")
+    settings = {"batch_size": batch_size, "threads": threads, "warmup": warmup, "min_runs": min_runs,
+                "min_time": min_time, "max_runs": max_runs, "max_examples": max_examples}
+    rows = []
+    for role, bundle in [("teacher", teacher)] * bool(teacher) + [("student", b) for b in bundles]:
+        read_manifest(Path(bundle))  # a bad bundle stops the run before anything is timed
+        row = _in_fresh_process({**settings, "bundle": bundle, "role": role, "data": data, "columns": columns,
+                                 "header": header})
+        if "error" in row:
+            raise BundleError(f"{bundle}: {row['error']}")
+        rows.append(row)
+    if len({r["task"] for r in rows}) > 1:
+        raise BundleError(f"the bundles are for different tasks ({', '.join(sorted({r['task'] for r in rows}))}); "
+                          "benchmark one task per report")
+    base = rows[0] if teacher else None
+    for row in rows:
+        if base is not None:
+            main = base["main_metric"]
+            row["retention"] = row["metrics"][main] / base["metrics"][main] if base["metrics"][main] else None
+            row["speedup_vs_teacher"] = {b: base["latency"][b]["p50_ms"] / row["latency"][b]["p50_ms"]
+                                         for b in row["latency"] if b in base["latency"]}
+    digest = hashlib.sha256(Path(data).read_bytes()).hexdigest()
+    return {"schema": SCHEMA, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "device": describe_device(), "settings": settings,
+            "data": {"file": Path(data).name, "sha256": digest, "rows": rows[0]["examples"]},
+            "teacher": base["name"] if base else None, "bundles": rows}
+
+
+def validate_report(report: object) -> dict:
+    """The report, if it is a device report this version reads; else ReportError saying what is wrong."""
+    if not isinstance(report, dict):
+        raise ReportError("a device report is a JSON object")
+    schema = report.get("schema")
+    if schema != SCHEMA:
+        newer = isinstance(schema, str) and schema.startswith("kdedge-device-report/")
+        raise ReportError(f"schema {schema!r} is not {SCHEMA!r}" + (
+            ": it comes from a newer kdedge-runtime; update kdedge" if newer else ""))
+    for key, kind in (("device", dict), ("data", dict), ("bundles", list), ("settings", dict)):
+        if not isinstance(report.get(key), kind):
+            raise ReportError(f"field '{key}' is missing or not a JSON {kind.__name__}")
+    for key in ("file", "sha256", "rows"):
+        if key not in report["data"]:
+            raise ReportError(f"field 'data.{key}' is missing")
+    for i, row in enumerate(report["bundles"]):
+        where = f"bundles[{i}]"
+        if not isinstance(row, dict):
+            raise ReportError(f"{where} is not a JSON object")
+        for key in ("name", "role", "model_sha256", "metrics", "latency", "size_mb", "main_metric"):
+            if key not in row:
+                raise ReportError(f"field '{where}.{key}' is missing")
+        for batch, summary in row["latency"].items():
+            missing = [f for f in _LATENCY_FIELDS if not isinstance(summary.get(f), (int, float))]
+            if missing:
+                raise ReportError(f"field '{where}.latency.{batch}.{missing[0]}' is missing or not a number")
+    return report
+
+
+def load_report(path: str | Path) -> dict:
+    try:
+        report = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ReportError(f"{path}: not a readable JSON file ({e})") from None
+    try:
+        return validate_report(report)
+    except ReportError as e:
+        raise ReportError(f"{path}: {e}") from None
+
+
+def table(report: dict) -> str:
+    cpu = report["device"]["cpu"]
+    size = str(report["settings"]["batch_size"])
+    lines = [f"Device: {cpu['model']} ({cpu['machine']}), {cpu['usable_cpus']} CPUs, {cpu['memory_gb']} GiB; "
+             + ", ".join(f for f, v in cpu["flags"].items() if v), verdict(cpu),
+             f"Data: {report['data']['file']} ({report['data']['rows']} rows); threads: "
+             f"{report['settings']['threads'] or 'default'}", "",
+             f"| bundle | precision | MB | metric | retention | p50 ms (b=1) | p99 ms (b=1) | ex/s (b={size}) "
+             "| speed-up (b=1) | load ms | peak RSS MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in report["bundles"]:
+        one, batched = r["latency"]["1"], r["latency"].get(size, r["latency"]["1"])
+        retention = r.get("retention")
+        speedup = (r.get("speedup_vs_teacher") or {}).get("1")
+        lines.append(f"| {r['name']}{' (teacher)' if r['role'] == 'teacher' else ''} | {r['precision']} "
+                     f"| {r['size_mb']:.2f} | {r['metrics'][r['main_metric']]:.4f} "
+                     f"| {'–' if retention is None else f'{retention:.3f}'} | {one['p50_ms']:.3f} | {one['p99_ms']:.3f} "
+                     f"| {batched['throughput']:.0f} | {'–' if speedup is None else f'{speedup:.1f}×'} "
+                     f"| {r['load_ms']:.0f} | {r['peak_rss_mb']} |")
+    warnings = [f"warning: {r['name']}: {r['preset_warning']}" for r in report["bundles"] if r.get("preset_warning")]
+    return "\n".join(lines + ([""] + warnings if warnings else []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kdedge-device-bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("bundles", nargs="+", help="student bundle folders")
+    parser.add_argument("--data", required=True, help="a labelled CSV/TSV/JSONL file of the bundles' task")
+    parser.add_argument("--teacher", help="the teacher's bundle (e.g. its int8 export): retention and speed-ups")
+    parser.add_argument("--columns", help="TEXT[,PAIR],LABEL: column names (or 0-based positions with "
+                                          "--no-header) when the file's layout is not the bundle's")
+    parser.add_argument("--no-header", action="store_true", help="the file has no header row")
+    parser.add_argument("--batch-size", type=int, default=32, help="the batched latency's size (default 32)")
+    parser.add_argument("--threads", type=int, help="intra-op threads (default: ONNX Runtime's)")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--min-runs", type=int, default=50)
+    parser.add_argument("--min-time", type=float, default=2.0, help="seconds of timed runs at least")
+    parser.add_argument("--max-examples", type=int, help="score and time the first N rows only")
+    parser.add_argument("--out", help="write the device report (JSON) here")
+    args = parser.parse_args(argv)
+    for name in ("batch_size", "threads", "min_runs", "max_examples"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if args.warmup < 0 or args.min_time < 0:
+        parser.error("--warmup and --min-time cannot be negative")
+    try:
+        report = run(args.bundles, args.data, teacher=args.teacher,
+                     columns=args.columns.split(",") if args.columns else None,
+                     header=False if args.no_header else None, batch_size=args.batch_size, threads=args.threads,
+                     warmup=args.warmup, min_runs=args.min_runs, min_time=args.min_time,
+                     max_examples=args.max_examples)
+    except (BundleError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.out:
+        out = Path(args.out)
+        partial = out.with_name(out.name + ".partial")
+        partial.write_text(json.dumps(report, indent=1))
+        partial.replace(out)
+    print(table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
