@@ -322,6 +322,9 @@ class AugmentConfig(DataOptions):
 class BenchConfig(ModelDataOptions):
     bundle: tuple[str, ...] | None = opt(None, "A bundle from `kdedge export` (repeat the flag for several).")
     student: tuple[str, ...] | None = opt(None, "A student folder to time in PyTorch (repeatable).")
+    device_report: tuple[str, ...] | None = opt(
+        None, "A report from `kdedge-device-bench` on a target device (repeatable): its rows join this report, "
+              "keyed by device, with retention against this teacher; it must be for these bundles and data.")
     teacher: str | None = opt(None, "The teacher folder: timed on the same backends, the base of retention and "
                               "speed-up (for the ort-* backends, exported to fp32 ONNX once and cached under "
                               "$KDEDGE_CACHE_DIR/teacher-onnx, default ~/.cache/kdedge).")

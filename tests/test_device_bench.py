@@ -134,3 +134,54 @@ def test_runtime_metrics_equal_kdedge_metrics():
         y, p = np.round(rng.normal(size=n), 1), np.round(rng.normal(size=n), 1)  # ties for the rank correlation
         for name in ("pearson", "spearmanr"):
             assert METRICS[name](y, p) == pytest.approx(REFERENCE[name](y, p), abs=1e-12)
+
+
+def test_device_reports_join_the_host_report(tiny_bundles, tiny_trained_teacher, glue_dir, tmp_path):
+    from kdedge.bench.run import run_bench
+    from kdedge.config import BenchConfig, build_config
+    from kdedge.errors import KdedgeError
+
+    student, other = tiny_bundles["tinybert-dynamic"], tiny_bundles["bilstm-dynamic"]
+
+    def host(out, **kw):
+        cfg = build_config(BenchConfig, None, **{
+            "bundle": (str(student),), "teacher": str(tiny_trained_teacher), "backends": "ort-cpu",
+            "data_dir": str(glue_dir), "max_eval_samples": 60, "batch_sizes": "1,8", "seq_lens": "8", "warmup": 1,
+            "min_runs": 3, "min_time": 0.0, "out": str(tmp_path / out), **kw})
+        return json.loads((run_bench(cfg)[0] / "report.json").read_text())
+
+    first = host("host")
+    paths = {m["name"]: m["path"] for m in json.loads((tmp_path / "host" / "manifest.json").read_text())["inputs"]["models"]}
+    dev = glue_dir / "SST-2" / "dev.tsv"
+    common = {"warmup": 1, "min_runs": 3, "min_time": 0.0, "batch_size": 8, "threads": 1}
+    report = device_bench.run([str(student)], str(dev), teacher=paths["teacher-int8"], device_name="pi",
+                              max_examples=60, **common)
+    (tmp_path / "pi.json").write_text(json.dumps(report))
+
+    merged = host("merged", device_report=(str(tmp_path / "pi.json"),))
+    rows = {(r["model"], r["backend"]): r for r in merged["rows"]}
+    on_pi, teacher_on_pi = rows[(student.name, "device:pi")], rows[("teacher-int8", "device:pi")]
+    measured = {r["name"]: r for r in report["bundles"]}
+    assert on_pi["p50_ms"] == measured[student.name]["latency"]["1"]["p50_ms"]
+    teacher = rows[("teacher", "ort-cpu")]  # the reference here (no torch-cpu row in this run)
+    assert on_pi["retention"] == pytest.approx(on_pi["metric"] / teacher["metric"])
+    assert on_pi["metric"] == pytest.approx(rows[(student.name, "ort-cpu")]["metric"], abs=1e-12)  # the same rows
+    assert on_pi["speedup_vs_teacher_int8"] == pytest.approx(teacher_on_pi["p50_ms"] / on_pi["p50_ms"])
+    assert on_pi["speedup_vs_torch_teacher"] is None  # another machine's PyTorch is no baseline
+    assert len(merged["rows"]) == len(first["rows"]) + 2
+    md = (tmp_path / "merged" / "report.md").read_text()
+    assert f"| {student.name} | device:pi | int8 |" in md and "- device:pi: " in md
+
+    for change, message in (
+        (dict(max_examples=50), "scored other data"),
+        (dict(extra=[str(other)]), f"bundle {other.name} .* is not among this bench's bundles"),
+    ):
+        bad = device_bench.run([str(student)] + change.pop("extra", []), str(dev), device_name="pi",
+                               **{"max_examples": 60, **change, **common})
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(KdedgeError, match=message):
+            host("refused", device_report=(str(tmp_path / "bad.json"),))
+    (tmp_path / "bad.json").write_text(json.dumps({**report, "schema": "kdedge-device-report/9"}))
+    with pytest.raises(KdedgeError, match="newer kdedge-runtime"):
+        host("refused", device_report=(str(tmp_path / "bad.json"),))
+    assert not (tmp_path / "refused").exists()

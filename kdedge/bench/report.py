@@ -13,7 +13,9 @@ from kdedge.data.tasks import Task
 from kdedge.outputs import write_json
 
 
-def build_rows(results: list[dict], task: Task, labels: np.ndarray) -> list[dict]:
+def build_rows(results: list[dict], task: Task, labels: np.ndarray, device_rows: list[dict] = ()) -> list[dict]:
+    """Rows of the jobs run here, then the rows measured on devices (see bench/device.py), all compared with the
+    teacher."""
     rows = []
     for r in results:
         model = r["model"]
@@ -28,6 +30,7 @@ def build_rows(results: list[dict], task: Task, labels: np.ndarray) -> list[dict
                 row["metric"] = row["metrics"][task.main_metric]
                 row["_predictions"] = predictions(task, logits)
         rows.append(row)
+    rows += [dict(r) for r in device_rows]
     _compare_with_teacher(rows, task)
     for row in rows:
         row.pop("_predictions", None)
@@ -56,11 +59,14 @@ def _compare_with_teacher(rows: list[dict], task: Task) -> None:
         for precision in ("int8", "fp32"):
             same = teachers.get((row["backend"], precision))
             row[f"speedup_vs_teacher_{precision}"] = same["p50_ms"] / row["p50_ms"] if same else None
-        torch_teacher = torch_teachers.get(f"torch-{device}")
+        on_device = row["backend"].startswith("device:")  # timed elsewhere: no speed-up against this host's PyTorch
+        torch_teacher = None if on_device else torch_teachers.get(f"torch-{device}")
         row["speedup_vs_torch_teacher"] = torch_teacher["p50_ms"] / row["p50_ms"] if torch_teacher else None
         if reference is None or "metric" not in row or "metric" not in reference:
             continue
         row["retention"] = row["metric"] / reference["metric"] if reference["metric"] else None
+        if "_predictions" not in row:  # a device report carries metrics, not predictions
+            continue
         base = reference["_predictions"]
         if task.is_regression:
             row["teacher_pearson"] = float(np.corrcoef(row["_predictions"], base)[0, 1])
@@ -126,12 +132,21 @@ def markdown(report: dict) -> str:
     skipped = [r for r in rows if r["status"] != "ok"]
     if skipped:
         lines += ["", "Not measured:"] + [f"- {r['model']} on {r['backend']}: {r['status']}: {r['why']}" for r in skipped]
-    if ok:
-        cells = [(bs, length) for bs in ok[0]["latency"]["padded"] for length in ok[0]["latency"]["padded"][bs]]
+    devices = {r["backend"]: r["device"] for r in ok if "device" in r}
+    if devices:
+        lines += ["", "Measured on the device itself (`kdedge-device-bench`; speed-ups against the teacher bundle timed "
+                  "there, retention against this report's teacher on the same rows):"]
+        lines += [f"- {name}: {d['cpu']['model']} ({d['cpu']['machine']}), {d['cpu']['usable_cpus']} CPUs, int8 flags "
+                  + (", ".join(f for f, v in d["cpu"]["flags"].items() if v) or "none")
+                  + f"; preset {d['cpu']['int8_preset']}; {d['os']}; onnxruntime {d['versions'].get('onnxruntime')}"
+                  for name, d in devices.items()]
+    here = [r for r in ok if "padded" in r["latency"]]
+    if here:
+        cells = [(bs, length) for bs in here[0]["latency"]["padded"] for length in here[0]["latency"]["padded"][bs]]
         lines += ["", "p50 ms with inputs padded to length L (batch × L):", "",
                   "| model | backend | " + " | ".join(f"{b}×{L}" for b, L in cells) + " |",
                   "|---|---|" + "---:|" * len(cells)]
-        for r in ok:
+        for r in here:
             padded = r["latency"]["padded"]
             lines.append(f"| {r['model']} | {r['backend']} | "
                          + " | ".join(f"{padded[b][L]['p50_ms']:.2f}" for b, L in cells) + " |")

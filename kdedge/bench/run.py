@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from kdedge.bench.backends import parse_backends
+from kdedge.bench.device import device_rows
 from kdedge.bench.environment import environment
 from kdedge.bench.models import BenchModel, bundle_model, teacher_bundles, torch_model
 from kdedge.bench.report import build_rows, check_gates, write_report
@@ -49,6 +50,10 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
     if cfg.teacher and any(b.kind == "onnx" and b.unavailable() is None for b in backends):
         click.echo("exporting the teacher to fp32 and int8 ONNX for the ort-* backends (cached)")
         models[1:1] = teacher_bundles(cfg.teacher, cfg, default_cache_dir())
+    identities = [_identity(m) for m in models]
+    # device reports are checked before any job runs: a report for other bundles or data stops the bench now
+    on_devices = device_rows(cfg.device_report or (), [{**m.to_dict(), **i} for m, i in zip(models, identities)],
+                             data.dev.source, len(data.dev))
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
@@ -57,7 +62,7 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
                 job = _job(cfg, model, backend.name, data, batch_sizes, seq_lens)
                 results.append({"model": model.to_dict(), "backend": backend.name,
                                 **_run_in_process(job, Path(tmp))})
-    rows = build_rows(results, data.task, data.dev.labels)
+    rows = build_rows(results, data.task, data.dev.labels, on_devices)
     report = {"config": to_dict(cfg), "environment": environment(), "task": data.task.to_dict(),
               "dev_examples": len(data.dev), "rows": rows, "warnings": warnings,
               "wall_time_s": round(time.time() - started, 1)}
@@ -68,7 +73,7 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
     summary = [{k: r.get(k) for k in ("model", "backend", "precision", "status", "p50_ms", "metric", "retention")}
                for r in rows]
     write_json(run.work / "manifest.json", manifest(
-        "bench", to_dict(cfg), inputs={**data.describe(), "models": [_identity(m) for m in models]},
+        "bench", to_dict(cfg), inputs={**data.describe(), "models": identities},
         metrics={"rows": summary, "gate_failures": failures}, wall_time_s=report["wall_time_s"]))
     return run.finalize(), failures
 

@@ -133,14 +133,15 @@ def _versions() -> dict:
     return found
 
 
-def describe_device() -> dict:
+def describe_device(name: str | None = None) -> dict:
     import onnxruntime as ort
 
-    return {"cpu": describe(), "os": platform.platform(), "versions": _versions(),
-            "providers": ort.get_available_providers()}
+    return {"name": name or platform.node() or describe()["model"], "cpu": describe(), "os": platform.platform(),
+            "versions": _versions(), "providers": ort.get_available_providers()}
 
 
-def run(bundles: list[str], data: str, *, teacher: str | None = None, columns: list[str] | None = None,
+def run(bundles: list[str], data: str, *, teacher: str | None = None, device_name: str | None = None,
+        columns: list[str] | None = None,
         header: bool | None = None, batch_size: int = 32, threads: int | None = None, warmup: int = 10,
         min_runs: int = 50, min_time: float = 2.0, max_runs: int = 100_000, max_examples: int | None = None) -> dict:
     if not Path(data).is_file():
@@ -167,7 +168,7 @@ def run(bundles: list[str], data: str, *, teacher: str | None = None, columns: l
                                          for b in row["latency"] if b in base["latency"]}
     digest = hashlib.sha256(Path(data).read_bytes()).hexdigest()
     return {"schema": SCHEMA, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "device": describe_device(), "settings": settings,
+            "device": describe_device(device_name), "settings": settings,
             "data": {"file": Path(data).name, "sha256": digest, "rows": rows[0]["examples"]},
             "teacher": base["name"] if base else None, "bundles": rows}
 
@@ -215,7 +216,7 @@ def load_report(path: str | Path) -> dict:
 def table(report: dict) -> str:
     cpu = report["device"]["cpu"]
     size = str(report["settings"]["batch_size"])
-    lines = [f"Device: {cpu['model']} ({cpu['machine']}), {cpu['usable_cpus']} CPUs, {cpu['memory_gb']} GiB; "
+    lines = [f"Device: {report['device']['name']}: {cpu['model']} ({cpu['machine']}), {cpu['usable_cpus']} CPUs, {cpu['memory_gb']} GiB; "
              + ", ".join(f for f, v in cpu["flags"].items() if v), verdict(cpu),
              f"Data: {report['data']['file']} ({report['data']['rows']} rows); threads: "
              f"{report['settings']['threads'] or 'default'}", "",
@@ -239,6 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bundles", nargs="+", help="student bundle folders")
     parser.add_argument("--data", required=True, help="a labelled CSV/TSV/JSONL file of the bundles' task")
     parser.add_argument("--teacher", help="the teacher's bundle (e.g. its int8 export): retention and speed-ups")
+    parser.add_argument("--device-name", help="what to call this device in merged reports (default: the host name)")
     parser.add_argument("--columns", help="TEXT[,PAIR],LABEL: column names (or 0-based positions with "
                                           "--no-header) when the file's layout is not the bundle's")
     parser.add_argument("--no-header", action="store_true", help="the file has no header row")
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.warmup < 0 or args.min_time < 0:
         parser.error("--warmup and --min-time cannot be negative")
     try:
-        report = run(args.bundles, args.data, teacher=args.teacher,
+        report = run(args.bundles, args.data, teacher=args.teacher, device_name=args.device_name,
                      columns=args.columns.split(",") if args.columns else None,
                      header=False if args.no_header else None, batch_size=args.batch_size, threads=args.threads,
                      warmup=args.warmup, min_runs=args.min_runs, min_time=args.min_time,
