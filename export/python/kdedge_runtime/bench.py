@@ -96,7 +96,9 @@ def measure_bundle(job: dict) -> dict:
     metrics = score(list(manifest["task"]["metrics"]), logits, labels, classifier.is_regression)
     quantization = manifest.get("quantization") or {}
     preset = quantization.get("preset")
+    extra = {"logits": np.round(logits, 6).tolist()} if job.get("with_logits") else {}
     return {
+        **extra,
         "name": Path(job["bundle"]).name, "role": job["role"], "path": str(job["bundle"]),
         "model_sha256": manifest["files"]["model.onnx"]["sha256"], "task": manifest["task"]["name"],
         "architecture": manifest.get("architecture"), "precision": manifest.get("precision"),
@@ -112,6 +114,11 @@ def measure_bundle(job: dict) -> dict:
 def _in_fresh_process(job: dict) -> dict:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(_guarded, (job,))
+
+
+# How the bundles are isolated from each other: a fresh process each (load time and peak RSS their own), or one
+# process for all (where a child interpreter cannot be started, e.g. under qemu-user without binfmt).
+ISOLATION = {"process": _in_fresh_process, "none": lambda job: _guarded(job)}
 
 
 def _guarded(job: dict) -> dict:
@@ -143,16 +150,17 @@ def describe_device(name: str | None = None) -> dict:
 def run(bundles: list[str], data: str, *, teacher: str | None = None, device_name: str | None = None,
         columns: list[str] | None = None,
         header: bool | None = None, batch_size: int = 32, threads: int | None = None, warmup: int = 10,
-        min_runs: int = 50, min_time: float = 2.0, max_runs: int = 100_000, max_examples: int | None = None) -> dict:
+        min_runs: int = 50, min_time: float = 2.0, max_runs: int = 100_000, max_examples: int | None = None,
+        isolation: str = "process", with_logits: bool = False) -> dict:
     if not Path(data).is_file():
         raise DataError(f"data file not found: {data}")
     settings = {"batch_size": batch_size, "threads": threads, "warmup": warmup, "min_runs": min_runs,
-                "min_time": min_time, "max_runs": max_runs, "max_examples": max_examples}
+                "min_time": min_time, "max_runs": max_runs, "max_examples": max_examples, "isolation": isolation}
     rows = []
     for role, bundle in [("teacher", teacher)] * bool(teacher) + [("student", b) for b in bundles]:
         read_manifest(Path(bundle))  # a bad bundle stops the run before anything is timed
-        row = _in_fresh_process({**settings, "bundle": bundle, "role": role, "data": data, "columns": columns,
-                                 "header": header})
+        row = ISOLATION[isolation]({**settings, "bundle": bundle, "role": role, "data": data, "columns": columns,
+                                    "header": header, "with_logits": with_logits})
         if "error" in row:
             raise BundleError(f"{bundle}: {row['error']}")
         rows.append(row)
@@ -250,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-runs", type=int, default=50)
     parser.add_argument("--min-time", type=float, default=2.0, help="seconds of timed runs at least")
     parser.add_argument("--max-examples", type=int, help="score and time the first N rows only")
+    parser.add_argument("--one-process", action="store_true", help="measure every bundle in this process (where "
+                        "a child interpreter cannot start, e.g. under qemu-user): load time and peak RSS then "
+                        "include the bundles before")
+    parser.add_argument("--with-logits", action="store_true", help="store every example's logits in the report "
+                        "(to compare two devices)")
     parser.add_argument("--out", help="write the device report (JSON) here")
     args = parser.parse_args(argv)
     for name in ("batch_size", "threads", "min_runs", "max_examples"):
@@ -263,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                      columns=args.columns.split(",") if args.columns else None,
                      header=False if args.no_header else None, batch_size=args.batch_size, threads=args.threads,
                      warmup=args.warmup, min_runs=args.min_runs, min_time=args.min_time,
-                     max_examples=args.max_examples)
+                     max_examples=args.max_examples, isolation="none" if args.one_process else "process",
+                     with_logits=args.with_logits)
     except (BundleError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -84,12 +84,17 @@ def describe() -> dict:
     """This CPU as `kdedge doctor`, `kdedge bench` and the device bench report it, with its int8 verdict."""
     machine, flags = read_cpu()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    # An ARM interpreter reading an x86 /proc/cpuinfo runs under emulation (qemu-user passes the host's through):
+    # the model and flags shown are then the host's, and no timing is the device's.
+    emulated = machine in _ARM_MACHINES and _cpuinfo(("flags",)) is not None
     return {"model": cpu_model(), "machine": machine, "logical_cpus": os.cpu_count(), "usable_cpus": usable,
             "memory_gb": memory_gb(), "flags": {f: f in flags for f in REPORTED_FLAGS},
-            "int8_preset": preset_for(machine, flags)}
+            "int8_preset": preset_for(machine, flags), "emulated": emulated}
 
 
 def verdict(cpu: dict) -> str:
     """One line on int8 for a CPU described by `describe`."""
+    emulated = (" — emulated: the CPU model and flags shown are the host's, and timings are not this "
+                "architecture's" if cpu.get("emulated") else "")
     return (f"int8 preset for this CPU: {cpu['int8_preset']} ({WEIGHTS[cpu['int8_preset']]} weights; what "
-            f"`kdedge export --preset auto` picks on it)")
+            f"`kdedge export --preset auto` picks on it){emulated}")
