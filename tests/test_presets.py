@@ -74,3 +74,24 @@ def test_bench_warns_when_a_bundle_preset_does_not_fit_the_cpu(tiny_tinybert_stu
                                     data_dir=str(glue_dir), max_eval_samples=20, batch_sizes="1", seq_lens="8",
                                     warmup=1, min_runs=3, min_time=0.0, out=str(tmp_path / "r2")))
     assert json.loads((out / "report.json").read_text())["warnings"] == []
+
+
+@pytest.mark.parametrize("machine, cpuinfo, emulated, preset", [
+    ("aarch64", "processor\t: 0\nFeatures\t: fp asimd asimddp i8mm\n", False, "arm64"),
+    ("aarch64", "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: avx2 fma\n", True, "arm64"),  # qemu-user
+    ("x86_64", "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: avx2 fma avx512f avx512_vnni\n", False,
+     "avx512_vnni"),
+])
+def test_device_description_reads_the_cpu_and_names_emulation(machine, cpuinfo, emulated, preset, tmp_path,
+                                                               monkeypatch):
+    from kdedge_runtime import cpu
+
+    fake = tmp_path / "cpuinfo"
+    fake.write_text(cpuinfo)
+    real_path = cpu.Path
+    monkeypatch.setattr(cpu, "Path", lambda p: fake if p == "/proc/cpuinfo" else real_path(p))
+    monkeypatch.setattr(cpu.platform, "machine", lambda: machine)
+    described = cpu.describe()
+    assert (described["emulated"], described["int8_preset"]) == (emulated, preset)
+    assert described["flags"]["asimddp"] == ("asimddp" in cpuinfo) and described["flags"]["avx2"] == ("avx2" in cpuinfo)
+    assert ("emulated" in cpu.verdict(described)) == emulated
