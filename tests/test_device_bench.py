@@ -185,3 +185,29 @@ def test_device_reports_join_the_host_report(tiny_bundles, tiny_trained_teacher,
     with pytest.raises(KdedgeError, match="newer kdedge-runtime"):
         host("refused", device_report=(str(tmp_path / "bad.json"),))
     assert not (tmp_path / "refused").exists()
+
+
+def test_node_device_bench_writes_the_same_report(tiny_bundles, glue_dir, tmp_path):
+    from tests.test_runtime import NODE_DIR, _node_available
+
+    if not _node_available():
+        pytest.skip("node and export/node/node_modules are needed (cd export/node && npm ci)")
+    bundles = [tiny_bundles["tinybert-dynamic"], tiny_bundles["bilstm-dynamic"]]
+    dev = glue_dir / "SST-2" / "dev.tsv"
+    args = [*bundles, "--teacher", tiny_bundles["tinybert-none"], "--data", dev, "--max-examples", "60",
+            "--with-logits", *FAST]
+    node = subprocess.run(["node", NODE_DIR / "src" / "bench.js", *args, "--out", tmp_path / "node.json"],
+                          capture_output=True, text=True)
+    assert node.returncode == 0, node.stderr
+    assert _device_bench(tmp_path, *args, "--out", tmp_path / "python.json").returncode == 0
+    from_node, from_python = load_report(tmp_path / "node.json"), load_report(tmp_path / "python.json")
+    assert from_node["data"] == from_python["data"]
+    assert from_node["device"]["cpu"]["int8_preset"] == from_python["device"]["cpu"]["int8_preset"]
+    for a, b in zip(from_node["bundles"], from_python["bundles"]):
+        assert (a["name"], a["role"], a["model_sha256"]) == (b["name"], b["role"], b["model_sha256"])
+        assert a["metrics"] == pytest.approx(b["metrics"], abs=1e-12) and set(a["latency"]) == set(b["latency"])
+        assert a["retention"] == pytest.approx(b["retention"])
+        np.testing.assert_allclose(a["logits"], b["logits"], atol=1e-4)
+    bad = subprocess.run(["node", NODE_DIR / "src" / "bench.js", bundles[0], "--data", tmp_path / "missing.tsv"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "data file not found" in bad.stderr and "at " not in bad.stderr

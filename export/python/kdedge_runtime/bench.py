@@ -31,7 +31,7 @@ import numpy as np
 from kdedge_runtime.classifier import BundleError, Classifier, read_manifest
 from kdedge_runtime.cpu import describe, preset_mismatch, read_cpu, verdict
 from kdedge_runtime.data import DataError, read_labelled
-from kdedge_runtime.metrics import score
+from kdedge_runtime.metrics import METRICS, score
 from kdedge_runtime.timing import measure, summarize
 
 SCHEMA = "kdedge-device-report/1"
@@ -53,9 +53,27 @@ def _peak_rss_mb() -> float | None:
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)  # bytes on macOS, KiB on Linux
 
 
+def _checked_layout(manifest: dict) -> dict:
+    """The manifest's task metrics and file layout, checked (a bundle is untrusted input)."""
+    where = "the bundle's manifest.json"
+    metrics = manifest["task"].get("metrics")
+    if not (isinstance(metrics, list) and metrics and all(m in METRICS for m in metrics)):
+        raise BundleError(f"{where}: field 'task.metrics' must be a list of {', '.join(METRICS)}")
+    recorded = manifest.get("file_layout") or {}
+    if not isinstance(recorded, dict):
+        raise BundleError(f"{where}: field 'file_layout' must be an object")
+    for key, ok in (("columns", lambda v: isinstance(v, list) and 2 <= len(v) <= 3
+                     and all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in v)),
+                    ("header", lambda v: isinstance(v, bool)),
+                    ("label_values", lambda v: v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v)))):
+        if key in recorded and not ok(recorded[key]):
+            raise BundleError(f"{where}: field 'file_layout.{key}' is malformed")
+    return recorded
+
+
 def layout_of(manifest: dict, columns: list[str] | None, header: bool | None) -> tuple[list, bool, list | None]:
     """The columns, header flag and raw label values to read a labelled file with for this bundle."""
-    recorded = manifest.get("file_layout") or {}
+    recorded = _checked_layout(manifest)
     cols = columns or recorded.get("columns")
     if not cols:
         raise DataError("this bundle does not record its data file's columns (exported before kdedge recorded "
