@@ -35,7 +35,7 @@ mkdir -p "$RES"
 # The students, cheapest first: recipe name -> distill arguments.
 pruned=(--config configs/sst2-frontier.yaml --init prune)
 shape() { echo --layers "$1" --hidden "$2" --heads "$3" --intermediate "$4"; }
-long=(--epochs 3 --intermediate-samples 50000 --trim-min-count 10)
+long=(--epochs 2 --intermediate-samples 50000 --trim-min-count 10)
 declare -A RECIPES=(
   [pruned-2l-128]="${pruned[*]} $(shape 2 128 4 512)"
   [pruned-2l-192]="${pruned[*]} $(shape 2 192 6 768)"
@@ -48,7 +48,7 @@ declare -A RECIPES=(
   [random-2l-128]="--config configs/sst2-frontier.yaml --init random $(shape 2 128 4 512)"
   [pruned-2l-128-fullvocab]="${pruned[*]} $(shape 2 128 4 512) --no-trim-vocab"
   [bilstm-glove]="--config configs/sst2-bilstm.yaml --word-vectors $GLOVE --max-vocab 8000"  # <= 1.5 MB
-  # The second round (results in sst2_frontier_r2): the whole transfer set for three epochs of the prediction
+  # The second round (results in sst2_frontier_r2): the whole transfer set for two epochs of the prediction
   # stage (the best of evaluations every 2,000 steps), 50,000 rows for the intermediate stage, and the
   # vocabulary trimmed at count 10 so that a 2L-128 int8 bundle fits 2.5 MB.
   [pruned-2l-128-long]="${pruned[*]} $(shape 2 128 4 512) ${long[*]}"
