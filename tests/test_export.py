@@ -16,6 +16,7 @@ from kdedge.models.students import load_student
 from kdedge.onnx.bundle import export_bundle
 from kdedge.onnx.parity import cpu_session, onnx_logits
 from kdedge.training import eval_loader, predict_logits
+from tests.test_qat import INT8_GEMM_EXACT
 
 
 def _export(student_dir, glue_dir, out, **kw):
@@ -202,8 +203,11 @@ def test_qat_student_exports_to_int8_that_matches_its_fake_quant_outputs(tiny_te
     bundle = _export(student_dir, glue_dir, tmp_path / "b", quantize="qat")
     m = json.loads((bundle / "manifest.json").read_text())
     # int8 ONNX vs the fake-quant PyTorch model: the same computation up to float accumulation order
-    assert m["parity"]["max_abs_diff"] < 1e-4 and m["parity"]["argmax_agreement"] == 1.0
-    assert m["dev"]["onnx"] == m["dev"]["pytorch"]
+    if INT8_GEMM_EXACT:
+        assert m["parity"]["max_abs_diff"] < 1e-4 and m["parity"]["argmax_agreement"] == 1.0
+        assert m["dev"]["onnx"] == m["dev"]["pytorch"]
+    else:  # AVX2 without VNNI saturates u8 x s8 sums (tests/test_qat.py)
+        assert m["parity"]["max_abs_diff"] < 0.2 and m["parity"]["argmax_agreement"] >= 0.9
     # q, k, v, attention output, two feed-forward, pooler, classifier; attention products stay float
     assert m["quantization"]["ops"]["MatMulInteger"] == 8
     # the same student exported as plain fp32 is compared with the float model and passes the tight check
