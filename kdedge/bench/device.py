@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kdedge.errors import KdedgeError
+from kdedge.outputs import sha256_file
 from kdedge_runtime.bench import ReportError, load_report
 
 
@@ -19,8 +20,6 @@ def device_rows(paths: tuple[str, ...], models: list[dict], data_file: str, rows
     if not data_file or not Path(data_file).is_file():
         raise KdedgeError("--device-report needs dev data read from a file (a local GLUE folder or --dev-file), so "
                           "that the device can be shown to have scored the same rows")
-    from kdedge.outputs import sha256_file
-
     data_sha256 = sha256_file(Path(data_file))
     by_sha = {m["weights_sha256"]: m for m in models if m["kind"] == "onnx"}
     out, seen = [], set()

@@ -134,16 +134,16 @@ def _in_fresh_process(job: dict) -> dict:
         return pool.apply(_guarded, (job,))
 
 
-# How the bundles are isolated from each other: a fresh process each (load time and peak RSS their own), or one
-# process for all (where a child interpreter cannot be started, e.g. under qemu-user without binfmt).
-ISOLATION = {"process": _in_fresh_process, "none": lambda job: _guarded(job)}
-
-
 def _guarded(job: dict) -> dict:
     try:
         return measure_bundle(job)
     except (BundleError, DataError, ValueError) as e:  # one line for the parent to report
         return {"error": f"{type(e).__name__}: {e}"}
+
+
+# How the bundles are isolated from each other: a fresh process each (load time and peak RSS their own), or one
+# process for all (where a child interpreter cannot be started, e.g. under qemu-user without binfmt).
+ISOLATION = {"process": _in_fresh_process, "none": _guarded}
 
 
 # ----------------------------------------------------------------------------- the report
