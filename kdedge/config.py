@@ -339,7 +339,13 @@ class BenchConfig(ModelDataOptions):
     max_runs: int = opt(2000, "Timed runs per measurement, at most.", valid=COUNT)
     eval_batch_size: int = opt(64, "Batch size of the dev-set accuracy pass.", valid=COUNT)
     accuracy: bool = opt(True, "Measure the task metric on the dev set through each backend.")
-    min_retention: float | None = opt(None, "Gate: exit non-zero if a model's retention is below this.", valid=NATURAL)
+    eval_file: tuple[str, ...] | None = opt(
+        None, "NAME=FILE: a labelled file scored beside dev (the dev file's columns; e.g. text from where the model "
+              "will run), with the metric and retention per set for every row (repeatable; --max-eval-samples "
+              "applies to each).")
+    min_retention: tuple[str, ...] | None = opt(
+        None, "Gate: exit non-zero if a model's retention is below R: R for dev, NAME=R for an --eval-file set "
+              "(repeatable).")
     max_p99_ms: float | None = opt(None, "Gate: exit non-zero if a p99 latency at batch 1 (real lengths) is above this.",
                                    valid=POSITIVE)
     out: str | None = opt(None, "Report folder to write (report.json, report.md, report.png).", required=True)

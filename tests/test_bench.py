@@ -1,10 +1,11 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from kdedge.bench.backends import BACKENDS, parse_backends
-from kdedge.bench.report import check_gates
+from kdedge.bench.report import check_gates, parse_retention_gates
 from kdedge_runtime.timing import measure, summarize
 from kdedge.config import BenchConfig, build_config
 from kdedge.errors import KdedgeError
@@ -51,19 +52,30 @@ def test_unknown_backend_is_a_clear_error():
     assert BACKENDS["ort-cpu"].unavailable() is None
 
 
-def _row(model, role="student", retention=0.99, p99=5.0, status="ok"):
+def _row(model, role="student", retention=0.99, p99=5.0, status="ok", imdb=None):
     return {"model": model, "role": role, "backend": "ort-cpu", "status": status, "retention": retention,
-            "p99_ms": p99, "batch": 1, "why": "boom" if status == "error" else None}
+            "p99_ms": p99, "batch": 1, "why": "boom" if status == "error" else None,
+            **({"eval": {"imdb": {"metric": 0.8, "retention": imdb}}} if imdb is not None else {})}
 
 
 def test_gates_name_the_failing_rows():
-    rows = [_row("teacher", role="teacher", retention=1.0, p99=50.0), _row("good"), _row("slow", p99=12.0),
-            _row("lossy", retention=0.9), _row("broken", status="error")]
-    failures = check_gates(rows, min_retention=0.95, max_p99_ms=20.0)
+    rows = [_row("teacher", role="teacher", retention=1.0, p99=50.0, imdb=0.5), _row("good", imdb=0.99),
+            _row("slow", p99=12.0, imdb=0.98), _row("lossy", retention=0.9, imdb=0.9), _row("broken", status="error")]
+    gates = parse_retention_gates(("0.95", "imdb=0.97"), ["imdb"])
+    assert gates == {"dev": 0.95, "imdb": 0.97}
+    failures = check_gates(rows, gates, max_p99_ms=20.0)
     assert failures == ["teacher on ort-cpu: p99 50.00 ms at batch 1 > 20.0 ms",
                         "lossy on ort-cpu: retention 0.9000 < 0.95",
+                        "lossy on ort-cpu: retention on imdb 0.9000 < 0.97",
                         "broken on ort-cpu: the benchmark job failed (boom)"]
-    assert check_gates(rows[:2], None, None) == []
+    assert check_gates(rows[:2], {}, None) == []
+
+
+@pytest.mark.parametrize("given, why", [(("imbd=0.9",), "no evaluation set named 'imbd' \\(known: dev, imdb\\)"),
+                                         (("imdb=high",), "'high' is not a number; write R or NAME=R")])
+def test_retention_gates_refuse_unknown_sets_and_non_numbers(given, why):
+    with pytest.raises(KdedgeError, match=why):
+        parse_retention_gates(given, ["imdb"])
 
 
 def _bench(tmp_path, glue_dir, **kw):
@@ -122,6 +134,59 @@ def test_bench_report_on_tiny_bundles(tiny_bundles, tiny_trained_teacher, glue_d
     assert measured["tinybert-none"]["weights_sha256"] == json.loads(
         (tiny_bundles["tinybert-none"] / "manifest.json").read_text())["files"]["model.onnx"]["sha256"]
     assert len(manifest["metrics"]["rows"]) == len(report["rows"])
+
+
+def _eval_file(glue_dir, path: Path, rows: slice) -> Path:
+    """SST-2 rows in the task's own layout (sentence, label), as a user's out-of-domain file would be."""
+    lines = (glue_dir / "SST-2" / "train.tsv").read_text().splitlines()
+    path.write_text("\n".join([lines[0]] + lines[1:][rows]) + "\n")
+    return path
+
+
+def test_eval_files_are_scored_beside_dev_with_their_own_retention_and_gates(tiny_bundles, tiny_trained_teacher,
+                                                                            glue_dir, tmp_path):
+    from kdedge_runtime import Classifier
+
+    extra = _eval_file(glue_dir, tmp_path / "reviews.tsv", slice(100, 180))
+    bundle = tiny_bundles["tinybert-none"]
+    out, failures = _bench(tmp_path, glue_dir, bundle=(str(bundle),), teacher=str(tiny_trained_teacher),
+                           backends="torch-cpu,ort-cpu", eval_file=(f"reviews={extra}",),
+                           min_retention=("0", "reviews=100"))
+    report = json.loads((out / "report.json").read_text())
+    assert report["eval_sets"]["reviews"]["rows"] == 60  # --max-eval-samples applies to every set
+    rows = {(r["model"], r["backend"]): r for r in report["rows"]}
+    teacher, student = rows[("teacher", "torch-cpu")], rows[("tinybert-none", "ort-cpu")]
+    # the student's figure on the set is its own, measured here: the runtime on the same 60 rows gives it
+    texts, labels = [], []
+    for line in extra.read_text().splitlines()[1:61]:
+        text, label = line.split("\t")
+        texts.append(text)
+        labels.append(int(label))
+    logits = Classifier(bundle).logits(texts)
+    expected = float(np.mean(logits.argmax(-1) == np.asarray(labels)))
+    assert student["eval"]["reviews"]["metric"] == pytest.approx(expected)
+    assert teacher["eval"]["reviews"]["retention"] == 1.0
+    assert student["eval"]["reviews"]["retention"] == pytest.approx(
+        student["eval"]["reviews"]["metric"] / teacher["eval"]["reviews"]["metric"])
+    # the gate on the set fails (100x retention is impossible) and names the set; the dev gate of 0 passes
+    assert failures == [f"tinybert-none on ort-cpu: retention on reviews "
+                        f"{student['eval']['reviews']['retention']:.4f} < 100.0"]
+    md = (out / "report.md").read_text()
+    assert "| reviews accuracy | reviews retention |" in md
+    line = next(l for l in md.splitlines() if l.startswith("| tinybert-none | ort-cpu |"))
+    assert f"| {student['eval']['reviews']['metric']:.4f} | {student['eval']['reviews']['retention']:.3f} |" in line
+    assert "reviews: " in md and "(60 rows)" in md
+
+
+def test_a_malformed_eval_file_fails_with_file_line_and_column(tiny_bundles, glue_dir, tmp_path):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("sentence\tlabel\na fine film\t1\na dull film\tmaybe\n")
+    with pytest.raises(KdedgeError, match=f"{bad}, line 3, column 'label': unknown label 'maybe'"):
+        _bench(tmp_path, glue_dir, bundle=(str(tiny_bundles["bilstm-none"]),), backends="ort-cpu",
+               eval_file=(f"bad={bad}",))
+    with pytest.raises(KdedgeError, match="the name 'dev' must be"):
+        _bench(tmp_path, glue_dir, bundle=(str(tiny_bundles["bilstm-none"]),), backends="ort-cpu",
+               eval_file=(f"dev={bad}",))
 
 
 def test_openvino_runtime_backend_gives_onnx_runtimes_results(tiny_bundles, glue_dir, tmp_path):
@@ -194,7 +259,7 @@ def test_doctor_lists_every_backend():
     (0.31, 0.46, [0.31, 0.38, 0.46]),  # within one digit: three rounded values, never 3x10^-1 4x10^-1 clutter
 ])
 def test_log_ticks_are_round_and_few(lo, hi, expected):
-    from kdedge.bench.report import log_ticks
+    from kdedge.bench.report import parse_retention_gates, log_ticks
 
     ticks = log_ticks(lo, hi)
     assert ticks == pytest.approx(expected)
@@ -203,7 +268,7 @@ def test_log_ticks_are_round_and_few(lo, hi, expected):
 
 def test_report_plot_takes_more_models_than_there_are_colours(tmp_path):
     """A frontier run benches two dozen bundles; the plot must not run out of colours (it did at 11)."""
-    from kdedge.bench.report import plot
+    from kdedge.bench.report import parse_retention_gates, plot
 
     row = {"role": "student", "format": "onnx", "backend": "ort-cpu", "status": "ok", "precision": "int8",
            "size_mb": 2.0, "batch": 1}

@@ -10,12 +10,14 @@ import numpy as np
 
 from kdedge.data.metrics import compute_metrics, predictions
 from kdedge.data.tasks import Task
+from kdedge.errors import KdedgeError
 from kdedge.outputs import write_json
 
 
-def build_rows(results: list[dict], task: Task, labels: np.ndarray, device_rows: list[dict] = ()) -> list[dict]:
+def build_rows(results: list[dict], task: Task, labels: np.ndarray, device_rows: list[dict] = (),
+               eval_labels: dict[str, np.ndarray] | None = None) -> list[dict]:
     """Rows of the jobs run here, then the rows measured on devices (see bench/device.py), all compared with the
-    teacher."""
+    teacher: on dev, and on each evaluation set (`eval_labels`, by name) under row["eval"][name]."""
     rows = []
     for r in results:
         model = r["model"]
@@ -29,6 +31,11 @@ def build_rows(results: list[dict], task: Task, labels: np.ndarray, device_rows:
                 row["metrics"] = compute_metrics(task, logits, labels)
                 row["metric"] = row["metrics"][task.main_metric]
                 row["_predictions"] = predictions(task, logits)
+            if r.get("eval_logits"):
+                row["eval"] = {}
+                for name, set_labels in (eval_labels or {}).items():
+                    metrics = compute_metrics(task, np.asarray(r["eval_logits"][name], dtype=np.float32), set_labels)
+                    row["eval"][name] = {"metrics": metrics, "metric": metrics[task.main_metric]}
         rows.append(row)
     rows += [dict(r) for r in device_rows]
     _compare_with_teacher(rows, task)
@@ -65,6 +72,9 @@ def _compare_with_teacher(rows: list[dict], task: Task) -> None:
         if reference is None or "metric" not in row or "metric" not in reference:
             continue
         row["retention"] = row["metric"] / reference["metric"] if reference["metric"] else None
+        for name, scores in row.get("eval", {}).items():
+            base = reference.get("eval", {}).get(name, {}).get("metric")
+            scores["retention"] = scores["metric"] / base if base else None
         if "_predictions" not in row:  # a device report carries metrics, not predictions
             continue
         base = reference["_predictions"]
@@ -74,8 +84,26 @@ def _compare_with_teacher(rows: list[dict], task: Task) -> None:
             row["agreement"] = float((row["_predictions"] == base).mean())
 
 
-def check_gates(rows: list[dict], min_retention: float | None, max_p99_ms: float | None) -> list[str]:
-    """One line per failing row; the teacher is not held to the retention gate."""
+def parse_retention_gates(values: tuple[str, ...] | None, sets: list[str]) -> dict[str, float]:
+    """--min-retention values (R for dev, NAME=R for an evaluation set) -> {set name: R}; "dev" names dev."""
+    gates = {}
+    for value in values or ():
+        name, sep, raw = value.rpartition("=")
+        name = name if sep else "dev"
+        if name != "dev" and name not in sets:
+            known = ", ".join(["dev", *sets])
+            raise KdedgeError(f"--min-retention {value}: no evaluation set named '{name}' (known: {known})")
+        try:
+            gates[name] = float(raw)
+        except ValueError:
+            raise KdedgeError(f"--min-retention {value}: '{raw}' is not a number; write R or NAME=R") from None
+        if not 0 <= gates[name]:
+            raise KdedgeError(f"--min-retention {value}: a retention gate must be >= 0")
+    return gates
+
+
+def check_gates(rows: list[dict], min_retention: dict[str, float], max_p99_ms: float | None) -> list[str]:
+    """One line per failing row and gate; the teacher is not held to the retention gates."""
     failures = []
     for row in rows:
         name = f"{row['model']} on {row['backend']}"
@@ -84,10 +112,12 @@ def check_gates(rows: list[dict], min_retention: float | None, max_p99_ms: float
             continue
         if row["status"] != "ok":
             continue
-        retention = row.get("retention")
-        if min_retention is not None and row["role"] != "teacher" and retention is not None \
-                and retention < min_retention:
-            failures.append(f"{name}: retention {retention:.4f} < {min_retention}")
+        for set_name, floor in min_retention.items():
+            retention = row.get("retention") if set_name == "dev" else row.get("eval", {}).get(set_name, {}).get(
+                "retention")
+            if row["role"] != "teacher" and retention is not None and retention < floor:
+                where = "" if set_name == "dev" else f" on {set_name}"
+                failures.append(f"{name}: retention{where} {retention:.4f} < {floor}")
         if max_p99_ms is not None and row["p99_ms"] > max_p99_ms:
             failures.append(f"{name}: p99 {row['p99_ms']:.2f} ms at batch {row['batch']} > {max_p99_ms} ms")
     return failures
@@ -109,6 +139,8 @@ def markdown(report: dict) -> str:
     cpu = env["cpu"]
     metric = task["metrics"][0]
     ok = [r for r in rows if r["status"] == "ok"]
+    sets = list(report.get("eval_sets", {}))
+    set_heads = "".join(f" {name} {metric} | {name} retention |" for name in sets)
     lines = [f"# kdedge bench: {task['name']} ({report['dev_examples']} dev examples)", "",
              f"CPU: {cpu['model']}, {cpu['usable_cpus']} CPUs ("
              + ", ".join(f for f, v in cpu["flags"].items() if v) + "); GPU: " + ("; ".join(env["gpus"]) or "none"),
@@ -116,17 +148,25 @@ def markdown(report: dict) -> str:
              "(consecutive dev examples, padded to the longest in the batch).", "",
              f"| model | backend | precision | size MB | params | p50 ms (b={ok[0]['batch'] if ok else 1}) | p99 ms "
              f"| throughput ex/s (b={ok[0]['throughput_batch'] if ok else '-'}) | {metric} | retention | agreement "
-             "| **speed-up vs int8 teacher, same backend** | vs fp32 teacher, same backend | vs PyTorch teacher |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"|{set_heads} **speed-up vs int8 teacher, same backend** | vs fp32 teacher, same backend "
+             "| vs PyTorch teacher |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|---:|" * len(sets) + "---:|---:|---:|"]
     for r in ok:
         agreement = r.get("agreement", r.get("teacher_pearson"))
         params = f"{r['parameters'] / 1e6:.2f}M" if r["parameters"] else "–"
-        lines.append(f"| {r['model']} | {r['backend']} | {r['precision']} | {r['size_mb']:.1f} | {params} "
-                     f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['throughput']:.0f} | {_fmt(r.get('metric'), '.4f')} "
-                     f"| {_fmt(r.get('retention'), '.3f')} | {_fmt(agreement, '.3f')} "
-                     f"| {_fmt(r.get('speedup_vs_teacher_int8'), '.1f', '×')} "
-                     f"| {_fmt(r.get('speedup_vs_teacher_fp32'), '.1f', '×')} "
-                     f"| {_fmt(r.get('speedup_vs_torch_teacher'), '.1f', '×')} |")
+        per_set = [(r.get("eval", {}).get(n, {}).get("metric"), r.get("eval", {}).get(n, {}).get("retention"))
+                   for n in sets]
+        cells = [r["model"], r["backend"], r["precision"], f"{r['size_mb']:.1f}", params, f"{r['p50_ms']:.2f}",
+                 f"{r['p99_ms']:.2f}", f"{r['throughput']:.0f}", _fmt(r.get("metric"), ".4f"),
+                 _fmt(r.get("retention"), ".3f"), _fmt(agreement, ".3f"),
+                 *(cell for m, k in per_set for cell in (_fmt(m, ".4f"), _fmt(k, ".3f"))),
+                 _fmt(r.get("speedup_vs_teacher_int8"), ".1f", "×"), _fmt(r.get("speedup_vs_teacher_fp32"), ".1f", "×"),
+                 _fmt(r.get("speedup_vs_torch_teacher"), ".1f", "×")]
+        lines.append("| " + " | ".join(cells) + " |")
+    if sets:
+        lines += ["", "Evaluation sets: " + "; ".join(f"{n}: {d['source']} ({d['rows']} rows)"
+                                                     for n, d in report["eval_sets"].items())
+                  + ". Retention on each against the teacher on the same set."]
     if report.get("warnings"):
         lines += ["", "Warnings:"] + [f"- {w}" for w in report["warnings"]]
     skipped = [r for r in rows if r["status"] != "ok"]
@@ -169,8 +209,8 @@ def log_ticks(lo: float, hi: float) -> list[float]:
 
 
 def plot(report: dict, path: Path) -> None:
-    """Accuracy vs batch-1 latency: a colour per model (teachers in greys), a marker per backend, each
-    explained in a legend beside the axes rather than written over the points."""
+    """Accuracy vs batch-1 latency, a panel for dev and one per evaluation set: a colour per model (teachers in
+    greys), a marker per backend, each explained in a legend beside the axes rather than written over the points."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -187,22 +227,32 @@ def plot(report: dict, path: Path) -> None:
     backends = list(dict.fromkeys(r["backend"] for r in rows))
     spare = iter("Xph*<>")
     markers = {b: _BACKEND_MARKERS.get(b) or next(spare) for b in backends}
-    fig, ax = plt.subplots(figsize=(10, 5), layout="constrained")
-    for r in rows:
-        ax.scatter(r["p50_ms"], r["metric"], marker=markers[r["backend"]], s=70, color=colours[r["model"]],
-                   edgecolors="white", linewidths=0.8, zorder=3)
     metric = report["task"]["metrics"][0]
     teacher = next((r for r in rows if r["role"] == "teacher" and r["format"] == "torch"),
                    next((r for r in rows if r["role"] == "teacher"), None))
-    if teacher is not None:
-        ax.axhline(teacher["metric"], color="black", linestyle=":", linewidth=1, zorder=1)
-    if rows:
-        lo, hi = min(r["p50_ms"] for r in rows) / 1.5, max(r["p50_ms"] for r in rows) * 1.5
-        ax.set_xscale("log")
-        ax.set_xlim(lo, hi)
-        ax.xaxis.set_major_locator(FixedLocator(log_ticks(lo, hi)))
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
+    # one panel per set scored: dev, then each evaluation set (same latency axis)
+    panels = [("dev", lambda r: r.get("metric"))] + [
+        (name, lambda r, n=name: r.get("eval", {}).get(n, {}).get("metric")) for name in report.get("eval_sets", {})]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 + 4 * len(panels), 5), layout="constrained", squeeze=False)
+    for ax, (set_name, score) in zip(axes[0], panels):
+        for r in rows:
+            if score(r) is not None:
+                ax.scatter(r["p50_ms"], score(r), marker=markers[r["backend"]], s=70, color=colours[r["model"]],
+                           edgecolors="white", linewidths=0.8, zorder=3)
+        if teacher is not None and score(teacher) is not None:
+            ax.axhline(score(teacher), color="black", linestyle=":", linewidth=1, zorder=1)
+        if rows:
+            lo, hi = min(r["p50_ms"] for r in rows) / 1.5, max(r["p50_ms"] for r in rows) * 1.5
+            ax.set_xscale("log")
+            ax.set_xlim(lo, hi)
+            ax.xaxis.set_major_locator(FixedLocator(log_ticks(lo, hi)))
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
+        batch = rows[0]["batch"] if rows else 1
+        ax.set_xlabel(f"p50 latency, ms (log scale; batch {batch}, real-length dev inputs)")
+        ax.set_ylabel(f"{set_name} {metric}")
+        ax.set_title(f"{report['task']['name']}: {set_name} {metric} vs latency")
+        ax.grid(True, alpha=0.3)
 
     def describe(model: str) -> str:
         r = next(r for r in rows if r["model"] == model)
@@ -212,17 +262,12 @@ def plot(report: dict, path: Path) -> None:
     model_key = [Line2D([], [], marker="o", linestyle="", color=colours[m], markersize=8, label=describe(m))
                  for m in models]
     if teacher is not None:
-        model_key.append(Line2D([], [], color="black", linestyle=":", label=f"teacher's dev {metric}"))
+        model_key.append(Line2D([], [], color="black", linestyle=":", label=f"teacher's {metric}"))
     backend_key = [Line2D([], [], marker=markers[b], linestyle="", color="grey", markersize=8, label=b)
                    for b in backends]
     fig.legend(handles=model_key, title="model", loc="outside right upper", fontsize=8, title_fontsize=9,
                frameon=False)
     fig.legend(handles=backend_key, title="backend (marker)", loc="outside right lower", fontsize=8,
                title_fontsize=9, frameon=False)
-    batch = rows[0]["batch"] if rows else 1
-    ax.set_xlabel(f"p50 latency, ms (log scale; batch {batch}, real-length dev inputs)")
-    ax.set_ylabel(f"dev {metric}")
-    ax.set_title(f"{report['task']['name']}: {metric} vs latency")
-    ax.grid(True, alpha=0.3)
     fig.savefig(path, dpi=120)
     plt.close(fig)

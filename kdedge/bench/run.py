@@ -15,9 +15,11 @@ from kdedge.bench.backends import parse_backends
 from kdedge.bench.device import device_rows
 from kdedge.bench.environment import environment
 from kdedge.bench.models import BenchModel, bundle_model, teacher_bundles, torch_model
-from kdedge.bench.report import build_rows, check_gates, write_report
+from kdedge.bench.report import build_rows, check_gates, parse_retention_gates, write_report
 from kdedge.config import BenchConfig, to_dict
 from kdedge.data import load_task_data
+from kdedge.data.evalsets import describe as describe_sets
+from kdedge.data.evalsets import load_eval_sets
 from kdedge.data.recorded import model_data_options
 from kdedge.distill.teacher_cache import default_cache_dir
 from kdedge.errors import KdedgeError
@@ -37,7 +39,10 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
     tasks = sorted({m.task for m in models})
     if len(tasks) > 1:
         raise KdedgeError(f"the models were trained on different tasks ({', '.join(tasks)}): benchmark one task per run")
-    data = load_task_data(model_data_options(Path(models[0].path), tasks[0], cfg))
+    data_options = model_data_options(Path(models[0].path), tasks[0], cfg)
+    data = load_task_data(data_options, train_optional=True)
+    eval_sets = load_eval_sets(data.task, data_options, cfg.eval_file, cfg.max_eval_samples)
+    gates = parse_retention_gates(cfg.min_retention, list(eval_sets))
     for m in models:
         if m.label_names != list(data.task.label_names):
             raise KdedgeError(f"{m.path} predicts {m.label_names} but {data.task.name} has labels "
@@ -59,21 +64,22 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
         for model in models:
             for backend in (b for b in backends if b.kind == model.kind):
                 click.echo(f"{model.name} on {backend.name} ...")
-                job = _job(cfg, model, backend.name, data, batch_sizes, seq_lens)
+                job = _job(cfg, model, backend.name, data, eval_sets, batch_sizes, seq_lens)
                 results.append({"model": model.to_dict(), "backend": backend.name,
                                 **_run_in_process(job, Path(tmp))})
-    rows = build_rows(results, data.task, data.dev.labels, on_devices)
+    rows = build_rows(results, data.task, data.dev.labels, on_devices, {n: s.labels for n, s in eval_sets.items()})
     report = {"config": to_dict(cfg), "environment": environment(), "task": data.task.to_dict(),
-              "dev_examples": len(data.dev), "rows": rows, "warnings": warnings,
+              "dev_examples": len(data.dev), "eval_sets": describe_sets(eval_sets), "rows": rows, "warnings": warnings,
               "wall_time_s": round(time.time() - started, 1)}
     write_report(run.work, report)
-    failures = check_gates(rows, cfg.min_retention, cfg.max_p99_ms)
-    write_json(run.work / "gates.json", {"min_retention": cfg.min_retention, "max_p99_ms": cfg.max_p99_ms,
+    failures = check_gates(rows, gates, cfg.max_p99_ms)
+    write_json(run.work / "gates.json", {"min_retention": gates, "max_p99_ms": cfg.max_p99_ms,
                                          "failures": failures})
-    summary = [{k: r.get(k) for k in ("model", "backend", "precision", "status", "p50_ms", "metric", "retention")}
-               for r in rows]
+    summary = [{**{k: r.get(k) for k in ("model", "backend", "precision", "status", "p50_ms", "metric", "retention")},
+                **({"eval": {n: {k: v for k, v in e.items() if k != "metrics"} for n, e in r["eval"].items()}}
+                   if r.get("eval") else {})} for r in rows]
     write_json(run.work / "manifest.json", manifest(
-        "bench", to_dict(cfg), inputs={**data.describe(), "models": identities},
+        "bench", to_dict(cfg), inputs={**data.describe(), "eval_sets": describe_sets(eval_sets), "models": identities},
         metrics={"rows": summary, "gate_failures": failures}, wall_time_s=report["wall_time_s"]))
     return run.finalize(), failures
 
@@ -92,11 +98,13 @@ def _identity(model: BenchModel) -> dict:
             "weights_sha256": sha256_file(weights)}
 
 
-def _job(cfg: BenchConfig, model: BenchModel, backend: str, data, batch_sizes, seq_lens) -> dict:
+def _job(cfg: BenchConfig, model: BenchModel, backend: str, data, eval_sets: dict, batch_sizes, seq_lens) -> dict:
     return {"model": model.to_dict(), "backend": backend, "threads": cfg.threads, "batch_sizes": batch_sizes,
             "seq_lens": seq_lens, "warmup": cfg.warmup, "min_runs": cfg.min_runs, "min_time": cfg.min_time,
             "max_runs": cfg.max_runs, "eval_batch_size": cfg.eval_batch_size, "accuracy": cfg.accuracy,
-            "texts": list(data.dev.text), "pairs": None if data.dev.text_pair is None else list(data.dev.text_pair)}
+            "texts": list(data.dev.text), "pairs": None if data.dev.text_pair is None else list(data.dev.text_pair),
+            "eval_sets": {name: {"texts": list(s.text), "pairs": None if s.text_pair is None else list(s.text_pair)}
+                          for name, s in eval_sets.items()}}
 
 
 def _run_in_process(job: dict, tmp: Path) -> dict:

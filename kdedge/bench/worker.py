@@ -183,6 +183,8 @@ def run_job(job: dict) -> dict:
     result = {"status": "ok", "session": model.session_info, "latency": {"real": real, "padded": padded}}
     if job.get("accuracy", True):
         result["logits"] = model.logits(texts, pairs, job["eval_batch_size"]).tolist()
+        result["eval_logits"] = {name: model.logits(s["texts"], s.get("pairs"), job["eval_batch_size"]).tolist()
+                                 for name, s in job.get("eval_sets", {}).items()}
     return result
 
 

@@ -134,9 +134,12 @@ def _label_sort_key(v: str):
 
 
 def _load_custom(opts: DataOptions) -> tuple[Task, Split, Split]:
+    """Your own task: --train-file and --dev-file, or --dev-file alone where a command needs no training rows (a
+    transfer set of the user's unlabeled text, labelled by the teacher, replaces them)."""
     if not opts.dev_file:
         raise KdedgeError("--train-file needs --dev-file too (a labelled file to evaluate on)")
-    train_path, dev_path = Path(opts.train_file), Path(opts.dev_file)
+    dev_path = Path(opts.dev_file)
+    label_source = Path(opts.train_file or opts.dev_file)
     cols = [opts.text_column] + ([opts.text_pair_column] if opts.text_pair_column else []) + [opts.label_column]
     is_pair = bool(opts.text_pair_column)
     regression = opts.task_type == "regression"
@@ -149,14 +152,26 @@ def _load_custom(opts: DataOptions) -> tuple[Task, Split, Split]:
             raise KdedgeError("--labels needs at least two comma-separated label names")
         task = custom_task(name, is_pair=is_pair, label_names=names, regression=False)
     else:
-        seen = {values[-1].strip() for _, values in _read_rows(train_path, cols, header=True)}
+        seen = {values[-1].strip() for _, values in _read_rows(label_source, cols, header=True)}
         if len(seen) < 2:
-            raise KdedgeError(f"{train_path}, column '{opts.label_column}': found fewer than two distinct labels")
+            raise KdedgeError(f"{label_source}, column '{opts.label_column}': found fewer than two distinct labels")
         names = tuple(sorted(seen, key=_label_sort_key))
         task = custom_task(name, is_pair=is_pair, label_names=names, regression=False)
-    train = _split_from_rows(train_path, cols, True, task)
+    if opts.train_file:
+        train = _split_from_rows(Path(opts.train_file), cols, True, task)
+    else:
+        train = Split([], np.zeros(0, np.float32 if regression else np.int64), [] if is_pair else None, "(none)")
     dev = _split_from_rows(dev_path, cols, True, task)
     return task, train, dev
+
+
+def read_split(task: Task, opts: DataOptions, path: Path) -> Split:
+    """Another labelled file of the task (an evaluation set), read as its dev file is: a GLUE task's own layout, or
+    the custom task's columns."""
+    if task.local is not None:
+        return _glue_split(task, path)
+    cols = [opts.text_column] + ([opts.text_pair_column] if opts.text_pair_column else []) + [opts.label_column]
+    return _split_from_rows(path, cols, True, task)
 
 
 def sample_rows(total: int, size: int | None) -> np.ndarray | None:
@@ -167,21 +182,26 @@ def sample_rows(total: int, size: int | None) -> np.ndarray | None:
     return np.sort(np.random.default_rng(SAMPLE_SEED).permutation(total)[:size])
 
 
-def load_task_data(opts: DataOptions) -> TaskData:
-    """Load train and dev for the task the options describe, with the sample budgets applied."""
-    if opts.train_file:
+def load_task_data(opts: DataOptions, *, train_optional: bool = False) -> TaskData:
+    """Load train and dev for the task the options describe, with the sample budgets applied. With
+    `train_optional` (commands that can work from unlabeled text alone), your own task may be a --dev-file alone."""
+    glue = get_glue_task(opts.task) if opts.task else None
+    if opts.train_file or (glue is None and opts.dev_file and train_optional):
         task, train, dev = _load_custom(opts)
-    elif opts.task:
-        task = get_glue_task(opts.task)
-        if task is None:
-            raise KdedgeError(
-                f"unknown task '{opts.task}': use a GLUE task (sst2, cola, mrpc, stsb, qqp, mnli, qnli, rte, wnli) "
-                "or give your own data with --train-file/--dev-file"
-            )
+    elif glue is not None:
+        task = glue
         data_dir = opts.resolved_data_dir()
         train, dev = _load_glue_local(task, data_dir) if data_dir else _load_glue_hub(task)
         if opts.dev_file:  # e.g. an out-of-domain test set, scored instead of the task's dev split
             dev = _glue_split(task, Path(opts.dev_file))
+    elif opts.task and opts.dev_file:
+        raise KdedgeError(f"'{opts.task}' is not a GLUE task, so it is your own: this command needs its training rows "
+                          "as well (--train-file)")
+    elif opts.task:
+        raise KdedgeError(
+            f"unknown task '{opts.task}': use a GLUE task (sst2, cola, mrpc, stsb, qqp, mnli, qnli, rte, wnli) "
+            "or give your own data with --train-file/--dev-file"
+        )
     else:
         raise KdedgeError("no data given: pass --task (a GLUE task) or --train-file/--dev-file")
 

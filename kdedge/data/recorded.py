@@ -29,7 +29,7 @@ def model_data_options(folder: Path, task_name: str, given: ModelDataOptions) ->
     """The model's recorded task, with the locations and the dev budget given on this command line."""
     values = {"task": task_name, **recorded_data_options(folder)}
     values.update({k: v for k, v in dataclasses.asdict(given).items() if k in _DATA_FIELDS and v is not None})
-    if get_glue_task(values["task"]) is None and not (values.get("train_file") and values.get("dev_file")):
+    if get_glue_task(values["task"]) is None and not values.get("dev_file"):
         raise KdedgeError(f"{folder} was trained on '{values['task']}', your own data, and does not record where it "
-                          "is: give --train-file and --dev-file")
+                          "is: give --dev-file (and --train-file)")
     return DataOptions(**values)

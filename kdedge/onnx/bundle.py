@@ -58,7 +58,7 @@ def export_bundle(cfg: ExportConfig) -> Path:
     if student.meta.get("qat") and cfg.quantize != "qat":
         strip_qat(student.model)  # other exports compare against the float model
     data_options = model_data_options(student_dir, student.meta["task"]["name"], cfg)
-    data = load_task_data(data_options)
+    data = load_task_data(data_options, train_optional=cfg.quantize != "static")
     if list(data.task.label_names) != list(student.meta["task"]["label_names"]):
         raise KdedgeError(f"the student predicts {student.meta['task']['label_names']} but the task's labels are "
                           f"{list(data.task.label_names)}")
