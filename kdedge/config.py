@@ -230,6 +230,11 @@ class DistillConfig(TrainOptions, DataOptions):
         None, "Single ratio r instead of --w-emb/--w-hid/--w-att: 2r * (emb + hidden) + (2 - 2r) * attention.",
             valid=FRACTION)
     cache_dir: str | None = opt(None, "Where teacher logits are cached (default $KDEDGE_CACHE_DIR or ~/.cache/kdedge).")
+    eval_file: tuple[str, ...] | None = opt(
+        None, "NAME=FILE: a labelled file scored beside dev at every evaluation (the dev file's columns; e.g. text "
+              "from where the model will run), with the teacher's score and the retention in metrics.json "
+              "(repeatable).")
+    select_on: str = opt("dev", "The set whose metric picks the best checkpoint: dev, or an --eval-file NAME.")
 
 
 @dataclass
@@ -263,7 +268,8 @@ class AugmentConfig(DataOptions):
     teacher: str | None = opt(None, "Teacher folder (from `kdedge teacher`) or hub id: labels the transfer set.",
                               required=True)
     out: str | None = opt(None, "Transfer-set folder to write (Parquet shards + manifest.json).", required=True)
-    method: str = opt("replace,rules", "Comma-separated augmentation methods: generative, replace, rules.")
+    method: str = opt("replace,rules", "Comma-separated augmentation methods: generative, replace, rules; none "
+                                       "for the rows alone (e.g. only --unlabeled text, labelled by the teacher).")
     variants: int = opt(4, "replace/rules: augmented variants per original example.", valid=COUNT)
     include_originals: bool = opt(True, "Keep the original training rows (with their gold labels) in the set.")
     # word replacement (TinyBERT)
@@ -297,6 +303,21 @@ class AugmentConfig(DataOptions):
     min_new_tokens: int = opt(4, "generative: shortest sample, in tokens.", valid=NATURAL)
     max_new_tokens: int = opt(48, "generative: longest sample, in tokens.", valid=COUNT)
     generator_batch_size: int = opt(32, "generative: prompts per generation batch.", valid=COUNT)
+    # the user's own text
+    unlabeled: tuple[str, ...] | None = opt(
+        None, "NAME=FILE (or FILE): unlabeled text from where the model will run, labelled by the teacher and added "
+              "with source unlabeled:NAME (repeatable): .txt one example a line, or .csv/.tsv/.jsonl/.parquet with "
+              "--unlabeled-column. With a --dev-file alone (no --train-file), it is all the training text there is.")
+    unlabeled_column: str = opt("text", "--unlabeled .csv/.tsv/.jsonl/.parquet: the column holding the text.")
+    unlabeled_pair_column: str | None = opt(None, "--unlabeled, pair tasks: the column holding the second text.")
+    max_unlabeled: int | None = opt(None, "--unlabeled: keep at most N rows of it (variants included).", valid=COUNT)
+    unlabeled_ratio: float | None = opt(
+        None, "--unlabeled: keep at most R of its rows per row the task's own data gave the set (mixing ratio).",
+        valid=POSITIVE)
+    augment_unlabeled: bool = opt(False, "--unlabeled: vary its rows with --method as well, not only the task's.")
+    eval_file: tuple[str, ...] | None = opt(
+        None, "NAME=FILE: a labelled evaluation set (the dev file's columns) that must not leak into the set: its "
+              "exact and near copies are removed, as dev's are (repeatable).")
     # cleaning
     min_words: int = opt(1, "Drop examples with fewer words.", valid=NATURAL)
     max_words: int = opt(200, "Drop examples with more words.", valid=COUNT)
@@ -315,7 +336,7 @@ class AugmentConfig(DataOptions):
     overwrite: bool = opt(False, "Replace an existing output folder.")
 
     def methods(self) -> list[str]:
-        return [m.strip() for m in self.method.split(",") if m.strip()]
+        return [m.strip() for m in self.method.split(",") if m.strip() and m.strip() != "none"]
 
 
 @dataclass

@@ -112,6 +112,7 @@ class RunDir:
         path = self.work / "run_config.json"
         if self.resume and path.exists():
             old = read_json(path)
+            config = json.loads(json.dumps(config))  # as it was stored: tuples (repeatable flags) read back as lists
             diff = sorted(k for k in set(old) | set(config)
                           if k not in _IGNORED_FOR_RESUME and old.get(k) != config.get(k))
             if diff:

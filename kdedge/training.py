@@ -132,13 +132,17 @@ def train(
     name: str = "train",
     evaluate_dev: bool = True,
     lr_overrides: dict[str, float] | None = None,
+    eval_sets: dict[str, list[dict]] | None = None,
+    select_on: str = "dev",
 ) -> tuple[dict, TrainState]:
     """Train `model`, keep the best dev checkpoint in `run.best_dir`; return its dev metrics and the state.
 
     `stage` names a stage of a multi-stage recipe (its own checkpoint, so each stage resumes on its own);
     `name` is what the progress bar and the log lines say is training (e.g. "bilstm prediction").
     With `evaluate_dev=False` there is no dev evaluation and no best checkpoint: the caller keeps the
-    final weights (TinyBERT's intermediate-layer stage has no meaningful dev metric)."""
+    final weights (TinyBERT's intermediate-layer stage has no meaningful dev metric). `eval_sets` (name ->
+    features) are scored at every evaluation too, and `select_on` names the set whose metric picks the best
+    checkpoint ("dev" or one of them)."""
     accelerator = accelerator or make_accelerator(opts.mixed_precision)
     # Checkpoints hold exactly what this call prepares (a previous stage's model must not be in them).
     accelerator.free_memory()
@@ -154,6 +158,10 @@ def train(
 
     optimizer = torch.optim.AdamW(_param_groups(model, opts.weight_decay, lr_overrides or {}), lr=opts.lr)
     model, optimizer, train_loader, dev_loader = accelerator.prepare(model, optimizer, train_loader, dev_loader)
+    extra = {}  # the evaluation sets: loader (sharded like dev's), order, labels
+    for set_name, features in (eval_sets or {}).items():
+        loader, order = eval_loader(features, opts.eval_batch_size, pad_token_id)
+        extra[set_name] = (accelerator.prepare(loader), order, np.asarray([f["labels"] for f in features]))
     steps_per_epoch = len(train_loader)
     total_steps = steps_per_epoch * opts.epochs
     # accelerate steps a prepared scheduler once per process, so size it for all of them.
@@ -200,7 +208,9 @@ def train(
     def evaluate() -> dict:
         logits = predict_logits(model, dev_loader, dev_order, logits_fn, accelerator, desc="eval")
         metrics = metrics_fn(logits, dev_labels)
-        score = metrics[main_metric]
+        on_sets = {set_name: metrics_fn(predict_logits(model, loader, order, logits_fn, accelerator, desc=set_name),
+                                        labels) for set_name, (loader, order, labels) in extra.items()}
+        score = (metrics if select_on == "dev" else on_sets[select_on])[main_metric]
         improved = score > state.best_metric
         if improved:
             state.best_metric, state.best_step, state.evals_since_best = score, state.global_step, 0
@@ -209,15 +219,17 @@ def train(
                 if tmp.exists():
                     shutil.rmtree(tmp)
                 save_fn(accelerator.unwrap_model(model), tmp)
-                write_json(tmp / "metrics.json", {"dev": metrics, "step": state.global_step})
+                write_json(tmp / "metrics.json", {"dev": metrics, **({"eval": on_sets} if on_sets else {}),
+                                                  "step": state.global_step})
                 if run.best_dir.exists():
                     shutil.rmtree(run.best_dir)
                 os.replace(tmp, run.best_dir)
         else:
             state.evals_since_best += 1
-        log({"stage": stage, "step": state.global_step, "epoch": state.epoch + 1, "dev": metrics, "best": improved})
+        log({"stage": stage, "step": state.global_step, "epoch": state.epoch + 1, "dev": metrics,
+             **({"eval": on_sets} if on_sets else {}), "best": improved})
         accelerator.print(f"{name} epoch {state.epoch + 1} step {state.global_step}: dev {_fmt(metrics)}"
-                          + (" (best)" if improved else ""))
+                          + "".join(f"; {n} {_fmt(m)}" for n, m in on_sets.items()) + (" (best)" if improved else ""))
         return metrics
 
     model.train()

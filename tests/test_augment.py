@@ -33,7 +33,7 @@ def _rows(folder: Path) -> list[dict]:
 
 def test_cleaner_normalises_bounds_and_removes_duplicates_and_dev_leaks():
     cleaner = Cleaner(min_words=2, max_words=8, near_duplicate=0.6, seed=0)
-    cleaner.add_dev(["A dev sentence that must never leak into training"], None)
+    cleaner.add_held_out(["A dev sentence that must never leak into training"], None)
     assert normalize("  two\u00a0 words\x07 ") == "two words"
     assert cleaner.keep("a  dev sentence that must never leak into training", None, original=True) is None
     assert cleaner.keep("one", None) is None

@@ -1,5 +1,6 @@
 """Cleaning a transfer set: normalise, bound lengths, drop exact and near duplicates (within the set and of
-any dev example: a dev sentence must never leak into training), and count what each filter removed.
+any held-out example, dev's or an evaluation set's: a sentence scored later must never leak into training), and
+count what each filter removed.
 
 Near duplicates: MinHash (datasketch) over word 3-grams, LSH at the `threshold` Jaccard similarity.
 The index lives for the whole run, so an example is compared with everything kept before it, across shards.
@@ -40,7 +41,7 @@ class Cleaner:
         self.lsh = MinHashLSH(threshold=near_duplicate, num_perm=_NUM_PERM) if near_duplicate < 1 else None
         self.seed = seed
         self.exact: set[str] = set()
-        self.dev_exact: set[str] = set()
+        self.held_out: dict[str, str] = {}  # exact key -> "dev" or "eval"
         self.removed: Counter = Counter()
         self._count = 0
 
@@ -49,12 +50,13 @@ class Cleaner:
         m.update_batch(_shingles(text if pair is None else f"{text} \x1f {pair}"))
         return m
 
-    def add_dev(self, texts: list[str], pairs: list[str] | None) -> None:
-        """Dev examples are never kept: exact or near copies of them are removed as `dev_leak`."""
+    def add_held_out(self, texts: list[str], pairs: list[str] | None, kind: str = "dev") -> None:
+        """Held-out examples are never kept: exact or near copies of them are removed as `<kind>_leak` and
+        `near_<kind>_leak` (kind: dev, or eval for the evaluation sets)."""
         for i, text in enumerate(texts):
             text, pair = normalize(text), None if pairs is None else normalize(pairs[i])
-            self.dev_exact.add(_key(text, pair))
-            self._remember(text, pair, "dev")
+            self.held_out.setdefault(_key(text, pair), kind)
+            self._remember(text, pair, f"held:{kind}")
 
     def _remember(self, text: str, pair: str | None, kind: str) -> None:
         if self.lsh is not None:
@@ -72,15 +74,16 @@ class Cleaner:
         if not original and words > self.max_words:
             return self._drop("too_long")
         key = _key(text, pair)
-        if key in self.dev_exact:
-            return self._drop("dev_leak")
+        if key in self.held_out:
+            return self._drop(f"{self.held_out[key]}_leak")
         if not original and key in self.exact:
             return self._drop("duplicate")
         minhash = self._minhash(text, pair) if self.lsh is not None else None
         if minhash is not None:
             near = self.lsh.query(minhash)
-            if any(n.startswith("dev:") for n in near):
-                return self._drop("near_dev_leak")
+            leaked = sorted(n.split(":")[1] for n in near if n.startswith("held:"))
+            if leaked:
+                return self._drop(f"near_{leaked[0]}_leak")
             if near and not original:
                 return self._drop("near_duplicate")
         self.exact.add(key)

@@ -21,6 +21,8 @@ from kdedge.compress.vocab import count_tokens, trim_embeddings, trim_vocabulary
 from kdedge.config import DistillConfig, to_dict
 from kdedge.data import compute_metrics, load_task_data
 from kdedge.data.batching import encode
+from kdedge.data.evalsets import describe as describe_sets
+from kdedge.data.evalsets import load_eval_sets
 from kdedge.data.loaders import sample_rows
 from kdedge.distill.intermediate import IntermediateDistiller, LossWeights
 from kdedge.distill.losses import PredictionDistillLoss
@@ -125,8 +127,11 @@ def distill_student(cfg: DistillConfig) -> Path:
 
 def _distill(cfg: DistillConfig, run: RunDir) -> Path:
     run.check_config(to_dict(cfg))
-    data = load_task_data(cfg)
+    data = load_task_data(cfg, train_optional=bool(cfg.transfer))  # a transfer set may be all the training rows
     task = data.task
+    eval_sets = load_eval_sets(task, cfg, cfg.eval_file, cfg.max_eval_samples)
+    if cfg.select_on != "dev" and cfg.select_on not in eval_sets:
+        raise KdedgeError(f"--select-on {cfg.select_on}: no such set (known: {', '.join(['dev', *eval_sets])})")
     teacher, teacher_tokenizer = load_teacher(cfg.teacher, task)
     transfer_logits = None
     if cfg.transfer:
@@ -146,8 +151,10 @@ def _distill(cfg: DistillConfig, run: RunDir) -> Path:
     else:
         train_logits, cache_path = transfer_logits, Path(cfg.transfer)
     dev_logits, _ = teacher_logits(teacher, teacher_tokenizer, data.dev, **common)
-    teacher_time = time.time() - t0
     teacher_dev = compute_metrics(task, dev_logits, data.dev.labels)
+    teacher_on_sets = {name: compute_metrics(task, teacher_logits(teacher, teacher_tokenizer, split, **common)[0],
+                                             split.labels) for name, split in eval_sets.items()}
+    teacher_time = time.time() - t0
     teacher_id = {"name": cfg.teacher, "sha256_weights": model_fingerprint(teacher)}
 
     def features(split):
@@ -158,6 +165,7 @@ def _distill(cfg: DistillConfig, run: RunDir) -> Path:
     for f, logits in zip(train_features, train_logits):
         f["teacher_logits"] = logits
     dev_features = features(data.dev)
+    eval_features = {name: features(split) for name, split in eval_sets.items()}
 
     prediction = PredictionDistillLoss(task, cfg.soft_loss, cfg.alpha, cfg.temperature)
     pairs = None
@@ -209,6 +217,7 @@ def _distill(cfg: DistillConfig, run: RunDir) -> Path:
             accelerator=accelerator, stage=stage.name if len(stages) > 1 else "", name=f"{cfg.student} {stage.name}",
             evaluate_dev=stage.evaluate,
             lr_overrides={IntermediateDistiller.MAPPING_PREFIX: cfg.mapping_lr} if stage.intermediate else None,
+            eval_sets=eval_features, select_on=cfg.select_on,
         )
         result = {"stage": stage.name, "steps": state.global_step, "train_time_s": round(state.train_time_s, 2),
                   "dev": best or None}
@@ -229,6 +238,8 @@ def _distill(cfg: DistillConfig, run: RunDir) -> Path:
         "dev": best,
         "teacher_dev": teacher_dev,
         "retention": best[main] / teacher_dev[main] if teacher_dev[main] else None,
+        **({"eval": _on_sets(run, teacher_on_sets, main)} if eval_sets else {}),
+        "selected_on": cfg.select_on,
         "best_step": state.best_step if state else None,
         "steps": state.global_step if state else None,
         "stages": stage_log,
@@ -239,7 +250,7 @@ def _distill(cfg: DistillConfig, run: RunDir) -> Path:
     }
     write_json(run.work / "metrics.json", metrics)
     write_json(run.work / "manifest.json", manifest(
-        "distill", to_dict(cfg), inputs={**data.describe(), "teacher": teacher_id,
+        "distill", to_dict(cfg), inputs={**data.describe(), "eval_sets": describe_sets(eval_sets), "teacher": teacher_id,
                                          "teacher_logits_cache": str(cache_path)},
         metrics=metrics, wall_time_s=metrics["train_time_s"] + teacher_time,
         extra={"task": task.to_dict(), "student": student.meta,
@@ -267,6 +278,15 @@ def _with_transfer_set(cfg: DistillConfig, data, teacher):
     if (rows := sample_rows(len(split), cfg.max_train_samples)) is not None:
         split, logits = split.select(rows), logits[rows]
     return dataclasses.replace(data, train=split), logits
+
+
+def _on_sets(run: RunDir, teacher_on_sets: dict, main: str) -> dict:
+    """The best checkpoint's metrics on each evaluation set, with the teacher's and the retention."""
+    student_on_sets = read_json(run.best_dir / "metrics.json").get("eval", {})
+    return {name: {"student": student_on_sets.get(name), "teacher": teacher,
+                   "retention": student_on_sets[name][main] / teacher[main]
+                   if name in student_on_sets and teacher[main] else None}
+            for name, teacher in teacher_on_sets.items()}
 
 
 def _dev_metrics(student: Student, dev_features: list[dict], cfg: DistillConfig, task) -> dict:

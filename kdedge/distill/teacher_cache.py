@@ -60,6 +60,8 @@ def compute_teacher_logits(teacher, tokenizer, split: Split, *, max_length: int,
                            accelerator=None) -> np.ndarray:
     """Batched inference, dynamic padding, length-sorted batches; sharded over processes under `accelerate
     launch`. Logits come back in the split's order."""
+    if len(split) == 0:  # e.g. a shard whose every candidate was filtered out
+        return np.zeros((0, teacher.config.num_labels), np.float32)
     loader, order = eval_loader(encode(tokenizer, split, max_length), batch_size, tokenizer.pad_token_id)
     autocast = contextlib.nullcontext()
     if accelerator is not None:
