@@ -26,59 +26,24 @@ RES=${RES:-benchmarks/results/sst2_frontier}
 T=$RUN/teacher
 TS=$RUN/transfer-full
 B=$RUN/frontier-bundles
-GLOVE=${KDEDGE_GLOVE:-glove.6B.100d.txt}
-BERT_TINY=${KDEDGE_BERT_TINY:-../shared/models/bert-tiny-splade}
 IMDB=${KDEDGE_IMDB:-../shared/data/imdb/test-2k.tsv}
 read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
 mkdir -p "$RES"
-
-# The students, cheapest first: recipe name -> distill arguments.
-pruned=(--config configs/sst2-frontier.yaml --init prune)
-shape() { echo --layers "$1" --hidden "$2" --heads "$3" --intermediate "$4"; }
-long=(--epochs 2 --intermediate-samples 50000 --trim-min-count 10)
-declare -A RECIPES=(
-  [pruned-2l-128]="${pruned[*]} $(shape 2 128 4 512)"
-  [pruned-2l-192]="${pruned[*]} $(shape 2 192 6 768)"
-  [pruned-2l-256]="${pruned[*]} $(shape 2 256 8 1024)"
-  # 3-layer students: the prediction stage on a sample of the transfer set (the CPU budget), the 3L-384 (at the
-  # teacher's width and fine-tuning rate) on less
-  [pruned-3l-256]="${pruned[*]} $(shape 3 256 8 1024) --max-train-samples 100000"
-  [pruned-3l-384]="${pruned[*]} $(shape 3 384 12 1536) --max-train-samples 50000 --intermediate-samples 10000 --lr 1e-4"
-  [pretrained-2l-128]="--config configs/sst2-frontier.yaml --init pretrained:$BERT_TINY"  # 2L-128, 2 heads
-  [random-2l-128]="--config configs/sst2-frontier.yaml --init random $(shape 2 128 4 512)"
-  [pruned-2l-128-fullvocab]="${pruned[*]} $(shape 2 128 4 512) --no-trim-vocab"
-  [bilstm-glove]="--config configs/sst2-bilstm.yaml --word-vectors $GLOVE --max-vocab 8000"  # <= 1.5 MB
-  # The second round (results in sst2_frontier_r2): the whole transfer set for two epochs of the prediction
-  # stage (the best of evaluations every 2,000 steps), 50,000 rows for the intermediate stage, and the
-  # vocabulary trimmed at count 10 so that a 2L-128 int8 bundle fits 2.5 MB.
-  [pruned-2l-128-long]="${pruned[*]} $(shape 2 128 4 512) ${long[*]}"
-  [pruned-3l-256-long]="${pruned[*]} $(shape 3 256 8 1024) ${long[*]}"
-)
+. benchmarks/sst2_recipes.sh  # RECIPES, build_transfer, export_bundle
 ORDER=(pruned-2l-128 pretrained-2l-128 random-2l-128 pruned-2l-256 bilstm-glove pruned-2l-192 pruned-3l-256
        pruned-2l-128-fullvocab pruned-3l-384)
 read -r -a ONLY <<< "${ONLY:-${ORDER[*]}}"
 
 stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
 
-if [ ! -f "$TS/manifest.json" ]; then
-  t0=$(date +%s)
-  kdedge augment --task sst2 --teacher "$T" --method replace,rules --word-vectors "$GLOVE" --variants 2 \
-    --out "$TS" --resume 2>&1 | tr '\r' '\n' | grep -av '%|' > "$RES/transfer.log"
-  echo "transfer wall_s=$(( $(date +%s) - t0 ))" | tee -a "$RES/times.txt"
-fi
-
-export_bundle() {  # STUDENT_DIR PRECISION: the student's fp32 or int8 (--preset auto) bundle
-  local out=$B/$(basename "$1")-$2
-  [ -f "$out/manifest.json" ] || kdedge export --model "$1" --out "$out" \
-    --quantize "$([ "$2" = fp32 ] && echo none || echo dynamic)" 2>&1 | grep -av '%|' | tail -1
-}
+build_transfer "$TS" "$RES/transfer.log"
 for seed in "${SEEDS[@]}"; do
   for name in "${ONLY[@]}"; do
     # shellcheck disable=SC2086  # the recipe's arguments are words
     stage "$name-s$seed" "$RUN/frontier/$name-s$seed" "$RES" kdedge distill --teacher "$T" --transfer "$TS" \
       --seed "$seed" ${RECIPES[$name]}
-    export_bundle "$RUN/frontier/$name-s$seed" int8
-    [ "$seed" != "${FP32_SEED:-42}" ] || export_bundle "$RUN/frontier/$name-s$seed" fp32  # one seed is enough
+    export_bundle "$RUN/frontier/$name-s$seed" "$B" int8
+    [ "$seed" != "${FP32_SEED:-42}" ] || export_bundle "$RUN/frontier/$name-s$seed" "$B" fp32  # one seed is enough
   done
 done
 [ "${BENCH:-1}" = 0 ] && exit 0

@@ -1,0 +1,45 @@
+# The SST-2 benchmarks' shared pieces (sourced by sst2_frontier.sh and sst2_to_imdb.sh, after lib.sh): the student
+# recipes, the replace+rules transfer set, and the export of a student to a bundle.
+GLOVE=${KDEDGE_GLOVE:-glove.6B.100d.txt}
+BERT_TINY=${KDEDGE_BERT_TINY:-../shared/models/bert-tiny-splade}
+
+# The students, cheapest first: recipe name -> distill arguments.
+pruned=(--config configs/sst2-frontier.yaml --init prune)
+shape() { echo --layers "$1" --hidden "$2" --heads "$3" --intermediate "$4"; }
+long=(--epochs 2 --intermediate-samples 50000 --trim-min-count 10)
+declare -A RECIPES=(
+  [pruned-2l-128]="${pruned[*]} $(shape 2 128 4 512)"
+  [pruned-2l-192]="${pruned[*]} $(shape 2 192 6 768)"
+  [pruned-2l-256]="${pruned[*]} $(shape 2 256 8 1024)"
+  # 3-layer students: the prediction stage on a sample of the transfer set (the CPU budget), the 3L-384 (at the
+  # teacher's width and fine-tuning rate) on less
+  [pruned-3l-256]="${pruned[*]} $(shape 3 256 8 1024) --max-train-samples 100000"
+  [pruned-3l-384]="${pruned[*]} $(shape 3 384 12 1536) --max-train-samples 50000 --intermediate-samples 10000 --lr 1e-4"
+  [pretrained-2l-128]="--config configs/sst2-frontier.yaml --init pretrained:$BERT_TINY"  # 2L-128, 2 heads
+  [random-2l-128]="--config configs/sst2-frontier.yaml --init random $(shape 2 128 4 512)"
+  [pruned-2l-128-fullvocab]="${pruned[*]} $(shape 2 128 4 512) --no-trim-vocab"
+  [bilstm-glove]="--config configs/sst2-bilstm.yaml --word-vectors $GLOVE --max-vocab 8000"  # <= 1.5 MB
+  # The second round (results in sst2_frontier_r2): the whole transfer set for two epochs of the prediction
+  # stage (the best of evaluations every 2,000 steps), 50,000 rows for the intermediate stage, and the
+  # vocabulary trimmed at count 10 so that a 2L-128 int8 bundle fits 2.5 MB.
+  [pruned-2l-128-long]="${pruned[*]} $(shape 2 128 4 512) ${long[*]}"
+  [pruned-3l-256-long]="${pruned[*]} $(shape 3 256 8 1024) ${long[*]}"
+)
+
+# build_transfer OUT LOG [augment options...]: all of SST-2 train plus 2 word-replaced (GloVe) and 2 rule-based
+# variants per sentence, labelled by the teacher $T (resumable; skipped when OUT is finished)
+build_transfer() {
+  local out=$1 log=$2; shift 2
+  [ ! -f "$out/manifest.json" ] || return 0
+  local t0; t0=$(date +%s)
+  kdedge augment --task sst2 --teacher "$T" --method replace,rules --word-vectors "$GLOVE" --variants 2 "$@" \
+    --out "$out" --resume 2>&1 | tr '\r' '\n' | grep -av '%|' > "$log"
+  echo "$(basename "$out") wall_s=$(( $(date +%s) - t0 ))" | tee -a "$(dirname "$log")/times.txt"
+}
+
+# export_bundle STUDENT_DIR BUNDLES_DIR PRECISION: the student's fp32 or int8 (--preset auto) bundle, once
+export_bundle() {
+  local out=$2/$(basename "$1")-$3
+  [ -f "$out/manifest.json" ] || kdedge export --model "$1" --out "$out" \
+    --quantize "$([ "$3" = fp32 ] && echo none || echo dynamic)" 2>&1 | grep -av '%|' | tail -1
+}
