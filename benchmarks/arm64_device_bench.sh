@@ -9,7 +9,10 @@
 #   - `python -m kdedge_runtime.bench --one-process --with-logits` on both (a child interpreter cannot be started
 #     under qemu-user without binfmt), then benchmarks/compare_devices.py: metric on each, prediction agreement and
 #     the largest logit difference. Emulated latency is NOT a real arm64 figure and is reported as such.
-# Needs root (apt-get) and the registries. Usage: bash benchmarks/arm64_device_bench.sh STUDENT_DIR [STUDENT_DIR ...]
+#   - with TEACHER (the teacher folder): the teacher's int8 bundle as `kdedge bench` exports it (cached) is timed on
+#     both as --teacher, and the arm64 report is merged into a host `kdedge bench` of the same bundles
+#     (--device-report): RES/merged/report.md holds the host and the device:qemu-arm64 rows side by side.
+# Needs root (apt-get) and the registries. Usage: [TEACHER=DIR] bash benchmarks/arm64_device_bench.sh STUDENT_DIR ...
 . "$(dirname "$0")/lib.sh"
 [ $# -ge 1 ] || { echo "usage: $0 STUDENT_DIR [STUDENT_DIR ...]" >&2; exit 2; }
 RUN=${RUN:-benchmarks/runs/arm64}
@@ -45,9 +48,25 @@ for student in "$@"; do
   bundles+=("$out")
 done
 
-bench=(-m kdedge_runtime.bench "${bundles[@]}" --data "$DEV" --with-logits --one-process --threads 1
+teacher=()
+if [ -n "${TEACHER:-}" ]; then  # the int8 teacher kdedge bench exports and caches: the same bytes on both sides
+  teacher_int8=$(python -c "
+import sys
+from kdedge.bench.models import teacher_bundles
+from kdedge.config import BenchConfig
+from kdedge.distill.teacher_cache import default_cache_dir
+print(teacher_bundles(sys.argv[1], BenchConfig(out='-'), default_cache_dir())[1].path)" "$TEACHER")
+  teacher=(--teacher "$teacher_int8")
+fi
+bench=(-m kdedge_runtime.bench "${bundles[@]}" "${teacher[@]}" --data "$DEV" --with-logits --one-process --threads 1
        --warmup 3 --min-runs 20 --min-time 0 --batch-size 32)
 PYTHONPATH="$SITE:export/python" "${ARM_PYTHON[@]}" "${bench[@]}" --device-name qemu-arm64 --out "$RES/arm64.json" \
   > "$RES/arm64.log"
 python "${bench[@]}" --device-name x86-host --out "$RES/x86.json" > "$RES/x86.log"
 python benchmarks/compare_devices.py "$RES/x86.json" "$RES/arm64.json" | tee "$RES/summary.md"
+if [ -n "${TEACHER:-}" ]; then
+  host_bundles=()
+  for bundle in "${bundles[@]}"; do host_bundles+=(--bundle "$bundle"); done
+  kdedge bench --teacher "$TEACHER" "${host_bundles[@]}" --device-report "$RES/arm64.json" --backends ort-cpu \
+    --threads 1 --batch-sizes 1,32 --seq-lens 64 --out "$RES/merged" --overwrite > "$RES/merged.log"
+fi

@@ -11,7 +11,8 @@ from typing import Literal
 import click
 
 from kdedge import __version__
-from kdedge.config import AugmentConfig, BenchConfig, DistillConfig, ExportConfig, TeacherConfig, build_config, field_types
+from kdedge.config import (AugmentConfig, BenchConfig, DistillConfig, ExportConfig, TeacherConfig, TuneConfig,
+                           build_config, field_types)
 from kdedge.errors import KdedgeError
 from kdedge.hub import go_offline_if_unreachable, hub_sources
 from kdedge.quiet import VERBOSE_ENV
@@ -119,6 +120,19 @@ def distill(cfg: DistillConfig):
     from kdedge.distill.run import distill_student
 
     _say(f"student written to {distill_student(cfg)}")
+
+
+@main.command()
+@config_options(TuneConfig)
+def tune(cfg: TuneConfig):
+    """Search the distillation recipe (--space) for the best int8 bundle on --backend: an Optuna study in which every
+    trial distils, exports int8 and times the bundle in a bench worker. Budget mode maximises retention under
+    --max-latency-ms/--max-size-mb/--min-speedup; pareto mode keeps the retention/latency front. Rerun to continue."""
+    from kdedge.tune.run import tune as run_tune
+
+    out = run_tune(cfg)
+    click.echo((out / "report.md").read_text())
+    click.echo(f"study written to {out} (trials.csv, report.md, pareto.png, best/)")
 
 
 @main.command()

@@ -238,6 +238,39 @@ class DistillConfig(TrainOptions, DataOptions):
 
 
 @dataclass
+class TuneConfig(DistillConfig):
+    """`kdedge tune`: a distill recipe (every DistillConfig option, fixed unless --space varies it) plus the study."""
+
+    out: str | None = opt(None, "Study folder: the Optuna storage (by default), every trial's student and bundle, "
+                                "trials.csv/parquet, report.md, pareto.png and best/. Rerun the command to continue.",
+                          required=True)
+    space: str | None = opt(None, "YAML file of the options to search: OPTION: {low, high[, log, step]} or "
+                                  "{choices: [...]}; `shape: {choices: [L-H-A-I, ...]}` sets layers, hidden, heads and "
+                                  "intermediate together.", required=True)
+    trials: int = opt(20, "The study's total number of trials (a rerun with a larger N runs only the missing ones).",
+                      valid=COUNT)
+    timeout: float | None = opt(None, "Stop starting trials after this many seconds (this run).", valid=POSITIVE)
+    mode: Literal["budget", "pareto"] = opt(
+        "budget", "budget: maximise retention, trials over --max-latency-ms/--max-size-mb/--min-speedup recorded as "
+                  "infeasible; pareto: retention vs p50 latency (NSGA-II), the front kept.")
+    backend: str = opt("ort-cpu", "The bench backend the bundles are timed on (an ONNX backend: ort-*, openvino-cpu).")
+    preset: Literal["auto", "avx2", "avx512", "avx512_vnni", "arm64"] = opt(
+        "auto", "The int8 preset every trial's bundle is exported with (auto: this CPU's).")
+    max_latency_ms: float | None = opt(None, "budget: batch-1 p50 on --backend at most this.", valid=POSITIVE)
+    max_size_mb: float | None = opt(None, "budget: the bundle's model.onnx at most this many MB.", valid=POSITIVE)
+    min_speedup: float | None = opt(None, "budget: at least this many times faster than the int8 teacher on --backend "
+                                          "(measured once per study).", valid=POSITIVE)
+    pruner: Literal["median", "hyperband", "none"] = opt(
+        "median", "Stop hopeless trials early on their dev metric at each evaluation (budget mode).")
+    storage: str | None = opt(None, "Optuna storage URL (default: sqlite in --out); postgresql://user@host/db lets "
+                                    "workers on many machines share one study.")
+    study_name: str = opt("kdedge", "The study's name in the storage.")
+    baseline: bool = opt(True, "Run the recipe as given (the hand-set one) as the first trial, for comparison.")
+    threads: int | None = opt(1, "Intra-op threads when timing a bundle.", valid=COUNT)
+    timing_runs: int = opt(50, "Timed batch-1 runs per bundle (after 5 untimed).", valid=COUNT)
+
+
+@dataclass
 class ExportConfig(ModelDataOptions):
     model: str | None = opt(None, "Student folder (from `kdedge distill`).", required=True)
     out: str | None = opt(None, "Bundle folder to write.", required=True)

@@ -134,6 +134,7 @@ def train(
     lr_overrides: dict[str, float] | None = None,
     eval_sets: dict[str, list[dict]] | None = None,
     select_on: str = "dev",
+    on_evaluate: Callable[[float], None] | None = None,
 ) -> tuple[dict, TrainState]:
     """Train `model`, keep the best dev checkpoint in `run.best_dir`; return its dev metrics and the state.
 
@@ -142,7 +143,8 @@ def train(
     With `evaluate_dev=False` there is no dev evaluation and no best checkpoint: the caller keeps the
     final weights (TinyBERT's intermediate-layer stage has no meaningful dev metric). `eval_sets` (name ->
     features) are scored at every evaluation too, and `select_on` names the set whose metric picks the best
-    checkpoint ("dev" or one of them)."""
+    checkpoint ("dev" or one of them). `on_evaluate` gets that metric after every evaluation (a tuner's pruner
+    stops a hopeless run by raising from it)."""
     accelerator = accelerator or make_accelerator(opts.mixed_precision)
     # Checkpoints hold exactly what this call prepares (a previous stage's model must not be in them).
     accelerator.free_memory()
@@ -230,6 +232,8 @@ def train(
              **({"eval": on_sets} if on_sets else {}), "best": improved})
         accelerator.print(f"{name} epoch {state.epoch + 1} step {state.global_step}: dev {_fmt(metrics)}"
                           + "".join(f"; {n} {_fmt(m)}" for n, m in on_sets.items()) + (" (best)" if improved else ""))
+        if on_evaluate is not None:
+            on_evaluate(score)
         return metrics
 
     model.train()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from dataclasses import asdict, dataclass
@@ -73,9 +74,27 @@ def teacher_bundles(teacher_dir: str, cfg, cache_dir: Path) -> list[BenchModel]:
     for name, quantize, key in (("teacher", "none", f"{weights}-fp32"),
                                 ("teacher-int8", "dynamic", f"{weights}-int8-{preset}")):
         out = cache_dir / "teacher-onnx" / key
-        if not (out / "manifest.json").is_file():
-            export_bundle(ExportConfig(model=teacher_dir, out=str(out), overwrite=True, verify=64, quantize=quantize,
-                                       preset=preset, **{f.name: getattr(cfg, f.name)
-                                                         for f in dataclasses.fields(ModelDataOptions)}))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(out.with_name(key + ".lock")):  # another process (a second tune worker) may be exporting it
+            if not (out / "manifest.json").is_file():
+                data = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(ModelDataOptions)}
+                export_bundle(ExportConfig(model=teacher_dir, out=str(out), overwrite=True, verify=64,
+                                           quantize=quantize, preset=preset, **data))
         models.append(bundle_model(str(out), role="teacher", name=name))
     return models
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    """An exclusive advisory lock on `path` for the block (POSIX; elsewhere, no lock)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with path.open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

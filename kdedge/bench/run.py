@@ -64,9 +64,9 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
         for model in models:
             for backend in (b for b in backends if b.kind == model.kind):
                 click.echo(f"{model.name} on {backend.name} ...")
-                job = _job(cfg, model, backend.name, data, eval_sets, batch_sizes, seq_lens)
+                job = bench_job(cfg, model, backend.name, data, eval_sets, batch_sizes, seq_lens)
                 results.append({"model": model.to_dict(), "backend": backend.name,
-                                **_run_in_process(job, Path(tmp))})
+                                **run_in_process(job, Path(tmp))})
     rows = build_rows(results, data.task, data.dev.labels, on_devices, {n: s.labels for n, s in eval_sets.items()})
     report = {"config": to_dict(cfg), "environment": environment(), "task": data.task.to_dict(),
               "dev_examples": len(data.dev), "eval_sets": describe_sets(eval_sets), "rows": rows, "warnings": warnings,
@@ -98,7 +98,7 @@ def _identity(model: BenchModel) -> dict:
             "weights_sha256": sha256_file(weights)}
 
 
-def _job(cfg: BenchConfig, model: BenchModel, backend: str, data, eval_sets: dict, batch_sizes, seq_lens) -> dict:
+def bench_job(cfg: BenchConfig, model: BenchModel, backend: str, data, eval_sets: dict, batch_sizes, seq_lens) -> dict:
     return {"model": model.to_dict(), "backend": backend, "threads": cfg.threads, "batch_sizes": batch_sizes,
             "seq_lens": seq_lens, "warmup": cfg.warmup, "min_runs": cfg.min_runs, "min_time": cfg.min_time,
             "max_runs": cfg.max_runs, "eval_batch_size": cfg.eval_batch_size, "accuracy": cfg.accuracy,
@@ -107,7 +107,7 @@ def _job(cfg: BenchConfig, model: BenchModel, backend: str, data, eval_sets: dic
                           for name, s in eval_sets.items()}}
 
 
-def _run_in_process(job: dict, tmp: Path) -> dict:
+def run_in_process(job: dict, tmp: Path) -> dict:
     """A fresh interpreter per job: no model warms the caches or thread pools of another."""
     job_file, result_file = tmp / "job.json", tmp / "result.json"
     job_file.write_text(json.dumps(job))

@@ -12,6 +12,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from accelerate.utils import set_seed
@@ -119,13 +120,14 @@ def _validate(cfg: DistillConfig) -> DistillConfig:
     return dataclasses.replace(cfg, lr=cfg.lr or DEFAULT_LR[cfg.student])
 
 
-def distill_student(cfg: DistillConfig) -> Path:
+def distill_student(cfg: DistillConfig, on_evaluate: Callable[[float], None] | None = None) -> Path:
+    """Distil and write the student folder; `on_evaluate` gets the selection metric after every evaluation."""
     cfg = _validate(cfg)
     with RunDir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume) as run:
-        return _distill(cfg, run)
+        return _distill(cfg, run, on_evaluate)
 
 
-def _distill(cfg: DistillConfig, run: RunDir) -> Path:
+def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], None] | None) -> Path:
     run.check_config(to_dict(cfg))
     data = load_task_data(cfg, train_optional=bool(cfg.transfer))  # a transfer set may be all the training rows
     task = data.task
@@ -217,7 +219,7 @@ def _distill(cfg: DistillConfig, run: RunDir) -> Path:
             accelerator=accelerator, stage=stage.name if len(stages) > 1 else "", name=f"{cfg.student} {stage.name}",
             evaluate_dev=stage.evaluate,
             lr_overrides={IntermediateDistiller.MAPPING_PREFIX: cfg.mapping_lr} if stage.intermediate else None,
-            eval_sets=eval_features, select_on=cfg.select_on,
+            eval_sets=eval_features, select_on=cfg.select_on, on_evaluate=on_evaluate,
         )
         result = {"stage": stage.name, "steps": state.global_step, "train_time_s": round(state.train_time_s, 2),
                   "dev": best or None}

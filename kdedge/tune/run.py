@@ -1,0 +1,306 @@
+"""`kdedge tune`: an Optuna study over the distillation recipe, scored on what ships: each trial distils a student,
+exports it int8 with the target's preset and measures the bundle itself, its dev metric through ONNX Runtime and
+its batch-1 p50 on the chosen backend, in a fresh bench worker process (the bench's own machinery).
+
+Two modes: `budget` maximises retention with the latency/size/speed-up budget as Optuna constraints (a trial over
+budget is recorded as infeasible, never dropped), pruning hopeless trials on their dev metric at each evaluation;
+`pareto` searches retention against p50 with NSGA-II and keeps the front. The study lives in Optuna's RDB storage
+(SQLite in --out by default, PostgreSQL for many workers), with heartbeats, so a rerun continues it and a killed
+worker loses only its running trial.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import os
+import socket
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import click
+
+from kdedge.config import DistillConfig, ExportConfig, ModelDataOptions, TuneConfig, to_dict
+from kdedge.errors import KdedgeError
+from kdedge.outputs import read_json
+from kdedge.tune.space import Param, apply, baseline_params, load_space
+
+# What a failed trial can fail on and the study survives: bad options or shapes, a diverging loss, a backend error.
+TRIAL_ERRORS = (KdedgeError, ValueError, RuntimeError)
+HEARTBEAT_S = 10
+
+
+def tune(cfg: TuneConfig) -> Path:
+    import optuna
+
+    space = load_space(cfg.space)
+    backend = _check_backend(cfg.backend)
+    out = Path(cfg.out)
+    _prepare_out(out, cfg)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = _open_study(cfg, out, space)
+    from kdedge.data import load_task_data
+
+    data = load_task_data(cfg, train_optional=bool(cfg.transfer))
+    if "teacher_int8_p50_ms" not in study.user_attrs:  # once per study, on the same backend as every trial
+        teacher_p50, _ = measure_bundle(_teacher_int8(cfg), backend, data, cfg)
+        study.set_user_attr("teacher_int8_p50_ms", teacher_p50)
+    if cfg.baseline and not study.trials and "baseline" not in study.user_attrs:
+        study.set_user_attr("baseline", True)
+        study.enqueue_trial(baseline_params(cfg, space), user_attrs={"baseline": True})
+
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL,
+               optuna.trial.TrialState.RUNNING)
+    remaining = cfg.trials - len(study.get_trials(deepcopy=False, states=counted))
+    if remaining > 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=remaining, desc="trials", unit="trial")
+        objective = Objective(cfg, space, out, backend, data, study.user_attrs["teacher_int8_p50_ms"])
+        study.optimize(objective, n_trials=remaining, timeout=cfg.timeout, catch=TRIAL_ERRORS,
+                       callbacks=[optuna.study.MaxTrialsCallback(cfg.trials, states=counted),
+                                  lambda s, t: _progress(bar, s, t, cfg)])
+        bar.close()
+    from kdedge.tune.report import write_outputs
+
+    write_outputs(study, cfg, out)
+    return out
+
+
+def _check_backend(name: str):
+    from kdedge.bench.backends import BACKENDS
+
+    backend = BACKENDS.get(name)
+    if backend is None or backend.kind != "onnx":
+        onnx = ", ".join(n for n, b in BACKENDS.items() if b.kind == "onnx")
+        raise KdedgeError(f"--backend {name}: a tuned student is measured as its int8 bundle; use one of {onnx}")
+    why = backend.unavailable()
+    if why:
+        raise KdedgeError(f"--backend {name} cannot run here: {why}")
+    return backend
+
+
+def _prepare_out(out: Path, cfg: TuneConfig) -> None:
+    """A study folder is continued by rerunning; anything else there is never overwritten without --overwrite."""
+    marker = out / "tune.json"
+    if out.exists() and any(out.iterdir()):
+        if cfg.overwrite:
+            import shutil
+
+            shutil.rmtree(out)
+        elif not marker.is_file():
+            raise KdedgeError(f"{out} exists and is not a `kdedge tune` folder; choose another --out or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+    if not marker.is_file():
+        from kdedge.outputs import write_json
+
+        write_json(marker, {"study_name": cfg.study_name, "storage": cfg.storage or "sqlite (study.db)"})
+
+
+def storage_url(cfg: TuneConfig, out: Path) -> str:
+    return cfg.storage or f"sqlite:///{(out / 'study.db').resolve()}"
+
+
+def _open_study(cfg: TuneConfig, out: Path, space: list[Param]):
+    import optuna
+
+    if cfg.mode == "budget":
+        sampler = optuna.samplers.TPESampler(seed=cfg.seed)  # the budget: each trial's set_constraint
+        pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=2),
+                  "hyperband": optuna.pruners.HyperbandPruner(),
+                  "none": optuna.pruners.NopPruner()}[cfg.pruner]
+        directions = ["maximize"]
+    else:  # multi-objective studies cannot prune (Optuna reports one value per step)
+        sampler, pruner, directions = optuna.samplers.NSGAIISampler(seed=cfg.seed), optuna.pruners.NopPruner(), \
+            ["maximize", "minimize"]
+    for attempt in range(3):  # workers started together race to create the tables: the loser retries
+        try:
+            study = _create_study(cfg, out, sampler, pruner, directions)
+            break
+        except KdedgeError:
+            if attempt == 2:
+                raise
+            time.sleep(1 + attempt)
+    _check_question(study, cfg, space)
+    return study
+
+
+def _create_study(cfg: TuneConfig, out: Path, sampler, pruner, directions):
+    import optuna
+
+    try:
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna; they are what makes a rerun safe
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(storage_url(cfg, out), heartbeat_interval=HEARTBEAT_S,
+                                                 grace_period=3 * HEARTBEAT_S)
+        study = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner, study_name=cfg.study_name,
+                                    directions=directions, load_if_exists=True)
+    except Exception as e:  # SQLAlchemy and the drivers raise their own types for an unreachable database
+        hint = " (PostgreSQL: pip install 'kdedge[postgres]')" if isinstance(e, ImportError) else ""
+        raise KdedgeError(f"--storage: cannot open the study ({type(e).__name__}: {str(e).splitlines()[0]}){hint}") \
+            from None
+    return study
+
+
+# Where things are on one worker's machine: may differ between workers of one study.
+_LOCAL = {"out", "resume", "overwrite", "cache_dir", "data_dir", "teacher", "transfer", "train_file", "dev_file",
+          "word_vectors", "eval_file"}
+
+
+def _check_question(study, cfg: TuneConfig, space: list[Param]) -> None:
+    """The question a study answers is fixed when it starts: a rerun, or another worker, may change only
+    --trials, --timeout and where its files are."""
+    recipe = {k: v for k, v in to_dict(cfg).items()
+              if k in {f.name for f in dataclasses.fields(DistillConfig)} and k not in _LOCAL}
+    question = _jsonable({"mode": cfg.mode, "space": [dataclasses.asdict(p) for p in space], "backend": cfg.backend,
+                          "budget": [cfg.max_latency_ms, cfg.max_size_mb, cfg.min_speedup], "recipe": recipe})
+    stored = study.user_attrs.get("question")
+    if stored is None:
+        study.set_user_attr("question", question)
+    elif stored != question:
+        changed = sorted(k for k in question if stored.get(k) != question[k])
+        raise KdedgeError(f"study '{cfg.study_name}' was started with another {', '.join(changed)}; rerun it as it "
+                          "was (only --trials and --timeout may change), or give a new --study-name or --out")
+
+
+def _jsonable(value):
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+def feasible(trial) -> bool | None:
+    """Within the budget (every constraint value <= 0), or None for a trial never measured."""
+    values = trial.user_attrs.get("constraints")
+    return None if values is None else all(v <= 0 for v in values.values())
+
+
+def budget_constraints(cfg: TuneConfig, p50_ms: float, size_mb: float, speedup: float) -> dict[str, float]:
+    """Optuna's constraint values, by name: how far over each budget the trial is (<= 0: within it)."""
+    values = {"p50_ms": p50_ms - cfg.max_latency_ms if cfg.max_latency_ms else None,
+              "size_mb": size_mb - cfg.max_size_mb if cfg.max_size_mb else None,
+              "speedup": cfg.min_speedup - speedup if cfg.min_speedup else None}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+class Objective:
+    """One trial: the sampled recipe distilled, exported int8 and measured."""
+
+    def __init__(self, cfg: TuneConfig, space: list[Param], out: Path, backend, data, teacher_p50: float):
+        self.cfg, self.space, self.out, self.backend, self.data, self.teacher_p50 = \
+            cfg, space, out, backend, data, teacher_p50
+
+    def __call__(self, trial):
+        import optuna
+
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        params = {p.name: p.suggest(trial) for p in self.space}
+        folder = self.out / "trials" / f"{trial.number:04d}"
+        try:
+            recipe = _distill_config(apply(self.cfg, params), folder / "student")
+            from kdedge.distill.run import distill_student
+
+            pruning = self.cfg.mode == "budget" and self.cfg.pruner != "none"
+            student = distill_student(recipe, on_evaluate=_reporter(trial) if pruning else None)
+            bundle = _export(student, folder / "bundle", self.cfg, qat=recipe.qat)
+            p50_ms, metric = measure_bundle(bundle, self.backend, self.data, self.cfg)
+        except optuna.TrialPruned:
+            raise
+        except TRIAL_ERRORS as e:
+            trial.set_user_attr("reason", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300])
+            raise
+        teacher = read_json(student / "metrics.json")["teacher_dev"][self.data.task.main_metric]  # PyTorch, as bench's
+        size_mb = (bundle / "model.onnx").stat().st_size / 1e6
+        speedup = self.teacher_p50 / p50_ms
+        retention = metric / teacher if teacher else 0.0
+        for key, value in (("metric", metric), ("retention", retention), ("p50_ms", p50_ms), ("size_mb", size_mb),
+                           ("speedup_vs_teacher_int8", speedup), ("student", str(student)), ("bundle", str(bundle))):
+            trial.set_user_attr(key, value)
+        if self.cfg.mode == "pareto":
+            return retention, p50_ms
+        over = budget_constraints(self.cfg, p50_ms, size_mb, speedup)
+        for name, value in over.items():
+            trial.set_constraint(name, value)
+        trial.set_user_attr("constraints", over)
+        return retention
+
+
+def _distill_config(cfg: TuneConfig, out: Path) -> DistillConfig:
+    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(DistillConfig)}
+    return DistillConfig(**{**values, "out": str(out), "overwrite": True, "resume": False})
+
+
+def _reporter(trial):
+    """Report the selection metric at each evaluation; raise TrialPruned when the pruner says so."""
+    import optuna
+
+    steps = itertools.count()
+
+    def report(score: float) -> None:
+        step = next(steps)
+        trial.report(score, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at evaluation {step + 1} (dev {score:.4f})")
+
+    return report
+
+
+def _export(student: Path, out: Path, cfg: TuneConfig, qat: bool) -> Path:
+    from kdedge.onnx.bundle import export_bundle
+
+    data = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(ModelDataOptions)}
+    return export_bundle(ExportConfig(model=str(student), out=str(out), quantize="qat" if qat else "dynamic",
+                                      preset=cfg.preset, overwrite=True, verify=64, **data))
+
+
+def _teacher_int8(cfg: TuneConfig) -> Path:
+    """The teacher's int8 bundle as `kdedge bench` exports and caches it (this CPU's preset)."""
+    from kdedge.bench.models import teacher_bundles
+    from kdedge.distill.teacher_cache import default_cache_dir
+
+    if not (Path(cfg.teacher) / "model.safetensors").is_file():
+        raise KdedgeError(f"--teacher {cfg.teacher}: kdedge tune times the teacher's int8 bundle, so it needs a "
+                          "teacher folder (from `kdedge teacher`)")
+    return Path(teacher_bundles(cfg.teacher, cfg, default_cache_dir())[1].path)
+
+
+def measure_bundle(bundle: Path, backend, data, cfg: TuneConfig) -> tuple[float, float]:
+    """(batch-1 p50 ms on `backend`, dev main metric) of a bundle, in a fresh bench worker process."""
+    import numpy as np
+
+    from kdedge.bench.models import bundle_model
+    from kdedge.bench.run import bench_job, run_in_process
+    from kdedge.config import BenchConfig
+    from kdedge.data import compute_metrics
+
+    timing = BenchConfig(out="-", threads=cfg.threads, warmup=5, min_runs=cfg.timing_runs, min_time=0.0,
+                         max_runs=cfg.timing_runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run_in_process(bench_job(timing, bundle_model(str(bundle)), backend.name, data, {}, [1], []),
+                                Path(tmp))
+    if result["status"] != "ok":
+        raise KdedgeError(f"timing {bundle.name} on {backend.name} failed: {result.get('why')}")
+    logits = np.asarray(result["logits"], dtype=np.float32)
+    metric = compute_metrics(data.task, logits, data.dev.labels)[data.task.main_metric]
+    return result["latency"]["real"]["1"]["p50_ms"], float(metric)
+
+
+def _progress(bar, study, trial, cfg: TuneConfig) -> None:
+    bar.update(1)
+    done = [t for t in study.trials if t.state.name == "COMPLETE" and "retention" in t.user_attrs]
+    if cfg.mode == "budget":
+        within = [t for t in done if feasible(t)]
+        if within:
+            best = max(within, key=lambda t: t.user_attrs["retention"])
+            bar.set_postfix(best=f"#{best.number} retention {best.user_attrs['retention']:.4f} "
+                                 f"p50 {best.user_attrs['p50_ms']:.2f} ms")
+    else:
+        bar.set_postfix(front=len(study.best_trials))
+    from kdedge.tune.report import pruned_reason
+
+    what = trial.user_attrs.get("reason") or pruned_reason(trial) or (
+        f"retention {trial.user_attrs['retention']:.4f}, p50 {trial.user_attrs['p50_ms']:.2f} ms, "
+        f"{trial.user_attrs['size_mb']:.2f} MB" if "retention" in trial.user_attrs else "")
+    click.echo(f"trial {trial.number} {trial.state.name.lower()}: {what}", err=True)

@@ -1,0 +1,199 @@
+"""`kdedge tune` on tiny models: the study's outputs, budgets as constraints, pruning, failures with reasons,
+continuing a study, and two workers on one PostgreSQL study."""
+
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kdedge.config import TuneConfig, build_config
+from kdedge.errors import KdedgeError
+
+optuna = pytest.importorskip("optuna")
+
+
+def _tune(tmp_path, teacher, glue_dir, name="study", space=None, **kw):
+    from kdedge.tune.run import tune
+
+    space_file = tmp_path / f"{name}-space.yaml"
+    space_file.write_text(space or "lr: {low: 1.0e-3, high: 3.0e-2, log: true}\nalpha: {low: 0.0, high: 1.0}\n")
+    base = dict(task="sst2", data_dir=str(glue_dir), teacher=str(teacher), out=str(tmp_path / name),
+                space=str(space_file), max_train_samples=300, max_eval_samples=100, epochs=2, batch_size=32,
+                lstm_hidden=16, mlp_hidden=16, lr=1e-2, trials=3, timing_runs=5, seed=0, cache_dir=str(tmp_path / "cache"))
+    base.update(kw)
+    return tune(build_config(TuneConfig, None, **base))
+
+
+def _trials(out: Path) -> list[dict]:
+    with (out / "trials.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_study_measures_each_bundle_and_writes_every_output(tiny_trained_teacher, glue_dir, tmp_path):
+    from kdedge_runtime import Classifier
+
+    out = _tune(tmp_path, tiny_trained_teacher, glue_dir, max_size_mb=100.0, pruner="none")
+    rows = _trials(out)
+    assert [r["number"] for r in rows] == ["0", "1", "2"] and all(r["state"] == "complete" for r in rows)
+    assert rows[0]["baseline"] == "True" and float(rows[0]["param_lr"]) == 1e-2  # the recipe as given ran first
+    for r in rows:
+        bundle = Path(r["bundle"])
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        assert manifest["precision"] == "int8" and float(r["size_mb"]) == pytest.approx(
+            (bundle / "model.onnx").stat().st_size / 1e6)
+        # the dev metric is the bundle's own, through ONNX Runtime, over the PyTorch teacher's
+        assert float(r["metric"]) == pytest.approx(manifest["dev"]["onnx"]["accuracy"], abs=1e-9)
+        assert float(r["p50_ms"]) > 0 and float(r["speedup_vs_teacher_int8"]) > 0 and r["feasible"] == "True"
+    assert (out / "trials.parquet").stat().st_size > 0 and (out / "pareto.png").stat().st_size > 10_000
+    best = json.loads((out / "best" / "manifest.json").read_text())
+    winner = max(rows, key=lambda r: float(r["retention"]))
+    assert best["trial"] == int(winner["number"]) and best["figures"]["retention"] == pytest.approx(
+        float(winner["retention"]))
+    assert Classifier(out / "best" / "bundle").predict(["a gorgeous, witty film"])[0].label in ("negative", "positive")
+    md = (out / "report.md").read_text()
+    assert "Kept under best/: trial " in md and "(hand-set)" in md
+
+
+def test_over_budget_trials_are_recorded_infeasible_not_dropped(tiny_trained_teacher, glue_dir, tmp_path):
+    out = _tune(tmp_path, tiny_trained_teacher, glue_dir, trials=2, max_latency_ms=1e-6, pruner="none")
+    rows = _trials(out)
+    assert len(rows) == 2 and all(r["state"] == "complete" and r["feasible"] == "False" for r in rows)
+    assert not any((out / "best").iterdir()) and "No trial met the budget" in (out / "report.md").read_text()
+
+
+def test_a_planted_bad_learning_rate_is_pruned(tiny_trained_teacher, glue_dir, tmp_path):
+    storage = f"sqlite:///{tmp_path / 'planted.db'}"
+    study = optuna.create_study(storage=storage, study_name="kdedge", direction="maximize")
+    for lr in (3e-2, 3e-2, 1e-9):  # two good trials, then one that cannot learn
+        study.enqueue_trial({"lr": lr, "alpha": 1.0})
+    out = _tune(tmp_path, tiny_trained_teacher, glue_dir, storage=storage, baseline=False, epochs=3,
+                space="lr: {low: 1.0e-9, high: 0.1, log: true}\nalpha: {low: 0.0, high: 1.0}\n")
+    rows = _trials(out)
+    assert [r["state"] for r in rows] == ["complete", "complete", "pruned"]
+    assert rows[2]["reason"].startswith("pruned after 1 evaluation(s)")
+
+
+def test_failing_trials_are_recorded_with_their_reason_and_the_study_goes_on(tiny_trained_teacher, glue_dir,
+                                                                            tmp_path):
+    out = _tune(tmp_path, tiny_trained_teacher, glue_dir, trials=2, student="tinybert", init="random", layers=1,
+                baseline=False, space="hidden: {choices: [30]}\n", heads=4, intermediate=64)
+    rows = _trials(out)
+    assert [r["state"] for r in rows] == ["fail", "fail"]
+    assert all("30" in r["reason"] and "4" in r["reason"] for r in rows), rows[0]["reason"]
+
+
+def test_a_rerun_continues_the_study_without_repeating_finished_trials(tiny_trained_teacher, glue_dir, tmp_path,
+                                                                      monkeypatch):
+    import kdedge.distill.run as distill_run
+
+    real, calls = distill_run.distill_student, []
+
+    def killed_on_the_second(cfg, on_evaluate=None):
+        calls.append(cfg.out)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the worker is stopped in its second trial
+        return real(cfg, on_evaluate)
+
+    monkeypatch.setattr(distill_run, "distill_student", killed_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        _tune(tmp_path, tiny_trained_teacher, glue_dir)
+    first = (tmp_path / "study" / "trials" / "0000" / "student" / "model.safetensors").stat().st_mtime_ns
+    calls.clear()
+    out = _tune(tmp_path, tiny_trained_teacher, glue_dir)  # the same command: only what is missing runs
+    assert len(calls) == 1
+    rows = _trials(out)
+    assert [r["state"] for r in rows] == ["complete", "fail", "complete"]
+    assert (out / "trials" / "0000" / "student" / "model.safetensors").stat().st_mtime_ns == first
+    calls.clear()
+    _tune(tmp_path, tiny_trained_teacher, glue_dir, trials=4)  # a larger total: one more trial
+    assert len(calls) == 1 and len(_trials(out)) == 4
+    with pytest.raises(KdedgeError, match="was started with another space"):
+        _tune(tmp_path, tiny_trained_teacher, glue_dir, trials=5, space="lr: {low: 1.0e-4, high: 1.0e-2}\n")
+
+
+def test_the_space_names_what_to_fix(tmp_path):
+    from kdedge.tune.space import load_space
+
+    cases = {"temprature: {low: 1, high: 2}": "not a distill option \\(did you mean 'temperature'",
+             "teacher: {choices: [a, b]}": "fixed for the whole study",
+             "lr: {low: 0.1, high: 0.01}": "low \\(0.1\\) must be below high",
+             "shape: {choices: [2-128-4]}": "LAYERS-HIDDEN-HEADS-INTERMEDIATE",
+             "soft_loss: {choices: [mse, hinge]}": "'soft_loss' must be one of",
+             "lr: 0.1": "give \\{low: .., high: ..\\} or \\{choices: \\[..\\]\\}"}
+    for i, (text, why) in enumerate(cases.items()):
+        path = tmp_path / f"s{i}.yaml"
+        path.write_text(text + "\n")
+        with pytest.raises(KdedgeError, match=why):
+            load_space(path)
+
+
+def _postgres_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture
+def postgres():
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (Debian's server binaries), stopped afterwards."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    pytest.importorskip("psycopg")
+    import tempfile
+
+    data = Path(tempfile.mkdtemp(prefix="kdedge-pg-"))  # not under pytest's tmp_path, which only root can enter
+    as_user = []
+    if os.geteuid() == 0:  # the server refuses to run as root
+        shutil.chown(data, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(as_user + [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth", "trust"],
+                   check=True, capture_output=True)
+    subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-w", "-o",
+                              f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start"], check=True,
+                   capture_output=True)
+    try:
+        subprocess.run(as_user + [str(bindir / "createdb") if (bindir / "createdb").exists() else "createdb",
+                                  "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "kdedge"],
+                       check=True, capture_output=True)
+        yield f"postgresql://postgres@127.0.0.1:{port}/kdedge"
+    finally:
+        subprocess.run(as_user + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def test_two_workers_share_one_postgresql_study(postgres, tiny_trained_teacher, glue_dir, tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {low: 1.0e-3, high: 3.0e-2, log: true}\n")
+    args = ["tune", "--task", "sst2", "--data-dir", str(glue_dir), "--teacher", str(tiny_trained_teacher),
+            "--space", str(space), "--storage", postgres, "--trials", "4", "--max-train-samples", "200",
+            "--max-eval-samples", "60", "--epochs", "1", "--lstm-hidden", "8", "--mlp-hidden", "8",
+            "--timing-runs", "3", "--no-baseline", "--cache-dir", str(tmp_path / "cache")]
+    env = {**os.environ, "KDEDGE_CACHE_DIR": str(tmp_path / "cache")}
+    workers = [subprocess.Popen([sys.executable, "-m", "kdedge.cli", *args, "--out", str(tmp_path / f"w{i}")],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+               for i in range(2)]
+    logs = [w.communicate(timeout=900)[0] for w in workers]
+    assert all(w.returncode == 0 for w in workers), logs
+    study = optuna.load_study(study_name="kdedge", storage=postgres)
+    numbers = [t.number for t in study.trials]
+    assert sorted(numbers) == list(range(len(numbers))) and 4 <= len(numbers) <= 5  # each recorded once
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)  # none lost, none left running
+    workers_seen = {t.user_attrs["worker"] for t in study.trials}
+    assert len(workers_seen) == 2  # both took trials
+    # a third run of the same command finds nothing left to do and reads the same best trial back
+    done = subprocess.run([sys.executable, "-m", "kdedge.cli", *args, "--out", str(tmp_path / "w2")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    best = max(study.trials, key=lambda t: t.user_attrs["retention"])
+    assert json.loads((tmp_path / "w2" / "best" / "manifest.json").read_text())["trial"] == best.number
+    assert len(_trials(tmp_path / "w2")) == len(numbers)
