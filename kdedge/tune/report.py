@@ -82,9 +82,14 @@ def _copy_best(best: list, study, cfg: TuneConfig, out: Path) -> None:
     tmp.mkdir()
     for t in best:
         target = tmp if cfg.mode == "budget" else tmp / f"trial-{t.number:04d}"
-        shutil.copytree(t.user_attrs["student"], target / "student")
-        shutil.copytree(t.user_attrs["bundle"], target / "bundle")
+        here = Path(t.user_attrs["student"]).is_dir() and Path(t.user_attrs["bundle"]).is_dir()
+        if here:  # a trial another worker ran has its files on that worker's machine
+            shutil.copytree(t.user_attrs["student"], target / "student")
+            shutil.copytree(t.user_attrs["bundle"], target / "bundle")
+        target.mkdir(parents=True, exist_ok=True)
         write_json(target / "manifest.json", {
+            "files": "student/ and bundle/" if here else f"on worker {t.user_attrs.get('worker')}: "
+                                                         f"{t.user_attrs['student']}, {t.user_attrs['bundle']}",
             "command": "tune", "study": cfg.study_name, "trial": t.number, "mode": cfg.mode,
             "params": t.params, "figures": {k: t.user_attrs.get(k) for k in FIGURES},
             "teacher_int8_p50_ms": study.user_attrs.get("teacher_int8_p50_ms"),
