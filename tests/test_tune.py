@@ -38,8 +38,13 @@ def _trials(out: Path) -> list[dict]:
 def test_a_study_measures_each_bundle_and_writes_every_output(tiny_trained_teacher, glue_dir, tmp_path):
     from kdedge_runtime import Classifier
 
-    out = _tune(tmp_path, tiny_trained_teacher, glue_dir, max_size_mb=100.0, pruner="none")
+    lines = (glue_dir / "SST-2" / "train.tsv").read_text().splitlines()
+    held = tmp_path / "held.tsv"
+    held.write_text("\n".join([lines[0]] + lines[2000:2050]) + "\n")
+    out = _tune(tmp_path, tiny_trained_teacher, glue_dir, max_size_mb=100.0, pruner="none",
+                eval_file=(f"held={held}",))
     rows = _trials(out)
+    assert all(float(r["eval_retention_held"]) > 0 for r in rows)  # evaluation sets ride along as extra figures
     assert [r["number"] for r in rows] == ["0", "1", "2"] and all(r["state"] == "complete" for r in rows)
     assert rows[0]["baseline"] == "True" and float(rows[0]["param_lr"]) == 1e-2  # the recipe as given ran first
     for r in rows:

@@ -19,12 +19,14 @@ def trial_rows(study) -> list[dict]:
     from kdedge.tune.run import feasible
 
     params = sorted({name for t in study.trials for name in t.params})
+    eval_keys = sorted({k for t in study.trials for k in t.user_attrs if k.startswith("eval_retention:")})
     rows = []
     for t in study.trials:
         attrs = t.user_attrs
         rows.append({"number": t.number, "state": t.state.name.lower(), "baseline": bool(attrs.get("baseline")),
                      **{f"param_{p}": t.params.get(p) for p in params},
                      **{k: attrs.get(k) for k in FIGURES}, "feasible": feasible(t),
+                     **{k.replace(":", "_"): attrs.get(k) for k in eval_keys},
                      "duration_s": round(t.duration.total_seconds(), 1) if t.duration else None,
                      "reason": attrs.get("reason") or pruned_reason(t), "worker": attrs.get("worker"),
                      "bundle": attrs.get("bundle")})

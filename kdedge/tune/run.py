@@ -211,7 +211,10 @@ class Objective:
         except TRIAL_ERRORS as e:
             trial.set_user_attr("reason", f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300])
             raise
-        teacher = read_json(student / "metrics.json")["teacher_dev"][self.data.task.main_metric]  # PyTorch, as bench's
+        scores = read_json(student / "metrics.json")
+        teacher = scores["teacher_dev"][self.data.task.main_metric]  # the PyTorch teacher's, as in kdedge bench
+        for name, on_set in scores.get("eval", {}).items():  # --eval-file sets: the PyTorch student's retention
+            trial.set_user_attr(f"eval_retention:{name}", on_set["retention"])
         size_mb = (bundle / "model.onnx").stat().st_size / 1e6
         speedup = self.teacher_p50 / p50_ms
         retention = metric / teacher if teacher else 0.0
