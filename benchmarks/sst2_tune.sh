@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue #20 benchmark: `kdedge tune` on SST-2 with the MiniLM teacher and the frontier's transfer set.
 #   - budget study: >= 30 trials at the frontier's 12x point (--min-speedup 12 against the int8 teacher, ort-cpu,
-#     batch 1, 1 thread), the 2L-128 pruned shape, the recipe's knobs searched (configs/sst2-tune-space.yaml);
-#   - multi-objective study: >= 30 trials, retention vs p50, shapes searched too (configs/sst2-tune-pareto-space.yaml);
+#     batch 1, 1 thread), the 2L-128 pruned shape, the recipe's knobs searched (configs/spaces/sst2-budget.yaml);
+#   - multi-objective study: >= 30 trials, retention vs p50, shapes searched too (configs/spaces/sst2-pareto.yaml);
 #   - on a 2-core CPU every trial trains on a SAMPLE of the transfer set (default 50,000 of its 270k rows, one
 #     epoch, 10,000 rows for the intermediate stage): the studies compare recipes at that budget, the hand-set recipe
 #     (configs/sst2-frontier.yaml) being the budget study's trial 0;
@@ -25,9 +25,9 @@ common=(--config configs/sst2-frontier.yaml --teacher "$T" --transfer "$TS" --ma
         --intermediate-samples 10000 --backend ort-cpu --threads 1 --trials "$TRIALS")
 for study in budget pareto; do
   if [ "$study" = budget ]; then
-    args=(--space configs/sst2-tune-space.yaml --layers 2 --hidden 128 --heads 4 --intermediate 512 --min-speedup 12)
+    args=(--space configs/spaces/sst2-budget.yaml --layers 2 --hidden 128 --heads 4 --intermediate 512 --min-speedup 12)
   else
-    args=(--space configs/sst2-tune-pareto-space.yaml --mode pareto --layers 2 --hidden 128 --heads 4
+    args=(--space configs/spaces/sst2-pareto.yaml --mode pareto --layers 2 --hidden 128 --heads 4
           --intermediate 512)
   fi
   t0=$(date +%s)

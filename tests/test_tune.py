@@ -141,6 +141,22 @@ def test_the_space_names_what_to_fix(tmp_path):
             load_space(path)
 
 
+def test_shipped_spaces_load_and_their_recipe_applies():
+    from kdedge.config import DistillConfig
+    from kdedge.tune.space import apply, load_space
+
+    spaces = sorted((Path(__file__).resolve().parents[1] / "configs" / "spaces").glob("*.yaml"))
+    assert spaces
+    recipe = build_config(DistillConfig, str(Path(__file__).resolve().parents[1] / "configs" / "sst2-frontier.yaml"),
+                          out="x", teacher="t")
+    for path in spaces:
+        space = load_space(path)
+        # each parameter's first choice or its low end is a valid recipe
+        values = {p.name: p.choices[0] if p.kind == "choice" else (int(p.low) if p.kind == "int" else p.low)
+                  for p in space}
+        assert isinstance(apply(recipe, values), DistillConfig), path.name
+
+
 def _postgres_bin() -> Path | None:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     return found[-1].parent if found else None
