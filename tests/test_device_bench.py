@@ -171,6 +171,12 @@ def test_device_reports_join_the_host_report(tiny_bundles, tiny_trained_teacher,
     assert len(merged["rows"]) == len(first["rows"]) + 2
     md = (tmp_path / "merged" / "report.md").read_text()
     assert f"| {student.name} | device:pi | int8 |" in md and "- device:pi: " in md
+    assert "**emulated**" not in md
+    from kdedge.bench.report import markdown
+
+    merged["rows"] = [{**r, "device": {**r["device"], "cpu": {**r["device"]["cpu"], "emulated": True}}}
+                      if "device" in r else r for r in merged["rows"]]
+    assert "- device:pi: " in markdown(merged) and "**emulated**: the CPU shown is the host's" in markdown(merged)
 
     for change, message in (
         (dict(max_examples=50), "scored other data"),

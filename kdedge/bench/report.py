@@ -179,6 +179,8 @@ def markdown(report: dict) -> str:
         lines += [f"- {name}: {d['cpu']['model']} ({d['cpu']['machine']}), {d['cpu']['usable_cpus']} CPUs, int8 flags "
                   + (", ".join(f for f, v in d["cpu"]["flags"].items() if v) or "none")
                   + f"; preset {d['cpu']['int8_preset']}; {d['os']}; onnxruntime {d['versions'].get('onnxruntime')}"
+                  + ("; **emulated**: the CPU shown is the host's and the timings are not the device's"
+                     if d["cpu"].get("emulated") else "")
                   for name, d in devices.items()]
     here = [r for r in ok if "padded" in r["latency"]]
     if here:
