@@ -1,186 +1,32 @@
-// kdedge-runtime for Node.js: load a bundle written by `kdedge export`, tokenize as the student was trained,
-// run it with onnxruntime-node, and return labels, scores and logits. The same API shape as the Python
-// kdedge_runtime: predict(texts, pairs) gives one prediction for a string, an array for an array.
+// kdedge-runtime for Node.js: load a bundle written by `kdedge export` from a folder, tokenize as the student was
+// trained, run it with onnxruntime-node, and return labels, scores and logits. The same API shape as the Python
+// kdedge_runtime: predict(texts, pairs) gives one prediction for a string, an array for an array. The classifier
+// itself is kdedge-runtime-core's, shared with the browser runtime; only reading the folder is done here.
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 
 import * as ort from "onnxruntime-node";
+import { Classifier as CoreClassifier } from "kdedge-runtime-core";
 
-import { BUNDLE_FORMAT, BundleError, bundleFile, firstLine, readManifest, vocabularySize } from "./bundle.js";
-import { BundleTokenizer } from "./tokenizer.js";
+import { BUNDLE_FORMAT, BundleError, bundleFile, readManifest } from "./bundle.js";
 
 export { BUNDLE_FORMAT, BundleError };
-const ID_INPUTS = new Set(["input_ids", "input_ids_b"]); // padded with the pad token; masks and type ids with 0
 
-function checkChecksum(modelFile, bytes, manifest) {
-  const actual = createHash("sha256").update(bytes).digest("hex");
-  const expected = manifest.files["model.onnx"].sha256;
-  if (actual !== expected) {
-    throw new BundleError(`${modelFile} does not match its manifest (sha256 ${actual.slice(0, 12)}… vs ` +
-      `${expected.slice(0, 12)}…): the model was changed or comes from another export`);
-  }
-}
+const platform = { ort, sha256: async (bytes) => createHash("sha256").update(bytes).digest("hex") };
 
-function asStrings(value, name) {
-  if (typeof value === "string") return [value];
-  if (!Array.isArray(value)) {
-    throw new TypeError(`${name} must be a string or an array of strings, not ${value === null ? "null" : typeof value}`);
-  }
-  const bad = [...new Set(value.filter((v) => typeof v !== "string").map((v) => (v === null ? "null" : typeof v)))];
-  if (bad.length) throw new TypeError(`${name} must contain only strings; found ${bad.sort().join(", ")}`);
-  return value;
-}
-
-export class Classifier {
+export class Classifier extends CoreClassifier {
   static async load(bundleDir, { executionProviders = ["cpu"], intraOpNumThreads, verifyChecksum = true } = {}) {
     const manifest = readManifest(bundleDir);
-    const modelFile = bundleFile(bundleDir, "model.onnx");
-    const bytes = readFileSync(modelFile);
-    if (verifyChecksum) checkChecksum(modelFile, bytes, manifest);
-    const options = { executionProviders };
-    if (intraOpNumThreads) options.intraOpNumThreads = intraOpNumThreads;
-    let session;
-    try {
-      session = await ort.InferenceSession.create(bytes, options);
-    } catch (e) {
-      throw new BundleError(`${modelFile} is not a model ONNX Runtime can load (${firstLine(e)})`);
-    }
-    for (const [kind, actual] of [["inputs", session.inputNames], ["outputs", session.outputNames]]) {
-      const expected = manifest[kind].map((i) => i.name);
-      if ([...actual].sort().join() !== [...expected].sort().join() || (kind === "outputs" && !actual.includes("logits"))) {
-        throw new BundleError(`${modelFile} has ${kind} ${JSON.stringify(actual)} but the manifest lists ` +
-          `${JSON.stringify(expected)}: the model and manifest come from different exports`);
-      }
-    }
-    const rules = manifest.tokenizer;
-    const tokenizerFile = bundleFile(bundleDir, rules.file, "tokenizer.file");
-    let tokenizerJson;
-    let tokenizer;
-    try {
-      tokenizerJson = JSON.parse(readFileSync(tokenizerFile, "utf8"));
-      const configFile = path.join(bundleDir, "tokenizer_config.json");
-      const tokenizerConfig = existsSync(configFile) ? JSON.parse(readFileSync(configFile, "utf8")) : {};
-      tokenizer = new BundleTokenizer(tokenizerJson, tokenizerConfig,
-        { maxLength: manifest.max_length, addSpecialTokens: rules.add_special_tokens });
-    } catch (e) {
-      throw new BundleError(`${tokenizerFile} is not a valid tokenizer (${firstLine(e)})`);
-    }
-    const classifier = new Classifier(manifest, session, tokenizer);
-    await classifier.checkVocabulary(vocabularySize(tokenizerJson), tokenizerFile, modelFile,
-      path.join(bundleDir, "manifest.json"));
-    return classifier;
-  }
-
-  // Every id the tokenizer can emit must index the model's embedding table: one probe run at load, so a mismatch
-  // is a clear error now rather than a Gather failure on some later input.
-  async checkVocabulary(size, tokenizerFile, modelFile, manifestFile) {
-    if (this.padTokenId >= size) {
-      throw new BundleError(`${manifestFile}: field 'tokenizer.pad_token_id' ` +
-        `is ${this.padTokenId}, but ${path.basename(tokenizerFile)} has only ${size} tokens`);
-    }
-    const inputs = {};
-    for (const name of this.inputNames) inputs[name] = [ID_INPUTS.has(name) ? size - 1 : name.includes("mask") ? 1 : 0];
-    try {
-      await this.session.run(this.pad([{ inputs }]), ["logits"]);
-    } catch {
-      throw new BundleError(`${tokenizerFile} has ${size} tokens but the embedding table of ${modelFile} is ` +
-        "smaller: the tokenizer and the model come from different exports");
-    }
-  }
-
-  constructor(manifest, session, tokenizer) {
-    this.manifest = manifest;
-    this.session = session;
-    this.tokenizer = tokenizer;
-    this.inputNames = [...session.inputNames];
-    this.pairEncoding = manifest.tokenizer.pair_encoding; // null, "joint" or "separate"
-    this.padTokenId = manifest.tokenizer.pad_token_id;
-  }
-
-  get labels() { return [...this.manifest.label_names]; }
-  get isPair() { return Boolean(this.manifest.task.is_pair); }
-  get isRegression() { return Boolean(this.manifest.task.is_regression); }
-  get maxLength() { return this.manifest.max_length; }
-
-  async predict(texts, pairs = null, { batchSize = 32 } = {}) {
-    const single = typeof texts === "string";
-    const logits = await this.logits(texts, pairs, { batchSize });
-    const predictions = logits.map((row) => this.decode(row));
-    return single ? predictions[0] : predictions;
-  }
-
-  async logits(texts, pairs = null, { batchSize = 32 } = {}) {
-    [texts, pairs] = this.checkInputs(texts, pairs);
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be at least 1, not ${batchSize}`);
-    const features = texts.map((t, i) => this.encode(t, pairs ? pairs[i] : null));
-    // Length-sorted batches keep padding small; results are put back in input order.
-    const order = features.map((f, i) => i).sort((i, j) => features[j].length - features[i].length || i - j);
-    const out = new Array(texts.length);
-    for (let start = 0; start < order.length; start += batchSize) {
-      const rows = order.slice(start, start + batchSize);
-      const result = await this.session.run(this.pad(rows.map((i) => features[i])), ["logits"]);
-      const { data, dims } = result.logits;
-      const width = dims[dims.length - 1];
-      rows.forEach((row, k) => { out[row] = Array.from(data.slice(k * width, (k + 1) * width)); });
-    }
-    return out;
-  }
-
-  // Token ids per model input for one example (unpadded), and its length.
-  encode(text, pair) {
-    const features = {};
-    let length;
-    if (pair !== null && this.pairEncoding === "joint") {
-      const e = this.tokenizer.encode(text, pair);
-      Object.assign(features, { input_ids: e.ids, attention_mask: e.ids.map(() => 1), token_type_ids: e.typeIds });
-      length = e.ids.length;
-    } else {
-      const e = this.tokenizer.encode(text);
-      Object.assign(features, { input_ids: e.ids, attention_mask: e.ids.map(() => 1), token_type_ids: e.typeIds });
-      length = e.ids.length;
-      if (pair !== null) {
-        const second = this.tokenizer.encode(pair);
-        features.input_ids_b = second.ids;
-        features.attention_mask_b = second.ids.map(() => 1);
-        length += second.ids.length;
-      }
-    }
-    return { inputs: features, length };
-  }
-
-  // int64 tensors right-padded to the longest row (at least one position).
-  pad(rows) {
-    const feed = {};
-    for (const name of this.inputNames) {
-      const width = Math.max(1, ...rows.map((r) => r.inputs[name].length));
-      const fill = BigInt(ID_INPUTS.has(name) ? this.padTokenId : 0);
-      const data = new BigInt64Array(rows.length * width).fill(fill);
-      rows.forEach((r, i) => r.inputs[name].forEach((v, j) => { data[i * width + j] = BigInt(v); }));
-      feed[name] = new ort.Tensor("int64", data, [rows.length, width]);
-    }
-    return feed;
-  }
-
-  checkInputs(texts, pairs) {
-    texts = asStrings(texts, "texts");
-    const task = this.manifest.task.name;
-    if (pairs === null || pairs === undefined) {
-      if (this.isPair) throw new Error(`this bundle's task (${task}) classifies sentence pairs: give pairs as well`);
-      return [texts, null];
-    }
-    if (!this.isPair) throw new Error(`this bundle's task (${task}) classifies single sentences: drop pairs`);
-    pairs = asStrings(pairs, "pairs");
-    if (pairs.length !== texts.length) throw new Error(`got ${texts.length} texts but ${pairs.length} pairs`);
-    return [texts, pairs];
-  }
-
-  decode(logits) {
-    if (this.isRegression) return { label: null, score: logits[0], logits };
-    const max = Math.max(...logits);
-    const exp = logits.map((v) => Math.exp(v - max));
-    const sum = exp.reduce((a, b) => a + b, 0);
-    const best = exp.indexOf(Math.max(...exp));
-    return { label: this.manifest.label_names[best], score: exp[best] / sum, logits };
+    const modelName = bundleFile(bundleDir, "model.onnx");
+    const tokenizerName = bundleFile(bundleDir, manifest.tokenizer.file, "tokenizer.file");
+    const configFile = path.join(bundleDir, "tokenizer_config.json");
+    const sessionOptions = { executionProviders };
+    if (intraOpNumThreads) sessionOptions.intraOpNumThreads = intraOpNumThreads;
+    return this.fromFiles({
+      manifest, manifestName: path.join(bundleDir, "manifest.json"), modelName, modelBytes: readFileSync(modelName),
+      tokenizerName, tokenizerText: readFileSync(tokenizerName, "utf8"),
+      tokenizerConfigText: existsSync(configFile) ? readFileSync(bundleFile(bundleDir, "tokenizer_config.json"), "utf8") : null,
+    }, platform, { sessionOptions, verifyChecksum });
   }
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { BundleTokenizer, truncateLongestFirst } from "../src/tokenizer.js";
+import { BundleTokenizer, truncateLongestFirst } from "kdedge-runtime-core";
 
 const seq = (n, base) => Array.from({ length: n }, (_, i) => base + i);
 

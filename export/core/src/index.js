@@ -1,0 +1,4 @@
+// kdedge-runtime-core: what the Node and browser runtimes share (manifest checks, tokenization, the classifier).
+export { BUNDLE_FORMAT, BundleError, MANIFEST_FIELDS, firstLine, isObject, parseManifest, vocabularySize } from "./manifest.js";
+export { BundleTokenizer, truncateLongestFirst } from "./tokenizer.js";
+export { Classifier } from "./classifier.js";
