@@ -18,14 +18,15 @@ const platform = { ort, sha256: async (bytes) => createHash("sha256").update(byt
 export class Classifier extends CoreClassifier {
   static async load(bundleDir, { executionProviders = ["cpu"], intraOpNumThreads, verifyChecksum = true } = {}) {
     const manifest = readManifest(bundleDir);
-    const modelName = bundleFile(bundleDir, "model.onnx");
-    const tokenizerName = bundleFile(bundleDir, manifest.tokenizer.file, "tokenizer.file");
+    const modelFile = bundleFile(bundleDir, "model.onnx");
+    const tokenizerFile = bundleFile(bundleDir, manifest.tokenizer.file, "tokenizer.file");
     const configFile = path.join(bundleDir, "tokenizer_config.json");
     const sessionOptions = { executionProviders };
     if (intraOpNumThreads) sessionOptions.intraOpNumThreads = intraOpNumThreads;
-    return this.fromFiles({
-      manifest, manifestName: path.join(bundleDir, "manifest.json"), modelName, modelBytes: readFileSync(modelName),
-      tokenizerName, tokenizerText: readFileSync(tokenizerName, "utf8"),
+    return this.fromFiles({ // files are read where they resolve, and named as the caller named the bundle
+      manifest, manifestName: path.join(bundleDir, "manifest.json"), modelName: path.join(bundleDir, "model.onnx"),
+      modelBytes: readFileSync(modelFile), tokenizerName: path.join(bundleDir, manifest.tokenizer.file),
+      tokenizerText: readFileSync(tokenizerFile, "utf8"),
       tokenizerConfigText: existsSync(configFile) ? readFileSync(bundleFile(bundleDir, "tokenizer_config.json"), "utf8") : null,
     }, platform, { sessionOptions, verifyChecksum });
   }
