@@ -1,11 +1,15 @@
-"""Cold start and per-call latency of the embedded runtimes (Python kdedge_runtime, Node kdedge-runtime) for
-one bundle, on single SST-2 dev sentences, next to the model-only latency `kdedge bench` measured.
+"""Cold start and per-call latency of the embedded runtimes (Python kdedge_runtime, Node kdedge-runtime, the
+browser's kdedge-web in headless Chromium) for one bundle, on single SST-2 dev sentences, next to the model-only
+latency `kdedge bench` measured.
 
-Cold start = from launching the process to the first prediction printed (interpreter start, imports, model
-load with its sha256 check, tokenizer, first call), median of --repeats launches. Per-call = one predict() on
-one text (tokenize + run + decode), over the dev sentences after a warm-up, in a warm process.
+Cold start = for Python and Node, from launching the process to the first prediction printed (interpreter start,
+imports, model load with its sha256 check, tokenizer, first call); for the browser, from navigation start to the
+first prediction of a page that imports kdedge-web, fetches the bundle and onnxruntime-web's WebAssembly over
+127.0.0.1 (no cache: a first visit) and predicts (export/web/tools/latency.js); median of --repeats. Per-call = one
+predict() on one text (tokenize + run + decode), over the dev sentences after a warm-up, in a warm process or page.
 
 Usage: python benchmarks/runtime_latency.py BUNDLE [--bench-report report.json] [--repeats 5] [--texts 872]
+         [--threads N] [--runtimes python,node,browser] [--screenshot demo.png]
 """
 
 import argparse
@@ -20,15 +24,17 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE = ROOT / "export" / "node"
+WEB = ROOT / "export" / "web"
 
-PY_COLD = "from kdedge_runtime import Classifier; print(Classifier({bundle!r}).predict('a gorgeous, witty film').label)"
-NODE_COLD = ("import('{src}').then(async ({{ Classifier }}) => "
-             "console.log((await (await Classifier.load({bundle!r})).predict('a gorgeous, witty film')).label))")
+PY_COLD = ("from kdedge_runtime import Classifier; "
+           "print(Classifier({bundle!r}, threads={threads!r}).predict('a gorgeous, witty film').label)")
+NODE_COLD = ("import('{src}').then(async ({{ Classifier }}) => console.log((await (await Classifier.load({bundle!r}, "
+             "{{ intraOpNumThreads: {threads} }})).predict('a gorgeous, witty film')).label))")
 PY_CALLS = """
 import json, sys, time
 t0 = time.perf_counter()
 from kdedge_runtime import Classifier
-c = Classifier(sys.argv[1])
+c = Classifier(sys.argv[1], threads=int(sys.argv[2]) or None)
 loaded = time.perf_counter()
 req = json.load(sys.stdin)
 c.predict(req["texts"][0])
@@ -63,24 +69,39 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--texts", type=int, default=872)
     ap.add_argument("--data-dir", default="../shared/data/glue")
+    ap.add_argument("--threads", type=int, default=0, help="intra-op threads in every runtime (0: each one's default)")
+    ap.add_argument("--runtimes", default="python,node", help="any of python, node, browser")
+    ap.add_argument("--screenshot", help="with the browser: a screenshot of the demo page classifying with BUNDLE")
     args = ap.parse_args()
     bundle = str(Path(args.bundle).resolve())
     dev = Path(args.data_dir) / "SST-2" / "dev.tsv"
     texts = [line.split("\t")[0] for line in dev.read_text().splitlines()[1:]][: args.texts]
     request = json.dumps({"texts": texts, "warmup": 20})
+    runtimes = args.runtimes.split(",")
 
-    result = {"bundle": bundle, "texts": len(texts)}
-    result["python"] = {"cold_start": cold_start([sys.executable, "-c", PY_COLD.format(bundle=bundle)], args.repeats)}
-    out = subprocess.run([sys.executable, "-c", PY_CALLS, bundle], input=request, text=True, capture_output=True,
-                         check=True).stdout
-    calls = json.loads(out)
-    result["python"].update(load_ms=calls["load_ms"], first_call_ms=calls["first_ms"], per_call=stats(calls["times_ms"]))
-    src = (NODE / "src" / "index.js").as_uri()
-    result["node"] = {"cold_start": cold_start(["node", "-e", NODE_COLD.format(src=src, bundle=bundle)], args.repeats)}
-    out = subprocess.run(["node", str(NODE / "tools" / "latency.js"), bundle], input=request, text=True,
-                         capture_output=True, check=True).stdout
-    calls = json.loads(out)
-    result["node"].update(load_ms=calls["load_ms"], first_call_ms=calls["first_ms"], per_call=stats(calls["times_ms"]))
+    def calls(command):
+        return json.loads(subprocess.run(command, input=request, text=True, capture_output=True, check=True).stdout)
+
+    result = {"bundle": bundle, "texts": len(texts), "threads": args.threads or "default"}
+    if "python" in runtimes:
+        cold = [sys.executable, "-c", PY_COLD.format(bundle=bundle, threads=args.threads or None)]
+        result["python"] = {"cold_start": cold_start(cold, args.repeats)}
+        out = calls([sys.executable, "-c", PY_CALLS, bundle, str(args.threads)])
+        result["python"].update(load_ms=out["load_ms"], first_call_ms=out["first_ms"], per_call=stats(out["times_ms"]))
+    if "node" in runtimes:
+        src = (NODE / "src" / "index.js").as_uri()
+        cold = ["node", "-e", NODE_COLD.format(src=src, bundle=bundle, threads=args.threads or "undefined")]
+        result["node"] = {"cold_start": cold_start(cold, args.repeats)}
+        out = calls(["node", str(NODE / "tools" / "latency.js"), bundle, str(args.threads)])
+        result["node"].update(load_ms=out["load_ms"], first_call_ms=out["first_ms"], per_call=stats(out["times_ms"]))
+    if "browser" in runtimes:
+        command = ["node", str(WEB / "tools" / "latency.js"), bundle, "--repeats", str(args.repeats)]
+        command += ["--threads", str(args.threads)] if args.threads else []
+        command += ["--screenshot", str(Path(args.screenshot).resolve())] if args.screenshot else []
+        out = calls(command)
+        result["browser"] = {key: out[key] for key in ("browser", "build", "threads", "cross_origin_isolated",
+                                                       "cold_start")}
+        result["browser"].update(load_ms=out["load_ms"], first_call_ms=out["first_ms"], per_call=stats(out["times_ms"]))
     if args.bench_report:
         rows = json.loads(Path(args.bench_report).read_text())["rows"]
         row = next(r for r in rows if r["backend"] == "ort-cpu" and Path(bundle).name == r["model"])
