@@ -16,8 +16,8 @@ def main(files: list[str]) -> None:
     print(f"Browser: {', '.join(sorted(browsers)) or '–'}. Threads: {results[0]['threads']} in every runtime. "
           f"Texts: {results[0]['texts']} SST-2 dev sentences, one per call.\n")
     print("| bundle | runtime | cold start ms (median) | of which load ms | per call p50 ms | p99 ms | "
-          "model only p50 ms (`kdedge bench`, ort-cpu) |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+          "model only p50 ms (`kdedge bench`, ort-cpu) | max abs logit diff vs Python | same prediction |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         name = Path(r["bundle"]).name
         model = r.get("kdedge_bench_ort_cpu", {}).get("p50_ms")
@@ -26,9 +26,11 @@ def main(files: list[str]) -> None:
                 continue
             row = r[key]
             load = row["cold_start"].get("load_median_ms", row["load_ms"])
+            vs = row.get("vs_python")
+            parity = f"{vs['max_abs_logit_diff']:.1e} | {vs['same_prediction']:.2%}" if vs else "– | –"
             print(f"| {name} | {label} | {row['cold_start']['median_ms']:.0f} | {load:.0f} | "
                   f"{row['per_call']['p50_ms']:.3f} | {row['per_call']['p99_ms']:.3f} | "
-                  f"{'–' if model is None else f'{model:.3f}'} |")
+                  f"{'–' if model is None else f'{model:.3f}'} | {parity} |")
     print("\nCold start: Python and Node from launching the process; the browser from navigation start of a page that "
           "imports kdedge-web and fetches the bundle and onnxruntime-web's WebAssembly without cache (a first visit), "
           "with the browser already running. Load: the bundle's load (for the browser: fetch, sha256, WebAssembly "

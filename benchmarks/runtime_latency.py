@@ -41,10 +41,12 @@ c.predict(req["texts"][0])
 first = time.perf_counter()
 for i in range(req["warmup"]):
     c.predict(req["texts"][i % len(req["texts"])])
-times = []
+times, logits = [], []
 for t in req["texts"]:
-    s = time.perf_counter(); c.predict(t); times.append((time.perf_counter() - s) * 1000)
-print(json.dumps({"load_ms": (loaded - t0) * 1000, "first_ms": (first - loaded) * 1000, "times_ms": times}))
+    s = time.perf_counter(); p = c.predict(t); times.append((time.perf_counter() - s) * 1000)
+    logits.append([float(v) for v in p.logits])
+print(json.dumps({"load_ms": (loaded - t0) * 1000, "first_ms": (first - loaded) * 1000, "times_ms": times,
+                  "logits": logits}))
 """
 
 
@@ -78,6 +80,14 @@ def main() -> None:
     texts = [line.split("\t")[0] for line in dev.read_text().splitlines()[1:]][: args.texts]
     request = json.dumps({"texts": texts, "warmup": 20})
     runtimes = args.runtimes.split(",")
+    reference = None  # the Python runtime's logits, one text per call
+
+    def agreement(logits) -> dict:  # another runtime's logits (one text per call) against the Python runtime's
+        if reference is None or logits is None:
+            return {}
+        logits = np.asarray(logits)
+        return {"vs_python": {"max_abs_logit_diff": float(np.abs(logits - reference).max()),
+                              "same_prediction": float((logits.argmax(-1) == reference.argmax(-1)).mean())}}
 
     def calls(command):
         return json.loads(subprocess.run(command, input=request, text=True, capture_output=True, check=True).stdout)
@@ -88,12 +98,14 @@ def main() -> None:
         result["python"] = {"cold_start": cold_start(cold, args.repeats)}
         out = calls([sys.executable, "-c", PY_CALLS, bundle, str(args.threads)])
         result["python"].update(load_ms=out["load_ms"], first_call_ms=out["first_ms"], per_call=stats(out["times_ms"]))
+        reference = np.asarray(out["logits"])
     if "node" in runtimes:
         src = (NODE / "src" / "index.js").as_uri()
         cold = ["node", "-e", NODE_COLD.format(src=src, bundle=bundle, threads=args.threads or "undefined")]
         result["node"] = {"cold_start": cold_start(cold, args.repeats)}
         out = calls(["node", str(NODE / "tools" / "latency.js"), bundle, str(args.threads)])
-        result["node"].update(load_ms=out["load_ms"], first_call_ms=out["first_ms"], per_call=stats(out["times_ms"]))
+        result["node"].update(load_ms=out["load_ms"], first_call_ms=out["first_ms"], per_call=stats(out["times_ms"]),
+                              **agreement(out.get("logits")))
     if "browser" in runtimes:
         command = ["node", str(WEB / "tools" / "latency.js"), bundle, "--repeats", str(args.repeats)]
         command += ["--threads", str(args.threads)] if args.threads else []
@@ -101,7 +113,8 @@ def main() -> None:
         out = calls(command)
         result["browser"] = {key: out[key] for key in ("browser", "build", "threads", "cross_origin_isolated",
                                                        "cold_start")}
-        result["browser"].update(load_ms=out["load_ms"], first_call_ms=out["first_ms"], per_call=stats(out["times_ms"]))
+        result["browser"].update(load_ms=out["load_ms"], first_call_ms=out["first_ms"],
+                                 per_call=stats(out["times_ms"]), **agreement(out.get("logits")))
     if args.bench_report:
         rows = json.loads(Path(args.bench_report).read_text())["rows"]
         row = next(r for r in rows if r["backend"] == "ort-cpu" and Path(bundle).name == r["model"])

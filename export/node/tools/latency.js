@@ -1,5 +1,5 @@
 // Per-call latency of the Node runtime: predict() on one text at a time (tokenize + run + decode), after a
-// warm-up. Reads {"texts": [...], "warmup": n} on stdin; prints {"load_ms", "first_ms", "times_ms": [...]}.
+// warm-up. Reads {"texts": [...], "warmup": n} on stdin; prints {"load_ms", "first_ms", "times_ms": [...], "logits": [...]}.
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 
@@ -13,9 +13,11 @@ await classifier.predict(texts[0]);
 const first = performance.now();
 for (let i = 0; i < warmup; i++) await classifier.predict(texts[i % texts.length]);
 const times = [];
+const logits = [];
 for (const text of texts) {
   const start = performance.now();
-  await classifier.predict(text);
+  const prediction = await classifier.predict(text);
   times.push(performance.now() - start);
+  logits.push(prediction.logits);
 }
-process.stdout.write(JSON.stringify({ load_ms: loaded - t0, first_ms: first - loaded, times_ms: times }));
+process.stdout.write(JSON.stringify({ load_ms: loaded - t0, first_ms: first - loaded, times_ms: times, logits }));

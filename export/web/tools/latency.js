@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // In-browser latency of one bundle, for benchmarks/runtime_latency.py: reads {"texts": [...], "warmup": n} on stdin
-// and prints {"browser", "cold_start", "load_ms", "first_ms", "times_ms"} as the Node runtime's tools/latency.js does.
+// and prints {"browser", "cold_start", "load_ms", "first_ms", "times_ms", "logits"} as the Node runtime's
+// tools/latency.js does.
 //   node tools/latency.js BUNDLE_DIR [--threads N] [--build wasm|webgpu] [--repeats 5] [--screenshot demo.png]
 // Cold start: a fresh browser context opens tools/latency.html, which imports dist/, fetches and checks the bundle,
 // and predicts once; the time is the page's own clock from navigation start to that first prediction (the server
@@ -35,13 +36,14 @@ try {
     if (cold.error) throw new Error(cold.error);
     colds.push(cold);
   }
-  const times = await page.evaluate(async ([texts, warmup]) => {
+  const { times, logits } = await page.evaluate(async ([texts, warmup]) => {
     for (let i = 0; i < warmup; i += 1) await window.classifier.predict(texts[i % texts.length]);
-    const out = [];
+    const out = { times: [], logits: [] };
     for (const text of texts) {
       const start = performance.now();
-      await window.classifier.predict(text);
-      out.push(performance.now() - start);
+      const prediction = await window.classifier.predict(text);
+      out.times.push(performance.now() - start);
+      out.logits.push(prediction.logits);
     }
     return out;
   }, [texts, warmup]);
@@ -61,7 +63,7 @@ try {
     browser: product, build: values.build, threads: last.threads, cross_origin_isolated: last.isolated,
     cold_start: { median_ms: median(sorted), min_ms: sorted[0], runs: sorted.length,
       load_median_ms: median(colds.map((c) => c.load_ms).sort((a, b) => a - b)) },
-    load_ms: last.load_ms, first_ms: last.first_call_ms, times_ms: times }));
+    load_ms: last.load_ms, first_ms: last.first_call_ms, times_ms: times, logits }));
 } finally {
   await browser.close();
   await server.close();
