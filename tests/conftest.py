@@ -37,7 +37,7 @@ def isolated_cache(tmp_path, monkeypatch):
 
 
 def build_tiny_bert(folder: Path, texts: list[str], num_labels: int, *, label_names=None, regression=False,
-                    seed: int = 0) -> Path:
+                    seed: int = 0, vocab_size: int = 600) -> Path:
     """A 2-layer, hidden-32 BERT classifier with a WordPiece vocab trained on `texts`, saved as an HF folder."""
     import torch
     from tokenizers import BertWordPieceTokenizer
@@ -45,7 +45,7 @@ def build_tiny_bert(folder: Path, texts: list[str], num_labels: int, *, label_na
 
     folder.mkdir(parents=True, exist_ok=True)
     wp = BertWordPieceTokenizer(lowercase=True)
-    wp.train_from_iterator(texts, vocab_size=600, min_frequency=1)
+    wp.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=1)
     wp.save_model(str(folder))
     tokenizer = BertTokenizerFast.from_pretrained(str(folder), do_lower_case=True)  # vocab.txt (vocab_file= is gone in 5.x)
     kw = dict(problem_type="regression") if regression else dict(

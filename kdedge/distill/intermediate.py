@@ -1,6 +1,8 @@
 """Intermediate-layer distillation (TinyBERT): embedding, hidden-state and attention losses through a
 layer mapping, plus optionally the prediction layer. The teacher rides along (frozen, not saved); the
-learned projection and learnable mapping weights are trained with the student but not exported."""
+learned projection and learnable mapping weights are trained with the student but not exported. A teacher with
+another tokenizer reads its own tokens and its states are matched to the student's by character offsets
+(kdedge.distill.align): embedding and hidden-state losses only."""
 
 from __future__ import annotations
 
@@ -9,10 +11,18 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from kdedge.distill.align import aligned, teacher_inputs
 from kdedge.distill.hooks import AttentionScores
 from kdedge.distill.losses import ATTENTION_LOSSES, HIDDEN_LOSSES, PredictionDistillLoss
 from kdedge.distill.mapping import LayerPair
+from kdedge.errors import KdedgeError
 from kdedge.models.teacher import hf_inputs
+
+
+ACROSS_TOKENIZERS = (
+    "the student's tokenizer is not the teacher's: its layers are matched with the teacher's through character "
+    "offsets, which align hidden states but not attention maps; set --w-att 0 (or --rep-ratio 1), or use --recipe "
+    "prediction (logits need no shared tokens)")
 
 
 @dataclass
@@ -33,10 +43,14 @@ class IntermediateDistiller(nn.Module):
 
     def __init__(self, student: nn.Module, teacher: nn.Module, pairs: list[LayerPair], weights: LossWeights,
                  hidden_loss: str = "mse", attention_loss: str = "mse",
-                 prediction: PredictionDistillLoss | None = None, teacher_ids: torch.Tensor | None = None):
+                 prediction: PredictionDistillLoss | None = None, teacher_ids: torch.Tensor | None = None,
+                 teacher_pad_token_id: int | None = None):
         super().__init__()
+        if teacher_pad_token_id is not None and weights.att:
+            raise KdedgeError(ACROSS_TOKENIZERS)
         self.student = student
         self.teacher_ids = teacher_ids  # a trimmed student's ids -> the teacher's (None: the same vocabulary)
+        self.teacher_pad_token_id = teacher_pad_token_id  # set: the teacher reads its own tokens (another tokenizer)
         self._teacher = [teacher.eval().requires_grad_(False)]  # a list: not a submodule, never saved or trained
         self.pairs = pairs
         self.weights = weights
@@ -77,21 +91,32 @@ class IntermediateDistiller(nn.Module):
         inputs = hf_inputs(batch)
         mask = batch["attention_mask"]
         with torch.no_grad():
-            t_inputs = inputs if self.teacher_ids is None else {
-                **inputs, "input_ids": self.teacher_ids.to(inputs["input_ids"].device)[inputs["input_ids"]]}
+            if self.teacher_pad_token_id is not None:
+                t_inputs = teacher_inputs(batch, self.teacher_pad_token_id)
+            elif self.teacher_ids is not None:
+                t_inputs = {**inputs, "input_ids": self.teacher_ids.to(inputs["input_ids"].device)[inputs["input_ids"]]}
+            else:
+                t_inputs = inputs
             t_out = self.teacher(**t_inputs, output_hidden_states=True)
             t_scores = self._teacher_att.scores() if self._teacher_att else None
         s_out = self.student(**inputs, output_hidden_states=True)
         s_scores = self._student_att.scores() if self._student_att else None
 
+        def on_student_tokens(t_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            if self.teacher_pad_token_id is None:
+                return t_states, mask
+            t_states, matched = aligned(t_states, batch, mask.size(1))
+            return t_states, mask * matched
+
         w = self.weights
         parts = {}
         zero = s_out.logits.sum() * 0.0
         if w.emb:
-            parts["emb"] = self.hidden_loss(self.projection(s_out.hidden_states[0]), t_out.hidden_states[0], mask)
+            parts["emb"] = self.hidden_loss(self.projection(s_out.hidden_states[0]),
+                                            *on_student_tokens(t_out.hidden_states[0]))
         if w.hid:
             parts["hid"] = sum((self.hidden_loss(self.projection(s_out.hidden_states[p.student]),
-                                                 self._combine(t_out.hidden_states, p, 0), mask)
+                                                 *on_student_tokens(self._combine(t_out.hidden_states, p, 0)))
                                 for p in self.pairs), zero)
         if w.att:
             total = zero

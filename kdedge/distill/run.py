@@ -25,6 +25,7 @@ from kdedge.data.batching import encode
 from kdedge.data.evalsets import describe as describe_sets
 from kdedge.data.evalsets import load_eval_sets
 from kdedge.data.loaders import sample_rows
+from kdedge.distill.align import cross_tokenizer_features
 from kdedge.distill.intermediate import IntermediateDistiller, LossWeights
 from kdedge.distill.losses import PredictionDistillLoss
 from kdedge.distill.mapping import parse_layers, resolve_mapping
@@ -90,10 +91,18 @@ def _trim_vocabulary(student, train, cfg: DistillConfig, teacher_tokenizer) -> t
     return trimmed.kept_ids if shared else None
 
 
-def _intermediate_rows(features: list[dict], cfg: DistillConfig) -> list[dict]:
-    """The --intermediate-samples rows (a fixed sample, the same in every command), or all of them."""
-    rows = sample_rows(len(features), cfg.intermediate_samples)
-    return features if rows is None else [features[i] for i in rows]
+def _stage_rows(stage, features: list[dict], split, cfg: DistillConfig, student, teacher_tokenizer,
+                cross_tokenizers: bool) -> list[dict]:
+    """The rows a stage trains on: for the intermediate stage the --intermediate-samples rows (a fixed sample, the
+    same in every command) or all of them; with another tokenizer than the teacher's, an intermediate stage's rows
+    also carry the teacher's tokens and their matches with the student's."""
+    rows = sample_rows(len(features), cfg.intermediate_samples) if stage.name == "intermediate" else None
+    chosen = features if rows is None else [features[i] for i in rows]
+    if not (stage.intermediate and cross_tokenizers):
+        return chosen
+    extra = cross_tokenizer_features(student.tokenizer, teacher_tokenizer, split if rows is None else split.select(rows),
+                                     cfg.max_length, add_special_tokens=student.add_special_tokens)
+    return [{**f, **e} for f, e in zip(chosen, extra)]
 
 
 def _linear(start: float, end: float | None, progress: float) -> float:
@@ -143,6 +152,9 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
     student = STUDENT_BUILDERS[cfg.student](cfg, task, teacher, teacher_tokenizer, data.train)
     student.meta = {**student.meta, "task": task.to_dict(), "max_length": cfg.max_length}
     teacher_ids = _trim_vocabulary(student, data.train, cfg, teacher_tokenizer) if cfg.trim_vocab else None
+    # a student with its own tokenizer (not a trimmed copy of the teacher's): layers matched by character offsets
+    cross_tokenizers = (cfg.student == "tinybert" and teacher_ids is None
+                        and not same_vocabulary(student.tokenizer, teacher_tokenizer))
 
     accelerator = make_accelerator(cfg.mixed_precision)
     t0 = time.time()
@@ -199,7 +211,8 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
         if stage.intermediate:
             model = IntermediateDistiller(student.model, teacher, pairs, loss_weights(cfg, stage.prediction),
                                           cfg.hidden_loss, cfg.attention_loss, prediction if stage.prediction else None,
-                                          teacher_ids=teacher_ids)
+                                          teacher_ids=teacher_ids,
+                                          teacher_pad_token_id=teacher_tokenizer.pad_token_id if cross_tokenizers else None)
             loss_fn = lambda m, b, p: m(b, **schedule(p))[0]  # noqa: E731
             logits_fn = lambda m, b: student.logits(_unwrap(m).student, b)  # noqa: E731
             save_model = lambda m: m.student  # noqa: E731
@@ -209,7 +222,7 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
                                                  **schedule(p))
             logits_fn = student.logits
             save_model = lambda m: m  # noqa: E731
-        stage_features = _intermediate_rows(train_features, cfg) if stage.name == "intermediate" else train_features
+        stage_features = _stage_rows(stage, train_features, data.train, cfg, student, teacher_tokenizer, cross_tokenizers)
         best, state = train(
             opts, run, model, stage_features, dev_features,
             pad_token_id=student.tokenizer.pad_token_id, loss_fn=loss_fn, logits_fn=logits_fn,

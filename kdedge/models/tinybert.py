@@ -16,6 +16,7 @@ import numpy as np
 from transformers import AutoModelForSequenceClassification
 
 from kdedge.data.tasks import Task
+from kdedge.distill.intermediate import ACROSS_TOKENIZERS
 from kdedge.distill.mapping import parse_layers, resolve_mapping
 from kdedge.errors import KdedgeError
 from kdedge.models.students import Student
@@ -173,11 +174,8 @@ def build_tinybert(cfg, task: Task, teacher, teacher_tokenizer, train=None) -> S
     if kind == "pretrained":
         tokenizer = load_tokenizer(cfg.init.split(":", 1)[1])
         if not same_vocabulary(tokenizer, teacher_tokenizer):
-            if cfg.recipe != "prediction":
-                raise KdedgeError(
-                    f"the student '{cfg.init}' does not share the teacher's vocabulary, so its layers cannot be "
-                    "matched token by token; use --recipe prediction (logits need no shared tokens)"
-                )
+            if cfg.recipe != "prediction" and (cfg.w_att if cfg.rep_ratio is None else cfg.rep_ratio < 1):
+                raise KdedgeError(ACROSS_TOKENIZERS)
         else:
             tokenizer = teacher_tokenizer
     if model.config.vocab_size < len(tokenizer):
