@@ -18,14 +18,35 @@ function asSupportedModel(tokenizerJson) {
   };
 }
 
+// RoBERTa's and BERT's fixed post-processors (MPNet and RoBERTa tokenizers use the first) as the template they
+// amount to; type ids as the Rust library gives them (read off tokenizers 0.23: RoBERTa's are all 0).
+function asTemplate(post) {
+  if (!post || !["RobertaProcessing", "BertProcessing"].includes(post.type)) return post;
+  const [cls, clsId] = post.cls;
+  const [sep, sepId] = post.sep;
+  const special = (id, typeId) => ({ SpecialToken: { id, type_id: typeId } });
+  const sequence = (id, typeId) => ({ Sequence: { id, type_id: typeId } });
+  const b = post.type === "BertProcessing" ? 1 : 0;
+  return {
+    type: "TemplateProcessing",
+    single: [special(cls, 0), sequence("A", 0), special(sep, 0)],
+    pair: [special(cls, 0), sequence("A", 0), special(sep, 0),
+      ...(post.type === "RobertaProcessing" ? [special(sep, 0)] : []), sequence("B", b), special(sep, b)],
+    special_tokens: { [cls]: { id: cls, ids: [clsId], tokens: [cls] }, [sep]: { id: sep, ids: [sepId], tokens: [sep] } },
+  };
+}
+
 export class BundleTokenizer {
   constructor(tokenizerJson, tokenizerConfig, { maxLength, addSpecialTokens }) {
-    this.tokenizer = new Tokenizer(asSupportedModel(tokenizerJson), tokenizerConfig ?? {});
+    // padding and truncation are the runtime's (per batch, and to the bundle's max length), never the file's
+    const rules = { ...asSupportedModel(tokenizerJson), padding: null, truncation: null };
+    this.tokenizer = new Tokenizer(rules, tokenizerConfig ?? {});
     this.maxLength = maxLength;
     this.addSpecialTokens = addSpecialTokens;
-    this.template = addSpecialTokens ? tokenizerJson.post_processor : null;
+    this.template = addSpecialTokens ? asTemplate(tokenizerJson.post_processor) : null;
     if (this.template && this.template.type !== "TemplateProcessing") {
-      throw new Error(`unsupported post-processor ${this.template.type} in tokenizer.json (TemplateProcessing expected)`);
+      throw new Error(`unsupported post-processor ${this.template.type} in tokenizer.json (TemplateProcessing, ` +
+        "RobertaProcessing or BertProcessing expected)");
     }
   }
 

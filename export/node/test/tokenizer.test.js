@@ -49,3 +49,26 @@ test("WordPiece with the special-token template and pair type ids", () => {
   assert.deepEqual(tok.encode("hello hello hello", "world world world").ids, [2, 4, 4, 3, 5, 5, 3]);
   assert.deepEqual(tok.encode("").ids, [2, 3]);
 });
+
+test("RoBERTa's and BERT's fixed post-processors, as the Rust library applies them", () => {
+  // Expected ids, type ids and truncation read off tokenizers 0.23 with all-mpnet-base-v2's tokenizer (RobertaProcessing)
+  // and the same with a BertProcessing swapped in, mapped to this small vocabulary.
+  const words = { "<s>": 0, "<pad>": 1, "</s>": 2, "[UNK]": 3, a: 10, gorgeous: 11, film: 12, yes: 13, it: 14, is: 15,
+    one: 20, two: 21, three: 22, four: 23, five: 24, six: 25, seven: 26, eight: 27, nine: 28, ten: 29,
+    b: 31, c: 32, d: 33, e: 34, f: 35, g: 36, h: 37 };
+  const model = { type: "WordPiece", vocab: words, unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100 };
+  const padded = { ...tokenizerJson(model, null), padding: { strategy: { Fixed: 128 }, pad_id: 1, pad_token: "<pad>" } };
+  const roberta = new BundleTokenizer({ ...padded, post_processor: { type: "RobertaProcessing", sep: ["</s>", 2],
+    cls: ["<s>", 0], trim_offsets: true, add_prefix_space: false } }, {}, { maxLength: 12, addSpecialTokens: true });
+  assert.deepEqual(roberta.encode("a gorgeous film"), { ids: [0, 10, 11, 12, 2], typeIds: [0, 0, 0, 0, 0] });
+  assert.deepEqual(roberta.encode("a gorgeous film", "yes it is"),
+    { ids: [0, 10, 11, 12, 2, 2, 13, 14, 15, 2], typeIds: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0] });
+  assert.deepEqual(roberta.encode("one two three four five six seven eight nine ten", "a b c d e f g h").ids,
+    [0, 20, 21, 22, 23, 2, 2, 10, 31, 32, 33, 2]);
+  const bert = new BundleTokenizer({ ...padded, post_processor: { type: "BertProcessing", sep: ["</s>", 2],
+    cls: ["<s>", 0] } }, {}, { maxLength: 12, addSpecialTokens: true });
+  assert.deepEqual(bert.encode("a gorgeous film", "yes it is"),
+    { ids: [0, 10, 11, 12, 2, 13, 14, 15, 2], typeIds: [0, 0, 0, 0, 0, 1, 1, 1, 1] });
+  assert.deepEqual(bert.encode("one two three four five six seven eight nine ten", "a b c d e f g h").typeIds,
+    [0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
+});
