@@ -59,6 +59,31 @@ def build_tiny_bert(folder: Path, texts: list[str], num_labels: int, *, label_na
     return folder
 
 
+def build_tiny_mpnet(folder: Path, texts: list[str]) -> Path:
+    """A 2-layer MPNet classifier whose tokenizer has RoBERTa's post-processor (<s> A </s></s> B </s>), as
+    all-mpnet-base-v2's has."""
+    import torch
+    from tokenizers import BertWordPieceTokenizer
+    from tokenizers.processors import RobertaProcessing
+    from transformers import MPNetConfig, MPNetForSequenceClassification, PreTrainedTokenizerFast
+
+    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    wp = BertWordPieceTokenizer(lowercase=True, unk_token="<unk>", sep_token="</s>", cls_token="<s>",
+                                pad_token="<pad>", mask_token="<mask>")
+    wp.train_from_iterator(texts, vocab_size=600, min_frequency=1, special_tokens=special)
+    wp.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=wp._tokenizer, bos_token="<s>", eos_token="</s>",
+                                        sep_token="</s>", cls_token="<s>", unk_token="<unk>", pad_token="<pad>",
+                                        mask_token="<mask>")
+    config = MPNetConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, num_labels=2, pad_token_id=1,
+                         id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
+    torch.manual_seed(0)
+    MPNetForSequenceClassification(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_teacher(tmp_path_factory, glue_dir) -> Path:
     """A tiny SST-2 'teacher' (random weights are enough to exercise the pipeline)."""

@@ -40,6 +40,43 @@ def test_keeping_everything_keeps_the_teachers_logits(teacher_and_batches):
     assert torch.equal(_logits(student, batches), _logits(model, batches))
 
 
+def _other_architecture(kind: str, bert):
+    """A tiny RoBERTa or MPNet classifier of the BERT teacher's sizes and vocabulary, random weights."""
+    from transformers import MPNetConfig, RobertaConfig
+
+    c = bert.config
+    sizes = dict(vocab_size=c.vocab_size, hidden_size=c.hidden_size, num_hidden_layers=c.num_hidden_layers,
+                 num_attention_heads=c.num_attention_heads, intermediate_size=c.intermediate_size, num_labels=2,
+                 pad_token_id=0)
+    config = RobertaConfig(max_position_embeddings=c.max_position_embeddings + 2, type_vocab_size=1, **sizes) \
+        if kind == "roberta" else MPNetConfig(max_position_embeddings=c.max_position_embeddings + 2, **sizes)
+    torch.manual_seed(0)
+    return AutoModelForSequenceClassification.from_config(config).eval()
+
+
+@pytest.mark.parametrize("kind", ["roberta", "mpnet"])
+def test_other_layouts_prune_too_and_mpnet_keeps_the_same_heads_everywhere(kind, teacher_and_batches):
+    bert, batches = teacher_and_batches
+    model = _other_architecture(kind, bert)
+    batches = [{k: v for k, v in b.items() if k != "token_type_ids"} for b in batches]
+    c = model.config
+    importance = measure_importance(model, batches, regression=False)
+    assert (importance.heads > 0).all() and (importance.neurons > 0).any()
+    everything = plan_pruning(importance, c, list(range(1, c.num_hidden_layers + 1)), c.hidden_size,
+                              c.num_attention_heads, c.intermediate_size)
+    student = prune_classifier(model, everything).eval()
+
+    def logits(m):
+        with torch.no_grad():
+            return torch.cat([m(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits for b in batches])
+
+    assert torch.equal(logits(student), logits(model))  # head (dense + projection) and MPNet's bias table included
+    keep = plan_pruning(importance, c, [1, 2], 16, 1, 16)
+    assert len(keep.heads[0]) == 1 and (kind != "mpnet" or keep.heads[0] == keep.heads[1])
+    smaller = prune_classifier(model, keep).eval()
+    assert smaller.config.num_attention_heads == 1 and torch.isfinite(logits(smaller)).all()
+
+
 def test_planted_useless_head_neuron_and_channel_are_ranked_last(teacher_and_batches):
     model, batches = teacher_and_batches
     planted = AutoModelForSequenceClassification.from_config(model.config)
@@ -74,6 +111,21 @@ def test_distill_with_a_pruned_init(tiny_teacher, glue_dir, tmp_path):
     pruned = meta["pruned"]
     assert pruned["layers"] == [2] and pruned["hidden"] == "16 of 32" and pruned["importance"]["examples"] == 64
     assert 0.0 <= json.loads((out / "metrics.json").read_text())["dev"]["accuracy"] <= 1.0
+
+
+def test_distill_a_pruned_mpnet_student_with_every_intermediate_loss(glue_dir, tmp_path):
+    from tests.conftest import _distil_at, build_tiny_mpnet
+
+    train = load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), max_train_samples=2000)).train
+    teacher = build_tiny_mpnet(tmp_path / "teacher", train.text)
+    out = _distil_at(tmp_path, teacher, glue_dir, student="tinybert", init="prune", layers=1, hidden=16, heads=1,
+                     intermediate=32, recipe="two-stage", intermediate_epochs=1, epochs=1, lr=1e-3, prune_samples=64)
+    meta = json.loads((out / "student.json").read_text())
+    assert meta["model"] == {"layers": 1, "hidden": 16, "heads": 1, "intermediate": 32}
+    stages = json.loads((out / "metrics.json").read_text())["stages"]
+    assert [s["stage"] for s in stages] == ["intermediate", "prediction"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "mpnet"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -94,38 +94,13 @@ def test_python_node_and_pytorch_agree_on_sst2(name, tiny_bundles, tiny_bilstm_s
     assert node["labels"] == [p.label for p in Classifier(bundle).predict(sst2_texts)]
 
 
-def _tiny_mpnet_teacher(folder: Path, texts: list[str]) -> Path:
-    """A 2-layer MPNet classifier whose tokenizer has RoBERTa's post-processor (<s> A </s></s> B </s>), as
-    all-mpnet-base-v2's has."""
-    import torch
-    from tokenizers import BertWordPieceTokenizer
-    from tokenizers.processors import RobertaProcessing
-    from transformers import MPNetConfig, MPNetForSequenceClassification, PreTrainedTokenizerFast
-
-    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    wp = BertWordPieceTokenizer(lowercase=True, unk_token="<unk>", sep_token="</s>", cls_token="<s>",
-                                pad_token="<pad>", mask_token="<mask>")
-    wp.train_from_iterator(texts, vocab_size=600, min_frequency=1, special_tokens=special)
-    wp.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0))
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=wp._tokenizer, bos_token="<s>", eos_token="</s>",
-                                        sep_token="</s>", cls_token="<s>", unk_token="<unk>", pad_token="<pad>",
-                                        mask_token="<mask>")
-    config = MPNetConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=64, num_labels=2, pad_token_id=1,
-                         id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})
-    torch.manual_seed(0)
-    MPNetForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def test_an_mpnet_student_with_robertas_post_processor_agrees_across_runtimes(glue_dir, sst2_texts, tmp_path):
     from kdedge.config import DataOptions
     from kdedge.data import load_task_data
-    from tests.conftest import _distil_at
+    from tests.conftest import _distil_at, build_tiny_mpnet
 
     train = load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), max_train_samples=2000)).train
-    teacher = _tiny_mpnet_teacher(tmp_path / "teacher", train.text)
+    teacher = build_tiny_mpnet(tmp_path / "teacher", train.text)
     student = _distil_at(tmp_path / "student", teacher, glue_dir, student="tinybert", layers=1,
                          init="teacher-layers", lr=1e-3, max_train_samples=300, epochs=1)
     bundle = export_tiny(student, glue_dir, tmp_path / "bundle")

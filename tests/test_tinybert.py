@@ -85,6 +85,26 @@ def test_hooks_and_hidden_states_have_the_right_shapes():
         recorder.remove()
 
 
+def test_mpnet_scores_include_its_relative_position_bias():
+    from transformers import MPNetConfig, MPNetForSequenceClassification
+
+    torch.manual_seed(0)
+    model = MPNetForSequenceClassification(MPNetConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2,
+                                                       num_attention_heads=2, intermediate_size=64, num_labels=2)).eval()
+    with torch.no_grad():  # a visible bias: without it the scores below would not give MPNet's probabilities
+        model.mpnet.encoder.relative_attention_bias.weight.normal_(0, 2.0)
+    batch = _batch()
+    recorder = AttentionScores(model)
+    with torch.no_grad():
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_attentions=True)
+    scores = recorder.scores()
+    assert len(scores) == 2 and scores[0].shape == (2, 2, 6, 6)
+    for layer in range(2):
+        probs = torch.softmax(scores[layer].masked_fill(batch["attention_mask"][:, None, None, :] == 0, -1e9), -1)
+        torch.testing.assert_close(probs, out.attentions[layer], atol=1e-5, rtol=1e-4)
+    recorder.remove()
+
+
 def test_hooked_scores_and_outputs_do_not_depend_on_the_attention_implementation():
     """eager and SDPA (the default in recent transformers) compute the same layers: the hooks on the query/key
     projections read the same scores, and the logits agree, whichever is active."""

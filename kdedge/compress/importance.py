@@ -1,4 +1,4 @@
-"""How much a BERT-class model relies on each of its parts, measured on task data: the scores structured
+"""How much a BERT-class model (BERT, RoBERTa, MPNet: kdedge.compress.layouts) relies on each of its parts, measured on task data: the scores structured
 pruning ranks by.
 
 - attention heads, and each head's value dimensions, and feed-forward neurons: first-order Taylor importance,
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from kdedge.compress.layouts import encoder_of
 from kdedge.errors import KdedgeError
 from kdedge.models.teacher import hf_inputs
 
@@ -39,20 +40,10 @@ class Importance:
                 "heads": [[round(float(v), 6) for v in row] for row in self.heads]}
 
 
-def bert_encoder(model: nn.Module):
-    """The BERT-style parts pruning works on, or a clear refusal for other architectures."""
-    base = getattr(model, getattr(model, "base_model_prefix", ""), None)
-    layers = getattr(getattr(base, "encoder", None), "layer", None)
-    if base is None or layers is None or not hasattr(layers[0], "intermediate") \
-            or not hasattr(layers[0].attention, "self"):
-        raise KdedgeError(f"structured pruning supports BERT-architecture teachers; this teacher is "
-                          f"{type(model).__name__}: use --init teacher-layers, random or pretrained:<id>")
-    return base, layers
-
-
 def measure_importance(model: nn.Module, batches, regression: bool) -> Importance:
     """Scores for every part of `model` over `batches` (padded dicts with input_ids, attention_mask, labels)."""
-    base, layers = bert_encoder(model)
+    encoder = encoder_of(model)
+    base, layers = encoder.base, encoder.layers
     c = model.config
     n, heads, head_dim = len(layers), c.num_attention_heads, c.hidden_size // c.num_attention_heads
     scores = {"head_dims": torch.zeros(n, heads * head_dim), "heads": torch.zeros(n, heads),
@@ -64,9 +55,9 @@ def measure_importance(model: nn.Module, batches, regression: bool) -> Importanc
         if output.requires_grad:
             output.register_hook(lambda grad: on_grad((output.detach() * grad).float()))
 
-    def context_hook(i):
-        def hook(module, args, output):
-            context = output[0] if isinstance(output, tuple) else output
+    def context_hook(i):  # on the attention's output projection: its input is the heads' concatenated context
+        def hook(module, args):
+            context = args[0]
 
             def on_grad(product):  # product: [batch, tokens, heads * head_dim]
                 per_dim = product.sum(dim=1)  # per example
@@ -95,10 +86,10 @@ def measure_importance(model: nn.Module, batches, regression: bool) -> Importanc
 
     handles = [base.embeddings.LayerNorm.register_forward_hook(norm_hook)]
     for i, layer in enumerate(layers):
-        handles += [layer.attention.self.register_forward_hook(context_hook(i)),
-                    layer.intermediate.register_forward_hook(neuron_hook(i)),
-                    layer.attention.output.LayerNorm.register_forward_hook(norm_hook),
-                    layer.output.LayerNorm.register_forward_hook(norm_hook),
+        handles += [encoder(i, "attention_out").register_forward_pre_hook(context_hook(i)),
+                    encoder(i, "ffn").register_forward_hook(neuron_hook(i)),
+                    encoder(i, "attention_norm").register_forward_hook(norm_hook),
+                    encoder(i, "ffn_norm").register_forward_hook(norm_hook),
                     layer.register_forward_hook(layer_hook(i))]
     was_training, examples = model.training, 0
     model.eval()  # no dropout: the scores describe the model as it predicts

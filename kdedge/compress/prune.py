@@ -1,6 +1,8 @@
-"""Structured pruning of a BERT-class classifier into a smaller one: the chosen layers, and in every one of them the
-most important heads (and value dimensions within a head), feed-forward neurons and hidden channels, with their
-weights copied. What is kept stays in its original order, so keeping everything reproduces the model exactly.
+"""Structured pruning of a BERT-class classifier (BERT, RoBERTa, MPNet: kdedge.compress.layouts) into a smaller one:
+the chosen layers, and in every one of them the most important heads (and value dimensions within a head),
+feed-forward neurons and hidden channels, with their weights copied. What is kept stays in its original order, so
+keeping everything reproduces the model exactly. Where a per-head table is shared by all layers (MPNet's relative
+attention bias), every layer keeps the same heads: those most important over the kept layers.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import torch
 from torch import nn
 from transformers import AutoModelForSequenceClassification
 
-from kdedge.compress.importance import Importance, bert_encoder
+from kdedge.compress.importance import Importance
+from kdedge.compress.layouts import LAYOUTS, encoder_of
 from kdedge.errors import KdedgeError
 
 
@@ -50,9 +53,11 @@ def plan_pruning(importance: Importance, teacher_config, layers: list[int], hidd
     head_dim = c.hidden_size // c.num_attention_heads
     new_dim = hidden // heads  # the shape was checked where it was chosen (models.tinybert.student_shape)
     kept_layers = [t - 1 for t in layers]
+    shared = LAYOUTS[c.model_type].head_bias is not None
+    everywhere = _top(importance.heads[kept_layers].sum(dim=0), heads).tolist()
     keep_heads, qkv_rows, neurons = [], [], []
     for t in kept_layers:
-        chosen = _top(importance.heads[t], heads).tolist()
+        chosen = everywhere if shared else _top(importance.heads[t], heads).tolist()
         dims = importance.head_dims[t].view(c.num_attention_heads, head_dim)
         keep_heads.append(chosen)
         qkv_rows.append(torch.cat([h * head_dim + _top(dims[h], new_dim) for h in chosen]))
@@ -62,37 +67,36 @@ def plan_pruning(importance: Importance, teacher_config, layers: list[int], hidd
 
 def prune_classifier(model: nn.Module, keep: Keep) -> nn.Module:
     """A new classifier of the kept shape holding the kept weights (head and pooler included)."""
-    base, layers = bert_encoder(model)
+    teacher = encoder_of(model)
     c = model.config
     config = copy.deepcopy(c)
     config.update({"hidden_size": len(keep.hidden), "num_attention_heads": len(keep.heads[0]),
                    "intermediate_size": len(keep.neurons[0]), "num_hidden_layers": len(keep.layers),
                    "_name_or_path": ""})
     student = AutoModelForSequenceClassification.from_config(config)
-    s_base, s_layers = bert_encoder(student)
+    pruned = encoder_of(student)
     h = keep.hidden
     # Scores are q.k / sqrt(head width): a narrower head divides by less, so scale q to keep the teacher's scores.
     q_scale = math.sqrt(keep.head_dim / (c.hidden_size // c.num_attention_heads))
+    base, s_base = teacher.base, pruned.base
     with torch.no_grad():
         for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
             if hasattr(base.embeddings, name):
                 getattr(s_base.embeddings, name).weight.copy_(getattr(base.embeddings, name).weight[:, h])
         _copy_norm(s_base.embeddings.LayerNorm, base.embeddings.LayerNorm, h)
-        for s_layer, t, rows, neurons in zip(s_layers, keep.layers, keep.qkv_rows, keep.neurons):
-            layer = layers[t]
-            for name, scale in (("query", q_scale), ("key", 1.0), ("value", 1.0)):
-                _copy_linear(getattr(s_layer.attention.self, name), getattr(layer.attention.self, name), rows, h,
-                             scale)
-            _copy_linear(s_layer.attention.output.dense, layer.attention.output.dense, h, rows)
-            _copy_norm(s_layer.attention.output.LayerNorm, layer.attention.output.LayerNorm, h)
-            _copy_linear(s_layer.intermediate.dense, layer.intermediate.dense, neurons, h)
-            _copy_linear(s_layer.output.dense, layer.output.dense, h, neurons)
-            _copy_norm(s_layer.output.LayerNorm, layer.output.LayerNorm, h)
+        for i, (t, rows, neurons) in enumerate(zip(keep.layers, keep.qkv_rows, keep.neurons)):
+            for name, scale in (("q", q_scale), ("k", 1.0), ("v", 1.0)):
+                _copy_linear(pruned(i, name), teacher(t, name), rows, h, scale)
+            _copy_linear(pruned(i, "attention_out"), teacher(t, "attention_out"), h, rows)
+            _copy_norm(pruned(i, "attention_norm"), teacher(t, "attention_norm"), h)
+            _copy_linear(pruned(i, "ffn_in"), teacher(t, "ffn_in"), neurons, h)
+            _copy_linear(pruned(i, "ffn_out"), teacher(t, "ffn_out"), h, neurons)
+            _copy_norm(pruned(i, "ffn_norm"), teacher(t, "ffn_norm"), h)
+        if teacher.head_bias is not None:  # the same heads in every layer (plan_pruning)
+            pruned.head_bias.weight.copy_(teacher.head_bias.weight[:, keep.heads[0]])
         if getattr(base, "pooler", None) is not None and getattr(s_base, "pooler", None) is not None:
             _copy_linear(s_base.pooler.dense, base.pooler.dense, h, h)
-        head, s_head = _classification_head(model), _classification_head(student)
-        s_head.weight.copy_(head.weight[:, h])
-        s_head.bias.copy_(head.bias)
+        _copy_head(student, model, h)
     return student
 
 
@@ -107,9 +111,17 @@ def _copy_norm(dst: nn.LayerNorm, src: nn.LayerNorm, channels: torch.Tensor) -> 
     dst.bias.copy_(src.bias[channels])
 
 
-def _classification_head(model: nn.Module) -> nn.Linear:
-    head = getattr(model, "classifier", None)
-    if not isinstance(head, nn.Linear):
-        raise KdedgeError(f"structured pruning needs a linear classification head on the pooled output; "
+def _copy_head(student: nn.Module, model: nn.Module, h: torch.Tensor) -> None:
+    """The classification head on the kept hidden channels: a linear layer on the pooled output (BERT), or a dense
+    layer and a projection on the first token (RoBERTa, MPNet)."""
+    head, s_head = getattr(model, "classifier", None), getattr(student, "classifier", None)
+    if isinstance(head, nn.Linear):
+        s_head.weight.copy_(head.weight[:, h])
+        s_head.bias.copy_(head.bias)
+    elif isinstance(getattr(head, "dense", None), nn.Linear) and isinstance(getattr(head, "out_proj", None), nn.Linear):
+        _copy_linear(s_head.dense, head.dense, h, h)
+        s_head.out_proj.weight.copy_(head.out_proj.weight[:, h])
+        s_head.out_proj.bias.copy_(head.out_proj.bias)
+    else:
+        raise KdedgeError(f"structured pruning needs a linear classification head, or a dense layer and a projection; "
                           f"{type(model).__name__} has {type(head).__name__}")
-    return head

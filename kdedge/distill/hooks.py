@@ -2,7 +2,8 @@
 
 transformers returns attention *probabilities* at best; TinyBERT's attention loss wants the scores
 before the softmax. A hook on each layer's query and key projections rebuilds them exactly:
-scores = Q K^T / sqrt(d_head), per head.
+scores = Q K^T / sqrt(d_head), per head, plus the relative position bias MPNet adds (read off the arguments of its
+self-attention, where its encoder passes it).
 """
 
 from __future__ import annotations
@@ -15,10 +16,21 @@ from torch import nn
 from kdedge.errors import KdedgeError
 
 
+# Query and key projection names -> the position of a score bias among the module's arguments (None: no bias):
+# BERT and RoBERTa's self-attention, MPNet's (its forward(hidden_states, attention_mask, position_bias, ...)).
+PROJECTIONS = {("query", "key"): None, ("q", "k"): 2}
+
+
+def _projections(module: nn.Module):
+    for (q, k), bias_at in PROJECTIONS.items():
+        if isinstance(getattr(module, q, None), nn.Linear) and isinstance(getattr(module, k, None), nn.Linear) \
+                and hasattr(module, "num_attention_heads"):
+            return getattr(module, q), getattr(module, k), bias_at
+    return None
+
+
 def self_attention_modules(model: nn.Module) -> list[nn.Module]:
-    found = [m for m in model.modules()
-             if isinstance(getattr(m, "query", None), nn.Linear) and isinstance(getattr(m, "key", None), nn.Linear)
-             and hasattr(m, "num_attention_heads")]
+    found = [m for m in model.modules() if _projections(m) is not None]
     if not found:
         raise KdedgeError(
             f"{type(model).__name__} has no BERT-style self-attention (query/key projections), so attention "
@@ -34,15 +46,26 @@ class AttentionScores:
         self.modules = self_attention_modules(model)
         self._q: dict[int, torch.Tensor] = {}
         self._k: dict[int, torch.Tensor] = {}
+        self._bias: dict[int, torch.Tensor] = {}
         self._handles = []
         for i, module in enumerate(self.modules):
-            self._handles.append(module.query.register_forward_hook(self._store(self._q, i)))
-            self._handles.append(module.key.register_forward_hook(self._store(self._k, i)))
+            query, key, bias_at = _projections(module)
+            self._handles.append(query.register_forward_hook(self._store(self._q, i)))
+            self._handles.append(key.register_forward_hook(self._store(self._k, i)))
+            if bias_at is not None:
+                self._handles.append(module.register_forward_pre_hook(self._store_bias(i, bias_at), with_kwargs=True))
 
     @staticmethod
     def _store(target: dict, index: int):
         def hook(module, inputs, output):
             target[index] = output
+        return hook
+
+    def _store_bias(self, index: int, position: int):
+        def hook(module, args, kwargs):
+            bias = args[position] if len(args) > position else kwargs.get("position_bias")
+            if bias is not None:
+                self._bias[index] = bias
         return hook
 
     @property
@@ -57,7 +80,9 @@ class AttentionScores:
             h = module.num_attention_heads
             q = q.view(b, t, h, -1).transpose(1, 2)
             k = k.view(b, t, h, -1).transpose(1, 2)
-            out.append(q @ k.transpose(-1, -2) / math.sqrt(q.size(-1)))
+            scores = q @ k.transpose(-1, -2) / math.sqrt(q.size(-1))
+            bias = self._bias.pop(i, None)
+            out.append(scores if bias is None else scores + bias)
         return out
 
     def remove(self) -> None:
