@@ -19,6 +19,14 @@ export function bundleBase(url) {
   return base;
 }
 
+function decoded(path) {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return path.replaceAll("%2e", ".").replaceAll("%2E", "."); // malformed escapes: still catch encoded dots
+  }
+}
+
 // A file of the bundle, refused unless its name resolves strictly inside the bundle folder; `shown` is the bundle as
 // the caller named it (messages name files as the Node runtime does: BUNDLE/FILE).
 export function bundleUrl(base, name, field, shown = base.href.slice(0, -1)) {
@@ -29,7 +37,8 @@ export function bundleUrl(base, name, field, shown = base.href.slice(0, -1)) {
     target = null;
   }
   const inside = target && target.origin === base.origin && target.pathname.startsWith(base.pathname)
-    && target.pathname.length > base.pathname.length && !target.search && !target.hash;
+    && target.pathname.length > base.pathname.length && !target.search && !target.hash
+    && !decoded(target.pathname).split(/[/\\]/).includes(".."); // "..%2f" is a parent once a server decodes it
   if (!inside) {
     throw new BundleError(`${shown}/manifest.json: field '${field}' points outside the bundle (${name}); ` +
       "a bundle's files must lie inside its folder");
