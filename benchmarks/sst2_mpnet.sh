@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Issue #15 benchmark: the teacher users bring. all-mpnet-base-v2 (MPNet, 12 layers, hidden 768, 110M parameters, its
+# own tokenizer; benchmarks/fetch_mpnet.sh) fine-tuned on SST-2 (configs/sst2-mpnet-teacher.yaml), the replace+rules
+# transfer set labelled by it, and students from it, all int8 bundles benched in one `kdedge bench` run with the
+# teacher's fp32 and int8 bundles (ort-cpu, batch 1 and 32, 1 thread):
+#   - sharing its vocabulary, pruned from it (--init prune: MPNet keeps the same heads in every layer), vocabulary
+#     trimmed, TinyBERT's two stages with every intermediate loss: 4L-384 (about 12M parameters) and 2L-128;
+#   - another vocabulary: BERT-Tiny (2L-128, BERT uncased; ../shared's checkpoint), two-stage across tokenizers
+#     (hidden states matched by character offsets, --w-att 0), and prediction-layer distillation alone;
+#   - the GloVe BiLSTM (8,000 words).
+# The teacher's fine-tuning and the labelling want a GPU (on 2 CPU cores an epoch takes 1-2.5 h): every stage
+# resumes, so on the CPU run it in the background across sessions. SMOKE=1 shrinks every stage to a few hundred rows
+# (into RUN_DIR-smoke and RES-smoke): a check of the plumbing, not a result. SEEDS and ONLY as in sst2_frontier.sh.
+# Usage: bash benchmarks/sst2_mpnet.sh [RUN_DIR]
+. "$(dirname "$0")/lib.sh"
+{  # read whole before it runs
+RUN=${1:-benchmarks/runs/sst2-mpnet}
+RES=${RES:-benchmarks/results/sst2_mpnet}
+# the recipes' budgets (the frontier's round 2), or a few hundred rows with SMOKE=1
+small=() short=() long=(--epochs 2 --intermediate-samples 50000 --trim-min-count 10) pred=(--epochs 2 --trim-min-count 10)
+if [ "${SMOKE:-0}" = 1 ]; then
+  RUN=$RUN-smoke RES=$RES-smoke
+  small=(--max-train-samples 256 --max-eval-samples 128) short=(--epochs 1)
+  long=(--epochs 1 --intermediate-epochs 1 --intermediate-samples 128 --prune-samples 64) pred=(--epochs 1)
+fi
+MODEL=${KDEDGE_MPNET:-benchmarks/runs/models/all-mpnet-base-v2}
+T=$RUN/teacher
+read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
+mkdir -p "$RES" "$RUN/bundles"
+. benchmarks/sst2_recipes.sh  # build_transfer, export_bundle, shape, GLOVE, BERT_TINY
+
+bash benchmarks/fetch_mpnet.sh "$MODEL"
+stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-mpnet-teacher.yaml --model "$MODEL" "${small[@]}" \
+  "${short[@]}"
+build_transfer "$RUN/transfer" "$RES/transfer.log" "${small[@]}"
+
+declare -A STUDENTS=(
+  [mpnet-pruned-4l-384]="--config configs/sst2-frontier.yaml --init prune $(shape 4 384 6 1536) --lr 1e-4 ${long[*]}"
+  [mpnet-pruned-2l-128]="--config configs/sst2-frontier.yaml --init prune $(shape 2 128 2 512) ${long[*]}"
+  [bert-tiny-across]="--config configs/sst2-frontier.yaml --init pretrained:$BERT_TINY --w-att 0 ${long[*]}"
+  # the frontier's options without its intermediate stage (its config sets the stage's sample size)
+  [bert-tiny-prediction]="--task sst2 --student tinybert --init pretrained:$BERT_TINY --recipe prediction --trim-vocab
+    --soft-loss soft_ce --batch-size 32 --lr 3e-4 --warmup-ratio 0.1 --eval-steps 2000 --save-steps 1000 ${pred[*]}"
+  [bilstm-glove]="--config configs/sst2-bilstm.yaml --word-vectors $GLOVE --max-vocab 8000 ${short[*]}"
+)
+read -r -a ONLY <<< "${ONLY:-mpnet-pruned-4l-384 mpnet-pruned-2l-128 bert-tiny-across bert-tiny-prediction bilstm-glove}"
+bundles=()
+for seed in "${SEEDS[@]}"; do
+  for name in "${ONLY[@]}"; do
+    # shellcheck disable=SC2086  # the recipe is a list of options
+    stage "$name-s$seed" "$RUN/students/$name-s$seed" "$RES" kdedge distill --teacher "$T" --transfer "$RUN/transfer" \
+      --seed "$seed" ${STUDENTS[$name]} "${small[@]}"
+    export_bundle "$RUN/students/$name-s$seed" "$RUN/bundles" int8
+    bundles+=(--bundle "$RUN/bundles/$name-s$seed-int8")
+  done
+done
+kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --batch-sizes 1,32 --seq-lens 64 \
+  "${small[@]:2}" --out "$RES/bench" --overwrite > "$RES/bench.log"  # with SMOKE=1: --max-eval-samples
+kdedge doctor > "$RES/doctor.txt"
+cat "$RES/bench/report.md"
+exit
+}
