@@ -60,8 +60,8 @@ def build_tiny_bert(folder: Path, texts: list[str], num_labels: int, *, label_na
 
 
 def build_tiny_mpnet(folder: Path, texts: list[str]) -> Path:
-    """A 2-layer MPNet classifier whose tokenizer has RoBERTa's post-processor (<s> A </s></s> B </s>), as
-    all-mpnet-base-v2's has."""
+    """A 2-layer MPNet classifier whose tokenizer has RoBERTa's post-processor (<s> A </s></s> B </s>) and gives no
+    token type ids, as all-mpnet-base-v2's."""
     import torch
     from tokenizers import BertWordPieceTokenizer
     from tokenizers.processors import RobertaProcessing
@@ -74,7 +74,7 @@ def build_tiny_mpnet(folder: Path, texts: list[str]) -> Path:
     wp.post_processor = RobertaProcessing(("</s>", 2), ("<s>", 0))
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=wp._tokenizer, bos_token="<s>", eos_token="</s>",
                                         sep_token="</s>", cls_token="<s>", unk_token="<unk>", pad_token="<pad>",
-                                        mask_token="<mask>")
+                                        mask_token="<mask>", model_input_names=["input_ids", "attention_mask"])
     config = MPNetConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64, num_labels=2, pad_token_id=1,
                          id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1})

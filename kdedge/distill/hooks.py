@@ -8,6 +8,7 @@ self-attention, where its encoder passes it).
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
@@ -16,16 +17,17 @@ from torch import nn
 from kdedge.errors import KdedgeError
 
 
-# Query and key projection names -> the position of a score bias among the module's arguments (None: no bias):
-# BERT and RoBERTa's self-attention, MPNet's (its forward(hidden_states, attention_mask, position_bias, ...)).
-PROJECTIONS = {("query", "key"): None, ("q", "k"): 2}
+# Query and key projection names -> the name of the argument that carries a score bias (None: no bias): BERT and
+# RoBERTa's self-attention, MPNet's (its encoder passes `position_bias`; where among the arguments depends on the
+# transformers release, so it is found by name).
+PROJECTIONS = {("query", "key"): None, ("q", "k"): "position_bias"}
 
 
 def _projections(module: nn.Module):
-    for (q, k), bias_at in PROJECTIONS.items():
+    for (q, k), bias_arg in PROJECTIONS.items():
         if isinstance(getattr(module, q, None), nn.Linear) and isinstance(getattr(module, k, None), nn.Linear) \
                 and hasattr(module, "num_attention_heads"):
-            return getattr(module, q), getattr(module, k), bias_at
+            return getattr(module, q), getattr(module, k), bias_arg
     return None
 
 
@@ -49,11 +51,11 @@ class AttentionScores:
         self._bias: dict[int, torch.Tensor] = {}
         self._handles = []
         for i, module in enumerate(self.modules):
-            query, key, bias_at = _projections(module)
+            query, key, bias_arg = _projections(module)
             self._handles.append(query.register_forward_hook(self._store(self._q, i)))
             self._handles.append(key.register_forward_hook(self._store(self._k, i)))
-            if bias_at is not None:
-                self._handles.append(module.register_forward_pre_hook(self._store_bias(i, bias_at), with_kwargs=True))
+            if bias_arg is not None:
+                self._handles.append(module.register_forward_pre_hook(self._store_bias(i, bias_arg), with_kwargs=True))
 
     @staticmethod
     def _store(target: dict, index: int):
@@ -61,9 +63,9 @@ class AttentionScores:
             target[index] = output
         return hook
 
-    def _store_bias(self, index: int, position: int):
+    def _store_bias(self, index: int, name: str):
         def hook(module, args, kwargs):
-            bias = args[position] if len(args) > position else kwargs.get("position_bias")
+            bias = inspect.signature(module.forward).bind_partial(*args, **kwargs).arguments.get(name)
             if bias is not None:
                 self._bias[index] = bias
         return hook
