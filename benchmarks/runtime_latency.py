@@ -89,32 +89,30 @@ def main() -> None:
         return {"vs_python": {"max_abs_logit_diff": float(np.abs(logits - reference).max()),
                               "same_prediction": float((logits.argmax(-1) == reference.argmax(-1)).mean())}}
 
-    def calls(command):
-        return json.loads(subprocess.run(command, input=request, text=True, capture_output=True, check=True).stdout)
+    def calls(command) -> tuple[dict, dict]:  # the run's raw output, and its warm-process figures
+        out = json.loads(subprocess.run(command, input=request, text=True, capture_output=True, check=True).stdout)
+        return out, {"load_ms": out["load_ms"], "first_call_ms": out["first_ms"], "per_call": stats(out["times_ms"]),
+                     **agreement(out.get("logits"))}
 
     result = {"bundle": bundle, "texts": len(texts), "threads": args.threads or "default"}
     if "python" in runtimes:
         cold = [sys.executable, "-c", PY_COLD.format(bundle=bundle, threads=args.threads or None)]
         result["python"] = {"cold_start": cold_start(cold, args.repeats)}
-        out = calls([sys.executable, "-c", PY_CALLS, bundle, str(args.threads)])
-        result["python"].update(load_ms=out["load_ms"], first_call_ms=out["first_ms"], per_call=stats(out["times_ms"]))
+        out, warm = calls([sys.executable, "-c", PY_CALLS, bundle, str(args.threads)])
+        result["python"].update(warm)
         reference = np.asarray(out["logits"])
     if "node" in runtimes:
         src = (NODE / "src" / "index.js").as_uri()
         cold = ["node", "-e", NODE_COLD.format(src=src, bundle=bundle, threads=args.threads or "undefined")]
         result["node"] = {"cold_start": cold_start(cold, args.repeats)}
-        out = calls(["node", str(NODE / "tools" / "latency.js"), bundle, str(args.threads)])
-        result["node"].update(load_ms=out["load_ms"], first_call_ms=out["first_ms"], per_call=stats(out["times_ms"]),
-                              **agreement(out.get("logits")))
+        result["node"].update(calls(["node", str(NODE / "tools" / "latency.js"), bundle, str(args.threads)])[1])
     if "browser" in runtimes:
         command = ["node", str(WEB / "tools" / "latency.js"), bundle, "--repeats", str(args.repeats)]
         command += ["--threads", str(args.threads)] if args.threads else []
         command += ["--screenshot", str(Path(args.screenshot).resolve())] if args.screenshot else []
-        out = calls(command)
+        out, warm = calls(command)
         result["browser"] = {key: out[key] for key in ("browser", "build", "threads", "cross_origin_isolated",
-                                                       "cold_start")}
-        result["browser"].update(load_ms=out["load_ms"], first_call_ms=out["first_ms"],
-                                 per_call=stats(out["times_ms"]), **agreement(out.get("logits")))
+                                                       "cold_start")} | warm
     if args.bench_report:
         rows = json.loads(Path(args.bench_report).read_text())["rows"]
         row = next(r for r in rows if r["backend"] == "ort-cpu" and Path(bundle).name == r["model"])

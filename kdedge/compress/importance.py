@@ -1,5 +1,5 @@
-"""How much a BERT-class model (BERT, RoBERTa, MPNet: kdedge.compress.layouts) relies on each of its parts, measured on task data: the scores structured
-pruning ranks by.
+"""How much a BERT-class model (BERT, RoBERTa, MPNet: kdedge.compress.layouts) relies on each of its parts, measured
+on task data: the scores structured pruning ranks by.
 
 - attention heads, and each head's value dimensions, and feed-forward neurons: first-order Taylor importance,
   |sum over tokens of activation x gradient| per example, summed over examples (Michel et al. 2019, "Are

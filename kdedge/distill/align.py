@@ -21,6 +21,13 @@ TEACHER_KEYS = {"input_ids": "teacher_input_ids", "attention_mask": "teacher_att
                 "token_type_ids": "teacher_token_type_ids"}
 
 
+def _content_spans(sequences: list, offsets: list) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the tokens that cover characters, and their (sequence, start, end)."""
+    kept = [(i, q, a, b) for i, (q, (a, b)) in enumerate(zip(sequences, offsets)) if q is not None and b > a]
+    table = np.array(kept, dtype=np.int64).reshape(-1, 4)
+    return table[:, 0], table[:, 1:]
+
+
 def token_matches(s_sequences: list, s_offsets: list, t_sequences: list, t_offsets: list) -> list[tuple[int, int]]:
     """(student position, teacher position) pairs for one example. `*_sequences` are the tokenizers'
     sequence ids (None for special tokens), `*_offsets` their (start, end) character offsets."""
@@ -31,10 +38,8 @@ def token_matches(s_sequences: list, s_offsets: list, t_sequences: list, t_offse
         pairs += list(zip(s_special, t_special))
     elif s_special and t_special:
         pairs += [(s_special[0], t_special[0]), (s_special[-1], t_special[-1])]
-    s = np.array([(q, a, b) for q, (a, b) in zip(s_sequences, s_offsets) if q is not None and b > a]).reshape(-1, 3)
-    s_pos = np.array([i for i, (q, (a, b)) in enumerate(zip(s_sequences, s_offsets)) if q is not None and b > a])
-    t = np.array([(q, a, b) for q, (a, b) in zip(t_sequences, t_offsets) if q is not None and b > a]).reshape(-1, 3)
-    t_pos = np.array([j for j, (q, (a, b)) in enumerate(zip(t_sequences, t_offsets)) if q is not None and b > a])
+    s_pos, s = _content_spans(s_sequences, s_offsets)
+    t_pos, t = _content_spans(t_sequences, t_offsets)
     if len(s) and len(t):
         overlap = ((s[:, None, 0] == t[None, :, 0]) & (np.minimum(s[:, None, 2], t[None, :, 2])
                                                        > np.maximum(s[:, None, 1], t[None, :, 1])))

@@ -55,7 +55,8 @@ class AttentionScores:
             self._handles.append(query.register_forward_hook(self._store(self._q, i)))
             self._handles.append(key.register_forward_hook(self._store(self._k, i)))
             if bias_arg is not None:
-                self._handles.append(module.register_forward_pre_hook(self._store_bias(i, bias_arg), with_kwargs=True))
+                self._handles.append(module.register_forward_pre_hook(self._store_bias(i, module, bias_arg),
+                                                                   with_kwargs=True))
 
     @staticmethod
     def _store(target: dict, index: int):
@@ -63,9 +64,11 @@ class AttentionScores:
             target[index] = output
         return hook
 
-    def _store_bias(self, index: int, name: str):
+    def _store_bias(self, index: int, module: nn.Module, name: str):
+        signature = inspect.signature(module.forward)  # once: the hook runs in every forward pass
+
         def hook(module, args, kwargs):
-            bias = inspect.signature(module.forward).bind_partial(*args, **kwargs).arguments.get(name)
+            bias = signature.bind_partial(*args, **kwargs).arguments.get(name)
             if bias is not None:
                 self._bias[index] = bias
         return hook

@@ -8,7 +8,8 @@ from transformers import AutoConfig
 
 from kdedge.config import DistillConfig
 from kdedge.distill.mapping import parse_layers, resolve_mapping
-from kdedge.distill.run import DEFAULT_LR, loss_weights, plan_stages
+from kdedge.distill.intermediate import loss_weights
+from kdedge.distill.run import DEFAULT_LR, plan_stages
 from kdedge.errors import KdedgeError
 from kdedge.models.tinybert import student_shape
 

@@ -38,6 +38,15 @@ class LossWeights:
         return cls(emb=2 * r, hid=2 * r, att=2 - 2 * r, pred=pred)
 
 
+def loss_weights(cfg, with_prediction: bool) -> LossWeights:
+    pred = cfg.w_pred if with_prediction else 0.0
+    if cfg.rep_ratio is not None:
+        if not 0.0 <= cfg.rep_ratio <= 1.0:
+            raise KdedgeError("--rep-ratio must be in [0, 1]")
+        return LossWeights.from_ratio(cfg.rep_ratio, pred)
+    return LossWeights(emb=cfg.w_emb, hid=cfg.w_hid, att=cfg.w_att, pred=pred)
+
+
 class IntermediateDistiller(nn.Module):
     MAPPING_PREFIX = "mapping_logits"
 

@@ -26,7 +26,7 @@ from kdedge.data.evalsets import describe as describe_sets
 from kdedge.data.evalsets import load_eval_sets
 from kdedge.data.loaders import sample_rows
 from kdedge.distill.align import cross_tokenizer_features
-from kdedge.distill.intermediate import IntermediateDistiller, LossWeights
+from kdedge.distill.intermediate import IntermediateDistiller, loss_weights
 from kdedge.distill.losses import PredictionDistillLoss
 from kdedge.distill.mapping import parse_layers, resolve_mapping
 from kdedge.distill.teacher_cache import teacher_logits
@@ -67,15 +67,6 @@ def plan_stages(cfg: DistillConfig) -> list[Stage]:
     if cfg.qat:  # the best float student, fine-tuned fake-quantized against the teacher's logits
         stages.append(Stage("qat", cfg.qat_epochs, cfg.qat_lr or cfg.lr / 5, False, True, True, qat=True))
     return stages
-
-
-def loss_weights(cfg: DistillConfig, with_prediction: bool) -> LossWeights:
-    pred = cfg.w_pred if with_prediction else 0.0
-    if cfg.rep_ratio is not None:
-        if not 0.0 <= cfg.rep_ratio <= 1.0:
-            raise KdedgeError("--rep-ratio must be in [0, 1]")
-        return LossWeights.from_ratio(cfg.rep_ratio, pred)
-    return LossWeights(emb=cfg.w_emb, hid=cfg.w_hid, att=cfg.w_att, pred=pred)
 
 
 def _trim_vocabulary(student, train, cfg: DistillConfig, teacher_tokenizer) -> torch.Tensor | None:

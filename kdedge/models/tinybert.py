@@ -16,7 +16,7 @@ import numpy as np
 from transformers import AutoModelForSequenceClassification
 
 from kdedge.data.tasks import Task
-from kdedge.distill.intermediate import ACROSS_TOKENIZERS
+from kdedge.distill.intermediate import ACROSS_TOKENIZERS, loss_weights
 from kdedge.distill.mapping import parse_layers, resolve_mapping
 from kdedge.errors import KdedgeError
 from kdedge.models.students import Student
@@ -174,7 +174,7 @@ def build_tinybert(cfg, task: Task, teacher, teacher_tokenizer, train=None) -> S
     if kind == "pretrained":
         tokenizer = load_tokenizer(cfg.init.split(":", 1)[1])
         if not same_vocabulary(tokenizer, teacher_tokenizer):
-            if cfg.recipe != "prediction" and (cfg.w_att if cfg.rep_ratio is None else cfg.rep_ratio < 1):
+            if cfg.recipe != "prediction" and loss_weights(cfg, with_prediction=False).att:
                 raise KdedgeError(ACROSS_TOKENIZERS)
         else:
             tokenizer = teacher_tokenizer
