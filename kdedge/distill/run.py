@@ -203,7 +203,8 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
             model = IntermediateDistiller(student.model, teacher, pairs, loss_weights(cfg, stage.prediction),
                                           cfg.hidden_loss, cfg.attention_loss, prediction if stage.prediction else None,
                                           teacher_ids=teacher_ids,
-                                          teacher_pad_token_id=teacher_tokenizer.pad_token_id if cross_tokenizers else None)
+                                          teacher_pad_token_id=(teacher_tokenizer.pad_token_id or 0) if cross_tokenizers
+                                          else None)
             loss_fn = lambda m, b, p: m(b, **schedule(p))[0]  # noqa: E731
             logits_fn = lambda m, b: student.logits(_unwrap(m).student, b)  # noqa: E731
             save_model = lambda m: m.student  # noqa: E731

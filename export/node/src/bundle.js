@@ -3,9 +3,9 @@
 import { existsSync, readFileSync, realpathSync, statSync } from "node:fs";
 import path from "node:path";
 
-import { BUNDLE_FORMAT, BundleError, firstLine, parseManifest, vocabularySize } from "kdedge-runtime-core";
+import { BUNDLE_FORMAT, BundleError, parseManifest } from "kdedge-runtime-core";
 
-export { BUNDLE_FORMAT, BundleError, firstLine, vocabularySize };
+export { BUNDLE_FORMAT, BundleError };
 
 // The bundle's manifest, checked field by field; a BundleError names the first field that is wrong.
 export function readManifest(dir) {
