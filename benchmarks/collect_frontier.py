@@ -1,13 +1,15 @@
-"""Summarise benchmarks/sst2_frontier.sh: one row per student recipe and precision (mean and spread over seeds) from
-the SST-2 and IMDB `kdedge bench` reports, the issue #14 targets checked against the int8 rows, and frontier.png
-(SST-2 accuracy against batch-1 p50 latency, marker area = bundle size).
+"""Summarise benchmarks/sst2_frontier.sh (and glue_pair_frontier.sh): one row per student recipe and precision (mean
+and spread over seeds) from the task's `kdedge bench` report (RESULTS_DIR/TASK/report.json) and, for SST-2, the IMDB
+one (RESULTS_DIR/imdb), the issue #14 targets checked against SST-2's int8 rows, and frontier.png (the task's main
+metric against batch-1 p50 latency, marker area = bundle size).
 
 Bundles are named RECIPE-sSEED-PRECISION (e.g. pruned-2l-128-s42-int8); the teacher's are teacher, teacher-int8.
-Usage: python benchmarks/collect_frontier.py RESULTS_DIR BUNDLES_DIR
+Usage: python benchmarks/collect_frontier.py RESULTS_DIR BUNDLES_DIR [--task sst2|mrpc|stsb]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import statistics
@@ -18,6 +20,7 @@ from pathlib import Path
 NAME = re.compile(r"^(?P<recipe>.+)-s(?P<seed>\d+)-(?P<precision>fp32|int8)$")
 # (retention at least, speed-up vs the int8 teacher at least, bundle MB at most); the BiLSTM's has no speed bar.
 TARGETS = [("transformer", 0.985, 5.0, 6.0), ("transformer", 0.97, 12.0, 2.5), ("bilstm", 0.97, None, 1.5)]
+TASK_NAMES = {"sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B"}
 
 
 def bundle_mb(folder: Path) -> float:
@@ -57,15 +60,16 @@ def groups(sst2: dict[str, dict], imdb: dict[str, dict], bundles: Path) -> dict[
     return out
 
 
-def table(found: dict, teachers: dict, imdb_teachers: dict) -> list[str]:
-    lines = ["| student | precision | seeds | SST-2 accuracy, mean ± sd (min–max) | retention | IMDB accuracy "
+def table(found: dict, teachers: dict, imdb_teachers: dict, metric: str) -> list[str]:
+    lines = [f"| student | precision | seeds | {metric}, mean ± sd (min–max) | retention | IMDB accuracy "
              "| IMDB retention | p50 ms (b=1) | **speed-up vs int8 teacher** | vs fp32 teacher | bundle MB "
              "| parameters |",
              "|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|"]
     for name, row in teachers.items():
-        imdb = imdb_teachers.get(name, {})
+        imdb = (f"{imdb_teachers[name]['metric']:.4f} | {imdb_teachers[name]['retention']:.3f}"
+                if name in imdb_teachers else "– | –")
         lines.append(f"| {name} | {row['precision']} | – | {row['metric']:.4f} | {row['retention']:.3f} "
-                     f"| {imdb.get('metric', float('nan')):.4f} | {imdb.get('retention', float('nan')):.3f} "
+                     f"| {imdb} "
                      f"| {row['p50_ms']:.2f} | {row['speedup_vs_teacher_int8']:.1f}× "
                      f"| {row['speedup_vs_teacher_fp32']:.1f}× | {row['size_mb']:.2f} (model.onnx) | {row['parameters'] / 1e6:.2f}M |")
     for (recipe, precision), g in sorted(found.items(), key=lambda kv: -statistics.median(kv[1]["p50_ms"])):
@@ -79,7 +83,7 @@ def table(found: dict, teachers: dict, imdb_teachers: dict) -> list[str]:
     return lines
 
 
-def other_backends(report: dict) -> list[str]:
+def other_backends(report: dict, metric: str) -> list[str]:
     """The rows of every backend but ort-cpu: each model's p50 and speed-up against the int8 teacher on that same
     backend (students grouped over seeds), or why the backend could not run."""
     lines = []
@@ -97,7 +101,7 @@ def other_backends(report: dict) -> list[str]:
                                ("speedup_int8", r["speedup_vs_teacher_int8"])):
                 g[key].append(value)
         lines += [f"\n{backend}, same run (seeds averaged):\n",
-                  "| model | seeds | SST-2 accuracy | p50 ms (b=1) | speed-up vs int8 teacher, same backend |",
+                  f"| model | seeds | {metric} | p50 ms (b=1) | speed-up vs int8 teacher, same backend |",
                   "|---|---:|---:|---:|---:|"]
         for name, g in sorted(found.items(), key=lambda kv: -statistics.median(kv[1]["p50_ms"])):
             speedups = [x for x in g["speedup_int8"] if x is not None]
@@ -128,7 +132,7 @@ def check_targets(found: dict) -> list[str]:
     return lines
 
 
-def plot(found: dict, teachers: dict, path: Path) -> None:
+def plot(found: dict, teachers: dict, task: str, metric: str, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -163,8 +167,8 @@ def plot(found: dict, teachers: dict, path: Path) -> None:
     ax.xaxis.set_major_locator(FixedLocator(log_ticks(lo, hi)))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
-    ax.set_xlabel("p50 latency, batch 1, real-length SST-2 dev sentences, ort-cpu, 1 thread (ms, log scale)")
-    ax.set_ylabel("SST-2 dev accuracy (mean over seeds; bars: min–max)")
+    ax.set_xlabel(f"p50 latency, batch 1, real-length {task} dev rows, ort-cpu, 1 thread (ms, log scale)")
+    ax.set_ylabel(f"{metric} (mean over seeds; bars: min–max)")
     ax.set_title("kdedge students vs the teacher: circles int8, diamonds fp32, marker area ∝ bundle MB")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
@@ -172,32 +176,40 @@ def plot(found: dict, teachers: dict, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def main(results: str, bundles: str) -> None:
+def main(results: str, bundles: str, task: str) -> None:
     res = Path(results)
-    sst2_report = json.loads((res / "sst2" / "report.json").read_text())
-    sst2 = ort_rows(sst2_report)
+    report = json.loads((res / task / "report.json").read_text())
+    rows = ort_rows(report)
     imdb = ort_rows(json.loads((res / "imdb" / "report.json").read_text())) if (res / "imdb").is_dir() else {}
-    found = groups(sst2, imdb, Path(bundles))
-    teachers = {n: r for n, r in sst2.items() if r["role"] == "teacher"}
+    found = groups(rows, imdb, Path(bundles))
+    teachers = {n: r for n, r in rows.items() if r["role"] == "teacher"}
     imdb_teachers = {n: r for n, r in imdb.items() if r["role"] == "teacher"}
-    env = sst2_report["environment"]
+    name = TASK_NAMES.get(task, task)
+    metric = f"{name} {report['task']['metrics'][0]}" if "task" in report else f"{name} dev metric"
+    env = report["environment"]
     cpu = env["cpu"]
     print(f"Hardware: {cpu['model']}, {cpu['usable_cpus']} CPUs, flags "
           + ", ".join(f for f, v in cpu["flags"].items() if v) + f"; GPU: {', '.join(env['gpus']) or 'none'}.")
     print("Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".")
-    print(f"Threads: {sst2_report['config']['threads']}. Latency: batch 1, real-length SST-2 dev sentences. "
+    print(f"Threads: {report['config']['threads']}. Latency: batch 1, real-length {name} dev rows. "
           "Bundle MB: every file of the bundle (model, tokenizer or vocabulary, manifest). Retention: against the "
           "teacher's fp32 bundle on the same data. Speed-ups: against the teacher's bundles on ort-cpu, same run.\n")
-    print("\n".join(table(found, teachers, imdb_teachers)))
-    print("\nTargets (int8, ort-cpu, SST-2 dev, mean over seeds):\n")
-    print("\n".join(check_targets(found)))
-    others = other_backends(sst2_report)
+    print("\n".join(table(found, teachers, imdb_teachers, metric)))
+    if task == "sst2":  # the issue's targets are SST-2's
+        print("\nTargets (int8, ort-cpu, SST-2 dev, mean over seeds):\n")
+        print("\n".join(check_targets(found)))
+    others = other_backends(report, metric)
     if others:
         print("\nOther backends:")
         print("\n".join(others))
-    plot(found, teachers, res / "frontier.png")
+    plot(found, teachers, name, metric, res / "frontier.png")
     print("\n![frontier](frontier.png)")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results")
+    parser.add_argument("bundles")
+    parser.add_argument("--task", default="sst2", help="the bench report's folder under RESULTS_DIR")
+    args = parser.parse_args()
+    main(args.results, args.bundles, args.task)

@@ -27,7 +27,8 @@ declare -A RECIPES=(
 )
 
 # build_transfer OUT LOG [augment options...]: all of SST-2 train plus 2 word-replaced (GloVe) and 2 rule-based
-# variants per sentence, labelled by the teacher $T (resumable; skipped when OUT is finished)
+# variants per sentence, labelled by the teacher $T (resumable; skipped when OUT is finished). Options given win
+# (click keeps an option's last value): e.g. --task mrpc --variants 4.
 build_transfer() {
   local out=$1 log=$2; shift 2
   [ ! -f "$out/manifest.json" ] || return 0
