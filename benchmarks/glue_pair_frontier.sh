@@ -41,8 +41,8 @@ for task in "${TASKS[@]}"; do
   for bundle in "$B"/*/; do
     if [ -f "$bundle/manifest.json" ]; then bundles+=(--bundle "${bundle%/}"); fi
   done
-  kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --batch-sizes 1,32 --seq-lens 128 \
-    --out "$RES/$task" --overwrite > "$RES/bench.log"
+  kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --rounds 3 --batch-sizes 1,32 \
+    --seq-lens 128 --out "$RES/$task" --overwrite > "$RES/bench.log"
   kdedge doctor > "$RES/doctor.txt"
   python benchmarks/collect_frontier.py "$RES" "$B" --task "$task" > "$RES/summary.md"
   cat "$RES/summary.md"

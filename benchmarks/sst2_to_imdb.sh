@@ -11,7 +11,8 @@
 #     transformer of the compression work (pruned-2l-128-long), recipes from sst2_recipes.sh; on (a) they are the
 #     frontier's own runs (the same command), on (b) trained here; seeds 42 43 44;
 #   - int8 bundles (--preset auto); one `kdedge bench` per seed with the teacher's fp32/int8 bundles, SST-2 dev and
-#     the IMDB evaluation half (--eval-file imdb=...), ort-cpu, batch 1, 1 thread; summary.md from
+#     the IMDB evaluation half (--eval-file imdb=...), ort-cpu, batch 1, 1 thread, latency the median of 3
+#     interleaved rounds; summary.md from
 #     benchmarks/collect_imdb.py (mean and spread over seeds, the targets checked).
 # SEEDS, ONLY (recipe names) and BENCH=0 work as in sst2_frontier.sh; stages are cached in RUN_DIR.
 # Usage: bash benchmarks/sst2_to_imdb.sh [RUN_DIR]
@@ -56,7 +57,7 @@ for seed in "${SEEDS[@]}"; do
     done
   done
   kdedge bench --teacher "$T" "${bundles[@]}" --eval-file "imdb=$W/eval.tsv" --backends ort-cpu --threads 1 \
-    --batch-sizes 1,32 --seq-lens 64 --out "$RES/seed-$seed" --overwrite > "$RES/seed-$seed.log"
+    --rounds 3 --batch-sizes 1,32 --seq-lens 64 --out "$RES/seed-$seed" --overwrite > "$RES/seed-$seed.log"
 done
 kdedge doctor > "$RES/doctor.txt"
 python benchmarks/collect_imdb.py "$RES" > "$RES/summary.md"

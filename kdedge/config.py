@@ -391,6 +391,9 @@ class BenchConfig(ModelDataOptions):
     min_runs: int = opt(30, "Timed runs per measurement, at least.", valid=COUNT)
     min_time: float = opt(1.0, "Seconds per measurement, at least (more runs until both are reached).", valid=NATURAL)
     max_runs: int = opt(2000, "Timed runs per measurement, at most.", valid=COUNT)
+    rounds: int = opt(1, "Latency rounds: every model is timed again in a fresh process, the models interleaved in "
+                         "alternating order; each figure is the median over rounds (steadier speed-ups on a shared "
+                         "machine).", valid=COUNT)
     eval_batch_size: int = opt(64, "Batch size of the dev-set accuracy pass.", valid=COUNT)
     accuracy: bool = opt(True, "Measure the task metric on the dev set through each backend.")
     eval_file: tuple[str, ...] | None = opt(

@@ -277,3 +277,29 @@ def test_report_plot_takes_more_models_than_there_are_colours(tmp_path):
              for name, precision, p50 in (("teacher", "fp32", 7.0), ("teacher-int8", "int8", 3.0))]
     plot({"task": {"name": "sst2", "metrics": ["accuracy"]}, "rows": rows}, tmp_path / "report.png")
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_rounds_take_the_median_of_each_figure_and_alternate_their_order():
+    from kdedge.bench.rounds import median_over_rounds, round_order
+
+    def summary(p50, runs=10):
+        return {"runs": runs, "p50_ms": p50, "p99_ms": 2 * p50, "throughput": 1000 / p50}
+
+    rounds = [{"real": {"1": summary(p50)}, "padded": {"1": {"16": summary(p50 + 1)}}} for p50 in (5.0, 1.0, 2.0)]
+    merged = median_over_rounds(rounds)
+    assert merged["real"]["1"] == {"runs": 30, "p50_ms": 2.0, "p99_ms": 4.0, "throughput": 500.0,
+                                   "p50_rounds_ms": [5.0, 1.0, 2.0]}
+    assert merged["padded"]["1"]["16"]["p50_ms"] == 3.0
+    assert [round_order(3, r) for r in range(3)] == [[0, 1, 2], [2, 1, 0], [0, 1, 2]]
+
+
+def test_bench_rounds_time_every_model_again_and_report_the_median(tiny_bundles, glue_dir, tmp_path):
+    out, _ = _bench(tmp_path, glue_dir, bundle=(str(tiny_bundles["bilstm-none"]), str(tiny_bundles["tinybert-none"])),
+                    backends="ort-cpu", rounds=3)
+    report = json.loads((out / "report.json").read_text())
+    for row in report["rows"]:
+        cell = row["latency"]["real"]["1"]
+        assert len(cell["p50_rounds_ms"]) == 3
+        assert row["p50_ms"] == pytest.approx(float(np.median(cell["p50_rounds_ms"])))
+        assert row["metric"] is not None  # the first round still scores the dev set
+    assert "median of 3 rounds" in (out / "report.md").read_text()

@@ -145,7 +145,9 @@ def markdown(report: dict) -> str:
              f"CPU: {cpu['model']}, {cpu['usable_cpus']} CPUs ("
              + ", ".join(f for f, v in cpu["flags"].items() if v) + "); GPU: " + ("; ".join(env["gpus"]) or "none"),
              f"Threads: {report['config']['threads'] or 'library default'}. Latency on real-length dev inputs "
-             "(consecutive dev examples, padded to the longest in the batch).", "",
+             "(consecutive dev examples, padded to the longest in the batch)"
+             + (f"; each figure the median of {report['config']['rounds']} rounds, the models interleaved."
+                if report["config"].get("rounds", 1) > 1 else "."), "",
              f"| model | backend | precision | size MB | params | p50 ms (b={ok[0]['batch'] if ok else 1}) | p99 ms "
              f"| throughput ex/s (b={ok[0]['throughput_batch'] if ok else '-'}) | {metric} | retention | agreement "
              f"|{set_heads} **speed-up vs int8 teacher, same backend** | vs fp32 teacher, same backend "

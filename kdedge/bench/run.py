@@ -16,6 +16,7 @@ from kdedge.bench.device import device_rows
 from kdedge.bench.environment import environment
 from kdedge.bench.models import BenchModel, bundle_model, teacher_bundles, torch_model
 from kdedge.bench.report import build_rows, check_gates, parse_retention_gates, write_report
+from kdedge.bench.rounds import median_over_rounds, round_order
 from kdedge.config import BenchConfig, to_dict
 from kdedge.data import load_task_data
 from kdedge.data.evalsets import describe as describe_sets
@@ -59,14 +60,14 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
     # device reports are checked before any job runs: a report for other bundles or data stops the bench now
     on_devices = device_rows(cfg.device_report or (), [{**m.to_dict(), **i} for m, i in zip(models, identities)],
                              data.dev.source, len(data.dev))
+    jobs = [(model, backend) for model in models for backend in backends if backend.kind == model.kind]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for model in models:
-            for backend in (b for b in backends if b.kind == model.kind):
-                click.echo(f"{model.name} on {backend.name} ...")
-                job = bench_job(cfg, model, backend.name, data, eval_sets, batch_sizes, seq_lens)
-                results.append({"model": model.to_dict(), "backend": backend.name,
-                                **run_in_process(job, Path(tmp))})
+        for model, backend in jobs:
+            click.echo(f"{model.name} on {backend.name} ...")
+            job = bench_job(cfg, model, backend.name, data, eval_sets, batch_sizes, seq_lens)
+            results.append({"model": model.to_dict(), "backend": backend.name, **run_in_process(job, Path(tmp))})
+        warnings += time_more_rounds(cfg, jobs, results, data, batch_sizes, seq_lens, Path(tmp))
     rows = build_rows(results, data.task, data.dev.labels, on_devices, {n: s.labels for n, s in eval_sets.items()})
     report = {"config": to_dict(cfg), "environment": environment(), "task": data.task.to_dict(),
               "dev_examples": len(data.dev), "eval_sets": describe_sets(eval_sets), "rows": rows, "warnings": warnings,
@@ -105,6 +106,28 @@ def bench_job(cfg: BenchConfig, model: BenchModel, backend: str, data, eval_sets
             "texts": list(data.dev.text), "pairs": None if data.dev.text_pair is None else list(data.dev.text_pair),
             "eval_sets": {name: {"texts": list(s.text), "pairs": None if s.text_pair is None else list(s.text_pair)}
                           for name, s in eval_sets.items()}}
+
+
+def time_more_rounds(cfg: BenchConfig, jobs: list, results: list[dict], data, batch_sizes, seq_lens,
+                     tmp: Path) -> list[str]:
+    """Rounds 2..N of --rounds (latency only), then each result's latency is the median over its rounds; returns a
+    warning per round that failed (the row keeps the rounds that ran)."""
+    rounds = {i: [r["latency"]] for i, r in enumerate(results) if r["status"] == "ok"}
+    warnings = []
+    for round_index in range(1, cfg.rounds):
+        for i in (i for i in round_order(len(jobs), round_index) if i in rounds):
+            model, backend = jobs[i]
+            click.echo(f"{model.name} on {backend.name}, round {round_index + 1}/{cfg.rounds} ...")
+            job = {**bench_job(cfg, model, backend.name, data, {}, batch_sizes, seq_lens), "accuracy": False}
+            result = run_in_process(job, tmp)
+            if result["status"] == "ok":
+                rounds[i].append(result["latency"])
+            else:
+                warnings.append(f"{model.name} on {backend.name}: round {round_index + 1} {result['status']}: "
+                                f"{result.get('why')}")
+    for i, latencies in rounds.items():
+        results[i]["latency"] = median_over_rounds(latencies)
+    return warnings
 
 
 def run_in_process(job: dict, tmp: Path) -> dict:
