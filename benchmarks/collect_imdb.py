@@ -55,7 +55,8 @@ def main(results: Path) -> None:
     found, teachers = collect(results)
     mean = statistics.mean
     print("Transfer sets: (a) " + SETS[False] + "; (b) " + SETS[True] + ". Retention against the fp32 teacher on the "
-          "same rows; speed-up against the int8 teacher on ort-cpu in the same run (batch 1, 1 thread).\n")
+          "same rows; speed-up against the int8 teacher on ort-cpu in the same run (batch 1, 1 thread; mean and "
+          "min–max over the seeds' runs).\n")
     by_name: dict[str, list[dict]] = defaultdict(list)
     for t in teachers:
         by_name[t["model"]].append(t)
@@ -69,7 +70,8 @@ def main(results: Path) -> None:
     for (recipe, imdb), g in sorted(found.items()):
         print(f"| {recipe} | {'(b)' if imdb else '(a)'} | {len(g['seeds'])} | {spread(g['sst2'])} "
               f"| {mean(g['sst2_retention']):.3f} | {spread(g['imdb'])} | {mean(g['imdb_retention']):.3f} "
-              f"| {statistics.median(g['p50_ms']):.3f} | {mean(g['speedup_int8']):.1f}× | {max(g['bundle_mb']):.2f} |")
+              f"| {statistics.median(g['p50_ms']):.3f} | {mean(g['speedup_int8']):.1f}× ({min(g['speedup_int8']):.1f}–"
+              f"{max(g['speedup_int8']):.1f}) | {max(g['bundle_mb']):.2f} |")
     size, speed, sst2, imdb = TARGET
     met = [recipe for (recipe, with_imdb), g in found.items() if with_imdb and max(g["bundle_mb"]) <= size
            and mean(g["speedup_int8"]) >= speed and mean(g["sst2_retention"]) >= sst2
