@@ -185,7 +185,7 @@ def main(results: str, bundles: str, task: str) -> None:
     teachers = {n: r for n, r in rows.items() if r["role"] == "teacher"}
     imdb_teachers = {n: r for n, r in imdb.items() if r["role"] == "teacher"}
     name = TASK_NAMES.get(task, task)
-    metric = f"{name} {report['task']['metrics'][0]}" if "task" in report else f"{name} dev metric"
+    metric = f"{name} {report['task']['metrics'][0]}"
     env = report["environment"]
     cpu = env["cpu"]
     print(f"Hardware: {cpu['model']}, {cpu['usable_cpus']} CPUs, flags "
