@@ -40,8 +40,9 @@ done
 # bench rows are named after the folders: name the two bundles for what they are
 ln -sfn "$(realpath "$RUN/tune-budget/best/bundle")" "$RUN/tune-budget/tuned-2l-128-int8"
 ln -sfn "$(realpath "$RUN/tune-budget/trials/0000/bundle")" "$RUN/tune-budget/hand-set-2l-128-int8"
-kdedge bench --teacher "$T" --bundle "$RUN/tune-budget/tuned-2l-128-int8" --bundle "$RUN/tune-budget/hand-set-2l-128-int8" \
-  --backends ort-cpu --threads 1 --batch-sizes 1,32 --seq-lens 64 --out "$RES/bench" --overwrite > "$RES/bench.log"
+kdedge bench --teacher "$T" --bundle "$RUN/tune-budget/tuned-2l-128-int8" \
+  --bundle "$RUN/tune-budget/hand-set-2l-128-int8" --backends ort-cpu --threads 1 --batch-sizes 1,32 --seq-lens 64 \
+  --rounds 3 --out "$RES/bench" --overwrite > "$RES/bench.log"
 kdedge doctor > "$RES/doctor.txt"
 echo "studies written to $RES/budget and $RES/pareto"
 exit

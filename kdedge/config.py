@@ -259,7 +259,7 @@ class TuneConfig(DistillConfig):
     max_latency_ms: float | None = opt(None, "budget: batch-1 p50 on --backend at most this.", valid=POSITIVE)
     max_size_mb: float | None = opt(None, "budget: the bundle's model.onnx at most this many MB.", valid=POSITIVE)
     min_speedup: float | None = opt(None, "budget: at least this many times faster than the int8 teacher on --backend "
-                                          "(measured once per study).", valid=POSITIVE)
+                                          "(timed beside each trial's bundle).", valid=POSITIVE)
     pruner: Literal["median", "hyperband", "none"] = opt(
         "median", "Stop hopeless trials early on their dev metric at each evaluation (budget mode).")
     storage: str | None = opt(None, "Optuna storage URL (default: sqlite in --out); postgresql://user@host/db lets "
@@ -268,6 +268,9 @@ class TuneConfig(DistillConfig):
     baseline: bool = opt(True, "Run the recipe as given (the hand-set one) as the first trial, for comparison.")
     threads: int | None = opt(1, "Intra-op threads when timing a bundle.", valid=COUNT)
     timing_runs: int = opt(50, "Timed batch-1 runs per bundle (after 5 untimed).", valid=COUNT)
+    rounds: int = opt(3, "Each trial's bundle and the int8 teacher are timed back to back, each in a fresh process, "
+                         "this many times in alternating order; each p50 is the median over rounds, and the speed-up "
+                         "compares the two (a shared machine's speed drifts between trials).", valid=COUNT)
 
 
 @dataclass

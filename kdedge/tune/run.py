@@ -1,6 +1,7 @@
 """`kdedge tune`: an Optuna study over the distillation recipe, scored on what ships: each trial distils a student,
 exports it int8 with the target's preset and measures the bundle itself, its dev metric through ONNX Runtime and
-its batch-1 p50 on the chosen backend, in a fresh bench worker process (the bench's own machinery).
+its batch-1 p50 on the chosen backend beside the int8 teacher's, in fresh bench worker processes over interleaved
+rounds (the bench's own machinery).
 
 Two modes: `budget` maximises retention with the latency/size/speed-up budget as Optuna constraints (a trial over
 budget is recorded as infeasible, never dropped), pruning hopeless trials on their dev metric at each evaluation;
@@ -44,9 +45,7 @@ def tune(cfg: TuneConfig) -> Path:
     from kdedge.data import load_task_data
 
     data = load_task_data(cfg, train_optional=bool(cfg.transfer))
-    if "teacher_int8_p50_ms" not in study.user_attrs:  # once per study, on the same backend as every trial
-        teacher_p50, _ = measure_bundle(_teacher_int8(cfg), backend, data, cfg)
-        study.set_user_attr("teacher_int8_p50_ms", teacher_p50)
+    teacher_bundle = _teacher_int8(cfg)
     if cfg.baseline and not study.trials and "baseline" not in study.user_attrs:
         study.set_user_attr("baseline", True)
         study.enqueue_trial(baseline_params(cfg, space), user_attrs={"baseline": True})
@@ -58,7 +57,7 @@ def tune(cfg: TuneConfig) -> Path:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=remaining, desc="trials", unit="trial")
-        objective = Objective(cfg, space, out, backend, data, study.user_attrs["teacher_int8_p50_ms"])
+        objective = Objective(cfg, space, out, backend, data, teacher_bundle)
         study.optimize(objective, n_trials=remaining, timeout=cfg.timeout, catch=TRIAL_ERRORS,
                        callbacks=[optuna.study.MaxTrialsCallback(cfg.trials, states=counted),
                                   lambda s, t: _progress(bar, s, t, cfg)])
@@ -188,9 +187,9 @@ def budget_constraints(cfg: TuneConfig, p50_ms: float, size_mb: float, speedup: 
 class Objective:
     """One trial: the sampled recipe distilled, exported int8 and measured."""
 
-    def __init__(self, cfg: TuneConfig, space: list[Param], out: Path, backend, data, teacher_p50: float):
-        self.cfg, self.space, self.out, self.backend, self.data, self.teacher_p50 = \
-            cfg, space, out, backend, data, teacher_p50
+    def __init__(self, cfg: TuneConfig, space: list[Param], out: Path, backend, data, teacher_bundle: Path):
+        self.cfg, self.space, self.out, self.backend, self.data, self.teacher_bundle = \
+            cfg, space, out, backend, data, teacher_bundle
 
     def __call__(self, trial):
         import optuna
@@ -205,7 +204,8 @@ class Objective:
             pruning = self.cfg.mode == "budget" and self.cfg.pruner != "none"
             student = distill_student(recipe, on_evaluate=_reporter(trial) if pruning else None)
             bundle = _export(student, folder / "bundle", self.cfg, qat=recipe.qat)
-            p50_ms, metric = measure_bundle(bundle, self.backend, self.data, self.cfg)
+            p50_ms, teacher_p50, metric = measure_pair(bundle, self.teacher_bundle, self.backend, self.data,
+                                                       self.cfg)
         except optuna.TrialPruned:
             raise
         except TRIAL_ERRORS as e:
@@ -216,10 +216,11 @@ class Objective:
         for name, on_set in scores.get("eval", {}).items():  # --eval-file sets: the PyTorch student's retention
             trial.set_user_attr(f"eval_retention:{name}", on_set["retention"])
         size_mb = (bundle / "model.onnx").stat().st_size / 1e6
-        speedup = self.teacher_p50 / p50_ms
+        speedup = teacher_p50 / p50_ms
         retention = metric / teacher if teacher else 0.0
         for key, value in (("metric", metric), ("retention", retention), ("p50_ms", p50_ms), ("size_mb", size_mb),
-                           ("speedup_vs_teacher_int8", speedup), ("student", str(student)), ("bundle", str(bundle))):
+                           ("teacher_int8_p50_ms", teacher_p50), ("speedup_vs_teacher_int8", speedup),
+                           ("student", str(student)), ("bundle", str(bundle))):
             trial.set_user_attr(key, value)
         if self.cfg.mode == "pareto":
             return retention, p50_ms
@@ -269,25 +270,35 @@ def _teacher_int8(cfg: TuneConfig) -> Path:
     return Path(teacher_bundles(cfg.teacher, cfg, default_cache_dir())[1].path)
 
 
-def measure_bundle(bundle: Path, backend, data, cfg: TuneConfig) -> tuple[float, float]:
-    """(batch-1 p50 ms on `backend`, dev main metric) of a bundle, in a fresh bench worker process."""
+def measure_pair(bundle: Path, teacher_bundle: Path, backend, data, cfg: TuneConfig) -> tuple[float, float, float]:
+    """(the bundle's batch-1 p50 ms, the int8 teacher's, the bundle's dev main metric) on `backend`: the two timed
+    back to back, each in a fresh bench worker process, over --rounds rounds in alternating order, each p50 the
+    median over rounds; so the speed-up compares two figures from the same minutes on a machine whose speed drifts."""
     import numpy as np
 
     from kdedge.bench.models import bundle_model
+    from kdedge.bench.rounds import median_over_rounds, round_order
     from kdedge.bench.run import bench_job, run_in_process
     from kdedge.config import BenchConfig
     from kdedge.data import compute_metrics
 
     timing = BenchConfig(out="-", threads=cfg.threads, warmup=5, min_runs=cfg.timing_runs, min_time=0.0,
                          max_runs=cfg.timing_runs)
+    models = [bundle_model(str(bundle)), bundle_model(str(teacher_bundle))]
+    latencies, logits = ([], []), None
     with tempfile.TemporaryDirectory() as tmp:
-        result = run_in_process(bench_job(timing, bundle_model(str(bundle)), backend.name, data, {}, [1], []),
-                                Path(tmp))
-    if result["status"] != "ok":
-        raise KdedgeError(f"timing {bundle.name} on {backend.name} failed: {result.get('why')}")
-    logits = np.asarray(result["logits"], dtype=np.float32)
-    metric = compute_metrics(data.task, logits, data.dev.labels)[data.task.main_metric]
-    return result["latency"]["real"]["1"]["p50_ms"], float(metric)
+        for round_index in range(cfg.rounds):
+            for i in round_order(len(models), round_index):
+                scored = round_index == 0 and i == 0  # the student's dev metric, once
+                job = {**bench_job(timing, models[i], backend.name, data, {}, [1], []), "accuracy": scored}
+                result = run_in_process(job, Path(tmp))
+                if result["status"] != "ok":
+                    raise KdedgeError(f"timing {models[i].path} on {backend.name} failed: {result.get('why')}")
+                latencies[i].append(result["latency"])
+                logits = result["logits"] if scored else logits
+    student_p50, teacher_p50 = (median_over_rounds(lat)["real"]["1"]["p50_ms"] for lat in latencies)
+    metric = compute_metrics(data.task, np.asarray(logits, dtype=np.float32), data.dev.labels)[data.task.main_metric]
+    return student_p50, teacher_p50, float(metric)
 
 
 def _progress(bar, study, trial, cfg: TuneConfig) -> None:
