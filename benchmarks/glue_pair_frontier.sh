@@ -3,7 +3,7 @@
 # accuracy and F1) and a regression task (STS-B: Pearson and Spearman), where SST-2's BiLSTM cannot go.
 #   - teacher: all-MiniLM-L6-v2 fine-tuned on the task (configs/glue-pair-teacher.yaml);
 #   - transfer set: the task's training pairs plus 4 word-replaced (GloVe) and 4 rule-based variants of each,
-#     labelled by the teacher (both texts of a pair are varied);
+#     labelled by the teacher (each variant rewrites one text of the pair and keeps the other, in turn);
 #   - students: pruned from the teacher, vocabulary trimmed, TinyBERT's two stages with the small-task budgets of
 #     configs/glue-pair-frontier.yaml, at the SST-2 frontier's 2L-128 and 3L-256 shapes; seeds 42 43 44, int8
 #     (--preset auto) and seed 42 also fp32;

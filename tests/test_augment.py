@@ -66,6 +66,29 @@ def test_rules_follow_tang_et_al():
     assert "heuristic" in rules.describe()["pos_tagger"]
 
 
+def test_a_pairs_variant_rewrites_one_side_and_keeps_the_other(glove_path):
+    """Both sides rewritten turned most MRPC paraphrases into non-paraphrases; one side at a time, in turn."""
+    from kdedge.augment.replace import WordReplacement
+
+    first = ["the company said profits rose sharply .", "shares fell in early trade ."]
+    second = ["profits rose sharply , the company said .", "early trade saw shares fall ."]
+    chunk = Split(text=first, labels=np.zeros(2), text_pair=second)
+    augmenters = {"rules": RuleAugmentation(_cfg(p_mask=1.0, p_pos=0.0, p_ng=0.0, tagger="none", variants=4),
+                                            first + second),
+                  "replace": WordReplacement(_cfg(word_vectors=str(glove_path), p_replace=1.0, variants=4))}
+    for name, augmenter in augmenters.items():
+        out = list(augmenter.variants(chunk, np.random.default_rng(0)))
+        assert [i for i, _, _ in out] == [0] * 4 + [1] * 4, name
+        sides = []
+        for i, text, pair in out:
+            kept = (text == first[i], pair == second[i])
+            assert kept in ((True, False), (False, True)), (name, text, pair)  # exactly one side rewritten
+            sides.append(kept.index(False))
+        assert sides == [0, 1, 0, 1, 1, 0, 1, 0], name  # the sides in turn, each example starting on another
+    single = list(augmenters["rules"].variants(Split(text=first, labels=np.zeros(2)), np.random.default_rng(0)))
+    assert all(pair is None and text != first[i] for i, text, pair in single)
+
+
 def test_tagger_names_what_to_fix_when_the_model_is_missing():
     from kdedge.augment.rules import make_tagger
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from kdedge.augment.words import is_word, join_words, split_words
+from kdedge.augment.words import is_word, one_side_variants, split_words
 from kdedge.errors import KdedgeError
 
 
@@ -124,14 +124,8 @@ class WordReplacement:
         return out
 
     def variants(self, chunk, rng: np.random.Generator):
-        """(index of the original, text, pair) for N variants of each example; pairs vary on both sides."""
-        texts, pairs = chunk.text, chunk.text_pair
-        first = [split_words(t) for t in texts]
-        second = [split_words(t) for t in pairs] if pairs is not None else None
-        cand_first = self._sentence_candidates(first)
-        cand_second = self._sentence_candidates(second) if second is not None else None
-        for i, words in enumerate(first):
-            for _ in range(self.n):
-                text = join_words(self._vary(words, cand_first[i], rng))
-                pair = join_words(self._vary(second[i], cand_second[i], rng)) if second is not None else None
-                yield i, text, pair
+        """(index of the original, text, pair) for N variants of each example (a pair's: one side at a time)."""
+        sides = [[split_words(t) for t in texts] for texts in (chunk.text, chunk.text_pair) if texts is not None]
+        candidates = [self._sentence_candidates(side) for side in sides]
+        yield from one_side_variants(sides[0], sides[1] if len(sides) > 1 else None, self.n,
+                                     lambda side, i, words: self._vary(words, candidates[side][i], rng))

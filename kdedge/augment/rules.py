@@ -1,7 +1,7 @@
 """Rule-based augmentation (Tang et al. 2019, "Distilling Task-Specific Knowledge from BERT into Simple Neural
 Networks", section 3.3): for each word, with p_mask it becomes the mask token; otherwise with p_pos it becomes
 a random word of the same part of speech (from the training data); then, with p_ng, only a random n-gram
-(n in 1..5) of the example is kept. N variants per example.
+(n in 1..5) of the example is kept. N variants per example; a pair's rewrite one sentence each, in turn.
 
 Part-of-speech tags come from spaCy when a model is installed. Without one, a heuristic tagger stands in:
 closed-class word lists (determiners, pronouns, prepositions, conjunctions, auxiliaries, particles) and suffix
@@ -15,7 +15,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from kdedge.augment.words import is_word, join_words, split_words
+from kdedge.augment.words import is_word, one_side_variants, split_words
 from kdedge.errors import KdedgeError
 
 _CLOSED = {
@@ -134,13 +134,8 @@ class RuleAugmentation:
         return out
 
     def variants(self, chunk, rng: np.random.Generator):
-        texts, pairs = chunk.text, chunk.text_pair
-        first = [split_words(t) for t in texts]
-        first_tags = self.tagger.tag(first)
-        second = [split_words(t) for t in pairs] if pairs is not None else None
-        second_tags = self.tagger.tag(second) if second is not None else None
-        for i, words in enumerate(first):
-            for _ in range(self.n):
-                text = join_words(self._vary(words, first_tags[i], rng))
-                pair = join_words(self._vary(second[i], second_tags[i], rng)) if second is not None else None
-                yield i, text, pair
+        """(index of the original, text, pair) for N variants of each example (a pair's: one side at a time)."""
+        sides = [[split_words(t) for t in texts] for texts in (chunk.text, chunk.text_pair) if texts is not None]
+        tags = [self.tagger.tag(side) for side in sides]
+        yield from one_side_variants(sides[0], sides[1] if len(sides) > 1 else None, self.n,
+                                     lambda side, i, words: self._vary(words, tags[side][i], rng))
