@@ -5,8 +5,9 @@
 #   - transfer set: the task's training pairs plus 4 word-replaced (GloVe) and 4 rule-based variants of each,
 #     labelled by the teacher (each variant rewrites one text of the pair and keeps the other, in turn);
 #   - students: pruned from the teacher, vocabulary trimmed, TinyBERT's two stages with the small-task budgets of
-#     configs/glue-pair-frontier.yaml, at the SST-2 frontier's 2L-128 and 3L-256 shapes; seeds 42 43 44, int8
-#     (--preset auto) and seed 42 also fp32;
+#     configs/glue-pair-frontier.yaml, at the SST-2 frontier's 2L-128 and 3L-256 shapes and at 3L-384 (the
+#     teacher's width: on MRPC the narrow shapes fell under the majority class, the 3L-384 did not); seeds 42 43 44,
+#     int8 (--preset auto) and seed 42 also fp32;
 #   - per task, one `kdedge bench` run of every bundle with the teacher's fp32 and int8 bundles (ort-cpu, batch 1
 #     and 32, 1 thread), summary.md and frontier.png from benchmarks/collect_frontier.py.
 # TASKS, SEEDS and ONLY (shape names) narrow the run; BENCH=0 skips the benches; stages are cached in RUN_DIR.
@@ -18,8 +19,9 @@ RES_ROOT=${RES:-benchmarks/results/glue_pair_frontier}
 read -r -a TASKS <<< "${TASKS:-mrpc stsb}"
 read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
 . benchmarks/sst2_recipes.sh  # shape, build_transfer, export_bundle
-declare -A SHAPES=([pruned-2l-128]="$(shape 2 128 4 512)" [pruned-3l-256]="$(shape 3 256 8 1024)")
-read -r -a ONLY <<< "${ONLY:-pruned-2l-128 pruned-3l-256}"
+declare -A SHAPES=([pruned-2l-128]="$(shape 2 128 4 512)" [pruned-3l-256]="$(shape 3 256 8 1024)"
+                 [pruned-3l-384]="$(shape 3 384 12 1536)")
+read -r -a ONLY <<< "${ONLY:-pruned-2l-128 pruned-3l-256 pruned-3l-384}"
 
 for task in "${TASKS[@]}"; do
   W=$RUN/$task RES=$RES_ROOT/$task
