@@ -25,7 +25,7 @@ def one_side_variants(first: list[list[str]], second: list[list[str]] | None, n:
                       vary: Callable[[int, int, list[str]], list[str]]) -> Iterator[tuple[int, str, str | None]]:
     """(index of the original, text, pair) for n variants of each example; vary(side, index, words) rewrites one
     sentence. A pair's variant rewrites one side and keeps the other as written, the sides in turn (as TinyBERT's
-    augmentation does): rewriting both made the MRPC teacher read 81 % of its paraphrases' variants as
+    augmentation does): rewriting both made the MRPC teacher call 81 % of the word-replaced variants
     non-paraphrases, a transfer set skewed far from the task, and the students trained on it fell below the
     majority class."""
     for i, words in enumerate(first):
