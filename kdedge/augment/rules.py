@@ -1,7 +1,8 @@
 """Rule-based augmentation (Tang et al. 2019, "Distilling Task-Specific Knowledge from BERT into Simple Neural
 Networks", section 3.3): for each word, with p_mask it becomes the mask token; otherwise with p_pos it becomes
 a random word of the same part of speech (from the training data); then, with p_ng, only a random n-gram
-(n in 1..5) of the example is kept. N variants per example; each variant of a pair rewrites one of its sentences, the two in turn.
+(n in 1..5) of the example is kept. N variants per example; each variant of a pair rewrites one of its
+sentences, the two in turn.
 
 Part-of-speech tags come from spaCy when a model is installed. Without one, a heuristic tagger stands in:
 closed-class word lists (determiners, pronouns, prepositions, conjunctions, auxiliaries, particles) and suffix
