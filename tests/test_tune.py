@@ -97,7 +97,8 @@ def test_a_bundle_and_the_teacher_are_timed_in_interleaved_rounds(monkeypatch):
     data = SimpleNamespace(task=get_glue_task("sst2"), dev=SimpleNamespace(text=["good", "bad"], text_pair=None,
                                                                           labels=[1, 0]))
     cfg = build_config(TuneConfig, None, task="sst2", teacher="t", out="o", space="s", rounds=3)
-    student_p50, teacher_p50, metric = measure_pair(Path("student"), Path("teacher"),
+    teacher_int8 = SimpleNamespace(path="teacher", to_dict=lambda: {"path": "teacher"})
+    student_p50, teacher_p50, metric = measure_pair(Path("student"), teacher_int8,
                                                     SimpleNamespace(name="ort-cpu"), data, cfg)
     assert order == ["student", "teacher", "teacher", "student", "student", "teacher"]
     assert scored == [True, False, False, False, False, False]
@@ -159,6 +160,8 @@ def test_a_rerun_continues_the_study_without_repeating_finished_trials(tiny_trai
     assert len(calls) == 1 and len(_trials(out)) == 4
     with pytest.raises(KdedgeError, match="was started with another space"):
         _tune(tmp_path, tiny_trained_teacher, glue_dir, trials=5, space="lr: {low: 1.0e-4, high: 1.0e-2}\n")
+    with pytest.raises(KdedgeError, match="was started with another timing"):  # its p50s would not compare
+        _tune(tmp_path, tiny_trained_teacher, glue_dir, trials=5, threads=2)
 
 
 def test_the_space_names_what_to_fix(tmp_path):

@@ -45,7 +45,7 @@ def tune(cfg: TuneConfig) -> Path:
     from kdedge.data import load_task_data
 
     data = load_task_data(cfg, train_optional=bool(cfg.transfer))
-    teacher_bundle = _teacher_int8(cfg)
+    teacher_int8 = _teacher_int8(cfg)
     if cfg.baseline and not study.trials and "baseline" not in study.user_attrs:
         study.set_user_attr("baseline", True)
         study.enqueue_trial(baseline_params(cfg, space), user_attrs={"baseline": True})
@@ -57,7 +57,7 @@ def tune(cfg: TuneConfig) -> Path:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=remaining, desc="trials", unit="trial")
-        objective = Objective(cfg, space, out, backend, data, teacher_bundle)
+        objective = Objective(cfg, space, out, backend, data, teacher_int8)
         study.optimize(objective, n_trials=remaining, timeout=cfg.timeout, catch=TRIAL_ERRORS,
                        callbacks=[optuna.study.MaxTrialsCallback(cfg.trials, states=counted),
                                   lambda s, t: _progress(bar, s, t, cfg)])
@@ -150,11 +150,13 @@ _LOCAL = {"out", "resume", "overwrite", "cache_dir", "data_dir", "teacher", "tra
 
 def _check_question(study, cfg: TuneConfig, space: list[Param]) -> None:
     """The question a study answers is fixed when it starts: a rerun, or another worker, may change only
-    --trials, --timeout and where its files are."""
+    --trials, --timeout and where its files are (a trial timed with other threads, preset or rounds would not
+    compare with the others)."""
     recipe = {k: v for k, v in to_dict(cfg).items()
               if k in {f.name for f in dataclasses.fields(DistillConfig)} and k not in _LOCAL}
     question = _jsonable({"mode": cfg.mode, "space": [dataclasses.asdict(p) for p in space], "backend": cfg.backend,
-                          "budget": [cfg.max_latency_ms, cfg.max_size_mb, cfg.min_speedup], "recipe": recipe})
+                          "budget": [cfg.max_latency_ms, cfg.max_size_mb, cfg.min_speedup],
+                          "timing": [cfg.preset, cfg.threads, cfg.timing_runs, cfg.rounds], "recipe": recipe})
     stored = study.user_attrs.get("question")
     if stored is None:
         study.set_user_attr("question", question)
@@ -187,9 +189,9 @@ def budget_constraints(cfg: TuneConfig, p50_ms: float, size_mb: float, speedup: 
 class Objective:
     """One trial: the sampled recipe distilled, exported int8 and measured."""
 
-    def __init__(self, cfg: TuneConfig, space: list[Param], out: Path, backend, data, teacher_bundle: Path):
-        self.cfg, self.space, self.out, self.backend, self.data, self.teacher_bundle = \
-            cfg, space, out, backend, data, teacher_bundle
+    def __init__(self, cfg: TuneConfig, space: list[Param], out: Path, backend, data, teacher_int8):
+        self.cfg, self.space, self.out, self.backend, self.data, self.teacher_int8 = \
+            cfg, space, out, backend, data, teacher_int8
 
     def __call__(self, trial):
         import optuna
@@ -204,7 +206,7 @@ class Objective:
             pruning = self.cfg.mode == "budget" and self.cfg.pruner != "none"
             student = distill_student(recipe, on_evaluate=_reporter(trial) if pruning else None)
             bundle = _export(student, folder / "bundle", self.cfg, qat=recipe.qat)
-            p50_ms, teacher_p50, metric = measure_pair(bundle, self.teacher_bundle, self.backend, self.data,
+            p50_ms, teacher_p50, metric = measure_pair(bundle, self.teacher_int8, self.backend, self.data,
                                                        self.cfg)
         except optuna.TrialPruned:
             raise
@@ -259,21 +261,22 @@ def _export(student: Path, out: Path, cfg: TuneConfig, qat: bool) -> Path:
                                       preset=cfg.preset, overwrite=True, verify=64, **data))
 
 
-def _teacher_int8(cfg: TuneConfig) -> Path:
-    """The teacher's int8 bundle as `kdedge bench` exports and caches it (this CPU's preset)."""
+def _teacher_int8(cfg: TuneConfig):
+    """The teacher's int8 bundle as `kdedge bench` exports, caches and checks it (this CPU's preset), once a study."""
     from kdedge.bench.models import teacher_bundles
     from kdedge.distill.teacher_cache import default_cache_dir
 
     if not (Path(cfg.teacher) / "model.safetensors").is_file():
         raise KdedgeError(f"--teacher {cfg.teacher}: kdedge tune times the teacher's int8 bundle, so it needs a "
                           "teacher folder (from `kdedge teacher`)")
-    return Path(teacher_bundles(cfg.teacher, cfg, default_cache_dir())[1].path)
+    return teacher_bundles(cfg.teacher, cfg, default_cache_dir())[1]
 
 
-def measure_pair(bundle: Path, teacher_bundle: Path, backend, data, cfg: TuneConfig) -> tuple[float, float, float]:
-    """(the bundle's batch-1 p50 ms, the int8 teacher's, the bundle's dev main metric) on `backend`: the two timed
-    back to back, each in a fresh bench worker process, over --rounds rounds in alternating order, each p50 the
-    median over rounds; so the speed-up compares two figures from the same minutes on a machine whose speed drifts."""
+def measure_pair(bundle: Path, teacher_int8, backend, data, cfg: TuneConfig) -> tuple[float, float, float]:
+    """(the bundle's batch-1 p50 ms, the int8 teacher's, the bundle's dev main metric) on `backend`, `teacher_int8`
+    being the teacher's bench model: the two timed back to back, each in a fresh bench worker process, over --rounds
+    rounds in alternating order, each p50 the median over rounds; so the speed-up compares two figures from the same
+    minutes on a machine whose speed drifts."""
     import numpy as np
 
     from kdedge.bench.models import bundle_model
@@ -284,7 +287,7 @@ def measure_pair(bundle: Path, teacher_bundle: Path, backend, data, cfg: TuneCon
 
     timing = BenchConfig(out="-", threads=cfg.threads, warmup=5, min_runs=cfg.timing_runs, min_time=0.0,
                          max_runs=cfg.timing_runs)
-    models = [bundle_model(str(bundle)), bundle_model(str(teacher_bundle))]
+    models = [bundle_model(str(bundle)), teacher_int8]
     latencies, logits = ([], []), None
     with tempfile.TemporaryDirectory() as tmp:
         for round_index in range(cfg.rounds):
