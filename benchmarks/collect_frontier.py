@@ -132,6 +132,29 @@ def check_targets(found: dict) -> list[str]:
     return lines
 
 
+def checkpoint_choice(bundles: Path, metric_key: str) -> list[str]:
+    """Each recipe's kept checkpoint (the best dev evaluation) beside its last evaluation, PyTorch fp32, mean over
+    seeds, from the students' train logs: how much of the reported figure is the choice of checkpoint on dev."""
+    found: dict[str, dict] = defaultdict(lambda: defaultdict(list))
+    for folder in sorted(bundles.glob("*-int8")):
+        m = NAME.match(folder.name)
+        student = json.loads((folder / "manifest.json").read_text()).get("student", {}).get("path", "")
+        log = Path(student) / "train_log.jsonl"
+        if not m or not log.is_file():
+            continue
+        evals = [r for r in map(json.loads, log.read_text().splitlines()) if r.get("dev")]
+        if evals:
+            g = found[m["recipe"]]
+            g["kept"].append(max(r["dev"][metric_key] for r in evals if r["stage"] == evals[-1]["stage"]))
+            g["last"].append(evals[-1]["dev"][metric_key])
+    if not found:
+        return []
+    lines = ["| student | seeds | kept: best dev evaluation | last evaluation |", "|---|---:|---|---|"]
+    for recipe, g in sorted(found.items()):
+        lines.append(f"| {recipe} | {len(g['kept'])} | {spread(g['kept'])} | {spread(g['last'])} |")
+    return lines
+
+
 def plot(found: dict, teachers: dict, task: str, metric: str, path: Path) -> None:
     import matplotlib
 
@@ -198,6 +221,11 @@ def main(results: str, bundles: str, task: str) -> None:
     if task == "sst2":  # the issue's targets are SST-2's
         print("\nTargets (int8, ort-cpu, SST-2 dev, mean over seeds):\n")
         print("\n".join(check_targets(found)))
+    choice = checkpoint_choice(Path(bundles), report["task"]["metrics"][0])
+    if choice:
+        print("\nCheckpoint choice (PyTorch fp32 dev, the students' train logs): each student keeps its best dev "
+              "evaluation, so the figures above include that choice; the last evaluation is the run without it.\n")
+        print("\n".join(choice))
     others = other_backends(report, metric)
     if others:
         print("\nOther backends:")
