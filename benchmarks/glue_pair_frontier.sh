@@ -2,8 +2,9 @@
 # Issue #14, last part: the frontier's two best transformer shapes on a sentence-pair task (MRPC: paraphrase,
 # accuracy and F1) and a regression task (STS-B: Pearson and Spearman), where SST-2's BiLSTM cannot go.
 #   - teacher: all-MiniLM-L6-v2 fine-tuned on the task (configs/glue-pair-teacher.yaml);
-#   - transfer set: the task's training pairs plus 4 word-replaced (GloVe) and 4 rule-based variants of each,
-#     labelled by the teacher (each variant rewrites one text of the pair and keeps the other, in turn);
+#   - transfer set: the task's training pairs plus word-replaced (GloVe) and rule-based variants of each, labelled
+#     by the teacher (each variant rewrites one text of the pair and keeps the other, in turn): 4 + 4 for MRPC's
+#     3,668 pairs, 2 + 2 for STS-B's 5,749, so that both sets come to about 30,000 rows (the CPU budget);
 #   - students: pruned from the teacher, vocabulary trimmed, TinyBERT's two stages with the small-task budgets of
 #     configs/glue-pair-frontier.yaml, at the SST-2 frontier's 2L-128 and 3L-256 shapes and at 3L-384 (the
 #     teacher's width: on MRPC the narrow shapes fell under the majority class, the 3L-384 did not); seeds 42 43 44,
@@ -21,6 +22,7 @@ read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
 . benchmarks/sst2_recipes.sh  # shape, build_transfer, export_bundle
 declare -A SHAPES=([pruned-2l-128]="$(shape 2 128 4 512)" [pruned-3l-256]="$(shape 3 256 8 1024)"
                  [pruned-3l-384]="$(shape 3 384 12 1536)")
+declare -A VARIANTS=([mrpc]=4 [stsb]=2)
 read -r -a ONLY <<< "${ONLY:-pruned-2l-128 pruned-3l-256 pruned-3l-384}"
 
 for task in "${TASKS[@]}"; do
@@ -28,7 +30,7 @@ for task in "${TASKS[@]}"; do
   T=$W/teacher B=$W/frontier-bundles
   mkdir -p "$RES"
   stage teacher "$T" "$RES" kdedge teacher --config configs/glue-pair-teacher.yaml --task "$task"
-  build_transfer "$W/transfer" "$RES/transfer.log" --task "$task" --variants 4
+  build_transfer "$W/transfer" "$RES/transfer.log" --task "$task" --variants "${VARIANTS[$task]:-4}"
   for seed in "${SEEDS[@]}"; do
     for name in "${ONLY[@]}"; do
       # shellcheck disable=SC2086  # the shape's options are words
