@@ -133,23 +133,23 @@ def check_targets(found: dict) -> list[str]:
 
 
 def checkpoint_choice(bundles: Path, metric_key: str) -> list[str]:
-    """Each recipe's kept checkpoint (the best dev evaluation) beside its last evaluation, PyTorch fp32, mean over
+    """Each recipe's kept checkpoint (its metrics.json) beside its last evaluation, PyTorch fp32, mean over
     seeds, from the students' train logs: how much of the reported figure is the choice of checkpoint on dev."""
     found: dict[str, dict] = defaultdict(lambda: defaultdict(list))
     for folder in sorted(bundles.glob("*-int8")):
         m = NAME.match(folder.name)
         student = json.loads((folder / "manifest.json").read_text()).get("student", {}).get("path", "")
-        log = Path(student) / "train_log.jsonl"
-        if not m or not log.is_file():
+        log, metrics = Path(student) / "train_log.jsonl", Path(student) / "metrics.json"
+        if not m or not log.is_file() or not metrics.is_file():
             continue
         evals = [r for r in map(json.loads, log.read_text().splitlines()) if r.get("dev")]
         if evals:
             g = found[m["recipe"]]
-            g["kept"].append(max(r["dev"][metric_key] for r in evals if r["stage"] == evals[-1]["stage"]))
+            g["kept"].append(json.loads(metrics.read_text())["dev"][metric_key])  # the checkpoint the run kept
             g["last"].append(evals[-1]["dev"][metric_key])
     if not found:
         return []
-    lines = ["| student | seeds | kept: best dev evaluation | last evaluation |", "|---|---:|---|---|"]
+    lines = ["| student | seeds | kept checkpoint | last evaluation |", "|---|---:|---|---|"]
     for recipe, g in sorted(found.items()):
         lines.append(f"| {recipe} | {len(g['kept'])} | {spread(g['kept'])} | {spread(g['last'])} |")
     return lines
