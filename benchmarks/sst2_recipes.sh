@@ -25,7 +25,7 @@ declare -A RECIPES=(
   # bundle came to 6.12 MB at count 10 (12,355 tokens x 256 of its 5.93 MB model), so that it fits 6 MB.
   [pruned-2l-128-long]="${pruned[*]} $(shape 2 128 4 512) ${long[*]}"
   [pruned-3l-256-long]="${pruned[*]} $(shape 3 256 8 1024) ${long[*]} --trim-min-count 15"
-  # The 3L-256 timed 3.8-5.0x the int8 teacher on an AVX2 CPU, short of 5x; untrained probes of other shapes timed
+  # The 3L-256 timed 3.8x the int8 teacher on an AVX2 CPU (machine idle), short of 5x; untrained probes of shapes timed
   # 3L-192 at 0.56x the 3L-256's p50 (2L-256 0.54x, 4L-192 0.77x), so the deeper narrow shape is tried for 5x.
   [pruned-3l-192-long]="${pruned[*]} $(shape 3 192 6 768) ${long[*]}"
 )
