@@ -39,7 +39,7 @@ def ort_rows(report: dict) -> dict[str, dict]:
 
 
 def groups(sst2: dict[str, dict], imdb: dict[str, dict], bundles: Path) -> dict[tuple[str, str], dict]:
-    """(recipe, precision) -> lists over seeds of the measured values."""
+    """(recipe, precision) -> lists over seeds of the measured values (`accuracy`: the task's main metric)."""
     out: dict[tuple[str, str], dict] = defaultdict(lambda: defaultdict(list))
     for name, row in sst2.items():
         m = NAME.match(name)
@@ -48,6 +48,8 @@ def groups(sst2: dict[str, dict], imdb: dict[str, dict], bundles: Path) -> dict[
         g = out[(m["recipe"], m["precision"])]
         g["seeds"].append(int(m["seed"]))
         g["accuracy"].append(row["metric"])
+        for key, value in row["metrics"].items():
+            g[f"metric:{key}"].append(value)
         g["retention"].append(row["retention"])
         g["p50_ms"].append(row["p50_ms"])
         g["speedup_int8"].append(row["speedup_vs_teacher_int8"])
@@ -60,26 +62,33 @@ def groups(sst2: dict[str, dict], imdb: dict[str, dict], bundles: Path) -> dict[
     return out
 
 
-def table(found: dict, teachers: dict, imdb_teachers: dict, metric: str) -> list[str]:
-    lines = [f"| student | precision | seeds | {metric}, mean ± sd (min–max) | retention | IMDB accuracy "
-             "| IMDB retention | p50 ms (b=1) | **speed-up vs int8 teacher** | vs fp32 teacher | bundle MB "
-             "| parameters |",
-             "|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+def table(found: dict, teachers: dict, imdb_teachers: dict, metrics: list[str], task: str) -> list[str]:
+    """The main metric (mean ± sd over seeds) and its retention, the task's other metrics, IMDB when it was run,
+    then latency, speed-ups, size and parameters."""
+    others, imdb = metrics[1:], bool(imdb_teachers)
+    head = ([f"{task} {metrics[0]}, mean ± sd (min–max)", "retention"] + [f"{task} {m}" for m in others]
+            + (["IMDB accuracy", "IMDB retention"] if imdb else [])
+            + ["p50 ms (b=1)", "**speed-up vs int8 teacher**", "vs fp32 teacher", "bundle MB", "parameters"])
+    lines = ["| student | precision | seeds | " + " | ".join(head) + " |",
+             "|---|---|---:|" + "".join("---|" if h.startswith((task, "IMDB accuracy")) else "---:|" for h in head)]
     for name, row in teachers.items():
-        imdb = (f"{imdb_teachers[name]['metric']:.4f} | {imdb_teachers[name]['retention']:.3f}"
-                if name in imdb_teachers else "– | –")
-        lines.append(f"| {name} | {row['precision']} | – | {row['metric']:.4f} | {row['retention']:.3f} "
-                     f"| {imdb} "
-                     f"| {row['p50_ms']:.2f} | {row['speedup_vs_teacher_int8']:.1f}× "
-                     f"| {row['speedup_vs_teacher_fp32']:.1f}× | {row['size_mb']:.2f} (model.onnx) | {row['parameters'] / 1e6:.2f}M |")
+        cells = [f"{row['metric']:.4f}", f"{row['retention']:.3f}"] + [f"{row['metrics'][m]:.4f}" for m in others]
+        if imdb:
+            t = imdb_teachers.get(name)
+            cells += [f"{t['metric']:.4f}", f"{t['retention']:.3f}"] if t else ["–", "–"]
+        cells += [f"{row['p50_ms']:.2f}", f"{row['speedup_vs_teacher_int8']:.1f}×",
+                  f"{row['speedup_vs_teacher_fp32']:.1f}×", f"{row['size_mb']:.2f} (model.onnx)",
+                  f"{row['parameters'] / 1e6:.2f}M"]
+        lines.append(f"| {name} | {row['precision']} | – | " + " | ".join(cells) + " |")
+    mean = statistics.mean
     for (recipe, precision), g in sorted(found.items(), key=lambda kv: -statistics.median(kv[1]["p50_ms"])):
-        mean = statistics.mean
-        imdb = (f"{spread(g['imdb_accuracy'])} | {mean(g['imdb_retention']):.3f}" if g["imdb_accuracy"]
-                else "– | –")
-        lines.append(f"| {recipe} | {precision} | {len(g['seeds'])} | {spread(g['accuracy'])} "
-                     f"| {mean(g['retention']):.3f} | {imdb} | {statistics.median(g['p50_ms']):.3f} "
-                     f"| {mean(g['speedup_int8']):.1f}× | {mean(g['speedup_fp32']):.1f}× "
-                     f"| {max(g['bundle_mb']):.2f} | {g['parameters'][0] / 1e6:.2f}M |")
+        cells = [spread(g["accuracy"]), f"{mean(g['retention']):.3f}"] + [spread(g[f"metric:{m}"]) for m in others]
+        if imdb:
+            cells += ([spread(g["imdb_accuracy"]), f"{mean(g['imdb_retention']):.3f}"] if g["imdb_accuracy"]
+                      else ["–", "–"])
+        cells += [f"{statistics.median(g['p50_ms']):.3f}", f"{mean(g['speedup_int8']):.1f}×",
+                  f"{mean(g['speedup_fp32']):.1f}×", f"{max(g['bundle_mb']):.2f}", f"{g['parameters'][0] / 1e6:.2f}M"]
+        lines.append(f"| {recipe} | {precision} | {len(g['seeds'])} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -217,7 +226,7 @@ def main(results: str, bundles: str, task: str) -> None:
     print(f"Threads: {report['config']['threads']}. Latency: batch 1, real-length {name} dev rows. "
           "Bundle MB: every file of the bundle (model, tokenizer or vocabulary, manifest). Retention: against the "
           "teacher's fp32 bundle on the same data. Speed-ups: against the teacher's bundles on ort-cpu, same run.\n")
-    print("\n".join(table(found, teachers, imdb_teachers, metric)))
+    print("\n".join(table(found, teachers, imdb_teachers, report["task"]["metrics"], name)))
     if task == "sst2":  # the issue's targets are SST-2's
         print("\nTargets (int8, ort-cpu, SST-2 dev, mean over seeds):\n")
         print("\n".join(check_targets(found)))
