@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kdedge.config import TuneConfig, build_config
+from kdedge.config import DistillConfig, TuneConfig, build_config
 from kdedge.errors import KdedgeError
 
 optuna = pytest.importorskip("optuna")
@@ -68,6 +68,11 @@ def test_a_study_measures_each_bundle_and_writes_every_output(tiny_trained_teach
     assert best["trial"] == int(winner["number"]) and best["figures"]["retention"] == pytest.approx(
         float(winner["retention"]))
     assert Classifier(out / "best" / "bundle").predict(["a gorgeous, witty film"])[0].label in ("negative", "positive")
+    # the winner's whole recipe, as `kdedge distill --config` reads it: its sampled values and the fixed options
+    recipe = build_config(DistillConfig, str(out / "best" / "recipe.yaml"), out=str(tmp_path / "again"))
+    assert recipe.lr == pytest.approx(float(winner["param_lr"])) and recipe.alpha == pytest.approx(
+        float(winner["param_alpha"]))
+    assert recipe.eval_file == (f"held={held}",) and recipe.max_train_samples == 300 and recipe.lstm_hidden == 16
     md = (out / "report.md").read_text()
     assert "Kept under best/: trial " in md and "(hand-set)" in md
 

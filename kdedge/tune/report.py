@@ -1,7 +1,7 @@
 """What a study leaves for a person: trials.csv and trials.parquet (every parameter, figure, state and reason),
 report.md, pareto.png (retention vs p50, bundle size as marker size, the int8 teacher and the hand-set recipe
-marked) and best/ (the best feasible trial's student and bundle, or every trial on the Pareto front), each written
-whole or not at all."""
+marked) and best/ (the best feasible trial's student, bundle and recipe.yaml, or every trial on the Pareto front),
+each written whole or not at all."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import shutil
 import statistics
 from pathlib import Path
 
-from kdedge.config import TuneConfig
+import yaml
+
+from kdedge.config import TuneConfig, to_dict
 from kdedge.outputs import write_json
 
 FIGURES = ("metric", "retention", "p50_ms", "size_mb", "teacher_int8_p50_ms", "speedup_vs_teacher_int8")
@@ -96,6 +98,7 @@ def _copy_best(best: list, cfg: TuneConfig, out: Path) -> None:
             shutil.copytree(t.user_attrs["student"], target / "student")
             shutil.copytree(t.user_attrs["bundle"], target / "bundle")
         target.mkdir(parents=True, exist_ok=True)
+        (target / "recipe.yaml").write_text(recipe_yaml(cfg, t))
         write_json(target / "manifest.json", {
             "files": "student/ and bundle/" if here else f"on worker {t.user_attrs.get('worker')}: "
                                                          f"{t.user_attrs['student']}, {t.user_attrs['bundle']}",
@@ -105,6 +108,21 @@ def _copy_best(best: list, cfg: TuneConfig, out: Path) -> None:
                        "min_speedup": cfg.min_speedup}})
     shutil.rmtree(out / "best", ignore_errors=True)
     tmp.replace(out / "best")
+
+
+def recipe_yaml(cfg: TuneConfig, trial) -> str:
+    """The trial's whole recipe as `kdedge distill --config` reads it: to retrain the winner on more data or
+    other seeds without copying numbers out of a table."""
+    from kdedge.tune.run import trial_recipe
+
+    recipe = to_dict(trial_recipe(cfg, trial.params, Path(".")))
+    kept = {k.replace("_", "-"): list(v) if isinstance(v, tuple) else v for k, v in recipe.items()
+            if v is not None and k not in ("out", "resume", "overwrite")}
+    sample = (f"# The study trained on {cfg.max_train_samples} transfer rows: drop max-train-samples to use them "
+              "all.\n" if cfg.max_train_samples else "")
+    return (f"# kdedge tune, study '{cfg.study_name}', trial {trial.number}: "
+            "kdedge distill --config recipe.yaml --out STUDENT [--seed N]\n" + sample
+            + yaml.safe_dump(kept, sort_keys=False, allow_unicode=True))
 
 
 def _fmt(value, spec: str) -> str:

@@ -200,7 +200,7 @@ class Objective:
         params = {p.name: p.suggest(trial) for p in self.space}
         folder = self.out / "trials" / f"{trial.number:04d}"
         try:
-            recipe = _distill_config(apply(self.cfg, params), folder / "student")
+            recipe = trial_recipe(self.cfg, params, folder / "student")
             from kdedge.distill.run import distill_student
 
             pruning = self.cfg.mode == "budget" and self.cfg.pruner != "none"
@@ -233,7 +233,9 @@ class Objective:
         return retention
 
 
-def _distill_config(cfg: TuneConfig, out: Path) -> DistillConfig:
+def trial_recipe(cfg: TuneConfig, params: dict, out: Path) -> DistillConfig:
+    """The distill recipe a trial runs: the study's recipe with the trial's sampled values, written to `out`."""
+    cfg = apply(cfg, params)
     values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(DistillConfig)}
     return DistillConfig(**{**values, "out": str(out), "overwrite": True, "resume": False})
 
