@@ -6,7 +6,8 @@
 #   - on a 2-core CPU every trial trains on a SAMPLE of the transfer set (default 50,000 of its 270k rows, one
 #     epoch, 10,000 rows for the intermediate stage): the studies compare recipes at that budget, the hand-set recipe
 #     (configs/sst2-frontier.yaml) being the budget study's trial 0;
-#   - the budget study's best bundle and its hand-set trial's bundle, benched together in one `kdedge bench` run.
+#   - the budget study's winner and its hand-set trial (trial 0) on seeds 42 (the trials), 43 and 44 (retrained at the
+#     study's budget), all six bundles benched together in one `kdedge bench` run (compare.md).
 # Usage: [TRIALS=30] [SAMPLE=50000] bash benchmarks/sst2_tune.sh [RUN_DIR]; rerun to continue (the studies resume).
 . "$(dirname "$0")/lib.sh"
 {  # read whole before it runs
@@ -21,8 +22,9 @@ mkdir -p "$RES"
 stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
 build_transfer "$TS" "$RES/transfer.log"
 
-common=(--config configs/sst2-frontier.yaml --teacher "$T" --transfer "$TS" --max-train-samples "$SAMPLE"
-        --intermediate-samples 10000 --backend ort-cpu --threads 1 --trials "$TRIALS")
+budget=(--config configs/sst2-frontier.yaml --teacher "$T" --transfer "$TS" --max-train-samples "$SAMPLE"
+        --intermediate-samples 10000)  # the recipe's data budget in every trial
+common=("${budget[@]}" --backend ort-cpu --threads 1 --trials "$TRIALS")
 for study in budget pareto; do
   if [ "$study" = budget ]; then
     args=(--space configs/spaces/sst2-budget.yaml --layers 2 --hidden 128 --heads 4 --intermediate 512 --min-speedup 12)
@@ -37,12 +39,26 @@ for study in budget pareto; do
   mkdir -p "$RES/$study"
   cp "$RUN/tune-$study"/{trials.csv,report.md,pareto.png} "$RES/$study/"
 done
-# bench rows are named after the folders: name the two bundles for what they are
-ln -sfn "$(realpath "$RUN/tune-budget/best/bundle")" "$RUN/tune-budget/tuned-2l-128-int8"
-ln -sfn "$(realpath "$RUN/tune-budget/trials/0000/bundle")" "$RUN/tune-budget/hand-set-2l-128-int8"
-kdedge bench --teacher "$T" --bundle "$RUN/tune-budget/tuned-2l-128-int8" \
-  --bundle "$RUN/tune-budget/hand-set-2l-128-int8" --backends ort-cpu --threads 1 --batch-sizes 1,32 --seq-lens 64 \
-  --rounds 3 --out "$RES/bench" --overwrite > "$RES/bench.log"
+# The budget study's winner against its hand-set trial on three seeds: seed 42 is the study's own pair of trials,
+# seeds 43 and 44 retrain both at the study's budget (the winner from best/recipe.yaml, the hand-set recipe from the
+# study's command line). Bench rows are named after the folders: RECIPE-sSEED-int8, for collect_frontier.py.
+B=$RUN/tune-budget/compare
+mkdir -p "$B"
+ln -sfn "$(realpath "$RUN/tune-budget/best/bundle")" "$B/tuned-2l-128-s42-int8"
+ln -sfn "$(realpath "$RUN/tune-budget/trials/0000/bundle")" "$B/hand-set-2l-128-s42-int8"
+for seed in 43 44; do
+  stage "tuned-2l-128-s$seed" "$RUN/tune-budget/seeds/tuned-2l-128-s$seed" "$RES" kdedge distill \
+    --config "$RUN/tune-budget/best/recipe.yaml" --seed "$seed"
+  stage "hand-set-2l-128-s$seed" "$RUN/tune-budget/seeds/hand-set-2l-128-s$seed" "$RES" kdedge distill \
+    "${budget[@]}" --layers 2 --hidden 128 --heads 4 --intermediate 512 --seed "$seed"
+  export_bundle "$RUN/tune-budget/seeds/tuned-2l-128-s$seed" "$B" int8
+  export_bundle "$RUN/tune-budget/seeds/hand-set-2l-128-s$seed" "$B" int8
+done
+bundles=()
+for bundle in "$B"/*/; do bundles+=(--bundle "${bundle%/}"); done
+kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --batch-sizes 1,32 --seq-lens 64 \
+  --rounds 3 --out "$RES/bench/sst2" --overwrite > "$RES/bench.log"
+python benchmarks/collect_frontier.py "$RES/bench" "$B" --task sst2 > "$RES/compare.md"
 kdedge doctor > "$RES/doctor.txt"
 echo "studies written to $RES/budget and $RES/pareto"
 exit
