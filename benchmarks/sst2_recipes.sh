@@ -46,5 +46,5 @@ build_transfer() {
 export_bundle() {
   local out=$2/$(basename "$1")-$3
   [ -f "$out/manifest.json" ] || kdedge export --model "$1" --out "$out" \
-    --quantize "$([ "$3" = fp32 ] && echo none || echo dynamic)" 2>&1 | grep -av '%|' | tail -1
+    --quantize "$([ "$3" = fp32 ] && echo none || echo dynamic)" 2>&1 | tr '\r' '\n' | grep -av '%|' | tail -1
 }
