@@ -44,7 +44,7 @@ bundles=()
 for student in "$@"; do
   out=$RUN/bundles/$(basename "$student")-int8-arm64
   [ -f "$out/manifest.json" ] || kdedge export --model "$student" --out "$out" --quantize dynamic --preset arm64 \
-    2>&1 | tr '\r' '\n' | grep -av '%|' | tail -1
+    2>&1 | without_progress | tail -1
   bundles+=("$out")
 done
 

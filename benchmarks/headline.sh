@@ -14,8 +14,7 @@ BACKENDS=${KDEDGE_BENCH_BACKENDS:-torch-cpu,torch-cuda,ort-cpu,ort-cuda,ort-tens
 
 bundle() {  # OUT STUDENT export-flags...
   local out=$1 student=$2; shift 2
-  [ -f "$out/manifest.json" ] || kdedge export --model "$student" --out "$out" "$@" 2>&1 | tr '\r' '\n' \
-    | grep -av '%|' | tail -1
+  [ -f "$out/manifest.json" ] || kdedge export --model "$student" --out "$out" "$@" 2>&1 | without_progress | tail -1
 }
 
 # --- SST-2: teacher, students, bundles -------------------------------------------------------------

@@ -4,12 +4,15 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/offline-env.sh
 
+# without_progress: stdin less its progress-bar lines (tqdm joins them with carriage returns); no line left is fine
+without_progress() { tr '\r' '\n' | { grep -av '%|' || [ $? = 1 ]; }; }
+
 # stage NAME OUT_DIR RESULTS_DIR command...
 stage() {
   local name=$1 out=$2 res=$3; shift 3
   mkdir -p "$res"
   if [ -f "$out/metrics.json" ]; then echo "$name: cached ($out)"; return; fi
   local t0; t0=$(date +%s)
-  "$@" --out "$out" --resume 2>&1 | tr '\r' '\n' | grep -av '%|' > "$res/$name.log"
+  "$@" --out "$out" --resume 2>&1 | without_progress > "$res/$name.log"
   echo "$name wall_s=$(( $(date +%s) - t0 ))" | tee -a "$res/times.txt"
 }

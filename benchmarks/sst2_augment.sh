@@ -19,7 +19,7 @@ augment() {  # NAME augment-args...
   [ -f "$RUN/transfer-$name/manifest.json" ] && return
   local t0; t0=$(date +%s)
   kdedge augment --task sst2 --teacher "$T" --max-train-samples $N --variants 2 --out "$RUN/transfer-$name" \
-    --resume "$@" 2>&1 | tr '\r' '\n' | grep -av '%|' > "$RES/transfer-$name.log"
+    --resume "$@" 2>&1 | without_progress > "$RES/transfer-$name.log"
   echo "transfer-$name wall_s=$(( $(date +%s) - t0 ))" | tee -a "$RES/times.txt"
 }
 mkdir -p "$RES"

@@ -13,7 +13,7 @@ bundle() {  # name student extra-args...
   local name=$1 student=$2; shift 2
   [ -f "$RUN/bundles/$name/manifest.json" ] && return
   local t0; t0=$(date +%s)
-  kdedge export --model "$student" --out "$RUN/bundles/$name" "$@" 2>&1 | tr '\r' '\n' | grep -av '%|' > "$RES/$name.log"
+  kdedge export --model "$student" --out "$RUN/bundles/$name" "$@" 2>&1 | without_progress > "$RES/$name.log"
   echo "$name wall_s=$(( $(date +%s) - t0 ))" | tee -a "$RES/times.txt"
 }
 

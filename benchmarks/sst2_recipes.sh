@@ -38,7 +38,7 @@ build_transfer() {
   [ ! -f "$out/manifest.json" ] || return 0
   local t0; t0=$(date +%s)
   kdedge augment --task sst2 --teacher "$T" --method replace,rules --word-vectors "$GLOVE" --variants 2 "$@" \
-    --out "$out" --resume 2>&1 | tr '\r' '\n' | grep -av '%|' > "$log"
+    --out "$out" --resume 2>&1 | without_progress > "$log"
   echo "$(basename "$out") wall_s=$(( $(date +%s) - t0 ))" | tee -a "$(dirname "$log")/times.txt"
 }
 
@@ -46,5 +46,5 @@ build_transfer() {
 export_bundle() {
   local out=$2/$(basename "$1")-$3
   [ -f "$out/manifest.json" ] || kdedge export --model "$1" --out "$out" \
-    --quantize "$([ "$3" = fp32 ] && echo none || echo dynamic)" 2>&1 | tr '\r' '\n' | grep -av '%|' | tail -1
+    --quantize "$([ "$3" = fp32 ] && echo none || echo dynamic)" 2>&1 | without_progress | tail -1
 }

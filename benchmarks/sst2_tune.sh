@@ -33,7 +33,7 @@ for study in budget pareto; do
           --intermediate 512)
   fi
   t0=$(date +%s)
-  kdedge tune "${common[@]}" "${args[@]}" --out "$RUN/tune-$study" 2>&1 | tr '\r' '\n' | grep -av '%|' \
+  kdedge tune "${common[@]}" "${args[@]}" --out "$RUN/tune-$study" 2>&1 | without_progress \
     > "$RES/$study.log"
   echo "tune-$study wall_s=$(( $(date +%s) - t0 ))" | tee -a "$RES/times.txt"
   mkdir -p "$RES/$study"
