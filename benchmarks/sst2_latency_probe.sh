@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Latency of the SST-2 frontier's shapes on the CPU at hand, without training them: a teacher and students of each
-# shape trained for a few steps on a few hundred rows (their accuracy means nothing; their graphs, and so their
-# p50, are the trained ones'), exported int8 with --preset auto, timed in one `kdedge bench` run against the int8
-# teacher (ort-cpu, 1 thread, batch 1, real-length SST-2 dev rows, 3 rounds). Tells, in minutes, which speed-ups the
-# frontier's recipes would reach on this CPU; run it with the machine otherwise idle.
+# shape trained for a few steps on a few hundred rows, exported int8 with --preset auto, timed in one `kdedge bench`
+# run against the int8 teacher (ort-cpu, 1 thread, batch 1, real-length SST-2 dev rows, 3 rounds). Their accuracy and
+# size mean nothing (the vocabulary is trimmed to those rows' tokens); their graphs, and so their p50, are the trained
+# students'. Tells, in minutes, which speed-ups the frontier's recipes would reach on this CPU; run it with the
+# machine otherwise idle.
 # Usage: bash benchmarks/sst2_latency_probe.sh [RUN_DIR]
 . "$(dirname "$0")/lib.sh"
 {  # read whole before it runs
@@ -20,9 +21,11 @@ probe_transformer=(--intermediate-samples 64 --prune-samples 64 --trim-min-count
 read -r -a ONLY <<< "${ONLY:-pruned-2l-128-long pruned-3l-192-long pruned-3l-256-long bilstm-glove}"
 bundles=()
 for name in "${ONLY[@]}"; do
+  extra=()  # the BiLSTM has no intermediate stage, pruning or trimming to shrink
+  [[ $name == bilstm* ]] || extra=("${probe_transformer[@]}")
   # shellcheck disable=SC2086  # the recipe is a list of options
   stage "$name" "$RUN/students/$name" "$RES" kdedge distill --teacher "$T" --transfer "$RUN/transfer" \
-    ${RECIPES[$name]} "${probe[@]}" $([[ $name == bilstm* ]] || echo "${probe_transformer[@]}")
+    ${RECIPES[$name]} "${probe[@]}" "${extra[@]}"
   export_bundle "$RUN/students/$name" "$RUN/bundles" int8
   bundles+=(--bundle "$RUN/bundles/$name-int8")
 done
