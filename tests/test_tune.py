@@ -110,6 +110,23 @@ def test_a_bundle_and_the_teacher_are_timed_in_interleaved_rounds(monkeypatch):
     assert (student_p50, teacher_p50) == (2.0, 20.0) and metric == 1.0
 
 
+def test_the_speedup_is_taken_against_the_teachers_readings_pooled_over_the_study():
+    import optuna
+
+    from kdedge.tune.run import study_teacher_p50
+
+    study = optuna.create_study()
+    assert study_teacher_p50(study, 3.3) == 3.3  # the first trial has only its own reading
+    for reading in (2.6, 2.7, 9.0):  # finished trials, one of them an outlier
+        trial = study.ask()
+        trial.set_user_attr("teacher_int8_p50_beside_ms", reading)
+        study.tell(trial, 0.9)
+    pruned = study.ask()
+    pruned.set_user_attr("teacher_int8_p50_beside_ms", 100.0)  # not a finished trial: left out
+    study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
+    assert study_teacher_p50(study, 3.3) == pytest.approx((2.7 + 3.3) / 2)
+
+
 def test_over_budget_trials_are_recorded_infeasible_not_dropped(tiny_trained_teacher, glue_dir, tmp_path):
     out = _tune(tmp_path, tiny_trained_teacher, glue_dir, trials=2, max_latency_ms=1e-6, pruner="none")
     rows = _trials(out)
