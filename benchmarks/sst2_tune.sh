@@ -3,12 +3,13 @@
 #   - budget study: >= 30 trials at the frontier's 12x point (--min-speedup 12 against the int8 teacher, ort-cpu,
 #     batch 1, 1 thread), the 2L-128 pruned shape, the recipe's knobs searched (configs/spaces/sst2-budget.yaml);
 #   - multi-objective study: >= 30 trials, retention vs p50, shapes searched too (configs/spaces/sst2-pareto.yaml);
-#   - on a 2-core CPU every trial trains on a sample of the transfer set (SAMPLE, default 50,000 of its 270k rows,
-#     one epoch; INTERMEDIATE, default 10,000 rows for the intermediate stage): the studies compare recipes at that
-#     budget, the hand-set recipe (configs/sst2-frontier.yaml) being the budget study's trial 0;
+#   - on a 2-core CPU every trial trains on a sample of the transfer set (SAMPLE, default 20,000 of its 270k rows,
+#     one epoch; INTERMEDIATE, default 5,000 rows for the intermediate stage; about 60 s a 2L-128 trial, so that both
+#     studies fit one session after the teacher and the transfer set): the studies compare recipes at that budget,
+#     the hand-set recipe (configs/sst2-frontier.yaml) being the budget study's trial 0;
 #   - the budget study's winner and its hand-set trial (trial 0) on seeds 42 (the trials), 43 and 44 (retrained at the
 #     study's budget), all six bundles benched together in one `kdedge bench` run (compare.md).
-# Usage: [TRIALS=30] [SAMPLE=50000] [INTERMEDIATE=10000] bash benchmarks/sst2_tune.sh [RUN_DIR]
+# Usage: [TRIALS=30] [SAMPLE=20000] [INTERMEDIATE=5000] bash benchmarks/sst2_tune.sh [RUN_DIR]
 # Rerun to continue: the studies resume.
 . "$(dirname "$0")/lib.sh"
 {  # read whole before it runs
@@ -17,8 +18,8 @@ RES=${RES:-benchmarks/results/sst2_tune}
 T=$RUN/teacher
 TS=$RUN/transfer-full
 TRIALS=${TRIALS:-30}
-SAMPLE=${SAMPLE:-50000}
-INTERMEDIATE=${INTERMEDIATE:-10000}
+SAMPLE=${SAMPLE:-20000}
+INTERMEDIATE=${INTERMEDIATE:-5000}
 mkdir -p "$RES"
 . benchmarks/sst2_recipes.sh  # RECIPES, build_transfer, export_bundle
 stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
