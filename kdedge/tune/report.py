@@ -141,9 +141,10 @@ def markdown(study, cfg: TuneConfig, rows: list[dict], best: list) -> str:
     lines = [f"# kdedge tune: study '{cfg.study_name}' ({cfg.mode})", "",
              f"Trials: {len(rows)} (" + ", ".join(f"{n} {s}" for s, n in sorted(states.items())) + f"). Backend "
              f"{cfg.backend}, {cfg.threads or 'default'} thread(s), batch 1; bundles int8 (preset {cfg.preset}); "
-             f"the int8 teacher's p50 there: {_fmt(teacher, '.3f')} ms (median of its readings beside every trial, {cfg.rounds} interleaved round(s) each; a trial's "
-             f"speed-up is against the median of the readings beside it and every trial finished before it). Retention: the bundle's dev "
-             "metric through ONNX Runtime over the PyTorch teacher's.",
+             f"the int8 teacher's p50 there: {_fmt(teacher, '.3f')} ms (median of its readings beside every trial, "
+             f"{cfg.rounds} interleaved round(s) each; a trial's speed-up is against the median of the readings beside "
+             "it and every trial finished before it). Retention: the bundle's dev metric through ONNX Runtime over the "
+             "PyTorch teacher's.",
              "Budget: " + (", ".join(b for b in budget if b) or "none") if cfg.mode == "budget" else
              "Objectives: retention (max) and p50 (min); the Pareto front is kept.", ""]
     if best:
