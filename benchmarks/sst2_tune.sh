@@ -2,13 +2,14 @@
 # Issue #20 benchmark: `kdedge tune` on SST-2 with the MiniLM teacher and the frontier's transfer set.
 #   - budget study: >= 30 trials at the frontier's 12x point (--min-speedup 12 against the int8 teacher, ort-cpu,
 #     batch 1, 1 thread), the 2L-128 pruned shape, the recipe's knobs searched (configs/spaces/sst2-budget.yaml);
-#   - multi-objective study: >= 30 trials, retention vs p50, shapes searched too (configs/spaces/sst2-pareto.yaml);
 #   - on a 2-core CPU every trial trains on a sample of the transfer set (SAMPLE, default 20,000 of its 270k rows,
 #     one epoch; INTERMEDIATE, default 5,000 rows for the intermediate stage; about 60 s a 2L-128 trial, so that both
 #     studies fit one session after the teacher and the transfer set): the studies compare recipes at that budget,
 #     the hand-set recipe (configs/sst2-frontier.yaml) being the budget study's trial 0;
 #   - the budget study's winner and its hand-set trial (trial 0) on seeds 42 (the trials), 43 and 44 (retrained at the
 #     study's budget), all six bundles benched together in one `kdedge bench` run (compare.md).
+#   - then the multi-objective study: >= 30 trials, retention vs p50, shapes searched too
+#     (configs/spaces/sst2-pareto.yaml).
 # Usage: [TRIALS=30] [SAMPLE=20000] [INTERMEDIATE=5000] bash benchmarks/sst2_tune.sh [RUN_DIR]
 # Rerun to continue: the studies resume.
 . "$(dirname "$0")/lib.sh"
@@ -28,20 +29,17 @@ build_transfer "$TS" "$RES/transfer.log"
 budget=(--config configs/sst2-frontier.yaml --teacher "$T" --transfer "$TS" --max-train-samples "$SAMPLE"
         --intermediate-samples "$INTERMEDIATE")  # the recipe's data budget in every trial
 common=("${budget[@]}" --backend ort-cpu --threads 1 --trials "$TRIALS")
-for study in budget pareto; do
-  if [ "$study" = budget ]; then
-    args=(--space configs/spaces/sst2-budget.yaml --layers 2 --hidden 128 --heads 4 --intermediate 512 --min-speedup 12)
-  else
-    args=(--space configs/spaces/sst2-pareto.yaml --mode pareto --layers 2 --hidden 128 --heads 4
-          --intermediate 512)
-  fi
+# study NAME ARGS...: one study into $RUN/tune-NAME, its table, report and plot copied to $RES/NAME
+study() {
+  local name=$1 t0; shift
   t0=$(date +%s)
-  kdedge tune "${common[@]}" "${args[@]}" --out "$RUN/tune-$study" 2>&1 | without_progress \
-    > "$RES/$study.log"
-  echo "tune-$study wall_s=$(( $(date +%s) - t0 ))" | tee -a "$RES/times.txt"
-  mkdir -p "$RES/$study"
-  cp "$RUN/tune-$study"/{trials.csv,report.md,pareto.png} "$RES/$study/"
-done
+  kdedge tune "${common[@]}" "$@" --out "$RUN/tune-$name" 2>&1 | without_progress > "$RES/$name.log"
+  echo "tune-$name wall_s=$(( $(date +%s) - t0 ))" | tee -a "$RES/times.txt"
+  mkdir -p "$RES/$name"
+  cp "$RUN/tune-$name"/{trials.csv,report.md,pareto.png} "$RES/$name/"
+}
+shape=(--layers 2 --hidden 128 --heads 4 --intermediate 512)
+study budget --space configs/spaces/sst2-budget.yaml "${shape[@]}" --min-speedup 12
 # The budget study's winner against its hand-set trial on three seeds: seed 42 is the study's own pair of trials,
 # seeds 43 and 44 retrain both at the study's budget (the winner from best/recipe.yaml, the hand-set recipe from the
 # study's command line). Bench rows are named after the folders: RECIPE-sSEED-int8, for collect_frontier.py.
@@ -53,7 +51,7 @@ for seed in 43 44; do
   stage "tuned-2l-128-s$seed" "$RUN/tune-budget/seeds/tuned-2l-128-s$seed" "$RES" kdedge distill \
     --config "$RUN/tune-budget/best/recipe.yaml" --seed "$seed"
   stage "hand-set-2l-128-s$seed" "$RUN/tune-budget/seeds/hand-set-2l-128-s$seed" "$RES" kdedge distill \
-    "${budget[@]}" --layers 2 --hidden 128 --heads 4 --intermediate 512 --seed "$seed"
+    "${budget[@]}" "${shape[@]}" --seed "$seed"
   export_bundle "$RUN/tune-budget/seeds/tuned-2l-128-s$seed" "$B" int8
   export_bundle "$RUN/tune-budget/seeds/hand-set-2l-128-s$seed" "$B" int8
 done
@@ -62,6 +60,8 @@ for bundle in "$B"/*/; do bundles+=(--bundle "${bundle%/}"); done
 kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --batch-sizes 1,32 --seq-lens 64 \
   --rounds 3 --out "$RES/bench/sst2" --overwrite > "$RES/bench.log"
 python benchmarks/collect_frontier.py "$RES/bench" "$B" --task sst2 > "$RES/compare.md"
+# the multi-objective study last: the budget's comparison is the target, the front the wider picture
+study pareto --space configs/spaces/sst2-pareto.yaml --mode pareto "${shape[@]}"
 kdedge doctor > "$RES/doctor.txt"
 echo "studies written to $RES/budget and $RES/pareto"
 exit
