@@ -10,7 +10,7 @@
 #     study's budget), all six bundles benched together in one `kdedge bench` run (compare.md).
 #   - then the multi-objective study: >= 30 trials, retention vs p50, shapes searched too
 #     (configs/spaces/sst2-pareto.yaml).
-# Usage: [TRIALS=30] [SAMPLE=20000] [INTERMEDIATE=5000] bash benchmarks/sst2_tune.sh [RUN_DIR]
+# Usage: [TRIALS=30] [SAMPLE=20000] [INTERMEDIATE=5000] [STUDIES="budget pareto"] bash benchmarks/sst2_tune.sh [RUN_DIR]
 # Rerun to continue: the studies resume.
 . "$(dirname "$0")/lib.sh"
 {  # read whole before it runs
@@ -21,6 +21,7 @@ TS=$RUN/transfer-full
 TRIALS=${TRIALS:-30}
 SAMPLE=${SAMPLE:-20000}
 INTERMEDIATE=${INTERMEDIATE:-5000}
+STUDIES=${STUDIES:-budget pareto}  # e.g. STUDIES=pareto: the multi-objective study alone
 mkdir -p "$RES"
 . benchmarks/sst2_recipes.sh  # RECIPES, build_transfer, export_bundle
 stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
@@ -39,29 +40,31 @@ study() {
   cp "$RUN/tune-$name"/{trials.csv,report.md,pareto.png} "$RES/$name/"
 }
 shape=(--layers 2 --hidden 128 --heads 4 --intermediate 512)
-study budget --space configs/spaces/sst2-budget.yaml "${shape[@]}" --min-speedup 12
-# The budget study's winner against its hand-set trial on three seeds: seed 42 is the study's own pair of trials,
-# seeds 43 and 44 retrain both at the study's budget (the winner from best/recipe.yaml, the hand-set recipe from the
-# study's command line). Bench rows are named after the folders: RECIPE-sSEED-int8, for collect_frontier.py.
-B=$RUN/tune-budget/compare
-mkdir -p "$B"
-ln -sfn "$(realpath "$RUN/tune-budget/best/bundle")" "$B/tuned-2l-128-s42-int8"
-ln -sfn "$(realpath "$RUN/tune-budget/trials/0000/bundle")" "$B/hand-set-2l-128-s42-int8"
-for seed in 43 44; do
-  stage "tuned-2l-128-s$seed" "$RUN/tune-budget/seeds/tuned-2l-128-s$seed" "$RES" kdedge distill \
-    --config "$RUN/tune-budget/best/recipe.yaml" --seed "$seed"
-  stage "hand-set-2l-128-s$seed" "$RUN/tune-budget/seeds/hand-set-2l-128-s$seed" "$RES" kdedge distill \
-    "${budget[@]}" "${shape[@]}" --seed "$seed"
-  export_bundle "$RUN/tune-budget/seeds/tuned-2l-128-s$seed" "$B" int8
-  export_bundle "$RUN/tune-budget/seeds/hand-set-2l-128-s$seed" "$B" int8
-done
-bundles=()
-for bundle in "$B"/*/; do bundles+=(--bundle "${bundle%/}"); done
-kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --batch-sizes 1,32 --seq-lens 64 \
-  --rounds 3 --out "$RES/bench/sst2" --overwrite > "$RES/bench.log"
-python benchmarks/collect_frontier.py "$RES/bench" "$B" --task sst2 > "$RES/compare.md"
+if [[ " $STUDIES " == *" budget "* ]]; then
+  study budget --space configs/spaces/sst2-budget.yaml "${shape[@]}" --min-speedup 12
+  # The budget study's winner against its hand-set trial on three seeds: seed 42 is the study's own pair of trials,
+  # seeds 43 and 44 retrain both at the study's budget (the winner from best/recipe.yaml, the hand-set recipe from the
+  # study's command line). Bench rows are named after the folders: RECIPE-sSEED-int8, for collect_frontier.py.
+  B=$RUN/tune-budget/compare
+  mkdir -p "$B"
+  ln -sfn "$(realpath "$RUN/tune-budget/best/bundle")" "$B/tuned-2l-128-s42-int8"
+  ln -sfn "$(realpath "$RUN/tune-budget/trials/0000/bundle")" "$B/hand-set-2l-128-s42-int8"
+  for seed in 43 44; do
+    stage "tuned-2l-128-s$seed" "$RUN/tune-budget/seeds/tuned-2l-128-s$seed" "$RES" kdedge distill \
+      --config "$RUN/tune-budget/best/recipe.yaml" --seed "$seed"
+    stage "hand-set-2l-128-s$seed" "$RUN/tune-budget/seeds/hand-set-2l-128-s$seed" "$RES" kdedge distill \
+      "${budget[@]}" "${shape[@]}" --seed "$seed"
+    export_bundle "$RUN/tune-budget/seeds/tuned-2l-128-s$seed" "$B" int8
+    export_bundle "$RUN/tune-budget/seeds/hand-set-2l-128-s$seed" "$B" int8
+  done
+  bundles=()
+  for bundle in "$B"/*/; do bundles+=(--bundle "${bundle%/}"); done
+  kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --batch-sizes 1,32 --seq-lens 64 \
+    --rounds 3 --out "$RES/bench/sst2" --overwrite > "$RES/bench.log"
+  python benchmarks/collect_frontier.py "$RES/bench" "$B" --task sst2 > "$RES/compare.md"
+fi
 # the multi-objective study last: the budget's comparison is the target, the front the wider picture
-study pareto --space configs/spaces/sst2-pareto.yaml --mode pareto "${shape[@]}"
+[[ " $STUDIES " != *" pareto "* ]] || study pareto --space configs/spaces/sst2-pareto.yaml --mode pareto "${shape[@]}"
 kdedge doctor > "$RES/doctor.txt"
 echo "studies written to $RES/budget and $RES/pareto"
 exit
