@@ -66,6 +66,6 @@ fi
 # the multi-objective study last: the budget's comparison is the target, the front the wider picture
 [[ " $STUDIES " != *" pareto "* ]] || study pareto --space configs/spaces/sst2-pareto.yaml --mode pareto "${shape[@]}"
 kdedge doctor > "$RES/doctor.txt"
-echo "studies written to $RES/budget and $RES/pareto"
+echo "studies ($STUDIES) written under $RES"
 exit
 }
