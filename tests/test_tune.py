@@ -75,6 +75,10 @@ def test_a_study_measures_each_bundle_and_writes_every_output(tiny_trained_teach
     assert recipe.eval_file == (f"held={held}",) and recipe.max_train_samples == 300 and recipe.lstm_hidden == 16
     md = (out / "report.md").read_text()
     assert "Kept under best/: trial " in md and "(hand-set)" in md
+    # the teacher was timed alone when the study started (2 x --rounds readings), and those readings count
+    study = optuna.load_study(study_name="kdedge", storage=f"sqlite:///{out / 'study.db'}")
+    starting = study.user_attrs["teacher_int8_calibration_ms"]
+    assert len(starting) == 2 and all(p50 > 0 for p50 in starting) and "median of 2 readings when the study" in md
 
 
 def test_a_bundle_and_the_teacher_are_timed_in_interleaved_rounds(monkeypatch):
@@ -116,15 +120,43 @@ def test_the_speedup_is_taken_against_the_teachers_readings_pooled_over_the_stud
     from kdedge.tune.run import study_teacher_p50
 
     study = optuna.create_study()
-    assert study_teacher_p50(study, 3.3) == 3.3  # the first trial has only its own reading
-    for reading in (2.6, 2.7, 9.0):  # finished trials, one of them an outlier
+    assert study_teacher_p50(study, 3.3) == 3.3  # a study without starting readings: the trial's own alone
+    study.set_user_attr("teacher_int8_calibration_ms", [2.6, 2.8])
+    assert study_teacher_p50(study, 4.2) == 2.8  # the first trial's slow reading does not set its speed-up
+    for reading in (2.5, 2.7, 9.0):  # finished trials, one of them an outlier
         trial = study.ask()
         trial.set_user_attr("teacher_int8_p50_beside_ms", reading)
         study.tell(trial, 0.9)
     pruned = study.ask()
     pruned.set_user_attr("teacher_int8_p50_beside_ms", 100.0)  # not a finished trial: left out
     study.tell(pruned, state=optuna.trial.TrialState.PRUNED)
-    assert study_teacher_p50(study, 3.3) == pytest.approx((2.7 + 3.3) / 2)
+    assert study_teacher_p50(study, 3.3) == pytest.approx(2.75)  # median of 2.5, 2.6, 2.7, 2.8, 3.3, 9.0
+
+
+def test_the_teacher_is_timed_when_a_study_starts_and_only_then(monkeypatch):
+    from types import SimpleNamespace
+
+    import kdedge.bench.run as bench_run
+    from kdedge.tune.run import calibrate_teacher
+
+    p50s, workers = iter([3.1, 2.7, 2.9, 2.8, 3.0, 2.6]), []
+
+    def fake_worker(job, tmp):
+        workers.append(job["model"]["path"])
+        assert job["batch_sizes"] == [1] and not job["accuracy"]
+        return {"status": "ok", "latency": {"real": {"1": {"runs": 5, "p50_ms": next(p50s)}}}}
+
+    monkeypatch.setattr(bench_run, "run_in_process", fake_worker)
+    cfg = build_config(TuneConfig, None, task="sst2", teacher="t", out="o", space="s", rounds=3)
+    teacher_int8 = SimpleNamespace(path="teacher", to_dict=lambda: {"path": "teacher"})
+    study = optuna.create_study()
+    data = SimpleNamespace(dev=SimpleNamespace(text=["good"], text_pair=None, labels=[1]))
+    assert calibrate_teacher(study, teacher_int8, SimpleNamespace(name="ort-cpu"), data, cfg) == [
+        3.1, 2.7, 2.9, 2.8, 3.0, 2.6]  # 2 x --rounds worker processes, the teacher alone
+    assert workers == ["teacher"] * 6 and study.user_attrs["teacher_int8_calibration_ms"] == [
+        3.1, 2.7, 2.9, 2.8, 3.0, 2.6]
+    calibrate_teacher(study, teacher_int8, SimpleNamespace(name="ort-cpu"), data, cfg)  # a rerun of the study
+    assert len(workers) == 6
 
 
 def test_over_budget_trials_are_recorded_infeasible_not_dropped(tiny_trained_teacher, glue_dir, tmp_path):

@@ -64,12 +64,14 @@ def write_outputs(study, cfg: TuneConfig, out: Path) -> None:
     _copy_best(best, cfg, out)
     (out / "report.md.tmp").write_text(markdown(study, cfg, rows, best))
     (out / "report.md.tmp").replace(out / "report.md")
-    plot(rows, teacher_p50(rows), best, out / "pareto.png")
+    plot(rows, teacher_p50(study, rows), best, out / "pareto.png")
 
 
-def teacher_p50(rows: list[dict]) -> float | None:
-    """The int8 teacher's p50 for the study as a whole: the median of its readings beside each trial's bundle."""
-    readings = [r["teacher_int8_p50_beside_ms"] for r in rows if r["teacher_int8_p50_beside_ms"] is not None]
+def teacher_p50(study, rows: list[dict]) -> float | None:
+    """The int8 teacher's p50 for the study as a whole: the median of its readings when the study started and
+    beside each trial's bundle."""
+    readings = [*study.user_attrs.get("teacher_int8_calibration_ms", []),
+                *(r["teacher_int8_p50_beside_ms"] for r in rows if r["teacher_int8_p50_beside_ms"] is not None)]
     return statistics.median(readings) if readings else None
 
 
@@ -137,13 +139,15 @@ def markdown(study, cfg: TuneConfig, rows: list[dict], best: list) -> str:
     budget = [f"p50 ≤ {cfg.max_latency_ms:g} ms" if cfg.max_latency_ms else None,
               f"model.onnx ≤ {cfg.max_size_mb:g} MB" if cfg.max_size_mb else None,
               f"≥ {cfg.min_speedup:g}× the int8 teacher" if cfg.min_speedup else None]
-    teacher = teacher_p50(rows)
+    teacher = teacher_p50(study, rows)
+    started = len(study.user_attrs.get("teacher_int8_calibration_ms", []))  # none in a study begun by an older kdedge
     lines = [f"# kdedge tune: study '{cfg.study_name}' ({cfg.mode})", "",
              f"Trials: {len(rows)} (" + ", ".join(f"{n} {s}" for s, n in sorted(states.items())) + f"). Backend "
              f"{cfg.backend}, {cfg.threads or 'default'} thread(s), batch 1; bundles int8 (preset {cfg.preset}); "
-             f"the int8 teacher's p50 there: {_fmt(teacher, '.3f')} ms (median of its readings beside every trial, "
-             f"{cfg.rounds} interleaved round(s) each; a trial's speed-up is against the median of the readings beside "
-             "it and every trial finished before it). Retention: the bundle's dev metric through ONNX Runtime over the "
+             f"the int8 teacher's p50 there: {_fmt(teacher, '.3f')} ms (median of {started} readings when the "
+             f"study started and of its readings beside every trial, {cfg.rounds} interleaved round(s) each; a trial's "
+             "speed-up is against the median of the starting readings, those beside it and those beside every trial "
+             "finished before it). Retention: the bundle's dev metric through ONNX Runtime over the "
              "PyTorch teacher's.",
              "Budget: " + (", ".join(b for b in budget if b) or "none") if cfg.mode == "budget" else
              "Objectives: retention (max) and p50 (min); the Pareto front is kept.", ""]

@@ -47,6 +47,7 @@ def tune(cfg: TuneConfig) -> Path:
 
     data = load_task_data(cfg, train_optional=bool(cfg.transfer))
     teacher_int8 = _teacher_int8(cfg)
+    calibrate_teacher(study, teacher_int8, backend, data, cfg)
     if cfg.baseline and not study.trials and "baseline" not in study.user_attrs:
         study.set_user_attr("baseline", True)
         study.enqueue_trial(baseline_params(cfg, space), user_attrs={"baseline": True})
@@ -236,17 +237,31 @@ class Objective:
         return retention
 
 
+def calibrate_teacher(study, teacher_int8, backend, data, cfg: TuneConfig) -> list[float]:
+    """The int8 teacher's batch-1 p50 in 2 x --rounds fresh worker processes, once a study (kept in its storage: a
+    rerun or another worker reuses them), so that the first trials' speed-ups do not rest on one or two readings.
+    Two workers starting together may both calibrate; either set serves."""
+    readings = study.user_attrs.get("teacher_int8_calibration_ms")
+    if readings is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            readings = [_time_in_worker(teacher_int8, backend, data, cfg, Path(tmp))["latency"]["real"]["1"]["p50_ms"]
+                        for _ in range(2 * cfg.rounds)]
+        study.set_user_attr("teacher_int8_calibration_ms", readings)
+    return readings
+
+
 def study_teacher_p50(study, reading: float) -> float:
-    """The int8 teacher's p50 a trial's speed-up is taken against: the median of its readings beside this trial and
-    every trial finished before it. On a shared machine a 6-layer teacher's reading moves by 10-20 % from one trial to
-    the next while a small student's does not (two trials of one shape read 9.9x and 12.2x), so one reading alone
-    would decide the feasibility of every student near the budget."""
+    """The int8 teacher's p50 a trial's speed-up is taken against: the median of the study's calibration readings,
+    its reading beside this trial and those beside every trial finished before it. On a shared machine a 6-layer
+    teacher's reading moves by 10-20 % from one trial to the next while a small student's does not (two trials of
+    one shape read 9.9x and 12.2x), so one reading alone would decide the feasibility of every student near the
+    budget; the calibration keeps that true of the study's first trials too."""
     import optuna
 
     finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     readings = [t.user_attrs["teacher_int8_p50_beside_ms"] for t in finished
                 if "teacher_int8_p50_beside_ms" in t.user_attrs]
-    return statistics.median([*readings, reading])
+    return statistics.median([*study.user_attrs.get("teacher_int8_calibration_ms", []), *readings, reading])
 
 
 def trial_recipe(cfg: TuneConfig, params: dict, out: Path) -> DistillConfig:
@@ -299,27 +314,33 @@ def measure_pair(bundle: Path, teacher_int8, backend, data, cfg: TuneConfig) -> 
 
     from kdedge.bench.models import bundle_model
     from kdedge.bench.rounds import median_over_rounds, round_order
-    from kdedge.bench.run import bench_job, run_in_process
-    from kdedge.config import BenchConfig
     from kdedge.data import compute_metrics
 
-    timing = BenchConfig(out="-", threads=cfg.threads, warmup=5, min_runs=cfg.timing_runs, min_time=0.0,
-                         max_runs=cfg.timing_runs)
     models = [bundle_model(str(bundle)), teacher_int8]
     latencies, logits = ([], []), None
     with tempfile.TemporaryDirectory() as tmp:
         for round_index in range(cfg.rounds):
             for i in round_order(len(models), round_index):
                 scored = round_index == 0 and i == 0  # the student's dev metric, once
-                job = {**bench_job(timing, models[i], backend.name, data, {}, [1], []), "accuracy": scored}
-                result = run_in_process(job, Path(tmp))
-                if result["status"] != "ok":
-                    raise KdedgeError(f"timing {models[i].path} on {backend.name} failed: {result.get('why')}")
+                result = _time_in_worker(models[i], backend, data, cfg, Path(tmp), scored=scored)
                 latencies[i].append(result["latency"])
                 logits = result["logits"] if scored else logits
     student_p50, teacher_p50 = (median_over_rounds(lat)["real"]["1"]["p50_ms"] for lat in latencies)
     metric = compute_metrics(data.task, np.asarray(logits, dtype=np.float32), data.dev.labels)[data.task.main_metric]
     return student_p50, teacher_p50, float(metric)
+
+
+def _time_in_worker(model, backend, data, cfg: TuneConfig, tmp: Path, scored: bool = False) -> dict:
+    """One bench worker process timing `model` at batch 1 (and scoring it on dev when `scored`)."""
+    from kdedge.bench.run import bench_job, run_in_process
+    from kdedge.config import BenchConfig
+
+    timing = BenchConfig(out="-", threads=cfg.threads, warmup=5, min_runs=cfg.timing_runs, min_time=0.0,
+                         max_runs=cfg.timing_runs)
+    result = run_in_process({**bench_job(timing, model, backend.name, data, {}, [1], []), "accuracy": scored}, tmp)
+    if result["status"] != "ok":
+        raise KdedgeError(f"timing {model.path} on {backend.name} failed: {result.get('why')}")
+    return result
 
 
 def _progress(bar, study, trial, cfg: TuneConfig) -> None:
