@@ -9,7 +9,8 @@
 #   - the budget study's winner and its hand-set trial (trial 0) on seeds 42 (the trials), 43 and 44 (retrained at the
 #     study's budget), all six bundles benched together in one `kdedge bench` run (compare.md).
 #   - then the multi-objective study: >= 30 trials, retention vs p50, shapes searched too
-#     (configs/spaces/sst2-pareto.yaml).
+#     (configs/spaces/sst2-pareto.yaml); its front and the frontier's points (round 2's recipes: 2L-128, 3L-192,
+#     3L-256, the GloVe BiLSTM) at the same budget on seeds 42-44, all benched in one run (pareto-compare.md).
 # Usage: [TRIALS=30] [SAMPLE=20000] [INTERMEDIATE=5000] [STUDIES="budget pareto"] bash benchmarks/sst2_tune.sh [RUN_DIR]
 # Rerun to continue: the studies resume.
 . "$(dirname "$0")/lib.sh"
@@ -64,7 +65,42 @@ if [[ " $STUDIES " == *" budget "* ]]; then
   python benchmarks/collect_frontier.py "$RES/bench" "$B" --task sst2 > "$RES/compare.md"
 fi
 # the multi-objective study last: the budget's comparison is the target, the front the wider picture
-[[ " $STUDIES " != *" pareto "* ]] || study pareto --space configs/spaces/sst2-pareto.yaml --mode pareto "${shape[@]}"
+if [[ " $STUDIES " == *" pareto "* ]]; then
+  study pareto --space configs/spaces/sst2-pareto.yaml --mode pareto "${shape[@]}"
+  # The front against the frontier's points at the study's budget, three seeds each, all in one bench run: each front
+  # trial (seed 42 the trial itself, 43 and 44 retrained from its recipe.yaml) and the frontier's recipes (round 2's
+  # shapes and vocabulary trims, and its GloVe BiLSTM) on the same 20,000-row, one-epoch budget.
+  P=$RUN/tune-pareto/compare
+  rm -rf "$P" && mkdir -p "$P"
+  for front in "$RUN/tune-pareto/best"/trial-*/; do
+    name=${front%/}; name=front-${name##*/trial-}  # front-NNNN
+    ln -sfn "$(realpath "$front/bundle")" "$P/$name-s42-int8"
+    for seed in 43 44; do
+      stage "$name-s$seed" "$RUN/tune-pareto/seeds/$name-s$seed" "$RES" kdedge distill --config "$front/recipe.yaml" \
+        --seed "$seed"
+      export_bundle "$RUN/tune-pareto/seeds/$name-s$seed" "$P" int8
+    done
+  done
+  declare -A FRONTIER=(
+    [frontier-2l-128]="${budget[*]} $(shape 2 128 4 512) --trim-min-count 10"
+    [frontier-3l-192]="${budget[*]} $(shape 3 192 6 768) --trim-min-count 10"
+    [frontier-3l-256]="${budget[*]} $(shape 3 256 8 1024) --trim-min-count 15"
+    [frontier-bilstm-glove]="--config configs/sst2-bilstm.yaml --teacher $T --transfer $TS --word-vectors $GLOVE
+      --max-vocab 8000 --max-train-samples $SAMPLE --epochs 1"
+  )
+  for name in "${!FRONTIER[@]}"; do
+    for seed in 42 43 44; do
+      # shellcheck disable=SC2086  # the recipe is a list of options
+      stage "$name-s$seed" "$RUN/tune-pareto/seeds/$name-s$seed" "$RES" kdedge distill ${FRONTIER[$name]} --seed "$seed"
+      export_bundle "$RUN/tune-pareto/seeds/$name-s$seed" "$P" int8
+    done
+  done
+  bundles=()
+  for bundle in "$P"/*/; do bundles+=(--bundle "${bundle%/}"); done
+  kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --batch-sizes 1,32 --seq-lens 64 \
+    --rounds 3 --out "$RES/pareto-bench/sst2" --overwrite > "$RES/pareto-bench.log"
+  python benchmarks/collect_frontier.py "$RES/pareto-bench" "$P" --task sst2 > "$RES/pareto-compare.md"
+fi
 kdedge doctor > "$RES/doctor.txt"
 echo "studies ($STUDIES) written under $RES"
 exit
