@@ -53,7 +53,10 @@ def measure_importance(model: nn.Module, batches, regression: bool) -> Importanc
 
     def taylor(output: torch.Tensor, on_grad) -> None:
         if output.requires_grad:
-            output.register_hook(lambda grad: on_grad((output.detach() * grad).float()))
+            # the hook holds a detached view, never `output` itself: a tensor whose hook refers back to it is a
+            # cycle through autograd that Python's collector cannot free (every batch's activations stayed alive)
+            value = output.detach()
+            output.register_hook(lambda grad: on_grad((value * grad).float()))
 
     def context_hook(i):  # on the attention's output projection: its input is the heads' concatenated context
         def hook(module, args):
