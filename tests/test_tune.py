@@ -159,6 +159,17 @@ def test_the_teacher_is_timed_when_a_study_starts_and_only_then(monkeypatch):
     assert len(workers) == 6
 
 
+def test_only_a_new_local_study_samples_on_the_seed_itself():
+    from kdedge.tune.run import sampler_seed
+
+    cfg = build_config(TuneConfig, None, task="sst2", teacher="t", out="o", space="s", seed=7)
+    assert sampler_seed(cfg, 0) == 7  # a new study reproduces
+    assert len({7, sampler_seed(cfg, 3), sampler_seed(cfg, 4)}) == 3  # a rerun goes on from where the study is
+    shared = build_config(TuneConfig, None, task="sst2", teacher="t", out="o", space="s", seed=7,
+                          storage="postgresql://db/tune")
+    assert sampler_seed(shared, 0) != 7  # workers started together on one study must not draw the same points
+
+
 def test_over_budget_trials_are_recorded_infeasible_not_dropped(tiny_trained_teacher, glue_dir, tmp_path):
     out = _tune(tmp_path, tiny_trained_teacher, glue_dir, trials=2, max_latency_ms=1e-6, pruner="none")
     rows = _trials(out)
@@ -208,6 +219,7 @@ def test_a_rerun_continues_the_study_without_repeating_finished_trials(tiny_trai
     assert len(calls) == 1
     rows = _trials(out)
     assert [r["state"] for r in rows] == ["complete", "fail", "complete"]
+    assert rows[2]["param_lr"] != rows[1]["param_lr"]  # the restarted sampler does not draw the lost point again
     assert (out / "trials" / "0000" / "student" / "model.safetensors").stat().st_mtime_ns == first
     calls.clear()
     _tune(tmp_path, tiny_trained_teacher, glue_dir, trials=4)  # a larger total: one more trial
@@ -297,19 +309,21 @@ def test_two_workers_share_one_postgresql_study(postgres, tiny_trained_teacher, 
     args = ["tune", "--task", "sst2", "--data-dir", str(glue_dir), "--teacher", str(tiny_trained_teacher),
             "--space", str(space), "--storage", postgres, "--trials", "4", "--max-train-samples", "200",
             "--max-eval-samples", "60", "--epochs", "1", "--lstm-hidden", "8", "--mlp-hidden", "8",
-            "--timing-runs", "3", "--no-baseline", "--cache-dir", str(tmp_path / "cache")]
+            "--timing-runs", "3", "--no-baseline", "--pruner", "none", "--cache-dir", str(tmp_path / "cache")]
     env = {**os.environ, "KDEDGE_CACHE_DIR": str(tmp_path / "cache")}
     workers = [subprocess.Popen([sys.executable, "-m", "kdedge.cli", *args, "--out", str(tmp_path / f"w{i}")],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
                for i in range(2)]
     logs = [w.communicate(timeout=900)[0] for w in workers]
-    assert all(w.returncode == 0 for w in workers), logs
+    assert all(w.returncode == 0 for w in workers), [log[-3000:] for log in logs]
     study = optuna.load_study(study_name="kdedge", storage=postgres)
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(len(numbers))) and 4 <= len(numbers) <= 5  # each recorded once
-    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)  # none lost, none left running
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials), [  # none lost, none left running
+        (t.number, t.state.name, t.user_attrs.get("reason")) for t in study.trials]
     workers_seen = {t.user_attrs["worker"] for t in study.trials}
     assert len(workers_seen) == 2  # both took trials
+    assert len({t.params["lr"] for t in study.trials}) == len(study.trials)  # each its own point, no duplicates
     # a third run of the same command finds nothing left to do and reads the same best trial back
     done = subprocess.run([sys.executable, "-m", "kdedge.cli", *args, "--out", str(tmp_path / "w2")],
                           capture_output=True, text=True, env=env, timeout=600)

@@ -108,27 +108,51 @@ def _open_study(cfg: TuneConfig, out: Path, space: list[Param]):
     import optuna
 
     if cfg.mode == "budget":
-        sampler = optuna.samplers.TPESampler(seed=cfg.seed)  # the budget: each trial's set_constraint
         pruner = {"median": optuna.pruners.MedianPruner(n_startup_trials=2),
                   "hyperband": optuna.pruners.HyperbandPruner(),
                   "none": optuna.pruners.NopPruner()}[cfg.pruner]
         directions = ["maximize"]
     else:  # multi-objective studies cannot prune (Optuna reports one value per step)
-        sampler, pruner, directions = optuna.samplers.NSGAIISampler(seed=cfg.seed), optuna.pruners.NopPruner(), \
-            ["maximize", "minimize"]
+        pruner, directions = optuna.pruners.NopPruner(), ["maximize", "minimize"]
     for attempt in range(3):  # workers started together race to create the tables: the loser retries
         try:
-            study = _create_study(cfg, out, sampler, pruner, directions)
+            study = _create_study(cfg, out, pruner, directions)
             break
         except KdedgeError:
             if attempt == 2:
                 raise
             time.sleep(1 + attempt)
     _check_question(study, cfg, space)
+    study.sampler = make_sampler(cfg, sampler_seed(cfg, len(study.get_trials(deepcopy=False))))
     return study
 
 
-def _create_study(cfg: TuneConfig, out: Path, sampler, pruner, directions):
+# NSGA-II's generation: a study of tens of trials evolves over several (Optuna's default of 50 would leave a 30-trial
+# study one random generation). Fixed, since a study's generations must keep one size across reruns.
+PARETO_POPULATION = 10
+
+
+def make_sampler(cfg: TuneConfig, seed: int):
+    import optuna
+
+    if cfg.mode == "budget":  # the budget: each trial's set_constraint
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.NSGAIISampler(population_size=PARETO_POPULATION, seed=seed)
+
+
+def sampler_seed(cfg: TuneConfig, trials_so_far: int) -> int:
+    """--seed itself for a new study on this machine's SQLite (so that it reproduces); any other worker, and a rerun
+    that continues a study, mixes in how far the study is and who runs it: a sampler restarted on the same seed draws
+    the same points again (a rerun repeated its study's first trials), and so do two workers on one seed."""
+    if trials_so_far == 0 and not cfg.storage:
+        return cfg.seed
+    import hashlib
+
+    key = f"{cfg.seed}:{trials_so_far}:{socket.gethostname()}:{os.getpid()}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:4], "little")
+
+
+def _create_study(cfg: TuneConfig, out: Path, pruner, directions):
     import optuna
 
     try:
@@ -136,7 +160,7 @@ def _create_study(cfg: TuneConfig, out: Path, sampler, pruner, directions):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             storage = optuna.storages.RDBStorage(storage_url(cfg, out), heartbeat_interval=HEARTBEAT_S,
                                                  grace_period=3 * HEARTBEAT_S)
-        study = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner, study_name=cfg.study_name,
+        study = optuna.create_study(storage=storage, pruner=pruner, study_name=cfg.study_name,
                                     directions=directions, load_if_exists=True)
     except Exception as e:  # SQLAlchemy and the drivers raise their own types for an unreachable database
         hint = " (PostgreSQL: pip install 'kdedge[postgres]')" if isinstance(e, ImportError) else ""
@@ -246,7 +270,11 @@ def calibrate_teacher(study, teacher_int8, backend, data, cfg: TuneConfig) -> li
         with tempfile.TemporaryDirectory() as tmp:
             readings = [_time_in_worker(teacher_int8, backend, data, cfg, Path(tmp))["latency"]["real"]["1"]["p50_ms"]
                         for _ in range(2 * cfg.rounds)]
-        study.set_user_attr("teacher_int8_calibration_ms", readings)
+        try:
+            study.set_user_attr("teacher_int8_calibration_ms", readings)
+        except Exception:  # another worker stored its readings first (a unique-key race in the database): theirs serve
+            if "teacher_int8_calibration_ms" not in study.user_attrs:
+                raise
     return readings
 
 
