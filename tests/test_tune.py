@@ -316,6 +316,9 @@ def test_two_workers_share_one_postgresql_study(postgres, tiny_trained_teacher, 
                for i in range(2)]
     logs = [w.communicate(timeout=900)[0] for w in workers]
     assert all(w.returncode == 0 for w in workers), [log[-3000:] for log in logs]
+    for log in logs:  # each finished trial has a line of its own, not joined to the progress bar's
+        lines = log.replace("\r", "\n").splitlines()
+        assert any(line.startswith("trial ") and " complete: retention " in line for line in lines), log[-3000:]
     study = optuna.load_study(study_name="kdedge", storage=postgres)
     numbers = [t.number for t in study.trials]
     assert sorted(numbers) == list(range(len(numbers))) and 4 <= len(numbers) <= 5  # each recorded once

@@ -17,12 +17,11 @@ import itertools
 import os
 import socket
 import statistics
+import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
-
-import click
 
 from kdedge.config import DistillConfig, ExportConfig, ModelDataOptions, TuneConfig, to_dict
 from kdedge.errors import KdedgeError
@@ -387,4 +386,5 @@ def _progress(bar, study, trial, cfg: TuneConfig) -> None:
     what = trial.user_attrs.get("reason") or pruned_reason(trial) or (
         f"retention {trial.user_attrs['retention']:.4f}, p50 {trial.user_attrs['p50_ms']:.2f} ms, "
         f"{trial.user_attrs['size_mb']:.2f} MB" if "retention" in trial.user_attrs else "")
-    click.echo(f"trial {trial.number} {trial.state.name.lower()}: {what}", err=True)
+    # through the bar, which clears its line first: echoed beside it, the line joined the bar's and logs dropped both
+    bar.write(f"trial {trial.number} {trial.state.name.lower()}: {what}", file=sys.stderr)
