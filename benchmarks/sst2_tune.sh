@@ -41,6 +41,15 @@ study() {
   cp "$RUN/tune-$name"/{trials.csv,report.md,pareto.png} "$RES/$name/"
 }
 shape=(--layers 2 --hidden 128 --heads 4 --intermediate 512)
+# bench_together BUNDLES_DIR PREFIX: every bundle in the folder with the teacher's in one bench run (machine idle),
+# summarised over seeds into $RES/PREFIXcompare.md (bench report in $RES/PREFIXbench)
+bench_together() {
+  local bundles=() bundle
+  for bundle in "$1"/*/; do bundles+=(--bundle "${bundle%/}"); done
+  kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --batch-sizes 1,32 --seq-lens 64 \
+    --rounds 3 --out "$RES/${2}bench/sst2" --overwrite > "$RES/${2}bench.log"
+  python benchmarks/collect_frontier.py "$RES/${2}bench" "$1" --task sst2 > "$RES/${2}compare.md"
+}
 if [[ " $STUDIES " == *" budget "* ]]; then
   study budget --space configs/spaces/sst2-budget.yaml "${shape[@]}" --min-speedup 12
   # The budget study's winner against its hand-set trial on three seeds: seed 42 is the study's own pair of trials,
@@ -58,11 +67,7 @@ if [[ " $STUDIES " == *" budget "* ]]; then
     export_bundle "$RUN/tune-budget/seeds/tuned-2l-128-s$seed" "$B" int8
     export_bundle "$RUN/tune-budget/seeds/hand-set-2l-128-s$seed" "$B" int8
   done
-  bundles=()
-  for bundle in "$B"/*/; do bundles+=(--bundle "${bundle%/}"); done
-  kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --batch-sizes 1,32 --seq-lens 64 \
-    --rounds 3 --out "$RES/bench/sst2" --overwrite > "$RES/bench.log"
-  python benchmarks/collect_frontier.py "$RES/bench" "$B" --task sst2 > "$RES/compare.md"
+  bench_together "$B" ""
 fi
 # the multi-objective study last: the budget's comparison is the target, the front the wider picture
 if [[ " $STUDIES " == *" pareto "* ]]; then
@@ -95,11 +100,7 @@ if [[ " $STUDIES " == *" pareto "* ]]; then
       export_bundle "$RUN/tune-pareto/seeds/$name-s$seed" "$P" int8
     done
   done
-  bundles=()
-  for bundle in "$P"/*/; do bundles+=(--bundle "${bundle%/}"); done
-  kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --batch-sizes 1,32 --seq-lens 64 \
-    --rounds 3 --out "$RES/pareto-bench/sst2" --overwrite > "$RES/pareto-bench.log"
-  python benchmarks/collect_frontier.py "$RES/pareto-bench" "$P" --task sst2 > "$RES/pareto-compare.md"
+  bench_together "$P" pareto-
 fi
 kdedge doctor > "$RES/doctor.txt"
 echo "studies ($STUDIES) written under $RES"

@@ -14,6 +14,7 @@ import yaml
 
 from kdedge.config import TuneConfig, to_dict
 from kdedge.outputs import write_json
+from kdedge.tune.run import TEACHER_CALIBRATION
 
 FIGURES = ("metric", "retention", "p50_ms", "size_mb", "teacher_int8_p50_beside_ms", "teacher_int8_p50_ms",
            "speedup_vs_teacher_int8")
@@ -70,7 +71,7 @@ def write_outputs(study, cfg: TuneConfig, out: Path) -> None:
 def teacher_p50(study, rows: list[dict]) -> float | None:
     """The int8 teacher's p50 for the study as a whole: the median of its readings when the study started and
     beside each trial's bundle."""
-    readings = [*study.user_attrs.get("teacher_int8_calibration_ms", []),
+    readings = [*study.user_attrs.get(TEACHER_CALIBRATION, []),
                 *(r["teacher_int8_p50_beside_ms"] for r in rows if r["teacher_int8_p50_beside_ms"] is not None)]
     return statistics.median(readings) if readings else None
 
@@ -140,7 +141,7 @@ def markdown(study, cfg: TuneConfig, rows: list[dict], best: list) -> str:
               f"model.onnx ≤ {cfg.max_size_mb:g} MB" if cfg.max_size_mb else None,
               f"≥ {cfg.min_speedup:g}× the int8 teacher" if cfg.min_speedup else None]
     teacher = teacher_p50(study, rows)
-    started = len(study.user_attrs.get("teacher_int8_calibration_ms", []))  # none in a study begun by an older kdedge
+    started = len(study.user_attrs.get(TEACHER_CALIBRATION, []))  # none in a study begun by an older kdedge
     lines = [f"# kdedge tune: study '{cfg.study_name}' ({cfg.mode})", "",
              f"Trials: {len(rows)} (" + ", ".join(f"{n} {s}" for s, n in sorted(states.items())) + f"). Backend "
              f"{cfg.backend}, {cfg.threads or 'default'} thread(s), batch 1; bundles int8 (preset {cfg.preset}); "

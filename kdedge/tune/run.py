@@ -31,6 +31,7 @@ from kdedge.tune.space import Param, apply, baseline_params, load_space
 # What a failed trial can fail on and the study survives: bad options or shapes, a diverging loss, a backend error.
 TRIAL_ERRORS = (KdedgeError, ValueError, RuntimeError)
 HEARTBEAT_S = 10
+TEACHER_CALIBRATION = "teacher_int8_calibration_ms"  # study attribute: the teacher's starting readings
 
 
 def tune(cfg: TuneConfig) -> Path:
@@ -264,15 +265,15 @@ def calibrate_teacher(study, teacher_int8, backend, data, cfg: TuneConfig) -> li
     """The int8 teacher's batch-1 p50 in 2 x --rounds fresh worker processes, once a study (kept in its storage: a
     rerun or another worker reuses them), so that the first trials' speed-ups do not rest on one or two readings.
     Two workers starting together may both calibrate; either set serves."""
-    readings = study.user_attrs.get("teacher_int8_calibration_ms")
+    readings = study.user_attrs.get(TEACHER_CALIBRATION)
     if readings is None:
         with tempfile.TemporaryDirectory() as tmp:
             readings = [_time_in_worker(teacher_int8, backend, data, cfg, Path(tmp))["latency"]["real"]["1"]["p50_ms"]
                         for _ in range(2 * cfg.rounds)]
         try:
-            study.set_user_attr("teacher_int8_calibration_ms", readings)
+            study.set_user_attr(TEACHER_CALIBRATION, readings)
         except Exception:  # another worker stored its readings first (a unique-key race in the database): theirs serve
-            if "teacher_int8_calibration_ms" not in study.user_attrs:
+            if TEACHER_CALIBRATION not in study.user_attrs:
                 raise
     return readings
 
@@ -288,7 +289,7 @@ def study_teacher_p50(study, reading: float) -> float:
     finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     readings = [t.user_attrs["teacher_int8_p50_beside_ms"] for t in finished
                 if "teacher_int8_p50_beside_ms" in t.user_attrs]
-    return statistics.median([*study.user_attrs.get("teacher_int8_calibration_ms", []), *readings, reading])
+    return statistics.median([*study.user_attrs.get(TEACHER_CALIBRATION, []), *readings, reading])
 
 
 def trial_recipe(cfg: TuneConfig, params: dict, out: Path) -> DistillConfig:
