@@ -127,6 +127,9 @@ def check_targets(found: dict) -> list[str]:
               + f", ≤ {size:g} MB"
         candidates = [(recipe, g) for (recipe, precision), g in found.items()
                       if precision == "int8" and recipe.startswith("bilstm") == (kind == "bilstm")]
+        if not candidates:  # e.g. a run of transformer students alone
+            lines.append(f"- {kind} int8, {bar}: no {kind} student in this run")
+            continue
         met = [recipe for recipe, g in candidates
                if statistics.mean(g["retention"]) >= retention and max(g["bundle_mb"]) <= size
                and (speedup is None or statistics.mean(g["speedup_int8"]) >= speedup)]
