@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -186,6 +187,8 @@ def train(
                 f"start over with --overwrite") from None
         accelerator.print(f"resuming from step {state.global_step} (epoch {state.epoch + 1}, "
                           f"batch {state.step_in_epoch}/{steps_per_epoch})")
+    if run.resume and accelerator.is_main_process:
+        _forget_lines_after(run.log_path, stage, state.global_step)
 
     def log(record: dict) -> None:
         if accelerator.is_main_process:
@@ -240,6 +243,9 @@ def train(
     t0 = time.time() - state.train_time_s
     while state.epoch < opts.epochs and not state.stopped_early:
         sampler.set_epoch(state.epoch)
+        # accelerate's loader re-seeds the sampler from its own count of passes each time it is iterated, and
+        # a resumed process starts that count at 0: without this, the epoch after a resumed one replays epoch 1.
+        train_loader.set_epoch(state.epoch)
         loader = accelerator.skip_first_batches(train_loader, state.step_in_epoch) if state.step_in_epoch else train_loader
         bar = tqdm(loader, total=steps_per_epoch, initial=state.step_in_epoch, desc=f"{name} epoch {state.epoch + 1}/{opts.epochs}",
                    disable=not accelerator.is_local_main_process, dynamic_ncols=True)
@@ -291,6 +297,27 @@ def train(
     accelerator.free_memory()
     best = read_json(run.best_dir / "metrics.json")["dev"] if evaluate_dev else {}
     return best, state
+
+
+def _forget_lines_after(log_path: Path, stage: str, step: int) -> None:
+    """Drop the log lines `stage` wrote after its checkpoint at `step`: the resumed run writes them again,
+    so the log reads as one uninterrupted run's."""
+    if not log_path.exists():
+        return
+    lines = log_path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not _written_after(line, stage, step)]
+    if len(kept) < len(lines):
+        tmp = log_path.with_name(log_path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, log_path)
+
+
+def _written_after(line: str, stage: str, step: int) -> bool:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:  # a line cut short by the kill
+        return True
+    return record.get("stage") == stage and record.get("step", 0) > step
 
 
 def _fmt(metrics: dict) -> str:

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
@@ -12,7 +14,7 @@ from kdedge.outputs import RunDir, read_json
 def _cfg(tiny_teacher, glue_dir, out, **kw):
     base = dict(task="sst2", data_dir=str(glue_dir), teacher=str(tiny_teacher), out=str(out),
                 max_train_samples=200, max_eval_samples=64, epochs=2, batch_size=16, save_steps=5,
-                lstm_hidden=8, mlp_hidden=8, lr=3e-3, seed=7)
+                lstm_hidden=8, mlp_hidden=8, lr=3e-3, seed=7, log_steps=1)
     base.update(kw)
     return build_config(DistillConfig, None, **base)
 
@@ -55,8 +57,10 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
         np.testing.assert_array_equal(a[key], b[key])
     ref_metrics, res_metrics = read_json(reference / "metrics.json"), read_json(resumed / "metrics.json")
     assert ref_metrics["dev"] == res_metrics["dev"] and res_metrics["steps"] == ref_metrics["steps"] == 26
-    log = (resumed / "train_log.jsonl").read_text().splitlines()
-    assert len([line for line in log if '"dev"' in line]) == 2
+    # the crashed run had logged steps 6 and 7 after its checkpoint; the resumed log has each step once
+    log = [json.loads(line) for line in (resumed / "train_log.jsonl").read_text().splitlines()]
+    assert log == [json.loads(line) for line in (reference / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log if "loss" in r] == list(range(1, 27))
 
 
 def test_resume_refuses_changed_options(tiny_teacher, glue_dir, tmp_path, monkeypatch):
