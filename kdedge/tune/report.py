@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import csv
 import shutil
-import statistics
 from pathlib import Path
 
 import yaml
 
 from kdedge.config import TuneConfig, to_dict
 from kdedge.outputs import write_json
-from kdedge.tune.run import TEACHER_CALIBRATION
+from kdedge.tune.run import TEACHER_CALIBRATION, pooled_teacher_p50
 
 FIGURES = ("metric", "retention", "p50_ms", "size_mb", "teacher_int8_p50_beside_ms", "teacher_int8_p50_ms",
            "speedup_vs_teacher_int8")
@@ -71,9 +70,8 @@ def write_outputs(study, cfg: TuneConfig, out: Path) -> None:
 def teacher_p50(study, rows: list[dict]) -> float | None:
     """The int8 teacher's p50 for the study as a whole: the median of its readings when the study started and
     beside each trial's bundle."""
-    readings = [*study.user_attrs.get(TEACHER_CALIBRATION, []),
-                *(r["teacher_int8_p50_beside_ms"] for r in rows if r["teacher_int8_p50_beside_ms"] is not None)]
-    return statistics.median(readings) if readings else None
+    return pooled_teacher_p50(study, [r["teacher_int8_p50_beside_ms"] for r in rows
+                                      if r["teacher_int8_p50_beside_ms"] is not None])
 
 
 def _write_table(rows: list[dict], out: Path) -> None:

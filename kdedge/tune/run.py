@@ -289,7 +289,13 @@ def study_teacher_p50(study, reading: float) -> float:
     finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     readings = [t.user_attrs["teacher_int8_p50_beside_ms"] for t in finished
                 if "teacher_int8_p50_beside_ms" in t.user_attrs]
-    return statistics.median([*study.user_attrs.get(TEACHER_CALIBRATION, []), *readings, reading])
+    return pooled_teacher_p50(study, [*readings, reading])
+
+
+def pooled_teacher_p50(study, readings: list[float]) -> float | None:
+    """The median of the study's calibration readings of the int8 teacher and `readings` (None with neither)."""
+    pooled = [*study.user_attrs.get(TEACHER_CALIBRATION, []), *readings]
+    return statistics.median(pooled) if pooled else None
 
 
 def trial_recipe(cfg: TuneConfig, params: dict, out: Path) -> DistillConfig:
