@@ -14,8 +14,8 @@
 #     (../shared/data/imdb/test-2k.tsv) for the out-of-domain cost;
 #   - summary.md (means and spreads over seeds, the targets checked) and frontier.png.
 # Stages are cached in RUN_DIR. SEEDS (default "42 43 44") sets the seeds (fp32 bundles: FP32_SEED's alone), ONLY
-# (recipe names) limits the students trained, BENCH=0 skips the bench: e.g. two workers on a 2-core CPU, then the
-# bench alone:
+# (recipe names) limits the students trained, BENCH=0 skips the bench, BUNDLES (default RUN_DIR/frontier-bundles) is
+# where the bundles go and what the bench times: e.g. two workers on a 2-core CPU, then the bench alone:
 #   SEEDS=42 BENCH=0 OMP_NUM_THREADS=1 bash benchmarks/sst2_frontier.sh & (same with SEEDS=43); wait
 #   bash benchmarks/sst2_frontier.sh      # trains what is missing, benches everything trained
 # Usage: bash benchmarks/sst2_frontier.sh [RUN_DIR]
@@ -25,7 +25,7 @@ RUN=${1:-benchmarks/runs/sst2}
 RES=${RES:-benchmarks/results/sst2_frontier}
 T=$RUN/teacher
 TS=$RUN/transfer-full
-B=$RUN/frontier-bundles
+B=${BUNDLES:-$RUN/frontier-bundles}
 IMDB=${KDEDGE_IMDB:-../shared/data/imdb/test-2k.tsv}
 read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
 mkdir -p "$RES"
@@ -42,8 +42,10 @@ for seed in "${SEEDS[@]}"; do
     # shellcheck disable=SC2086  # the recipe's arguments are words
     stage "$name-s$seed" "$RUN/frontier/$name-s$seed" "$RES" kdedge distill --teacher "$T" --transfer "$TS" \
       --seed "$seed" ${RECIPES[$name]}
-    export_bundle "$RUN/frontier/$name-s$seed" "$B" int8
-    [ "$seed" != "${FP32_SEED:-42}" ] || export_bundle "$RUN/frontier/$name-s$seed" "$B" fp32  # one seed is enough
+    # shellcheck disable=SC2086  # the export options are words
+    export_bundle "$RUN/frontier/$name-s$seed" "$B" int8 ${EXPORT_OPTIONS[$name]:-}
+    # shellcheck disable=SC2086
+    [ "$seed" != "${FP32_SEED:-42}" ] || export_bundle "$RUN/frontier/$name-s$seed" "$B" fp32 ${EXPORT_OPTIONS[$name]:-}
   done
 done
 [ "${BENCH:-1}" = 0 ] && exit 0
@@ -52,6 +54,10 @@ done
 bundles=()
 for bundle in "$B"/*/; do
   if [ -f "$bundle/manifest.json" ]; then bundles+=(--bundle "${bundle%/}"); fi
+done
+# Students exported with the transformer optimizer are set beside the teacher exported the same way too.
+for name in "${ONLY[@]}"; do
+  if [ -n "${EXPORT_OPTIONS[$name]:-}" ]; then bundles+=(--bundle "$(teacher_bundle "$B")"); break; fi
 done
 kdedge doctor > "$RES/doctor.txt"
 bench=(kdedge bench --teacher "$T" "${bundles[@]}" --threads 1 --overwrite)

@@ -3,8 +3,9 @@
 # shape trained for a few steps on a few hundred rows, exported int8 with --preset auto, timed in one `kdedge bench`
 # run against the int8 teacher (ort-cpu, 1 thread, batch 1, real-length SST-2 dev rows, 3 rounds). Their accuracy and
 # size mean nothing (the vocabulary is trimmed to those rows' tokens); their graphs, and so their p50, are the trained
-# students'. Tells, in minutes, which speed-ups the frontier's recipes would reach on this CPU; run it with the
-# machine otherwise idle.
+# students'. The teacher exported int8 with --optimize is timed beside them (a bundle row), since some recipes'
+# students are exported that way (EXPORT_OPTIONS). Tells, in minutes, which speed-ups the frontier's recipes would
+# reach on this CPU; run it with the machine otherwise idle.
 # Usage: bash benchmarks/sst2_latency_probe.sh [RUN_DIR]
 . "$(dirname "$0")/lib.sh"
 {  # read whole before it runs
@@ -26,9 +27,11 @@ for name in "${ONLY[@]}"; do
   # shellcheck disable=SC2086  # the recipe is a list of options
   stage "$name" "$RUN/students/$name" "$RES" kdedge distill --teacher "$T" --transfer "$RUN/transfer" \
     ${RECIPES[$name]} "${probe[@]}" "${extra[@]}"
-  export_bundle "$RUN/students/$name" "$RUN/bundles" int8
+  # shellcheck disable=SC2086  # the export options are words
+  export_bundle "$RUN/students/$name" "$RUN/bundles" int8 ${EXPORT_OPTIONS[$name]:-}
   bundles+=(--bundle "$RUN/bundles/$name-int8")
 done
+bundles+=(--bundle "$(teacher_bundle "$RUN/bundles")")
 kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --batch-sizes 1 --rounds 3 \
   --out "$RES/bench" --overwrite > "$RES/bench.log"
 kdedge doctor > "$RES/doctor.txt"

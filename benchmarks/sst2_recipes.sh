@@ -7,6 +7,7 @@ BERT_TINY=${KDEDGE_BERT_TINY:-../shared/models/bert-tiny-splade}
 pruned=(--config configs/sst2-frontier.yaml --init prune)
 shape() { echo --layers "$1" --hidden "$2" --heads "$3" --intermediate "$4"; }
 long=(--epochs 2 --intermediate-samples 50000 --trim-min-count 10)
+tuned=(--temperature 5 --alpha 0.1)  # the direction both tuning studies found (issue 20): T 4.5-6.1, alpha 0.03-0.17
 declare -A RECIPES=(
   [pruned-2l-128]="${pruned[*]} $(shape 2 128 4 512)"
   [pruned-2l-192]="${pruned[*]} $(shape 2 192 6 768)"
@@ -28,6 +29,19 @@ declare -A RECIPES=(
   # The 3L-256 timed 3.8x the int8 teacher on an AVX2 CPU (machine idle), short of 5x; untrained probes of shapes timed
   # 3L-192 at 0.56x the 3L-256's p50 (2L-256 0.54x, 4L-192 0.77x), so the deeper narrow shape is tried for 5x.
   [pruned-3l-192-long]="${pruned[*]} $(shape 3 192 6 768) ${long[*]}"
+  # Round 3, for target 2 on AVX-512 VNNI CPUs, where the int8 teacher gains most and the 2L-128 graph read 10-12.9x:
+  # the tuning study's soft loss (soft cross-entropy at a high temperature, a little hard-label weight), exported with
+  # the transformer optimizer (EXPORT_OPTIONS), and the same with half the feed-forward width.
+  [pruned-2l-128-t5-long]="${pruned[*]} $(shape 2 128 4 512) ${long[*]} ${tuned[*]}"
+  [pruned-2l-128-ffn256-t5-long]="${pruned[*]} $(shape 2 128 4 256) ${long[*]} ${tuned[*]}"
+)
+# What export_bundle adds for a recipe: --optimize fuses attention, LayerNorm and GELU (ONNX Runtime's transformer
+# optimizer). On a VNNI CPU it took the 2L-128 int8 graph from 0.239 to 0.217 ms and the int8 teacher's not at all
+# (hand check, one process, machine idle), so round 3 uses it; benches that use it also time the teacher exported
+# the same way (teacher_bundle).
+declare -A EXPORT_OPTIONS=(
+  [pruned-2l-128-t5-long]="--optimize"
+  [pruned-2l-128-ffn256-t5-long]="--optimize"
 )
 
 # build_transfer OUT LOG [augment options...]: all of SST-2 train plus 2 word-replaced (GloVe) and 2 rule-based
@@ -42,9 +56,19 @@ build_transfer() {
   echo "$(basename "$out") wall_s=$(( $(date +%s) - t0 ))" | tee -a "$(dirname "$log")/times.txt"
 }
 
-# export_bundle STUDENT_DIR BUNDLES_DIR PRECISION: the student's fp32 or int8 (--preset auto) bundle, once
+# export_bundle STUDENT_DIR BUNDLES_DIR PRECISION [export options...]: the student's fp32 or int8 (--preset auto)
+# bundle, once
 export_bundle() {
-  local out=$2/$(basename "$1")-$3
-  [ -f "$out/manifest.json" ] || kdedge export --model "$1" --out "$out" \
-    --quantize "$([ "$3" = fp32 ] && echo none || echo dynamic)" 2>&1 | without_progress | tail -1
+  local out=$2/$(basename "$1")-$3 model=$1 precision=$3; shift 3
+  [ -f "$out/manifest.json" ] || kdedge export --model "$model" --out "$out" \
+    --quantize "$([ "$precision" = fp32 ] && echo none || echo dynamic)" "$@" 2>&1 | without_progress | tail -1
+}
+
+# teacher_bundle BUNDLES_DIR: the teacher $T exported int8 with --optimize, once, as a bundle row beside the students,
+# so that a bench with optimized students also shows what the optimizer does for the teacher
+teacher_bundle() {
+  local out=$1/teacher-optimized-int8
+  [ -f "$out/manifest.json" ] || kdedge export --model "$T" --out "$out" --quantize dynamic --optimize 2>&1 \
+    | without_progress | tail -1 >&2
+  echo "$out"
 }
