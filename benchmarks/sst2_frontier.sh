@@ -51,13 +51,14 @@ done
 [ "${BENCH:-1}" = 0 ] && exit 0
 
 # Every bundle exported so far (any seed), in one bench run with the teacher's fp32 and int8 bundles.
+# Students exported with the transformer optimizer are set beside the teacher exported the same way too (a bundle in
+# $B, so the loop below takes it with the rest).
+for name in "${ONLY[@]}"; do
+  if [ -n "${EXPORT_OPTIONS[$name]:-}" ]; then teacher_bundle "$B" > /dev/null; break; fi
+done
 bundles=()
 for bundle in "$B"/*/; do
   if [ -f "$bundle/manifest.json" ]; then bundles+=(--bundle "${bundle%/}"); fi
-done
-# Students exported with the transformer optimizer are set beside the teacher exported the same way too.
-for name in "${ONLY[@]}"; do
-  if [ -n "${EXPORT_OPTIONS[$name]:-}" ]; then bundles+=(--bundle "$(teacher_bundle "$B")"); break; fi
 done
 kdedge doctor > "$RES/doctor.txt"
 bench=(kdedge bench --teacher "$T" "${bundles[@]}" --threads 1 --overwrite)

@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -303,3 +304,15 @@ def test_bench_rounds_time_every_model_again_and_report_the_median(tiny_bundles,
         assert row["p50_ms"] == pytest.approx(float(np.median(cell["p50_rounds_ms"])))
         assert row["metric"] is not None  # the first round still scores the dev set
     assert "median of 3 rounds" in (out / "report.md").read_text()
+
+
+def test_two_models_of_one_name_are_refused_before_anything_runs(tiny_bundles, tiny_trained_teacher, glue_dir,
+                                                                  tmp_path):
+    bundle = str(tiny_bundles["tinybert-none"])
+    with pytest.raises(KdedgeError, match=f"two models are named tinybert-none \\({bundle}, {bundle}\\): give each"):
+        _bench(tmp_path, glue_dir, bundle=(bundle, bundle), backends="ort-cpu")
+    renamed = tmp_path / "teacher-int8"
+    shutil.copytree(bundle, renamed)
+    with pytest.raises(KdedgeError, match="two models are named teacher-int8 .*the teacher's int8 export"):
+        _bench(tmp_path, glue_dir, bundle=(str(renamed),), teacher=str(tiny_trained_teacher), backends="ort-cpu")
+    assert not (tmp_path / "report").exists()

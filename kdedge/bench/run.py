@@ -37,6 +37,7 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
         models.insert(0, torch_model(cfg.teacher, "teacher"))
     if not models:
         raise KdedgeError("nothing to benchmark: give --bundle, --student and/or --teacher")
+    _check_distinct_names(models, with_teacher_exports=bool(cfg.teacher))
     tasks = sorted({m.task for m in models})
     if len(tasks) > 1:
         raise KdedgeError(f"the models were trained on different tasks ({', '.join(tasks)}): benchmark one task per run")
@@ -83,6 +84,18 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
         "bench", to_dict(cfg), inputs={**data.describe(), "eval_sets": describe_sets(eval_sets), "models": identities},
         metrics={"rows": summary, "gate_failures": failures}, wall_time_s=report["wall_time_s"]))
     return run.finalize(), failures
+
+
+
+def _check_distinct_names(models: list, with_teacher_exports: bool) -> None:
+    """Rows, tables and speed-ups are keyed by model name: two models of one name would both be timed and the
+    report would keep one row for them. The teacher's ONNX exports take the names teacher and teacher-int8."""
+    names = [m.name for m in models] + (["teacher-int8"] if with_teacher_exports else [])
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice:
+        sources = [m.path for m in models if m.name == twice] + (["the teacher's int8 export"] * (twice == "teacher-int8"))
+        raise KdedgeError(f"two models are named {twice} ({', '.join(sources)}): give each bundle or student once, "
+                          "and rename a folder that has another model's name")
 
 
 def preset_warnings(models: list[BenchModel]) -> list[str]:
