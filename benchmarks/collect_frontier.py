@@ -142,7 +142,7 @@ def check_targets(found: dict) -> list[str]:
                   if max(g["bundle_mb"]) <= size and (speedup is None or statistics.mean(g["speedup_int8"]) >= speedup)]
         best = max(inside, default=None)
         verdict = (f"met by {', '.join(sorted(met))}" if met else "NOT met" + (
-            f"; inside the speed and size bars the best is {best[1]} at retention {best[0]:.3f}" if best
+            f"; inside the speed and size bars the best is {best[1]} at retention {best[0]:.4f}" if best
             else "; no student is inside the speed and size bars"))
         lines.append(f"- {kind} int8, {bar}: {verdict}")
     return lines

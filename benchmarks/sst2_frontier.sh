@@ -41,7 +41,7 @@ for seed in "${SEEDS[@]}"; do
   for name in "${ONLY[@]}"; do
     # shellcheck disable=SC2086  # the recipe's arguments are words
     stage "$name-s$seed" "$RUN/frontier/$name-s$seed" "$RES" kdedge distill --teacher "$T" --transfer "$TS" \
-      --seed "$seed" ${RECIPES[$name]}
+      --seed "$seed" ${RECIPES[$name]//@SEED@/$seed}
     # shellcheck disable=SC2086  # the export options are words
     export_bundle "$RUN/frontier/$name-s$seed" "$B" int8 ${EXPORT_OPTIONS[$name]:-}
     # shellcheck disable=SC2086
