@@ -136,6 +136,7 @@ def train(
     eval_sets: dict[str, list[dict]] | None = None,
     select_on: str = "dev",
     on_evaluate: Callable[[float], None] | None = None,
+    evaluate_start: bool = False,
 ) -> tuple[dict, TrainState]:
     """Train `model`, keep the best dev checkpoint in `run.best_dir`; return its dev metrics and the state.
 
@@ -145,7 +146,8 @@ def train(
     final weights (TinyBERT's intermediate-layer stage has no meaningful dev metric). `eval_sets` (name ->
     features) are scored at every evaluation too, and `select_on` names the set whose metric picks the best
     checkpoint ("dev" or one of them). `on_evaluate` gets that metric after every evaluation (a tuner's pruner
-    stops a hopeless run by raising from it)."""
+    stops a hopeless run by raising from it). `evaluate_start` scores the model before its first step too, so a
+    stage that only refines a trained model (QAT) keeps where it started when no step of it does better."""
     accelerator = accelerator or make_accelerator(opts.mixed_precision)
     # Checkpoints hold exactly what this call prepares (a previous stage's model must not be in them).
     accelerator.free_memory()
@@ -175,7 +177,7 @@ def train(
     scheduler = accelerator.prepare(scheduler)
 
     checkpoint_dir = run.work / (f"checkpoint-{stage}" if stage else "checkpoint")
-    state = TrainState()
+    state, resumed = TrainState(), False
     if run.resume and checkpoint_dir.is_dir():
         try:
             accelerator.load_state(str(checkpoint_dir))
@@ -185,10 +187,11 @@ def train(
                 f"--resume: the checkpoint in {checkpoint_dir} cannot be read ({type(e).__name__}: "
                 f"{str(e).splitlines()[0][:160] if str(e) else ''}); it is damaged, so the run cannot continue: "
                 f"start over with --overwrite") from None
+        resumed = True
         accelerator.print(f"resuming from step {state.global_step} (epoch {state.epoch + 1}, "
                           f"batch {state.step_in_epoch}/{steps_per_epoch})")
-    if run.resume and accelerator.is_main_process:
-        _forget_lines_after(run.log_path, stage, state.global_step)
+    if run.resume and accelerator.is_main_process:  # without a checkpoint the stage starts over: all its lines go
+        _forget_lines_after(run.log_path, stage, state.global_step if resumed else -1)
 
     def log(record: dict) -> None:
         if accelerator.is_main_process:
@@ -239,6 +242,8 @@ def train(
             on_evaluate(score)
         return metrics
 
+    if evaluate_dev and evaluate_start and state.global_step == 0:
+        evaluate()
     model.train()
     t0 = time.time() - state.train_time_s
     while state.epoch < opts.epochs and not state.stopped_early:

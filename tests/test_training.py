@@ -23,8 +23,9 @@ class Crash(Exception):
     pass
 
 
+@pytest.mark.parametrize("crash_at, saved", [(8, 5), (3, None)])  # after the step-5 checkpoint; before any
 def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(tiny_teacher, glue_dir, tmp_path,
-                                                                               monkeypatch):
+                                                                               monkeypatch, crash_at, saved):
     reference = distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "ref"))
 
     calls = {"n": 0}
@@ -32,7 +33,7 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
 
     def crashing(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 8:  # step 8; the last checkpoint was written after step 5
+        if calls["n"] == crash_at:
             raise Crash()
         return original(self, *args, **kwargs)
 
@@ -43,8 +44,11 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     with pytest.raises(Crash):
         distill_student(_cfg(tiny_teacher, glue_dir, out))
     assert not out.exists()  # nothing half-written where the result goes
-    state = read_json(out.with_name("resumed.partial") / "checkpoint" / "trainer_state.json")
-    assert state["global_step"] == 5
+    checkpoint = out.with_name("resumed.partial") / "checkpoint"
+    if saved:
+        assert read_json(checkpoint / "trainer_state.json")["global_step"] == saved
+    else:
+        assert not checkpoint.exists()
 
     with pytest.raises(KdedgeError, match="--resume"):
         distill_student(_cfg(tiny_teacher, glue_dir, out))
@@ -57,7 +61,7 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
         np.testing.assert_array_equal(a[key], b[key])
     ref_metrics, res_metrics = read_json(reference / "metrics.json"), read_json(resumed / "metrics.json")
     assert ref_metrics["dev"] == res_metrics["dev"] and res_metrics["steps"] == ref_metrics["steps"] == 26
-    # the crashed run had logged steps 6 and 7 after its checkpoint; the resumed log has each step once
+    # the crashed run had logged the steps after its checkpoint (or all of its steps); the resumed log has each once
     log = [json.loads(line) for line in (resumed / "train_log.jsonl").read_text().splitlines()]
     assert log == [json.loads(line) for line in (reference / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == list(range(1, 27))

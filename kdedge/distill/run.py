@@ -225,6 +225,7 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
             evaluate_dev=stage.evaluate,
             lr_overrides={IntermediateDistiller.MAPPING_PREFIX: cfg.mapping_lr} if stage.intermediate else None,
             eval_sets=eval_features, select_on=cfg.select_on, on_evaluate=on_evaluate,
+            evaluate_start=stage.qat,  # QAT keeps the fake-quantized start if no step of it beats it
         )
         result = {"stage": stage.name, "steps": state.global_step, "train_time_s": round(state.train_time_s, 2),
                   "dev": best or None}
