@@ -46,6 +46,7 @@ declare -A RECIPES=(
   [pruned-2l-128-ffn384-long]="${pruned[*]} $(shape 2 128 4 384) ${long[*]}"
   # ... the FFN-256 one kept the most (int8 0.8662, 0.03 point under 97 %), int8 costing it 0.1 point: one epoch of
   # quantization-aware fine-tuning of each seed's student (@SEED@: the seed being trained), at its recipe's loss
+  # (the frontier config's options spelt out: that config sizes an intermediate stage, which --recipe prediction refuses)
   [pruned-2l-128-ffn256-long-qat]="--task sst2 --student tinybert --init pretrained:$RUN/frontier/pruned-2l-128-ffn256-long-s@SEED@
     --recipe prediction --epochs 0 --qat --soft-loss soft_ce --temperature 1 --alpha 0 --batch-size 32 --lr 3e-4
     --warmup-ratio 0.1 --max-length 128 --eval-steps 2000 --save-steps 1000"

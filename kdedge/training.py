@@ -177,8 +177,8 @@ def train(
     scheduler = accelerator.prepare(scheduler)
 
     checkpoint_dir = run.work / (f"checkpoint-{stage}" if stage else "checkpoint")
-    state, resumed = TrainState(), False
-    if run.resume and checkpoint_dir.is_dir():
+    state, resumed = TrainState(), run.resume and checkpoint_dir.is_dir()
+    if resumed:
         try:
             accelerator.load_state(str(checkpoint_dir))
             state = TrainState.load(checkpoint_dir / "trainer_state.json")
@@ -187,7 +187,6 @@ def train(
                 f"--resume: the checkpoint in {checkpoint_dir} cannot be read ({type(e).__name__}: "
                 f"{str(e).splitlines()[0][:160] if str(e) else ''}); it is damaged, so the run cannot continue: "
                 f"start over with --overwrite") from None
-        resumed = True
         accelerator.print(f"resuming from step {state.global_step} (epoch {state.epoch + 1}, "
                           f"batch {state.step_in_epoch}/{steps_per_epoch})")
     if run.resume and accelerator.is_main_process:  # without a checkpoint the stage starts over: all its lines go
