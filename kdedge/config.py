@@ -136,8 +136,8 @@ class TrainOptions(Checked):
     log_steps: int = opt(50, "Write the mean training loss to train_log.jsonl every N steps.", valid=COUNT)
     seed: int = opt(42, "Random seed (data order, initialisation, dropout).")
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = opt(
-        "auto", "Mixed precision; auto = fp16 on CUDA, none on CPU."
-    )
+        "auto", "Mixed precision; auto = fp16 on CUDA, none on CPU. bf16 also runs on CPUs with bfloat16 "
+        "instructions (AVX512_BF16, AMX, ARM BF16).")
     resume: bool = opt(False, "Continue an interrupted run from its last checkpoint.")
     overwrite: bool = opt(False, "Replace an existing output folder.")
 
@@ -366,7 +366,9 @@ class AugmentConfig(DataOptions):
                                     valid=COUNT)
     max_examples: int | None = opt(None, "Budget: stop once the transfer set holds this many rows.", valid=COUNT)
     batch_size: int = opt(128, "Teacher labelling batch size.", valid=COUNT)
-    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = opt("auto", "Teacher inference precision on GPU.")
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = opt(
+        "auto", "Teacher inference precision: auto = fp16 on CUDA, fp32 on CPU (bf16 where the CPU has bfloat16 "
+        "instructions).")
     seed: int = opt(42, "Seed of every random choice.")
     resume: bool = opt(False, "Continue an interrupted run at its next shard.")
     overwrite: bool = opt(False, "Replace an existing output folder.")

@@ -28,8 +28,9 @@ from transformers import get_linear_schedule_with_warmup
 from kdedge.config import TrainOptions
 from kdedge.data.batching import LengthBucketBatchSampler, PadCollator, feature_length
 from kdedge.errors import KdedgeError
-from kdedge.processes import launch_state
 from kdedge.outputs import RunDir, read_json, write_json
+from kdedge.processes import launch_state
+from kdedge_runtime.cpu import BF16_FLAGS, native_bf16, read_cpu
 
 LossFn = Callable[[torch.nn.Module, dict, float], torch.Tensor]  # (model, batch, progress in [0, 1])
 LogitsFn = Callable[[torch.nn.Module, dict], torch.Tensor]
@@ -41,10 +42,24 @@ def make_accelerator(mixed_precision: str = "auto") -> Accelerator:
     cuda = torch.cuda.is_available()
     if mixed_precision == "auto":
         mixed_precision = "fp16" if cuda else "no"
-    if mixed_precision != "no" and not cuda:
-        raise KdedgeError(f"--mixed-precision {mixed_precision} needs a CUDA GPU; use 'no' or 'auto' on the CPU")
+    if not cuda:
+        _check_cpu_precision(mixed_precision)
     launch_state()  # several processes under `accelerate launch`, on the CPU too
     return Accelerator(mixed_precision=mixed_precision, cpu=not cuda)
+
+
+def _check_cpu_precision(mixed_precision: str) -> None:
+    """On the CPU: fp32, or bfloat16 autocast where the CPU computes bfloat16 itself (PyTorch emulates it elsewhere,
+    slower than fp32). fp16 autocast is a GPU's."""
+    if mixed_precision == "no":
+        return
+    if mixed_precision == "fp16":
+        raise KdedgeError("--mixed-precision fp16 needs a CUDA GPU; on the CPU use 'no' (or 'bf16' where the CPU has "
+                          "bfloat16 instructions)")
+    machine, flags = read_cpu()
+    if not native_bf16(flags):
+        raise KdedgeError(f"--mixed-precision bf16: this CPU ({machine}) has no bfloat16 instructions "
+                          f"({', '.join(BF16_FLAGS)}), so PyTorch would emulate them, slower than fp32; use 'no'")
 
 
 def eval_loader(features: list[dict], batch_size: int, pad_token_id: int) -> tuple[DataLoader, np.ndarray]:

@@ -2,8 +2,10 @@ import json
 
 import numpy as np
 import pytest
+from accelerate.state import AcceleratorState
 from safetensors.numpy import load_file
 
+from kdedge import training
 from kdedge.config import DistillConfig, build_config
 from kdedge.distill import run as distill_run
 from kdedge.distill.run import distill_student
@@ -84,6 +86,37 @@ def test_nan_loss_stops_with_a_clear_message(tiny_teacher, glue_dir, tmp_path, m
                         lambda self, logits, *a, **k: logits.sum() * float("nan"))
     with pytest.raises(KdedgeError, match=r"loss became nan at step 1 .*lower --lr"):
         distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "nan"))
+
+
+@pytest.mark.parametrize("flags, precision, refused", [
+    ({"avx2", "avx512_vnni"}, "bf16", "no bfloat16 instructions"),  # PyTorch would emulate it, slower than fp32
+    ({"avx2", "avx512_bf16"}, "fp16", "needs a CUDA GPU"),
+])
+def test_cpu_mixed_precision_is_refused_where_the_cpu_cannot_run_it(monkeypatch, flags, precision, refused):
+    monkeypatch.setattr(training.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(training, "read_cpu", lambda: ("x86_64", flags))
+    with pytest.raises(KdedgeError, match=refused):
+        training.make_accelerator(precision)
+
+
+@pytest.fixture
+def fresh_accelerator_state():
+    """accelerate keeps one precision per process: start and leave this test's own."""
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()
+
+
+def test_bf16_trains_on_a_cpu_with_bfloat16_instructions_and_saves_fp32(tiny_teacher, glue_dir, tmp_path,
+                                                                       monkeypatch, fresh_accelerator_state):
+    monkeypatch.setattr(training.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(training, "read_cpu", lambda: ("x86_64", {"avx2", "avx512_bf16"}))
+    out = distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "bf16", mixed_precision="bf16", epochs=1))
+    assert read_json(out / "manifest.json")["config"]["mixed_precision"] == "bf16"
+    weights = load_file(out / "model.safetensors")
+    assert {w.dtype for w in weights.values()} == {np.dtype("float32")}
+    assert all(np.isfinite(w).all() for w in weights.values())
+    assert read_json(out / "metrics.json")["steps"] == 13
 
 
 def test_early_stopping(tiny_teacher, glue_dir, tmp_path):

@@ -25,8 +25,8 @@ const HERE = fileURLToPath(import.meta.url);
 
 // ------------------------------------------------------------------ the CPU (kdedge_runtime/cpu.py's verdict)
 const WEIGHTS = { avx2: "uint8", avx512: "int8", avx512_vnni: "int8", arm64: "int8" };
-const REPORTED_FLAGS = ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16",
-  "asimd", "asimddp", "i8mm"];
+const REPORTED_FLAGS = ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",
+  "amx_bf16", "asimd", "asimddp", "i8mm", "bf16"];
 const ARM = ["aarch64", "arm64", "armv8l"];
 const MACHINE = { x64: "x86_64", arm64: "aarch64", arm: "armv7l", ia32: "i686" };
 

@@ -66,9 +66,17 @@ def preset_mismatch(preset: str, machine: str, flags: Iterable[str]) -> str | No
             f"re-export with --preset {best} (or --preset auto on this machine)")
 
 
-# The flags a report shows: those above, and what else tells int8 and float speed apart (FMA, AMX).
-REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "asimd",
-                  "asimddp", "i8mm")
+# bfloat16 arithmetic in hardware (x86 AVX512_BF16 or AMX, ARM BF16): elsewhere PyTorch emulates it, slower than fp32.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+
+
+def native_bf16(flags: Iterable[str]) -> bool:
+    return bool(set(flags) & set(BF16_FLAGS))
+
+
+# The flags a report shows: those above, and what else tells int8 and float speed apart (FMA, bfloat16, AMX).
+REPORTED_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",
+                  "amx_bf16", "asimd", "asimddp", "i8mm", "bf16")
 
 
 def memory_gb() -> float | None:
