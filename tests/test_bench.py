@@ -254,6 +254,16 @@ def test_doctor_lists_every_backend():
     assert "int8 preset for this CPU: " in result.output
 
 
+@pytest.mark.parametrize("flag, says", [("avx512_bf16", "fp32, or bf16 autocast with --mixed-precision bf16"),
+                                        ("avx512_vnni", "fp32 (no bfloat16 instructions)")])
+def test_doctor_says_whether_this_cpu_trains_in_bf16(monkeypatch, flag, says):
+    from kdedge.bench import environment
+
+    cpu = {**environment.describe(), "flags": {"avx2": True, flag: True}}
+    monkeypatch.setattr(environment, "describe", lambda: cpu)
+    assert f"Training on this CPU: {says}" in environment.doctor_report()
+
+
 @pytest.mark.parametrize("lo, hi, expected", [
     (0.15, 15.0, [0.2, 0.5, 1.0, 2.0, 5.0, 10.0]),  # 1-2-5 when decades alone are too few
     (0.05, 200.0, [0.1, 1.0, 10.0, 100.0]),  # decades when they suffice

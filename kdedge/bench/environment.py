@@ -9,7 +9,8 @@ import subprocess
 
 from kdedge.bench.backends import BACKENDS
 from kdedge.outputs import library_versions
-from kdedge_runtime.cpu import describe, verdict
+from kdedge_runtime.cpu import describe, native_bf16, verdict
+
 
 def gpu_info() -> list[str]:
     if not shutil.which("nvidia-smi"):
@@ -38,6 +39,9 @@ def doctor_report() -> str:
              f"{cpu['memory_gb']} GiB",
              "CPU flags: " + ", ".join(f"{f} {'yes' if v else 'no'}" for f, v in cpu["flags"].items()),
              verdict(cpu),
+             "Training on this CPU: " + ("fp32, or bf16 autocast with --mixed-precision bf16 (bfloat16 instructions)"
+                                         if native_bf16(f for f, v in cpu["flags"].items() if v)
+                                         else "fp32 (no bfloat16 instructions)"),
              "GPU: " + ("; ".join(env["gpus"]) or "none visible (no nvidia-smi or no device)"),
              "ONNX Runtime providers: " + ", ".join(env["onnxruntime_providers"]), "Backends:"]
     for name, why in backend_status().items():
