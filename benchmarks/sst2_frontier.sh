@@ -3,7 +3,7 @@
 # quantized* (what a user gets without distilling).
 #   - the sst2-teacher recipe (all-MiniLM-L6-v2 fine-tuned on full SST-2);
 #   - one transfer set: all of SST-2 train plus 2 word-replaced (GloVe) and 2 rule-based variants per sentence,
-#     labelled by the teacher;
+#     labelled by the teacher (a recipe in TRANSFER_SETS has its own, built the same way with more variants);
 #   - transformer students of five shapes, 3L-384 down to 2L-128, pruned from the teacher (--init prune) with a
 #     trimmed vocabulary, two-stage TinyBERT recipe on the transfer set (configs/sst2-frontier.yaml);
 #   - at 2L-128, the same recipe from the pretrained BERT-Tiny-sized checkpoint and from random weights, and the
@@ -39,8 +39,15 @@ stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
 build_transfer "$TS" "$RES/transfer.log"
 for seed in "${SEEDS[@]}"; do
   for name in "${ONLY[@]}"; do
+    ts=$TS
+    if [ -n "${TRANSFER_SETS[$name]:-}" ]; then  # this recipe's own transfer set, built once
+      read -r folder options <<< "${TRANSFER_SETS[$name]}"
+      ts=$RUN/$folder
+      # shellcheck disable=SC2086  # the augment options are words
+      build_transfer "$ts" "$RES/$folder.log" $options
+    fi
     # shellcheck disable=SC2086  # the recipe's arguments are words
-    stage "$name-s$seed" "$RUN/frontier/$name-s$seed" "$RES" kdedge distill --teacher "$T" --transfer "$TS" \
+    stage "$name-s$seed" "$RUN/frontier/$name-s$seed" "$RES" kdedge distill --teacher "$T" --transfer "$ts" \
       --seed "$seed" ${RECIPES[$name]//@SEED@/$seed}
     # shellcheck disable=SC2086  # the export options are words
     export_bundle "$RUN/frontier/$name-s$seed" "$B" int8 ${EXPORT_OPTIONS[$name]:-}
