@@ -17,11 +17,11 @@
 {  # read whole before it runs
 RUN=${1:-benchmarks/runs/sst2-mpnet}
 RES=${RES:-benchmarks/results/sst2_mpnet}
-# the recipes' budgets, or a few hundred rows with SMOKE=1. The frontier's round 2, except that the intermediate stage
-# sees 20,000 rows (round 1's) rather than 50,000: the 110M teacher runs in its every step (its own fine-tuning ran
-# at about 16 rows/s on 2 CPU cores). The 4L-384, several times the 2L-128's cost a row, gets one prediction epoch.
-small=() short=() long=(--epochs 2 --intermediate-samples 20000 --trim-min-count 10) pred=(--epochs 2 --trim-min-count 10)
-wide=(--epochs 1)
+. benchmarks/sst2_recipes.sh  # build_transfer, export_bundle, teacher_bundle, shape, GLOVE, BERT_TINY, long
+# The recipes' budgets, or a few hundred rows with SMOKE=1: the frontier's round 2 (sst2_recipes.sh's `long`: 50,000
+# rows for the intermediate stage, two prediction epochs over the whole transfer set, the vocabulary trimmed at count
+# 10), except that the 4L-384, several times the 2L-128's cost a row, gets one prediction epoch.
+small=() short=() pred=(--epochs 2 --trim-min-count 10) wide=(--epochs 1)
 if [ "${SMOKE:-0}" = 1 ]; then
   RUN=$RUN-smoke RES=$RES-smoke
   small=(--max-train-samples 256 --max-eval-samples 128) short=(--epochs 1)
@@ -36,7 +36,6 @@ MODEL=${KDEDGE_MPNET:-benchmarks/runs/models/all-mpnet-base-v2}
 T=$RUN/teacher
 read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
 mkdir -p "$RES" "$RUN/bundles"
-. benchmarks/sst2_recipes.sh  # build_transfer, export_bundle, shape, GLOVE, BERT_TINY
 
 bash benchmarks/fetch_mpnet.sh "$MODEL"
 stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-mpnet-teacher.yaml --model "$MODEL" "${small[@]}" \
