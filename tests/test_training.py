@@ -111,8 +111,11 @@ def test_bf16_trains_on_a_cpu_with_bfloat16_instructions_and_saves_fp32(tiny_tea
                                                                        monkeypatch, fresh_accelerator_state):
     monkeypatch.setattr(training.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(training, "read_cpu", lambda: ("x86_64", {"avx2", "avx512_bf16"}))
+    made = []
+    monkeypatch.setattr(distill_run, "make_accelerator", lambda precision: made.append(
+        training.make_accelerator(precision)) or made[-1])
     out = distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "bf16", mixed_precision="bf16", epochs=1))
-    assert read_json(out / "manifest.json")["config"]["mixed_precision"] == "bf16"
+    assert [(a.mixed_precision, a.native_amp) for a in made] == [("bf16", True)]  # torch.autocast(cpu, bfloat16)
     weights = load_file(out / "model.safetensors")
     assert {w.dtype for w in weights.values()} == {np.dtype("float32")}
     assert all(np.isfinite(w).all() for w in weights.values())
