@@ -28,8 +28,8 @@ if [ "${SMOKE:-0}" = 1 ]; then
   long=(--epochs 1 --intermediate-epochs 1 --intermediate-samples 128 --prune-samples 64) pred=(--epochs 1) wide=()
 fi
 # Students train under bfloat16 autocast where the CPU has bfloat16 instructions (the frozen 110M teacher's forward in
-# every intermediate step is most of their cost; a 1,280-row intermediate stage took 21 s in fp32, 11 s in bf16 on
-# this AVX512_BF16 CPU), fp32 elsewhere; MIXED_PRECISION=no forces fp32. The teacher and its labels stay fp32.
+# every intermediate step is most of their cost), fp32 elsewhere; MIXED_PRECISION=no forces fp32. The teacher and
+# its labels stay fp32.
 MP=${MIXED_PRECISION:-$(python -c 'from kdedge_runtime.cpu import native_bf16, read_cpu
 print("bf16" if native_bf16(read_cpu()[1]) else "no")')}
 MODEL=${KDEDGE_MPNET:-benchmarks/runs/models/all-mpnet-base-v2}
