@@ -12,7 +12,9 @@ stage() {
   local name=$1 out=$2 res=$3; shift 3
   mkdir -p "$res"
   if [ -f "$out/metrics.json" ]; then echo "$name: cached ($out)"; return; fi
-  local t0; t0=$(date +%s)
+  local t0 resumed=""; t0=$(date +%s)
+  # a run resumed from its checkpoints (<out>.partial) is timed from the resume only: say so beside the figure
+  [ ! -d "$out.partial" ] || resumed=" (resumed: from the resume only)"
   "$@" --out "$out" --resume 2>&1 | without_progress > "$res/$name.log"
-  echo "$name wall_s=$(( $(date +%s) - t0 ))" | tee -a "$res/times.txt"
+  echo "$name wall_s=$(( $(date +%s) - t0 ))$resumed" | tee -a "$res/times.txt"
 }
