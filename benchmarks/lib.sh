@@ -7,14 +7,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # without_progress: stdin less its progress-bar lines (tqdm joins them with carriage returns); no line left is fine
 without_progress() { tr '\r' '\n' | { grep -av '%|' || [ $? = 1 ]; }; }
 
+# resume_note OUT_DIR: what a wall time gets beside it when the run resumes from its checkpoints (<out>.partial),
+# since it is timed from the resume only
+resume_note() { [ ! -d "$1.partial" ] || echo " (resumed: from the resume only)"; }
+
 # stage NAME OUT_DIR RESULTS_DIR command...
 stage() {
   local name=$1 out=$2 res=$3; shift 3
   mkdir -p "$res"
   if [ -f "$out/metrics.json" ]; then echo "$name: cached ($out)"; return; fi
-  local t0 resumed=""; t0=$(date +%s)
-  # a run resumed from its checkpoints (<out>.partial) is timed from the resume only: say so beside the figure
-  [ ! -d "$out.partial" ] || resumed=" (resumed: from the resume only)"
+  local t0 resumed; t0=$(date +%s) resumed=$(resume_note "$out")
   "$@" --out "$out" --resume 2>&1 | without_progress > "$res/$name.log"
   echo "$name wall_s=$(( $(date +%s) - t0 ))$resumed" | tee -a "$res/times.txt"
 }

@@ -17,10 +17,10 @@ STUDENT=(kdedge distill --config configs/sst2-bilstm.yaml --teacher "$T" --word-
 augment() {  # NAME augment-args...
   local name=$1; shift
   [ -f "$RUN/transfer-$name/manifest.json" ] && return
-  local t0; t0=$(date +%s)
+  local t0 resumed; t0=$(date +%s) resumed=$(resume_note "$RUN/transfer-$name")
   kdedge augment --task sst2 --teacher "$T" --max-train-samples $N --variants 2 --out "$RUN/transfer-$name" \
     --resume "$@" 2>&1 | without_progress > "$RES/transfer-$name.log"
-  echo "transfer-$name wall_s=$(( $(date +%s) - t0 ))" | tee -a "$RES/times.txt"
+  echo "transfer-$name wall_s=$(( $(date +%s) - t0 ))$resumed" | tee -a "$RES/times.txt"
 }
 mkdir -p "$RES"
 

@@ -83,10 +83,10 @@ declare -A EXPORT_OPTIONS=(
 build_transfer() {
   local out=$1 log=$2; shift 2
   [ ! -f "$out/manifest.json" ] || return 0
-  local t0; t0=$(date +%s)
+  local t0 resumed; t0=$(date +%s) resumed=$(resume_note "$out")
   kdedge augment --task sst2 --teacher "$T" --method replace,rules --word-vectors "$GLOVE" --variants 2 "$@" \
     --out "$out" --resume 2>&1 | without_progress > "$log"
-  echo "$(basename "$out") wall_s=$(( $(date +%s) - t0 ))" | tee -a "$(dirname "$log")/times.txt"
+  echo "$(basename "$out") wall_s=$(( $(date +%s) - t0 ))$resumed" | tee -a "$(dirname "$log")/times.txt"
 }
 
 # export_bundle STUDENT_DIR BUNDLES_DIR PRECISION [export options...]: the student's fp32 or int8 (--preset auto)
