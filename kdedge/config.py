@@ -294,7 +294,8 @@ class ExportConfig(ModelDataOptions):
     tolerance: float = opt(1e-4, "fp32 exports: the largest logit difference accepted before the export is aborted.",
                            valid=NATURAL)
     opset: int = opt(18, "ONNX opset (18: the lowest optimum recommends for BERT-class exports).", valid=Range(13, 23))
-    batch_size: int = opt(64, "Batch size for verification and dev evaluation.", valid=COUNT)
+    batch_size: int = opt(64, "Batch size for verification and dev evaluation (the dynamic int8 bundle is scored "
+                              "one example at a time: its scores depend on the batch's other rows).", valid=COUNT)
     seed: int = opt(42, "Seed for choosing calibration examples.")
     overwrite: bool = opt(False, "Replace an existing bundle folder.")
 
@@ -399,7 +400,9 @@ class BenchConfig(ModelDataOptions):
     rounds: int = opt(1, "Latency rounds: every model is timed again in a fresh process, the models interleaved in "
                          "alternating order; each figure is the median over rounds (steadier speed-ups on a shared "
                          "machine).", valid=COUNT)
-    eval_batch_size: int = opt(64, "Batch size of the dev-set accuracy pass.", valid=COUNT)
+    eval_batch_size: int = opt(64, "Batch size of the dev-set accuracy pass (dynamic int8 bundles: 1, since their "
+                                   "scores depend on the batch's other rows; the row's eval_batch_size says).",
+                               valid=COUNT)
     accuracy: bool = opt(True, "Measure the task metric on the dev set through each backend.")
     eval_file: tuple[str, ...] | None = opt(
         None, "NAME=FILE: a labelled file scored beside dev (the dev file's columns; e.g. text from where the model "

@@ -107,6 +107,10 @@ def test_bench_report_on_tiny_bundles(tiny_bundles, tiny_trained_teacher, glue_d
     t_int8 = rows[("teacher-int8", "ort-cpu")]
     assert (t_int8["role"], t_int8["precision"]) == ("teacher", "int8") and t_int8["size_mb"] < t_ort["size_mb"]
     assert all(k in t_int8 for k in ("backend", "p50_ms", "parameters", "retention"))
+    # dynamic int8 is scored one example at a time (its batched logits depend on the other rows), floats batched
+    assert t_int8["eval_batch_size"] == rows[("bilstm-dynamic", "ort-cpu")]["eval_batch_size"] == 1
+    assert {rows[k]["eval_batch_size"] for k in ((teacher, "torch-cpu"), (teacher, "ort-cpu"),
+                                                 ("tinybert-none", "ort-cpu"))} == {64}  # the default
     assert t_torch["retention"] == 1.0 and t_torch["agreement"] == 1.0
     assert t_ort["metric"] == pytest.approx(t_torch["metric"])  # fp32 ONNX teacher = PyTorch teacher
     assert student["retention"] == pytest.approx(student["metric"] / t_torch["metric"])

@@ -56,6 +56,8 @@ def test_device_bench_runs_without_torch_and_scores_as_kdedge_bench(tiny_bundles
     for r in report["bundles"]:
         assert set(r["latency"]) == {"1", "8"} and r["latency"]["1"]["runs"] >= 3
         assert 0 < r["load_ms"] < r["first_prediction_ms"] and r["peak_rss_mb"] > 10 and r["size_mb"] > 0
+    # dynamic int8 scored one example at a time, as kdedge bench scores it (its batched logits depend on the batch)
+    assert [r["eval_batch_size"] for r in report["bundles"]] == [8, 1, 1]
     row = rows[student.name]
     assert row["retention"] == pytest.approx(row["metrics"]["accuracy"] / rows[teacher.name]["metrics"]["accuracy"])
     assert row["speedup_vs_teacher"]["1"] == pytest.approx(
@@ -210,7 +212,8 @@ def test_node_device_bench_writes_the_same_report(tiny_bundles, glue_dir, tmp_pa
     assert from_node["data"] == from_python["data"]
     assert from_node["device"]["cpu"]["int8_preset"] == from_python["device"]["cpu"]["int8_preset"]
     for a, b in zip(from_node["bundles"], from_python["bundles"]):
-        assert (a["name"], a["role"], a["model_sha256"]) == (b["name"], b["role"], b["model_sha256"])
+        assert (a["name"], a["role"], a["model_sha256"], a["eval_batch_size"]) == (
+            b["name"], b["role"], b["model_sha256"], b["eval_batch_size"])
         assert a["metrics"] == pytest.approx(b["metrics"], abs=1e-12) and set(a["latency"]) == set(b["latency"])
         assert a["retention"] == pytest.approx(b["retention"])
         np.testing.assert_allclose(a["logits"], b["logits"], atol=1e-4)

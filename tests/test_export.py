@@ -97,6 +97,26 @@ def test_int8_runs_and_agrees_with_fp32(student_dir, glue_dir, tmp_path, scheme)
         assert m["quantization"]["ops"].get("DynamicQuantizeLSTM") == 2  # forward and backward LSTMs
 
 
+def test_dynamic_int8_is_scored_one_example_at_a_time(tiny_bundles, glue_dir):
+    """Dynamic int8 takes each activation's range over the whole batch: a sentence's logits move with a padded
+    neighbour (fp32's do not), so the export scores it alone, as an app at the edge calls it."""
+    from kdedge_runtime import Classifier
+
+    rows = [line.split("\t") for line in (glue_dir / "SST-2" / "dev.tsv").read_text().splitlines()[1:201]]
+    texts, labels = [r[0] for r in rows], np.array([int(r[1]) for r in rows])
+    neighbour = " ".join(texts[:8])  # longer than any one sentence: pads the other row
+    for name, batch_size in (("tinybert-dynamic", 1), ("tinybert-none", 64)):
+        manifest = json.loads((tiny_bundles[name] / "manifest.json").read_text())
+        clf = Classifier(tiny_bundles[name])
+        alone = clf.logits(texts[:20], batch_size=1)
+        with_neighbour = np.stack([clf.logits([t, neighbour], batch_size=2)[0] for t in texts[:20]])
+        moved = np.abs(alone - with_neighbour).max()
+        assert (moved > 1e-4) if batch_size == 1 else (moved < 1e-5), (name, moved)
+        accuracy = float((clf.logits(texts, batch_size=batch_size).argmax(-1) == labels).mean())
+        assert manifest["dev"]["onnx_batch_size"] == batch_size
+        assert manifest["dev"]["onnx"]["accuracy"] == pytest.approx(accuracy)
+
+
 def test_optimized_transformer_export_fuses_ops_and_keeps_parity(tiny_tinybert_student, glue_dir, tmp_path):
     bundle = _export(tiny_tinybert_student, glue_dir, tmp_path / "b", optimize=True)
     m = json.loads((bundle / "manifest.json").read_text())

@@ -12,6 +12,7 @@ from pathlib import Path
 from kdedge.errors import KdedgeError
 from kdedge.outputs import sha256_file
 from kdedge_runtime import BundleError, Classifier
+from kdedge_runtime.classifier import DYNAMIC_SCHEMES
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class BenchModel:
     task: str
     label_names: list[str]
     int8_preset: str | None = None  # the CPU family a dynamic int8 bundle was quantized for
+    quantization: str | None = None  # a bundle's int8 scheme ("dynamic", "static", ...), None for float models
+
+    @property
+    def scored_alone(self) -> bool:
+        """Scored one example at a time (see DYNAMIC_SCHEMES)."""
+        return self.quantization in DYNAMIC_SCHEMES
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -43,7 +50,7 @@ def bundle_model(path: str, role: str = "student", name: str | None = None) -> B
     quantization = m.get("quantization") if isinstance(m.get("quantization"), dict) else {}
     return BenchModel(name or folder.name, "onnx", str(folder), role, str(m.get("precision", "unknown")),
                       (folder / "model.onnx").stat().st_size / 1e6, m.get("parameters"), m["task"]["name"],
-                      list(m["label_names"]), quantization.get("preset"))
+                      list(m["label_names"]), quantization.get("preset"), quantization.get("scheme"))
 
 
 def torch_model(path: str, role: str) -> BenchModel:

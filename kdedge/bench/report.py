@@ -27,6 +27,7 @@ def build_rows(results: list[dict], task: Task, labels: np.ndarray, device_rows:
         if r["status"] == "ok":
             row.update(session=r["session"], latency=r["latency"], **_headline_latency(r["latency"]))
             if "logits" in r:
+                row["eval_batch_size"] = r.get("eval_batch_size")
                 logits = np.asarray(r["logits"], dtype=np.float32)
                 row["metrics"] = compute_metrics(task, logits, labels)
                 row["metric"] = row["metrics"][task.main_metric]

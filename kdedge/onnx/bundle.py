@@ -29,6 +29,7 @@ from kdedge.onnx.quantize import optimize_transformer, quantize, to_fp16
 from kdedge.outputs import RunDir, library_versions, sha256_file, write_json
 from kdedge.quant.qat import strip_qat
 from kdedge.training import eval_loader, predict_logits
+from kdedge_runtime.classifier import DYNAMIC_SCHEMES
 from kdedge_runtime.cpu import INT8_FLAGS, preset_for, read_cpu
 
 BUNDLE_FORMAT = "kdedge-bundle/1"
@@ -179,7 +180,8 @@ def _verify(cfg: ExportConfig, student, data, session, max_length: int) -> tuple
     pad = student.tokenizer.pad_token_id
     loader, order = eval_loader(features, cfg.batch_size, pad)
     torch_logits = predict_logits(student.model, loader, order, student.logits)
-    exported_logits = onnx_logits(session, features, cfg.batch_size, pad)
+    onnx_batch_size = 1 if cfg.quantize in DYNAMIC_SCHEMES else cfg.batch_size
+    exported_logits = onnx_logits(session, features, onnx_batch_size, pad)
     n = min(cfg.verify, len(features))
     parity = compare(torch_logits[:n], exported_logits[:n], data.task.is_regression)
     exact = cfg.quantize == "none" and not cfg.fp16
@@ -192,7 +194,8 @@ def _verify(cfg: ExportConfig, student, data, session, max_length: int) -> tuple
                 f"{n} dev examples (tolerance {cfg.tolerance:g}); no bundle was written"
             )
     dev = {"pytorch": compute_metrics(data.task, torch_logits, data.dev.labels),
-           "onnx": compute_metrics(data.task, exported_logits, data.dev.labels), "examples": len(features)}
+           "onnx": compute_metrics(data.task, exported_logits, data.dev.labels), "examples": len(features),
+           "onnx_batch_size": onnx_batch_size}
     return parity, dev
 
 

@@ -25,6 +25,10 @@ const HERE = fileURLToPath(import.meta.url);
 
 // ------------------------------------------------------------------ the CPU (kdedge_runtime/cpu.py's verdict)
 const WEIGHTS = { avx2: "uint8", avx512: "int8", avx512_vnni: "int8", arm64: "int8" };
+// Quantization schemes that quantize activations on the fly, each range over the whole input tensor: a row's logits
+// then depend on the other rows of its batch and their padding, so accuracy is scored one example at a time (as an
+// app at the edge calls the bundle; the one score that does not depend on the batch). As kdedge_runtime's.
+const DYNAMIC_SCHEMES = new Set(["dynamic", "qat"]);
 const REPORTED_FLAGS = ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",
   "amx_bf16", "asimd", "asimddp", "i8mm", "bf16"];
 const ARM = ["aarch64", "arm64", "armv8l"];
@@ -178,7 +182,8 @@ export async function measureBundle(job) {
     const times = await measure(() => classifier.session.run(feeds[next++ % feeds.length], ["logits"]), job);
     latency[String(size)] = summarize(times, size);
   }
-  const logits = await classifier.logits(texts, pairs, { batchSize: job.batch_size });
+  const evalBatchSize = DYNAMIC_SCHEMES.has(manifest.quantization?.scheme) ? 1 : job.batch_size;
+  const logits = await classifier.logits(texts, pairs, { batchSize: evalBatchSize });
   const metrics = score(manifest.task.metrics, logits, labels, classifier.isRegression);
   const preset = manifest.quantization?.preset ?? null;
   return {
@@ -186,7 +191,7 @@ export async function measureBundle(job) {
     name: path.basename(path.resolve(job.bundle)), role: job.role, path: job.bundle,
     model_sha256: manifest.files["model.onnx"].sha256, task: manifest.task.name,
     architecture: manifest.architecture ?? null, precision: manifest.precision ?? null,
-    parameters: manifest.parameters ?? null, quantization_preset: preset,
+    parameters: manifest.parameters ?? null, quantization_preset: preset, eval_batch_size: evalBatchSize,
     preset_warning: preset ? presetMismatch(preset, ...readCpu()) : null,
     size_mb: Math.round(folderBytes(job.bundle) / 1e3) / 1e3, metrics, main_metric: manifest.task.metrics[0],
     examples: texts.length, load_ms: loaded - start, first_prediction_ms: first - start,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kdedge_runtime.classifier import BundleError, Classifier, read_manifest
+from kdedge_runtime.classifier import BundleError, Classifier, read_manifest, scoring_batch_size
 from kdedge_runtime.cpu import describe, preset_mismatch, read_cpu, verdict
 from kdedge_runtime.data import DataError, read_labelled
 from kdedge_runtime.metrics import METRICS, score
@@ -110,7 +110,8 @@ def measure_bundle(job: dict) -> dict:
         feeds = [classifier.pad(features[i:i + size]) for i in range(0, max(1, len(features) - size + 1), size)]
         batches = itertools.cycle(feeds)  # each timed call takes the next real batch: the file's length mix
         latency[str(size)] = summarize(measure(lambda: classifier.run_batch(next(batches)), **timing), size)
-    logits = classifier.logits(texts, pairs, batch_size=job["batch_size"])
+    eval_batch_size = scoring_batch_size(manifest, job["batch_size"])
+    logits = classifier.logits(texts, pairs, batch_size=eval_batch_size)
     metrics = score(list(manifest["task"]["metrics"]), logits, labels, classifier.is_regression)
     quantization = manifest.get("quantization") or {}
     preset = quantization.get("preset")
@@ -120,7 +121,7 @@ def measure_bundle(job: dict) -> dict:
         "name": Path(job["bundle"]).name, "role": job["role"], "path": str(job["bundle"]),
         "model_sha256": manifest["files"]["model.onnx"]["sha256"], "task": manifest["task"]["name"],
         "architecture": manifest.get("architecture"), "precision": manifest.get("precision"),
-        "parameters": manifest.get("parameters"), "quantization_preset": preset,
+        "parameters": manifest.get("parameters"), "quantization_preset": preset, "eval_batch_size": eval_batch_size,
         "preset_warning": preset_mismatch(preset, *read_cpu()) if preset else None,
         "size_mb": round(sum(f.stat().st_size for f in Path(job["bundle"]).rglob("*") if f.is_file()) / 1e6, 3),
         "metrics": metrics, "main_metric": manifest["task"]["metrics"][0], "examples": len(texts),

@@ -22,6 +22,10 @@ from kdedge_runtime import plugins
 
 BUNDLE_FORMAT = "kdedge-bundle/1"
 _ID_INPUTS = ("input_ids", "input_ids_b")  # padded with the pad token; masks and type ids with 0
+# Quantization schemes that quantize activations on the fly, each range taken over the whole input tensor: a row's
+# logits then depend on the other rows of its batch and their padding, so accuracy is scored one example at a time
+# (the way an app at the edge calls the bundle, and the one score that does not depend on the batch).
+DYNAMIC_SCHEMES = frozenset({"dynamic", "qat"})
 
 
 class BundleError(ValueError):
@@ -219,6 +223,12 @@ _KINDS = {
                and all(c in "0123456789abcdef" for c in v)),
 }
 _MISSING = object()
+
+
+def scoring_batch_size(manifest: dict, batched: int) -> int:
+    """The batch size a bundle's accuracy is scored at: 1 for dynamic int8 (DYNAMIC_SCHEMES), else `batched`."""
+    quantization = manifest.get("quantization")
+    return 1 if isinstance(quantization, dict) and quantization.get("scheme") in DYNAMIC_SCHEMES else batched
 
 
 def read_manifest(path: Path) -> dict:
