@@ -178,9 +178,10 @@ def _verify(cfg: ExportConfig, student, data, session, max_length: int) -> tuple
     features = encode(student.tokenizer, data.dev, max_length, siamese=student.siamese,
                       add_special_tokens=student.add_special_tokens)
     pad = student.tokenizer.pad_token_id
-    loader, order = eval_loader(features, cfg.batch_size, pad)
-    torch_logits = predict_logits(student.model, loader, order, student.logits)
+    # dynamic int8 scored one example at a time (DYNAMIC_SCHEMES), and so the fake-quantized reference of a qat export
     onnx_batch_size = 1 if cfg.quantize in DYNAMIC_SCHEMES else cfg.batch_size
+    loader, order = eval_loader(features, onnx_batch_size if cfg.quantize == "qat" else cfg.batch_size, pad)
+    torch_logits = predict_logits(student.model, loader, order, student.logits)
     exported_logits = onnx_logits(session, features, onnx_batch_size, pad)
     n = min(cfg.verify, len(features))
     parity = compare(torch_logits[:n], exported_logits[:n], data.task.is_regression)
