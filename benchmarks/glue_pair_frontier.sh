@@ -42,9 +42,7 @@ for task in "${TASKS[@]}"; do
   done
   [ "${BENCH:-1}" = 0 ] && continue
   bundles=()
-  for bundle in "$B"/*/; do
-    if [ -f "$bundle/manifest.json" ]; then bundles+=(--bundle "${bundle%/}"); fi
-  done
+  folder_bundles bundles "$B"
   kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --rounds 3 --batch-sizes 1,32 \
     --seq-lens 128 --out "$RES/$task" --overwrite > "$RES/bench.log"
   kdedge doctor > "$RES/doctor.txt"

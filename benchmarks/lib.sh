@@ -7,6 +7,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # without_progress: stdin less its progress-bar lines (tqdm joins them with carriage returns); no line left is fine
 without_progress() { tr '\r' '\n' | { grep -av '%|' || [ $? = 1 ]; }; }
 
+# folder_bundles ARRAY DIR: append `--bundle FOLDER` to ARRAY for every bundle (a folder with manifest.json) in DIR
+folder_bundles() {
+  local -n into=$1
+  local bundle
+  for bundle in "$2"/*/; do
+    if [ -f "$bundle/manifest.json" ]; then into+=(--bundle "${bundle%/}"); fi
+  done
+}
+
 # resume_note OUT_DIR: what a wall time gets beside it when the run resumes from its checkpoints (<out>.partial),
 # since it is timed from the resume only
 resume_note() { [ ! -d "$1.partial" ] || echo " (resumed: from the resume only)"; }

@@ -64,9 +64,7 @@ for name in "${ONLY[@]}"; do
   if [ -n "${EXPORT_OPTIONS[$name]:-}" ]; then teacher_bundle "$B" > /dev/null; break; fi
 done
 bundles=()
-for bundle in "$B"/*/; do
-  if [ -f "$bundle/manifest.json" ]; then bundles+=(--bundle "${bundle%/}"); fi
-done
+folder_bundles bundles "$B"
 kdedge doctor > "$RES/doctor.txt"
 bench=(kdedge bench --teacher "$T" "${bundles[@]}" --threads 1 --overwrite)
 # OpenVINO's rows where it runs (kdedge[openvino]); ort-openvino's row says why it cannot where it cannot.

@@ -72,9 +72,7 @@ done
 
 teacher_bundle "$RUN/bundles" > /dev/null
 bundles=()
-for bundle in "$RUN/bundles"/*/; do
-  if [ -f "$bundle/manifest.json" ]; then bundles+=(--bundle "${bundle%/}"); fi
-done
+folder_bundles bundles "$RUN/bundles"
 kdedge doctor > "$RES/doctor.txt"
 kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --rounds 3 --batch-sizes 1,32 --seq-lens 64 \
   "${small[@]:2}" --out "$RES/sst2" --overwrite > "$RES/bench.log"  # with SMOKE=1: --max-eval-samples

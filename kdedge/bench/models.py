@@ -12,7 +12,6 @@ from pathlib import Path
 from kdedge.errors import KdedgeError
 from kdedge.outputs import sha256_file
 from kdedge_runtime import BundleError, Classifier
-from kdedge_runtime.classifier import DYNAMIC_SCHEMES
 
 
 @dataclass(frozen=True)
@@ -28,11 +27,6 @@ class BenchModel:
     label_names: list[str]
     int8_preset: str | None = None  # the CPU family a dynamic int8 bundle was quantized for
     quantization: str | None = None  # a bundle's int8 scheme ("dynamic", "static", ...), None for float models
-
-    @property
-    def scored_alone(self) -> bool:
-        """Scored one example at a time (see DYNAMIC_SCHEMES)."""
-        return self.quantization in DYNAMIC_SCHEMES
 
     def to_dict(self) -> dict:
         return asdict(self)

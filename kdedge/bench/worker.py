@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from kdedge.bench.backends import BACKENDS
-from kdedge.bench.models import BenchModel
+from kdedge_runtime.classifier import scoring_batch_size
 from kdedge_runtime.timing import measure, summarize
 
 
@@ -183,7 +183,7 @@ def run_job(job: dict) -> dict:
             padded[str(bs)][str(length)] = summarize(measure(model.runner(rows), **timing), bs)
     result = {"status": "ok", "session": model.session_info, "latency": {"real": real, "padded": padded}}
     if job.get("accuracy", True):
-        eval_batch_size = 1 if BenchModel(**job["model"]).scored_alone else job["eval_batch_size"]
+        eval_batch_size = scoring_batch_size(job["model"]["quantization"], job["eval_batch_size"])
         result["eval_batch_size"] = eval_batch_size
         result["logits"] = model.logits(texts, pairs, eval_batch_size).tolist()
         result["eval_logits"] = {name: model.logits(s["texts"], s.get("pairs"), eval_batch_size).tolist()

@@ -29,7 +29,7 @@ from kdedge.onnx.quantize import optimize_transformer, quantize, to_fp16
 from kdedge.outputs import RunDir, library_versions, sha256_file, write_json
 from kdedge.quant.qat import strip_qat
 from kdedge.training import eval_loader, predict_logits
-from kdedge_runtime.classifier import DYNAMIC_SCHEMES
+from kdedge_runtime.classifier import scoring_batch_size
 from kdedge_runtime.cpu import INT8_FLAGS, preset_for, read_cpu
 
 BUNDLE_FORMAT = "kdedge-bundle/1"
@@ -178,8 +178,8 @@ def _verify(cfg: ExportConfig, student, data, session, max_length: int) -> tuple
     features = encode(student.tokenizer, data.dev, max_length, siamese=student.siamese,
                       add_special_tokens=student.add_special_tokens)
     pad = student.tokenizer.pad_token_id
-    # dynamic int8 scored one example at a time (DYNAMIC_SCHEMES), and so the fake-quantized reference of a qat export
-    onnx_batch_size = 1 if cfg.quantize in DYNAMIC_SCHEMES else cfg.batch_size
+    # dynamic int8 scored one example at a time, and so the fake-quantized reference of a qat export
+    onnx_batch_size = scoring_batch_size(cfg.quantize, cfg.batch_size)
     loader, order = eval_loader(features, onnx_batch_size if cfg.quantize == "qat" else cfg.batch_size, pad)
     torch_logits = predict_logits(student.model, loader, order, student.logits)
     exported_logits = onnx_logits(session, features, onnx_batch_size, pad)

@@ -110,10 +110,10 @@ def measure_bundle(job: dict) -> dict:
         feeds = [classifier.pad(features[i:i + size]) for i in range(0, max(1, len(features) - size + 1), size)]
         batches = itertools.cycle(feeds)  # each timed call takes the next real batch: the file's length mix
         latency[str(size)] = summarize(measure(lambda: classifier.run_batch(next(batches)), **timing), size)
-    eval_batch_size = scoring_batch_size(manifest, job["batch_size"])
+    quantization = manifest.get("quantization") if isinstance(manifest.get("quantization"), dict) else {}
+    eval_batch_size = scoring_batch_size(quantization.get("scheme"), job["batch_size"])
     logits = classifier.logits(texts, pairs, batch_size=eval_batch_size)
     metrics = score(list(manifest["task"]["metrics"]), logits, labels, classifier.is_regression)
-    quantization = manifest.get("quantization") or {}
     preset = quantization.get("preset")
     extra = {"logits": np.round(logits, 6).tolist()} if job.get("with_logits") else {}
     return {

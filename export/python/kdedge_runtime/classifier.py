@@ -225,10 +225,10 @@ _KINDS = {
 _MISSING = object()
 
 
-def scoring_batch_size(manifest: dict, batched: int) -> int:
-    """The batch size a bundle's accuracy is scored at: 1 for dynamic int8 (DYNAMIC_SCHEMES), else `batched`."""
-    quantization = manifest.get("quantization")
-    return 1 if isinstance(quantization, dict) and quantization.get("scheme") in DYNAMIC_SCHEMES else batched
+def scoring_batch_size(scheme: str | None, batched: int) -> int:
+    """The batch size a bundle quantized with `scheme` (None: float) is scored at: 1 for DYNAMIC_SCHEMES, else
+    `batched`."""
+    return 1 if scheme in DYNAMIC_SCHEMES else batched
 
 
 def read_manifest(path: Path) -> dict:
