@@ -36,16 +36,16 @@ read -r -a ONLY <<< "${ONLY:-${ORDER[*]}}"
 
 stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
 
-build_transfer "$TS" "$RES/transfer.log"
 for seed in "${SEEDS[@]}"; do
   for name in "${ONLY[@]}"; do
-    ts=$TS
-    if [ -n "${TRANSFER_SETS[$name]:-}" ]; then  # this recipe's own transfer set, built once
+    # the frontier's transfer set, or this recipe's own (TRANSFER_SETS); each built once, when a recipe first needs it
+    ts=$TS log=$RES/transfer.log options=
+    if [ -n "${TRANSFER_SETS[$name]:-}" ]; then
       read -r folder options <<< "${TRANSFER_SETS[$name]}"
-      ts=$RUN/$folder
-      # shellcheck disable=SC2086  # the augment options are words
-      build_transfer "$ts" "$RES/$folder.log" $options
+      ts=$RUN/$folder log=$RES/$folder.log
     fi
+    # shellcheck disable=SC2086  # the augment options are words
+    build_transfer "$ts" "$log" $options
     # shellcheck disable=SC2086  # the recipe's arguments are words
     stage "$name-s$seed" "$RUN/frontier/$name-s$seed" "$RES" kdedge distill --teacher "$T" --transfer "$ts" \
       --seed "$seed" ${RECIPES[$name]//@SEED@/$seed}
