@@ -61,7 +61,7 @@ def _ort_openvino() -> str | None:
     from kdedge_runtime import plugins
 
     provider = "OpenVINOExecutionProvider"
-    if provider in ort.get_available_providers():
+    if not plugins.is_plugin(provider):  # the onnxruntime-openvino build has it built in
         return None
     why = plugins.register(provider)
     if why:

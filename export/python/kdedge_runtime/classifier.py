@@ -51,7 +51,7 @@ class Classifier:
         if threads:
             options.intra_op_num_threads = threads
         providers = list(providers or ["CPUExecutionProvider"])
-        plugged = [p for p in providers if p not in ort.get_available_providers() and p in plugins.PLUGIN_PACKAGES]
+        plugged = [p for p in providers if plugins.is_plugin(p)]
         for provider in plugged:  # e.g. OpenVINO from onnxruntime-ep-openvino: attached per device, CPU as fallback
             plugins.attach(options, provider)
         try:

@@ -35,6 +35,13 @@ def register(provider: str) -> str | None:
     return None
 
 
+def is_plugin(provider: str) -> bool:
+    """Whether the provider is attached from its plugin library rather than built into this onnxruntime wheel.
+    A registered plugin is listed by get_available_providers(), yet a session that names it in `providers`
+    silently runs on the CPU provider instead: it must be attached per device every time."""
+    return provider in PLUGIN_PACKAGES and (provider in _registered or provider not in ort.get_available_providers())
+
+
 def devices(provider: str) -> list:
     """The devices a registered provider offers on this machine (OrtEpDevice objects)."""
     return [d for d in ort.get_ep_devices() if d.ep_name == provider]
