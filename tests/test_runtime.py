@@ -381,3 +381,8 @@ def test_plugin_provider_is_attached_per_device_or_refused_with_the_reason(tiny_
             clf = Classifier(bundle, providers=["OpenVINOExecutionProvider"])
             assert clf.session.get_providers()[0] == "OpenVINOExecutionProvider"
             np.testing.assert_allclose(clf.logits(["fine"]), Classifier(bundle).logits(["fine"]), atol=0.05)
+            # an fp32 bundle computes in fp32 (OpenVINO's default would be bfloat16 on CPUs that have it)
+            fp32 = tiny_bundles["tinybert-none"]
+            texts = ["a fine, moving film", "dull and far too long"]
+            np.testing.assert_allclose(Classifier(fp32, providers=["OpenVINOExecutionProvider"]).logits(texts),
+                                       Classifier(fp32).logits(texts), atol=1e-5)

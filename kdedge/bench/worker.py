@@ -36,7 +36,8 @@ class OnnxModel:
         self.session_info = {"providers": used, "intra_op_num_threads": options.intra_op_num_threads,
                              "inter_op_num_threads": options.inter_op_num_threads,
                              "graph_optimization_level": str(options.graph_optimization_level),
-                             "execution_mode": str(options.execution_mode), "io_binding": self.io_binding}
+                             "execution_mode": str(options.execution_mode), "io_binding": self.io_binding,
+                             "provider_options": self.classifier.session.get_provider_options().get(used[0], {})}
         self.inputs = self.classifier.input_names
 
     def features(self, texts, pairs) -> list[dict]:

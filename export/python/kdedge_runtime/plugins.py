@@ -7,11 +7,15 @@ of this.
 from __future__ import annotations
 
 import importlib
+import json
 
 import onnxruntime as ort
 
 # provider name -> the Python package that ships its plugin library (and says where the library is)
 PLUGIN_PACKAGES = {"OpenVINOExecutionProvider": "onnxruntime_ep_openvino"}
+# provider name -> the options every session gets with it. OpenVINO's CPU plugin computes in bfloat16 wherever the
+# CPU has it unless told otherwise, so an fp32 bundle would not give the logits its export checked.
+PLUGIN_OPTIONS = {"OpenVINOExecutionProvider": {"load_config": json.dumps({"CPU": {"INFERENCE_PRECISION_HINT": "f32"}})}}
 _registered: set[str] = set()
 
 
@@ -61,4 +65,4 @@ def attach(options: ort.SessionOptions, provider: str) -> None:
     found = devices(provider) if why is None else []
     if not found:
         raise ValueError(why or f"{provider} offers no device on this machine")
-    options.add_provider_for_devices(found, {})
+    options.add_provider_for_devices(found, PLUGIN_OPTIONS.get(provider, {}))
