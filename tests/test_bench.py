@@ -122,6 +122,7 @@ def test_bench_report_on_tiny_bundles(tiny_bundles, tiny_trained_teacher, glue_d
     assert set(latency["real"]) == {"1", "4"} and set(latency["padded"]["4"]) == {"8"}
     assert latency["real"]["1"]["runs"] >= 3 and latency["real"]["1"]["p50_ms"] <= latency["real"]["1"]["p99_ms"]
     assert student["parameters"] > 0 and student["session"]["providers"] == ["CPUExecutionProvider"]
+    assert student["session"]["disabled_optimizers"] == ["SkipLayerNormFusion"]  # what kdedge_runtime runs with
     assert report["environment"]["cpu"]["flags"]["avx2"] in (True, False)
     # the table a person reads agrees with the JSON
     md = (out / "report.md").read_text()

@@ -19,6 +19,7 @@ import numpy as np
 
 from kdedge.bench.backends import BACKENDS
 from kdedge_runtime.classifier import scoring_batch_size
+from kdedge_runtime.session import disabled_optimizers
 from kdedge_runtime.timing import measure, summarize
 
 
@@ -37,6 +38,7 @@ class OnnxModel:
                              "inter_op_num_threads": options.inter_op_num_threads,
                              "graph_optimization_level": str(options.graph_optimization_level),
                              "execution_mode": str(options.execution_mode), "io_binding": self.io_binding,
+                             "disabled_optimizers": disabled_optimizers(options),
                              "provider_options": self.classifier.session.get_provider_options().get(used[0], {})}
         self.inputs = self.classifier.input_names
 

@@ -8,13 +8,13 @@ import numpy as np
 import onnxruntime as ort
 
 from kdedge.training import eval_loader
+from kdedge_runtime.session import session_options
 
 
 def cpu_session(path: Path, threads: int | None = None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    """The session the runtimes would run `path` in on the CPU."""
+    providers = ["CPUExecutionProvider"]
+    return ort.InferenceSession(str(path), session_options(providers, threads), providers=providers)
 
 
 def onnx_logits(session: ort.InferenceSession, features: list[dict], batch_size: int, pad_token_id: int) -> np.ndarray:

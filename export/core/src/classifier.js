@@ -2,6 +2,7 @@
 // was trained, pad, run, decode. A runtime (Node, the browser) reads the files its own way and passes an ONNX Runtime
 // module (onnxruntime-node or onnxruntime-web) and a sha256 function; everything else is here, once.
 import { BundleError, firstLine, vocabularySize } from "./manifest.js";
+import { sessionOptionsFor } from "./session.js";
 import { BundleTokenizer } from "./tokenizer.js";
 
 const ID_INPUTS = new Set(["input_ids", "input_ids_b"]); // padded with the pad token; masks and type ids with 0
@@ -39,7 +40,7 @@ export class Classifier {
     }
     let session;
     try {
-      session = await platform.ort.InferenceSession.create(modelBytes, sessionOptions);
+      session = await platform.ort.InferenceSession.create(modelBytes, sessionOptionsFor(sessionOptions));
     } catch (e) {
       throw new BundleError(`${modelName} is not a model ONNX Runtime can load (${firstLine(e)})`);
     }

@@ -2,3 +2,4 @@
 export { BUNDLE_FORMAT, BundleError, MANIFEST_FIELDS, firstLine, isObject, parseManifest, vocabularySize } from "./manifest.js";
 export { BundleTokenizer, truncateLongestFirst } from "./tokenizer.js";
 export { Classifier } from "./classifier.js";
+export { CPU_DISABLED_OPTIMIZERS, sessionOptionsFor } from "./session.js";

@@ -19,6 +19,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from kdedge_runtime import plugins
+from kdedge_runtime.session import session_options
 
 BUNDLE_FORMAT = "kdedge-bundle/1"
 _ID_INPUTS = ("input_ids", "input_ids_b")  # padded with the pad token; masks and type ids with 0
@@ -47,10 +48,8 @@ class Classifier:
         model_file = bundle_file(self.path, "model.onnx")
         if verify_checksum:
             _check_checksum(model_file, self.manifest)
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
         providers = list(providers or ["CPUExecutionProvider"])
+        options = session_options(providers, threads)
         plugged = [p for p in providers if plugins.is_plugin(p)]
         for provider in plugged:  # e.g. OpenVINO from onnxruntime-ep-openvino: attached per device, CPU as fallback
             plugins.attach(options, provider)
