@@ -38,10 +38,10 @@ def bundle_model(path: str, role: str = "student", name: str | None = None) -> B
     if not (folder / "manifest.json").is_file() or not (folder / "model.onnx").is_file():
         raise KdedgeError(f"{folder} is not a bundle (manifest.json and model.onnx): give a `kdedge export` folder")
     try:
-        m = Classifier(folder).manifest  # every check the runtimes make, before any job starts
+        classifier = Classifier(folder)  # every check the runtimes make, before any job starts
     except BundleError as e:
         raise KdedgeError(str(e)) from None
-    quantization = m.get("quantization") if isinstance(m.get("quantization"), dict) else {}
+    m, quantization = classifier.manifest, classifier.quantization
     return BenchModel(name or folder.name, "onnx", str(folder), role, str(m.get("precision", "unknown")),
                       (folder / "model.onnx").stat().st_size / 1e6, m.get("parameters"), m["task"]["name"],
                       list(m["label_names"]), quantization.get("preset"), quantization.get("scheme"))

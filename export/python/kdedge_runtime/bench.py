@@ -110,7 +110,7 @@ def measure_bundle(job: dict) -> dict:
         feeds = [classifier.pad(features[i:i + size]) for i in range(0, max(1, len(features) - size + 1), size)]
         batches = itertools.cycle(feeds)  # each timed call takes the next real batch: the file's length mix
         latency[str(size)] = summarize(measure(lambda: classifier.run_batch(next(batches)), **timing), size)
-    quantization = manifest.get("quantization") if isinstance(manifest.get("quantization"), dict) else {}
+    quantization = classifier.quantization
     eval_batch_size = scoring_batch_size(quantization.get("scheme"), job["batch_size"])
     logits = classifier.logits(texts, pairs, batch_size=eval_batch_size)
     metrics = score(list(manifest["task"]["metrics"]), logits, labels, classifier.is_regression)

@@ -85,6 +85,12 @@ class Classifier:
         return int(self.manifest["max_length"])
 
     @property
+    def quantization(self) -> dict:
+        """The manifest's int8 description (scheme, preset, ...); empty for float bundles."""
+        value = self.manifest.get("quantization")
+        return value if isinstance(value, dict) else {}
+
+    @property
     def is_pair(self) -> bool:
         return bool(self.manifest["task"]["is_pair"])
 
