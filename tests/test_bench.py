@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -332,3 +333,23 @@ def test_two_models_of_one_name_are_refused_before_anything_runs(tiny_bundles, t
     with pytest.raises(KdedgeError, match="two models are named teacher-int8 .*the teacher's int8 export"):
         _bench(tmp_path, glue_dir, bundle=(str(renamed),), teacher=str(tiny_trained_teacher), backends="ort-cpu")
     assert not (tmp_path / "report").exists()
+
+
+def test_bundles_with_the_slow_fusions_are_named(tiny_bundles, tmp_path):
+    """A graph fused the way `--optimize` fused before kdedge left SkipLayerNormalization out gets a warning; one
+    exported now does not."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    from kdedge.bench.models import bundle_model
+    from kdedge.bench.run import fusion_warnings
+
+    current = bundle_model(str(tiny_bundles["tinybert-none"]))
+    config = json.loads((tiny_bundles["tinybert-none"] / "config.json").read_text())
+    old = tmp_path / "old"
+    old.mkdir()
+    optimize_model(str(tiny_bundles["tinybert-none"] / "model.onnx"), model_type="bert",
+                   num_heads=config["num_attention_heads"], hidden_size=config["hidden_size"]
+                   ).save_model_to_file(str(old / "model.onnx"))  # ONNX Runtime's defaults: every fusion
+    assert fusion_warnings([current]) == []
+    [warning] = fusion_warnings([dataclasses.replace(current, name="old", path=str(old))])
+    assert warning.startswith("old: its graph has SkipLayerNormalization") and "export it again" in warning

@@ -49,7 +49,7 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
         if m.label_names != list(data.task.label_names):
             raise KdedgeError(f"{m.path} predicts {m.label_names} but {data.task.name} has labels "
                               f"{list(data.task.label_names)}")
-    warnings = preset_warnings(models)
+    warnings = preset_warnings(models) + fusion_warnings(models)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     run = RunDir(cfg.out, overwrite=cfg.overwrite, resume=False, resumable=False)
@@ -103,6 +103,23 @@ def preset_warnings(models: list[BenchModel]) -> list[str]:
     machine, flags = read_cpu()
     found = ((m, preset_mismatch(m.int8_preset, machine, flags)) for m in models if m.int8_preset)
     return [f"{m.name}: {why}" for m, why in found if why]
+
+
+def fusion_warnings(models: list[BenchModel]) -> list[str]:
+    """One line per bundle whose graph has a fused node that ONNX Runtime's CPU provider runs slower than the
+    operations it replaces (kdedge.onnx.quantize.UNFUSED): an `--optimize` export made before kdedge left them out."""
+    import onnx
+
+    from kdedge.onnx.quantize import UNFUSED
+
+    lines = []
+    for m in models:
+        if m.kind == "onnx":
+            ops = {n.op_type for n in onnx.load(str(Path(m.path) / "model.onnx"), load_external_data=False).graph.node}
+            if slow := [op for op in UNFUSED if op in ops]:
+                lines.append(f"{m.name}: its graph has {' and '.join(slow)} nodes, which ONNX Runtime's CPU provider runs "
+                             "slower than the operations they fuse; export it again with this kdedge, which leaves them out")
+    return lines
 
 
 def _identity(model: BenchModel) -> dict:
