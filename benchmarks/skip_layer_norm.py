@@ -11,9 +11,9 @@ Usage: python benchmarks/skip_layer_norm.py --out DIR [--data GLUE/SST-2/dev.tsv
 """
 
 import argparse
+import itertools
 import json
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 from kdedge.bench.environment import environment
 from kdedge_runtime import Classifier
 from kdedge_runtime.session import session_options
+from kdedge_runtime.timing import measure, summarize
 
 CPU = ["CPUExecutionProvider"]
 NODE_SHAPES = [(24, 128), (24, 192), (24, 384), (64, 384)]  # (tokens, hidden): SST-2's median length is about 24
@@ -44,14 +45,6 @@ def node_graph(fused: bool, hidden: int) -> bytes:
     return helper.make_model(graph, opset_imports=opsets).SerializeToString()
 
 
-def time_calls(run, calls: int) -> float:
-    """Mean µs per call over `calls` calls."""
-    start = time.perf_counter()
-    for _ in range(calls):
-        run()
-    return (time.perf_counter() - start) / calls * 1e6
-
-
 def node_rows(rounds: int) -> list[dict]:
     rows = []
     for tokens, hidden in NODE_SHAPES:
@@ -65,8 +58,8 @@ def node_rows(rounds: int) -> list[dict]:
         times = {f: [] for f in sessions}
         for _ in range(rounds):
             for fused, session in sessions.items():
-                time_calls(lambda: session.run(None, feed), 200)  # warm-up
-                times[fused].append(time_calls(lambda: session.run(None, feed), 2000))
+                calls = measure(lambda: session.run(None, feed), warmup=200, min_runs=2000, min_time=0, max_runs=2000)
+                times[fused].append(summarize(calls, 1)["mean_ms"] * 1e3)
         rows.append({"tokens": tokens, "hidden": hidden, "fused_us": statistics.median(times[True]),
                      "unfused_us": statistics.median(times[False]),
                      "max_abs_diff": float(np.abs(outputs[True] - outputs[False]).max())})
@@ -88,17 +81,12 @@ def bundle_rows(bundles: list[str], texts: list[str], rounds: int) -> list[dict]
     p50 = {key: [] for key in runs}
     for _ in range(rounds):
         for key, (session, feeds) in runs.items():
-            for feed in feeds[:20]:
-                session.run(["logits"], feed)
-            calls = []
-            for feed in feeds:
-                start = time.perf_counter()
-                session.run(["logits"], feed)
-                calls.append(time.perf_counter() - start)
-            p50[key].append(float(np.median(calls)) * 1e3)
+            batches = itertools.cycle(feeds)  # every sentence once per round, after 20 untimed
+            calls = measure(lambda: session.run(["logits"], next(batches)), warmup=20, min_runs=len(feeds),
+                            min_time=0, max_runs=len(feeds))
+            p50[key].append(summarize(calls, 1)["p50_ms"])
     rows = []
     for bundle in bundles:
-        default, ours = (runs[bundle, name][0] for name in settings)
         logits = [np.concatenate([s.run(["logits"], f)[0] for f in feeds[:100]]) for s, feeds in (runs[bundle, n] for n in settings)]
         rows.append({"bundle": bundle, "p50_ms_default": statistics.median(p50[bundle, "onnxruntime default"]),
                      "p50_ms_kdedge": statistics.median(p50[bundle, "kdedge_runtime"]),
