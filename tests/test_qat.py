@@ -34,7 +34,7 @@ def test_activation_fake_quant_follows_dynamic_uint8_and_passes_gradients():
 
 def test_fake_quant_model_matches_onnxruntime_int8(tmp_path):
     torch.manual_seed(0)
-    # Embedding -> LayerNorm as in BERT: the quantized Gather's output is dequantized before the first Linear.
+    # Embedding -> LayerNorm as in BERT; the embedding table int8 per row, each Linear dynamic int8.
     model = torch.nn.Sequential(torch.nn.Embedding(50, 16), torch.nn.LayerNorm(16), torch.nn.Linear(16, 8),
                                 torch.nn.GELU(), torch.nn.Linear(8, 3)).eval()
     with torch.no_grad():
@@ -44,7 +44,9 @@ def test_fake_quant_model_matches_onnxruntime_int8(tmp_path):
                       dynamic_axes={"ids": {0: "b"}}, dynamo=False, opset_version=17)
     quantize_qat_onnx(tmp_path / "m.onnx", tmp_path / "q.onnx")
     ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
-    assert {"MatMulInteger", "DequantizeLinear", "Gather"} <= ops
+    assert {"MatMulInteger", "Gather"} <= ops and "DequantizeLinear" not in ops  # the table is not ORT's uint8 one
+    tables = [i for i in onnx.load(str(tmp_path / "q.onnx")).graph.initializer if i.name.endswith("_int8")]
+    assert [(list(t.dims), t.data_type) for t in tables] == [([50, 16], onnx.TensorProto.INT8)]  # rows int8
     int8 = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"]).run(None, {"ids": ids.numpy()})[0]
     prepare_qat(model)
     assert [type(m) for m in model] == [QATEmbedding, torch.nn.LayerNorm, QATLinear, torch.nn.GELU, QATLinear]

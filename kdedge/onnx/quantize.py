@@ -4,6 +4,7 @@ of what it did for the bundle manifest."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterable
@@ -11,6 +12,7 @@ from typing import Iterable
 import onnx
 
 from kdedge.errors import KdedgeError
+from kdedge.onnx.embeddings import embedding_readers, store_embeddings_int8
 from kdedge.quiet import known_noise
 from kdedge_runtime.cpu import WEIGHTS
 
@@ -20,36 +22,48 @@ from kdedge_runtime.cpu import WEIGHTS
 _QUANTIZER_NOISE = (("", r"^Please consider to run pre-processing"), ("", r"^Axis \d+ is out-of-range for weight"))
 
 
-def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, **_) -> dict:
+# Bumped when quantize_dynamic's graph changes, so that caches of int8 exports (the bench's teacher) are not reused
+# across it. 2: embedding tables int8 per row.
+DYNAMIC_REVISION = 2
+
+
+def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, embeddings: str = "rows", **_) -> dict:
     """int8 weights (symmetric, per channel; uint8 or int8 as the preset for the target CPU says); activations
-    uint8, quantized on the fly. For transformers this is optimum's `AutoQuantizationConfig.<preset>(is_static=
-    False, per_channel=True)` done with ONNX Runtime's own quantizer (optimum not needed, same graph: every
-    MatMul, the attention products included, and the embedding Gathers); the BiLSTM's LSTMs become
-    DynamicQuantizeLSTM."""
+    uint8, quantized on the fly; embedding tables int8 per row (kdedge.onnx.embeddings). For transformers the
+    MatMuls are optimum's `AutoQuantizationConfig.<preset>(is_static=False, per_channel=True)`, done with ONNX
+    Runtime's own quantizer (optimum not needed, same graph: every MatMul, the attention products included); the
+    BiLSTM's LSTMs become DynamicQuantizeLSTM. `embeddings` "onnxruntime" (its uint8 per-tensor tables) and "float"
+    are there for benchmarks/embedding_int8.py to compare with."""
     from onnxruntime.quantization import QuantType, quantize_dynamic as ort_quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     weights = WEIGHTS[preset]
     weight_type = QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8
-    if architecture == "bilstm":
-        ort_quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=weight_type)
-        return {"scheme": "dynamic", "preset": preset, "weights": f"{weights} symmetric per-channel",
-                "activations": "uint8 dynamic per-tensor", "tool": "onnxruntime.quantization.quantize_dynamic",
-                "ops": _quantized_ops(dst)}
+    description = {"scheme": "dynamic", "preset": preset, "weights": f"{weights} symmetric per-channel",
+                   "activations": "uint8 dynamic per-tensor"}
     with tempfile.TemporaryDirectory() as tmp:
-        # Type every tensor first (fused com.microsoft ops from --optimize are opaque to the quantizer otherwise).
-        typed = Path(tmp) / src.name
-        fused = any(n.domain == "com.microsoft" for n in onnx.load(str(src)).graph.node)
-        quant_pre_process(str(src), str(typed), skip_optimization=True, skip_symbolic_shape=not fused)
-        # optimum's presets: symmetric weights, asymmetric activations, full range, and MatMuls whose both inputs
-        # are activations quantized too (ONNX Runtime's own default skips them).
-        ort_quantize_dynamic(str(typed), str(dst), per_channel=True, reduce_range=False, weight_type=weight_type,
-                             extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
-                                            "MatMulConstBOnly": False, "EnableSubgraph": False})
-    return {"scheme": "dynamic", "preset": preset, "weights": f"{weights} symmetric per-channel",
-            "activations": "uint8 dynamic per-tensor", "reduce_range": False,
-            "tool": "onnxruntime.quantization.quantize_dynamic (optimum's AutoQuantizationConfig preset)",
-            "ops": _quantized_ops(dst)}
+        prepared = Path(tmp) / src.name
+        if architecture == "bilstm":
+            options = {"weight_type": weight_type}
+            description["tool"] = "onnxruntime.quantization.quantize_dynamic"
+            shutil.copyfile(src, prepared)
+        else:
+            # Type every tensor first (fused com.microsoft ops from --optimize are opaque to the quantizer otherwise).
+            fused = any(n.domain == "com.microsoft" for n in onnx.load(str(src)).graph.node)
+            quant_pre_process(str(src), str(prepared), skip_optimization=True, skip_symbolic_shape=not fused)
+            # optimum's presets: symmetric weights, asymmetric activations, full range, and MatMuls whose both inputs
+            # are activations quantized too (ONNX Runtime's own default skips them).
+            options = {"weight_type": weight_type, "reduce_range": False,
+                       "extra_options": {"WeightSymmetric": True, "ActivationSymmetric": False,
+                                         "MatMulConstBOnly": False, "EnableSubgraph": False}}
+            description |= {"reduce_range": False,
+                            "tool": "onnxruntime.quantization.quantize_dynamic (optimum's AutoQuantizationConfig preset)"}
+        tables = embedding_readers(prepared) if embeddings != "onnxruntime" else {}
+        ort_quantize_dynamic(str(prepared), str(dst), per_channel=True,
+                             nodes_to_exclude=[node for readers in tables.values() for node in readers], **options)
+    if embeddings == "rows":
+        description["embeddings"] = store_embeddings_int8(dst, list(tables))
+    return description | {"ops": _quantized_ops(dst)}
 
 
 class _Calibration:

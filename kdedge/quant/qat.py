@@ -5,8 +5,8 @@ turns the pooler's and output layer's Gemm into MatMul too):
 - Linear weights: int8, symmetric, per output channel, range [-127, 127];
 - the activation entering each Linear layer: uint8, asymmetric, per tensor, its range taken from the
   tensor itself at run time (DynamicQuantizeLinear: [min(x, 0), max(x, 0)] / 255);
-- embedding tables (the Gather inputs): uint8, asymmetric, per tensor, the same formula over the whole table
-  (ORT quantizes a Gather's constant input with its activation type); they are 2/3 of a small BERT's bytes;
+- embedding tables (the Gather inputs): int8, symmetric, per row, range [-127, 127] (kdedge.onnx.embeddings:
+  dequantized to float when the session loads); they are 2/3 of a small BERT's bytes;
 - everything else stays float, as the runtime keeps it: LayerNorm, softmax, GELU and the attention
   score/context products (activation x activation).
 
@@ -26,7 +26,7 @@ SCHEME = {
     "name": "dynamic-int8-matmul-gather",
     "weights": "int8 symmetric per-channel [-127, 127]",
     "activations": "uint8 asymmetric per-tensor, dynamic range",
-    "embeddings": "uint8 asymmetric per-tensor",
+    "embeddings": "int8 symmetric per-row [-127, 127]",
     "quantized": "every Linear layer (MatMul/Gemm with a weight) and embedding table (Gather)",
     "float": "LayerNorm, softmax, GELU, attention products",
 }
@@ -54,10 +54,10 @@ class QATLinear(nn.Linear):
 
 
 class QATEmbedding(nn.Embedding):
-    """An nn.Embedding whose table is fake-quantized as ORT's quantized Gather stores it."""
+    """An nn.Embedding whose table is fake-quantized per row (a row is a weight's output channel)."""
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return F.embedding(ids, fake_quant_dynamic_uint8(self.weight), self.padding_idx, self.max_norm,
+        return F.embedding(ids, fake_quant_weight(self.weight), self.padding_idx, self.max_norm,
                            self.norm_type, self.scale_grad_by_freq, self.sparse)
 
 
@@ -84,14 +84,25 @@ def strip_qat(model: nn.Module) -> nn.Module:
 
 
 def quantize_qat_onnx(src, dst) -> dict:
-    """The export side of the scheme: ONNX Runtime dynamic int8 on the MatMul/Gemm nodes that have a weight
-    and on the Gathers from embedding tables."""
+    """The export side of the scheme: ONNX Runtime dynamic int8 on the MatMul/Gemm nodes that have a weight, and
+    the embedding tables int8 per row."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    graph = onnx.load(str(src)).graph
-    weights = {init.name for init in graph.initializer}
-    activation_products = [n.name for n in graph.node if n.op_type == "MatMul" and not weights.intersection(n.input)]
-    quantize_dynamic(str(src), str(dst), op_types_to_quantize=["MatMul", "Gemm", "Gather"], per_channel=True, reduce_range=False,
-                     weight_type=QuantType.QInt8, nodes_to_exclude=activation_products)
-    return {"scheme": "qat", **SCHEME, "tool": "onnxruntime.quantization.quantize_dynamic"}
+    from kdedge.onnx.embeddings import embedding_readers, store_embeddings_int8
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / Path(src).name
+        shutil.copyfile(src, prepared)
+        tables = embedding_readers(prepared)
+        graph = onnx.load(str(prepared)).graph
+        weights = {init.name for init in graph.initializer}
+        activation_products = [n.name for n in graph.node if n.op_type == "MatMul" and not weights.intersection(n.input)]
+        quantize_dynamic(str(prepared), str(dst), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
+                         reduce_range=False, weight_type=QuantType.QInt8, nodes_to_exclude=activation_products)
+    return {"scheme": "qat", **SCHEME, "embeddings": store_embeddings_int8(Path(dst), list(tables)),
+            "tool": "onnxruntime.quantization.quantize_dynamic"}
