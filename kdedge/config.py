@@ -278,7 +278,8 @@ class ExportConfig(ModelDataOptions):
     model: str | None = opt(None, "Student folder (from `kdedge distill`).", required=True)
     out: str | None = opt(None, "Bundle folder to write.", required=True)
     quantize: Literal["none", "dynamic", "static", "qat"] = opt(
-        "none", "none: fp32; dynamic: ONNX Runtime dynamic int8 (per-channel weights, LSTM included); static: "
+        "none", "none: fp32; dynamic: ONNX Runtime dynamic int8 (per-channel weights, LSTM included, embedding tables "
+        "int8 per row); static: "
         "int8 QDQ with activations calibrated on training examples; qat: the int8 scheme a `distill --qat` "
         "student was trained for.")
     preset: Literal["auto", "avx2", "avx512", "avx512_vnni", "arm64"] = opt(
