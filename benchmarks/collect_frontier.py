@@ -21,6 +21,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from kdedge_runtime.cpu import cpu_name
+
 NAME = re.compile(r"^(?P<recipe>.+)-s(?P<seed>\d+)-(?P<precision>fp32|int8)$")
 
 
@@ -256,7 +258,7 @@ def main(results: str, bundles: str, task: str, targets: str) -> None:
     metric = f"{name} {report['task']['metrics'][0]}"
     env = report["environment"]
     cpu = env["cpu"]
-    print(f"Hardware: {cpu['model']}, {cpu['usable_cpus']} CPUs, flags "
+    print(f"Hardware: {cpu_name(cpu)}, {cpu['usable_cpus']} CPUs, flags "
           + ", ".join(f for f, v in cpu["flags"].items() if v) + f"; GPU: {', '.join(env['gpus']) or 'none'}.")
     print("Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".")
     print(f"Threads: {report['config']['threads']}. Latency: batch 1, real-length {name} dev rows. "

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from kdedge_runtime.cpu import cpu_name
+
 
 def main_table(report_md: str) -> str:
     lines = report_md.splitlines()
@@ -34,7 +36,7 @@ def main(results: str) -> None:
     res = Path(results)
     sst2 = json.loads((res / "sst2" / "report.json").read_text())
     cpu = sst2["environment"]["cpu"]
-    print(f"Hardware: {cpu['model']}, {cpu['usable_cpus']} CPUs, flags "
+    print(f"Hardware: {cpu_name(cpu)}, {cpu['usable_cpus']} CPUs, flags "
           + ", ".join(f for f, v in cpu["flags"].items() if v) + f"; GPU: {', '.join(sst2['environment']['gpus']) or 'none'}.")
     print("Versions: " + ", ".join(f"{k} {v}" for k, v in sst2["environment"]["versions"].items()) + ".\n")
     print("### SST-2 (872 dev sentences)\n")

@@ -127,6 +127,8 @@ def test_bench_report_on_tiny_bundles(tiny_bundles, tiny_trained_teacher, glue_d
     assert report["environment"]["cpu"]["flags"]["avx2"] in (True, False)
     # the table a person reads agrees with the JSON
     md = (out / "report.md").read_text()
+    cpu = report["environment"]["cpu"]
+    assert f"CPU: {cpu['model']}" + (f" ({cpu['identity']})" if cpu["identity"] else "") + "," in md
     for r in report["rows"]:
         if r["status"] == "ok":
             line = next(l for l in md.splitlines() if l.startswith(f"| {r['model']} | {r['backend']} | {r['precision']}"))

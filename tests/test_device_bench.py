@@ -210,7 +210,8 @@ def test_node_device_bench_writes_the_same_report(tiny_bundles, glue_dir, tmp_pa
     assert _device_bench(tmp_path, *args, "--out", tmp_path / "python.json").returncode == 0
     from_node, from_python = load_report(tmp_path / "node.json"), load_report(tmp_path / "python.json")
     assert from_node["data"] == from_python["data"]
-    assert from_node["device"]["cpu"]["int8_preset"] == from_python["device"]["cpu"]["int8_preset"]
+    for key in ("int8_preset", "identity"):
+        assert from_node["device"]["cpu"][key] == from_python["device"]["cpu"][key]
     for a, b in zip(from_node["bundles"], from_python["bundles"]):
         assert (a["name"], a["role"], a["model_sha256"], a["eval_batch_size"]) == (
             b["name"], b["role"], b["model_sha256"], b["eval_batch_size"])

@@ -76,13 +76,17 @@ def test_bench_warns_when_a_bundle_preset_does_not_fit_the_cpu(tiny_tinybert_stu
     assert json.loads((out / "report.json").read_text())["warnings"] == []
 
 
-@pytest.mark.parametrize("machine, cpuinfo, emulated, preset", [
-    ("aarch64", "processor\t: 0\nFeatures\t: fp asimd asimddp i8mm\n", False, "arm64"),
-    ("aarch64", "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: avx2 fma\n", True, "arm64"),  # qemu-user
-    ("x86_64", "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: avx2 fma avx512f avx512_vnni\n", False,
-     "avx512_vnni"),
+@pytest.mark.parametrize("machine, cpuinfo, emulated, preset, identity", [
+    ("aarch64", "processor\t: 0\nFeatures\t: fp asimd asimddp i8mm\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n",
+     False, "arm64", "implementer 0x41 part 0xd0c"),
+    ("aarch64", "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: avx2 fma\n", True, "arm64", None),  # qemu-user
+    ("x86_64", "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\nstepping\t: 1\n"
+     "flags\t\t: avx2 fma avx512f avx512_vnni\n", False, "avx512_vnni", "family 25 model 17 stepping 1"),
+    ("x86_64", "processor\t: 0\ncpu family\t: 6\nmodel\t\t: 167\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+     "stepping\t: 1\nflags\t\t: avx2 hypervisor avx512_vnni amx_int8\n", False, "avx512_vnni",
+     "family 6 model 167 stepping 1, virtual machine"),
 ])
-def test_device_description_reads_the_cpu_and_names_emulation(machine, cpuinfo, emulated, preset, tmp_path,
+def test_device_description_reads_the_cpu_and_names_emulation(machine, cpuinfo, emulated, preset, identity, tmp_path,
                                                                monkeypatch):
     from kdedge_runtime import cpu
 
@@ -95,3 +99,5 @@ def test_device_description_reads_the_cpu_and_names_emulation(machine, cpuinfo, 
     assert (described["emulated"], described["int8_preset"]) == (emulated, preset)
     assert described["flags"]["asimddp"] == ("asimddp" in cpuinfo) and described["flags"]["avx2"] == ("avx2" in cpuinfo)
     assert ("emulated" in cpu.verdict(described)) == emulated
+    # the model name alone does not tell two cloud CPUs apart
+    assert described["identity"] == identity

@@ -35,8 +35,9 @@ def environment() -> dict:
 def doctor_report() -> str:
     env = environment()
     cpu = env["cpu"]
-    lines = [f"CPU: {cpu['model']} ({cpu['machine']}), {cpu['usable_cpus']} usable of {cpu['logical_cpus']} logical CPUs, "
-             f"{cpu['memory_gb']} GiB",
+    identity = f"; {cpu['identity']}" if cpu.get("identity") else ""
+    lines = [f"CPU: {cpu['model']} ({cpu['machine']}{identity}), {cpu['usable_cpus']} usable of "
+             f"{cpu['logical_cpus']} logical CPUs, {cpu['memory_gb']} GiB",
              "CPU flags: " + ", ".join(f"{f} {'yes' if v else 'no'}" for f, v in cpu["flags"].items()),
              verdict(cpu),
              "Training on this CPU: " + ("fp32, or bf16 autocast with --mixed-precision bf16 (bfloat16 instructions)"

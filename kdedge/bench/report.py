@@ -12,6 +12,7 @@ from kdedge.data.metrics import compute_metrics, predictions
 from kdedge.data.tasks import Task
 from kdedge.errors import KdedgeError
 from kdedge.outputs import write_json
+from kdedge_runtime.cpu import cpu_name
 
 
 def build_rows(results: list[dict], task: Task, labels: np.ndarray, device_rows: list[dict] = (),
@@ -143,7 +144,7 @@ def markdown(report: dict) -> str:
     sets = list(report.get("eval_sets", {}))
     set_heads = "".join(f" {name} {metric} | {name} retention |" for name in sets)
     lines = [f"# kdedge bench: {task['name']} ({report['dev_examples']} dev examples)", "",
-             f"CPU: {cpu['model']}, {cpu['usable_cpus']} CPUs ("
+             f"CPU: {cpu_name(cpu)}, {cpu['usable_cpus']} CPUs ("
              + ", ".join(f for f, v in cpu["flags"].items() if v) + "); GPU: " + ("; ".join(env["gpus"]) or "none"),
              f"Threads: {report['config']['threads'] or 'library default'}. Latency on real-length dev inputs "
              "(consecutive dev examples, padded to the longest in the batch)"
@@ -179,7 +180,7 @@ def markdown(report: dict) -> str:
     if devices:
         lines += ["", "Measured on the device itself (`kdedge-device-bench`; speed-ups against the teacher bundle timed "
                   "there, retention against this report's teacher on the same rows):"]
-        lines += [f"- {name}: {d['cpu']['model']} ({d['cpu']['machine']}), {d['cpu']['usable_cpus']} CPUs, int8 flags "
+        lines += [f"- {name}: {cpu_name(d['cpu'])} ({d['cpu']['machine']}), {d['cpu']['usable_cpus']} CPUs, int8 flags "
                   + (", ".join(f for f, v in d["cpu"]["flags"].items() if v) or "none")
                   + f"; preset {d['cpu']['int8_preset']}; {d['os']}; onnxruntime {d['versions'].get('onnxruntime')}"
                   + ("; **emulated**: the CPU shown is the host's and the timings are not the device's"

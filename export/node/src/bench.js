@@ -64,10 +64,22 @@ function readCpu() {
   return [machine, new Set((cpuinfo("flags") ?? cpuinfo("Features") ?? "").split(/\s+/).filter(Boolean))];
 }
 
+// What tells apart two CPUs of one model name, as kdedge_runtime.cpu.cpu_identity says it.
+function cpuIdentity(flags) {
+  const [family, model, stepping] = ["cpu family", "model", "stepping"].map(cpuinfo);
+  const [implementer, part] = ["CPU implementer", "CPU part"].map(cpuinfo);
+  let identity;
+  if (family !== null && model !== null) identity = `family ${family} model ${model} stepping ${stepping}`;
+  else if (implementer !== null && part !== null) identity = `implementer ${implementer} part ${part}`;
+  else return null;
+  return identity + (flags.has("hypervisor") ? ", virtual machine" : "");
+}
+
 export function describeCpu() {
   const [machine, flags] = readCpu();
   return {
-    model: cpuinfo("model name") ?? os.cpus()[0]?.model ?? machine, machine, logical_cpus: os.cpus().length,
+    model: cpuinfo("model name") ?? os.cpus()[0]?.model ?? machine, identity: cpuIdentity(flags), machine,
+    logical_cpus: os.cpus().length,
     usable_cpus: os.availableParallelism ? os.availableParallelism() : os.cpus().length,
     memory_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     flags: Object.fromEntries(REPORTED_FLAGS.map((f) => [f, flags.has(f)])), int8_preset: presetFor(machine, flags),

@@ -43,6 +43,22 @@ def cpu_model() -> str:
     return _cpuinfo(("model name",)) or platform.processor() or platform.machine()
 
 
+def cpu_identity() -> str | None:
+    """What tells apart two CPUs of one model name (a cloud's "Intel(R) Xeon(R) Processor" names more than one,
+    and the same bundles' speed-ups over the int8 teacher differed by 10 % on two machines of that name): x86's
+    family, model and stepping, ARM's implementer and part, and whether a hypervisor presents the CPU. None where
+    /proc/cpuinfo has neither."""
+    family, model, stepping = (_cpuinfo((key,)) for key in ("cpu family", "model", "stepping"))
+    implementer, part = _cpuinfo(("CPU implementer",)), _cpuinfo(("CPU part",))
+    if family is not None and model is not None:
+        identity = f"family {family} model {model} stepping {stepping}"
+    elif implementer is not None and part is not None:
+        identity = f"implementer {implementer} part {part}"
+    else:
+        return None
+    return identity + (", virtual machine" if "hypervisor" in read_cpu()[1] else "")
+
+
 def preset_for(machine: str, flags: Iterable[str]) -> str:
     """The int8 preset for a CPU: VNNI -> avx512_vnni, AVX-512 -> avx512, ARM -> arm64, otherwise avx2."""
     flags = set(flags)
@@ -95,9 +111,15 @@ def describe() -> dict:
     # An ARM interpreter reading an x86 /proc/cpuinfo runs under emulation (qemu-user passes the host's through):
     # the model and flags shown are then the host's, and no timing is the device's.
     emulated = machine in _ARM_MACHINES and _cpuinfo(("flags",)) is not None
-    return {"model": cpu_model(), "machine": machine, "logical_cpus": os.cpu_count(), "usable_cpus": usable,
+    return {"model": cpu_model(), "identity": cpu_identity(), "machine": machine, "logical_cpus": os.cpu_count(),
+            "usable_cpus": usable,
             "memory_gb": memory_gb(), "flags": {f: f in flags for f in REPORTED_FLAGS},
             "int8_preset": preset_for(machine, flags), "emulated": emulated}
+
+
+def cpu_name(cpu: dict) -> str:
+    """A CPU described by `describe`: its model name, with what tells it from others of that name where known."""
+    return cpu["model"] + (f" ({cpu['identity']})" if cpu.get("identity") else "")
 
 
 def verdict(cpu: dict) -> str:
