@@ -112,8 +112,7 @@ def describe() -> dict:
     # the model and flags shown are then the host's, and no timing is the device's.
     emulated = machine in _ARM_MACHINES and _cpuinfo(("flags",)) is not None
     return {"model": cpu_model(), "identity": cpu_identity(), "machine": machine, "logical_cpus": os.cpu_count(),
-            "usable_cpus": usable,
-            "memory_gb": memory_gb(), "flags": {f: f in flags for f in REPORTED_FLAGS},
+            "usable_cpus": usable, "memory_gb": memory_gb(), "flags": {f: f in flags for f in REPORTED_FLAGS},
             "int8_preset": preset_for(machine, flags), "emulated": emulated}
 
 
