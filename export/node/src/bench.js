@@ -34,13 +34,20 @@ const REPORTED_FLAGS = ["avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "av
 const ARM = ["aarch64", "arm64", "armv8l"];
 const MACHINE = { x64: "x86_64", arm64: "aarch64", arm: "armv7l", ia32: "i686" };
 
-function cpuinfo(key) {
-  if (!existsSync("/proc/cpuinfo")) return null;
+// /proc/cpuinfo's fields, each key's first value (the first processor's); empty where there is no such file.
+function cpuinfoFields() {
+  const fields = new Map();
+  if (!existsSync("/proc/cpuinfo")) return fields;
   for (const line of readFileSync("/proc/cpuinfo", "utf8").split("\n")) {
     const at = line.indexOf(":");
-    if (at > 0 && line.slice(0, at).trim() === key) return line.slice(at + 1).trim();
+    const key = line.slice(0, at).trim();
+    if (at > 0 && !fields.has(key)) fields.set(key, line.slice(at + 1).trim());
   }
-  return null;
+  return fields;
+}
+
+function cpuinfo(key) {
+  return cpuinfoFields().get(key) ?? null;
 }
 
 export function presetFor(machine, flags) {
@@ -65,20 +72,22 @@ function readCpu() {
 }
 
 // What tells apart two CPUs of one model name, as kdedge_runtime.cpu.cpu_identity says it.
-function cpuIdentity(flags) {
-  const [family, model, stepping] = ["cpu family", "model", "stepping"].map(cpuinfo);
-  const [implementer, part] = ["CPU implementer", "CPU part"].map(cpuinfo);
+function cpuIdentity() {
+  const fields = cpuinfoFields();
   let identity;
-  if (family !== null && model !== null) identity = `family ${family} model ${model} stepping ${stepping}`;
-  else if (implementer !== null && part !== null) identity = `implementer ${implementer} part ${part}`;
-  else return null;
-  return identity + (flags.has("hypervisor") ? ", virtual machine" : "");
+  if (fields.has("cpu family") && fields.has("model")) {
+    const stepping = fields.get("stepping") ?? "?";
+    identity = `family ${fields.get("cpu family")} model ${fields.get("model")} stepping ${stepping}`;
+  } else if (fields.has("CPU implementer") && fields.has("CPU part")) {
+    identity = `implementer ${fields.get("CPU implementer")} part ${fields.get("CPU part")}`;
+  } else return null;
+  return identity + ((fields.get("flags") ?? "").split(/\s+/).includes("hypervisor") ? ", virtual machine" : "");
 }
 
 export function describeCpu() {
   const [machine, flags] = readCpu();
   return {
-    model: cpuinfo("model name") ?? os.cpus()[0]?.model ?? machine, identity: cpuIdentity(flags), machine,
+    model: cpuinfo("model name") ?? os.cpus()[0]?.model ?? machine, identity: cpuIdentity(), machine,
     logical_cpus: os.cpus().length,
     usable_cpus: os.availableParallelism ? os.availableParallelism() : os.cpus().length,
     memory_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,

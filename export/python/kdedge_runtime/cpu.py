@@ -23,15 +23,21 @@ _ARM_MACHINES = ("aarch64", "arm64", "armv8l")
 INT8_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "asimd", "asimddp", "i8mm")
 
 
-def _cpuinfo(keys: tuple[str, ...]) -> str | None:
-    """The first /proc/cpuinfo value under one of `keys`, or None."""
+def _cpuinfo_fields() -> dict[str, str]:
+    """/proc/cpuinfo's fields, each key's first value (the first processor's); empty where there is no such file."""
+    fields: dict[str, str] = {}
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
         for line in cpuinfo.read_text(errors="replace").splitlines():
             key, _, value = line.partition(":")
-            if key.strip() in keys:
-                return value.strip()
-    return None
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def _cpuinfo(keys: tuple[str, ...]) -> str | None:
+    """The /proc/cpuinfo value under the first of `keys` that it has, or None."""
+    fields = _cpuinfo_fields()
+    return next((fields[key] for key in keys if key in fields), None)
 
 
 def read_cpu() -> tuple[str, set[str]]:
@@ -48,15 +54,14 @@ def cpu_identity() -> str | None:
     and the same bundles' speed-ups over the int8 teacher differed by 10 % on two machines of that name): x86's
     family, model and stepping, ARM's implementer and part, and whether a hypervisor presents the CPU. None where
     /proc/cpuinfo has neither."""
-    family, model, stepping = (_cpuinfo((key,)) for key in ("cpu family", "model", "stepping"))
-    implementer, part = _cpuinfo(("CPU implementer",)), _cpuinfo(("CPU part",))
-    if family is not None and model is not None:
-        identity = f"family {family} model {model} stepping {stepping}"
-    elif implementer is not None and part is not None:
-        identity = f"implementer {implementer} part {part}"
+    fields = _cpuinfo_fields()
+    if "cpu family" in fields and "model" in fields:
+        identity = f"family {fields['cpu family']} model {fields['model']} stepping {fields.get('stepping', '?')}"
+    elif "CPU implementer" in fields and "CPU part" in fields:
+        identity = f"implementer {fields['CPU implementer']} part {fields['CPU part']}"
     else:
         return None
-    return identity + (", virtual machine" if "hypervisor" in read_cpu()[1] else "")
+    return identity + (", virtual machine" if "hypervisor" in fields.get("flags", "").split() else "")
 
 
 def preset_for(machine: str, flags: Iterable[str]) -> str:
