@@ -279,9 +279,8 @@ class ExportConfig(ModelDataOptions):
     out: str | None = opt(None, "Bundle folder to write.", required=True)
     quantize: Literal["none", "dynamic", "static", "qat"] = opt(
         "none", "none: fp32; dynamic: ONNX Runtime dynamic int8 (per-channel weights, LSTM included, embedding tables "
-        "int8 per row); static: "
-        "int8 QDQ with activations calibrated on training examples; qat: the int8 scheme a `distill --qat` "
-        "student was trained for.")
+        "int8 per row); static: int8 QDQ with activations calibrated on training examples; qat: the int8 scheme a "
+        "`distill --qat` student was trained for.")
     preset: Literal["auto", "avx2", "avx512", "avx512_vnni", "arm64"] = opt(
         "auto", "dynamic: the target CPU's int8 scheme (avx2 stores uint8 weights, the others int8); auto picks "
         "it from the CPU the export runs on (VNNI: avx512_vnni, AVX-512: avx512, ARM: arm64, else avx2).")

@@ -16,6 +16,10 @@ Fake quantization rounds exactly as the runtime does and passes gradients straig
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -86,10 +90,6 @@ def strip_qat(model: nn.Module) -> nn.Module:
 def quantize_qat_onnx(src, dst) -> dict:
     """The export side of the scheme: ONNX Runtime dynamic int8 on the MatMul/Gemm nodes that have a weight, and
     the embedding tables int8 per row."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
