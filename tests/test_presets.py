@@ -101,3 +101,6 @@ def test_device_description_reads_the_cpu_and_names_emulation(machine, cpuinfo, 
     assert ("emulated" in cpu.verdict(described)) == emulated
     # the model name alone does not tell two cloud CPUs apart
     assert described["identity"] == identity
+    assert cpu.cpu_name(described) == "{}{}".format(described["model"], f" ({identity})" if identity else "")
+    # a device report's CPU is untrusted JSON: any value prints, none raises
+    assert cpu.cpu_name({"model": 7, "identity": ["x"]}) == "7 (['x'])" and cpu.cpu_name({}) == "None"

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from kdedge_runtime.classifier import BundleError, Classifier, read_manifest, scoring_batch_size
-from kdedge_runtime.cpu import describe, preset_mismatch, read_cpu, verdict
+from kdedge_runtime.cpu import cpu_name, describe, preset_mismatch, read_cpu, verdict
 from kdedge_runtime.data import DataError, read_labelled
 from kdedge_runtime.metrics import METRICS, score
 from kdedge_runtime.timing import measure, summarize
@@ -215,6 +215,15 @@ def validate_report(report: object) -> dict:
     for key in ("file", "sha256", "rows"):
         if key not in report["data"]:
             raise ReportError(f"field 'data.{key}' is missing")
+    # what `kdedge bench` prints of the device (its report.md line)
+    device = report["device"]
+    if not isinstance(device.get("cpu"), dict) or not isinstance(device.get("versions"), dict):
+        raise ReportError("field 'device.cpu' or 'device.versions' is missing or not a JSON object")
+    for key in ("machine", "usable_cpus", "int8_preset"):
+        if key not in device["cpu"]:
+            raise ReportError(f"field 'device.cpu.{key}' is missing")
+    if not isinstance(device["cpu"].get("flags"), dict):
+        raise ReportError("field 'device.cpu.flags' is missing or not a JSON object")
     for i, row in enumerate(report["bundles"]):
         where = f"bundles[{i}]"
         if not isinstance(row, dict):
@@ -243,7 +252,7 @@ def load_report(path: str | Path) -> dict:
 def table(report: dict) -> str:
     cpu = report["device"]["cpu"]
     size = str(report["settings"]["batch_size"])
-    lines = [f"Device: {report['device']['name']}: {cpu['model']} ({cpu['machine']}), {cpu['usable_cpus']} CPUs, {cpu['memory_gb']} GiB; "
+    lines = [f"Device: {report['device']['name']}: {cpu_name(cpu)} ({cpu['machine']}), {cpu['usable_cpus']} CPUs, {cpu['memory_gb']} GiB; "
              + ", ".join(f for f, v in cpu["flags"].items() if v), verdict(cpu),
              f"Data: {report['data']['file']} ({report['data']['rows']} rows); threads: "
              f"{report['settings']['threads'] or 'default'}", "",

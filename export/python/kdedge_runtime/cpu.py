@@ -122,8 +122,9 @@ def describe() -> dict:
 
 
 def cpu_name(cpu: dict) -> str:
-    """A CPU described by `describe`: its model name, with what tells it from others of that name where known."""
-    return cpu["model"] + (f" ({cpu['identity']})" if cpu.get("identity") else "")
+    """A CPU described by `describe` (here or in a device report, so any JSON value): its model name, with what tells
+    it from others of that name where known."""
+    return f"{cpu.get('model')}" + (f" ({cpu['identity']})" if cpu.get("identity") else "")
 
 
 def verdict(cpu: dict) -> str:
