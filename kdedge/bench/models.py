@@ -67,15 +67,16 @@ def teacher_bundles(teacher_dir: str, cfg, cache_dir: Path) -> list[BenchModel]:
     optimum in one command, its embedding tables int8 per row as the students' are: the same speed, ONNX Runtime
     folds them at load), each once per teacher weights, so every student meets both on the same backend."""
     from kdedge.config import ExportConfig, ModelDataOptions
-    from kdedge.onnx.bundle import export_bundle
+    from kdedge.onnx.bundle import GRAPH_REVISION, export_bundle
     from kdedge.onnx.quantize import DYNAMIC_REVISION
     from kdedge_runtime.cpu import preset_for, read_cpu
 
     weights = sha256_file(Path(teacher_dir) / "model.safetensors")[:24]
     preset = preset_for(*read_cpu())
     models = []
-    for name, quantize, key in (("teacher", "none", f"{weights}-fp32"),
-                                ("teacher-int8", "dynamic", f"{weights}-int8-{preset}-r{DYNAMIC_REVISION}")):
+    graph = f"g{GRAPH_REVISION}"
+    for name, quantize, key in (("teacher", "none", f"{weights}-fp32-{graph}"),
+                                ("teacher-int8", "dynamic", f"{weights}-int8-{preset}-{graph}-r{DYNAMIC_REVISION}")):
         out = cache_dir / "teacher-onnx" / key
         out.parent.mkdir(parents=True, exist_ok=True)
         with _locked(out.with_name(key + ".lock")):  # another process (a second tune worker) may be exporting it

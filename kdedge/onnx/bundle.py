@@ -24,6 +24,7 @@ from kdedge.data.recorded import model_data_options
 from kdedge.errors import KdedgeError
 from kdedge.models.students import load_student
 from kdedge.onnx.export import EXPORTERS, ONNX_FILE
+from kdedge.onnx.first_token import first_token_only
 from kdedge.onnx.parity import compare, cpu_session, onnx_logits
 from kdedge.onnx.quantize import optimize_transformer, quantize, to_fp16
 from kdedge.outputs import RunDir, library_versions, sha256_file, write_json
@@ -33,6 +34,9 @@ from kdedge_runtime.classifier import scoring_batch_size
 from kdedge_runtime.cpu import INT8_FLAGS, preset_for, read_cpu
 
 BUNDLE_FORMAT = "kdedge-bundle/1"
+# Bumped when the graph an export writes changes (so caches of exports, the bench's teacher, are not reused across
+# it). 2: the nodes after the last attention run on the pooled position only (kdedge.onnx.first_token).
+GRAPH_REVISION = 2
 # Files of the student folder that the bundle does not need at run time.
 _TRAINING_ONLY = ("model.safetensors", "student.json", "metrics.json", "manifest.json", "train_log.jsonl")
 # A slow tokenizer's vocabulary files: tokenizer.json holds all of it, and every reader of a bundle (both runtimes,
@@ -129,6 +133,11 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
             transforms["optimize"] = optimize_transformer(current, optimized, num_heads=c.num_attention_heads,
                                                           hidden_size=c.hidden_size)
             shutil.copy(optimized, stage_dir / ONNX_FILE)  # quantizers read the folder (config.json beside it)
+        # After the optimizer (whose attention fusion needs the full-length pattern), before any quantizer (which
+        # then quantizes the graph that runs).
+        pooled = Path(tmp) / "first_token.onnx"
+        transforms["first_token"] = first_token_only(current, pooled)
+        shutil.copy(pooled, stage_dir / ONNX_FILE)
         if cfg.quantize != "none":
             quantized = Path(tmp) / "quantized.onnx"
             calibration = _calibration(cfg, student, data, max_length, current) if cfg.quantize == "static" else []
