@@ -135,9 +135,10 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
             shutil.copy(optimized, stage_dir / ONNX_FILE)  # quantizers read the folder (config.json beside it)
         # After the optimizer (whose attention fusion needs the full-length pattern), before any quantizer (which
         # then quantizes the graph that runs).
-        pooled = Path(tmp) / "first_token.onnx"
-        transforms["first_token"] = first_token_only(current, pooled)
-        shutil.copy(pooled, stage_dir / ONNX_FILE)
+        if cfg.first_token:
+            pooled = Path(tmp) / "first_token.onnx"
+            transforms["first_token"] = first_token_only(current, pooled)
+            shutil.copy(pooled, stage_dir / ONNX_FILE)
         if cfg.quantize != "none":
             quantized = Path(tmp) / "quantized.onnx"
             calibration = _calibration(cfg, student, data, max_length, current) if cfg.quantize == "static" else []
