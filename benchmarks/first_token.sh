@@ -17,7 +17,7 @@ for model in "$@"; do
     out=$B/$(basename "$model")-int8-$variant
     [ -f "$out/manifest.json" ] || kdedge export --model "$model" --out "$out" --quantize dynamic --optimize \
       "--$variant" 2>&1 | without_progress | tail -1
-    bundles+=("$out")
+    bundles+=(--bundle "$out")
   done
 done
 kdedge doctor > "$RES/doctor.txt"
