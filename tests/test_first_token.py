@@ -11,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from kdedge.models.students import load_student
 from kdedge.onnx.export import EXPORTERS, ONNX_FILE
-from kdedge.onnx.first_token import _ranks, first_token_only
+from kdedge.onnx.first_token import _shapes, first_token_only
 from kdedge.onnx.quantize import optimize_transformer
 from tests.conftest import export_tiny
 
@@ -54,13 +54,14 @@ def test_a_residual_block_under_the_pooling_gather_runs_on_one_row(tmp_path):
     assert done == {"nodes_on_one_position": 5, "gathers": 1}
     graph = onnx.load(str(tmp_path / "one.onnx")).graph
     assert graph.node[0].op_type == "Gather" and graph.node[0].input[0] == "x"  # one row taken before any work
-    ranks = _ranks(onnx.load(str(tmp_path / "one.onnx")))
-    assert all(ranks[n.output[0]] == 2 for n in graph.node)
+    shapes = _shapes(onnx.load(str(tmp_path / "one.onnx")))
+    assert all(shapes[n.output[0]] == ("batch", H) for n in graph.node)
     x = rng.normal(size=(3, 11, H)).astype(np.float32)
     np.testing.assert_allclose(_run(tmp_path / "one.onnx", {"x": x})[0], _run(src, {"x": x})[0], atol=1e-5)
 
 
-@pytest.mark.parametrize("case", ["also_an_output", "features_axis", "mixes_positions", "spans_positions"])
+@pytest.mark.parametrize("case", ["also_an_output", "features_axis", "mixes_positions", "spans_positions",
+                                  "one_row_for_all_positions"])
 def test_nodes_whose_rows_are_not_independent_or_needed_in_full_are_left_alone(tmp_path, case):
     rng = np.random.default_rng(1)
     constants = _constants(rng)
@@ -69,6 +70,10 @@ def test_nodes_whose_rows_are_not_independent_or_needed_in_full_are_left_alone(t
         nodes = [helper.make_node("Transpose", ["x"], ["xt"], perm=[0, 2, 1]),
                  helper.make_node("MatMul", ["x", "xt"], ["scores"]),
                  helper.make_node("MatMul", ["scores", "x"], ["y"])]
+    elif case == "one_row_for_all_positions":  # broadcast along the positions: its row 0 is every row
+        constants.append(numpy_helper.from_array(np.array([1], dtype=np.int64), "positions"))
+        nodes = [helper.make_node("ReduceMax", ["x", "positions"], ["peak"], keepdims=1),
+                 helper.make_node("Add", ["x", "peak"], ["y"])]
     elif case == "spans_positions":  # a constant with a row per position (a position embedding)
         constants.append(numpy_helper.from_array(rng.normal(size=(11, H)).astype(np.float32), "per_position"))
         nodes = [helper.make_node("Add", ["x", "per_position"], ["y"])]
@@ -100,10 +105,10 @@ def test_a_transformer_students_last_layer_runs_on_the_first_token_with_the_same
     # The last layer's output projection and feed-forward block read one row per example; its query, key and value
     # projections (unfused graph) still read every position.
     model = onnx.load(str(tmp_path / "one.onnx"))
-    ranks = _ranks(model)
+    shapes = _shapes(model)
     projections = [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in
                    {i.name for i in model.graph.initializer}]
-    assert sorted(ranks[n.input[0]] for n in projections) == [2, 2, 2] + ([] if optimize else [3, 3, 3])
+    assert sorted(len(shapes[n.input[0]]) for n in projections) == [2, 2, 2] + ([] if optimize else [3, 3, 3])
     ids = np.array([[2, 40, 41, 42, 43, 44, 3], [2, 50, 51, 3, 0, 0, 0]], dtype=np.int64)
     feed = {"input_ids": ids, "attention_mask": (ids != 0).astype(np.int64), "token_type_ids": np.zeros_like(ids)}
     np.testing.assert_allclose(_run(tmp_path / "one.onnx", feed)[0], _run(src, feed)[0], atol=1e-5)
