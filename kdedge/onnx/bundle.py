@@ -134,8 +134,10 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
                                                           hidden_size=c.hidden_size)
             shutil.copy(optimized, stage_dir / ONNX_FILE)  # quantizers read the folder (config.json beside it)
         # After the optimizer (whose attention fusion needs the full-length pattern), before any quantizer (which
-        # then quantizes the graph that runs).
-        if cfg.first_token:
+        # then quantizes the graph that runs). Not for --quantize qat: the trained scheme ranges each Linear's
+        # activations over every position, and one position's range would change its int8 logits (by 2e-4 on a
+        # tiny student), so the qat export keeps the graph the scheme was trained for, as it does without --optimize.
+        if cfg.first_token and cfg.quantize != "qat":
             pooled = Path(tmp) / "first_token.onnx"
             transforms["first_token"] = first_token_only(current, pooled)
             shutil.copy(pooled, stage_dir / ONNX_FILE)
