@@ -290,9 +290,7 @@ class ExportConfig(ModelDataOptions):
     calibration_size: int = opt(128, "static: number of training examples used for calibration.", valid=COUNT)
     optimize: bool = opt(False, "Fuse attention/LayerNorm/GELU with ONNX Runtime's transformer optimizer.")
     first_token: bool = opt(True, "Run the nodes after the last attention on the position the classifier reads "
-                                  "only (the same logits, less work; not with --quantize qat, whose trained int8 "
-                                  "scheme ranges activations over every position); --no-first-token keeps every "
-                                  "position.")
+                                  "only (the same logits, less work); --no-first-token keeps every position.")
     fp16: bool = opt(False, "Convert weights to float16 (for GPU targets; inputs and outputs stay as they are).")
     verify: int = opt(256, "Compare ONNX and PyTorch logits on N dev examples after export.", valid=NATURAL)
     tolerance: float = opt(1e-4, "fp32 exports: the largest logit difference accepted before the export is aborted.",

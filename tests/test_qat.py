@@ -8,9 +8,11 @@ from kdedge_runtime.cpu import WEIGHTS, preset_for, read_cpu
 INT8_GEMM_EXACT = WEIGHTS[preset_for(*read_cpu())] == "int8"
 import onnx
 import onnxruntime as ort
+import pytest
 import torch
 
-from kdedge.quant.qat import QATEmbedding, QATLinear, fake_quant_dynamic_uint8, fake_quant_weight, prepare_qat, quantize_qat_onnx, strip_qat
+from kdedge.quant.qat import (QATEmbedding, QATFirstTokenLinear, QATLinear, fake_quant_dynamic_uint8, fake_quant_weight,
+                              prepare_qat, quantize_qat_onnx, strip_qat)
 
 
 def test_weight_fake_quant_is_symmetric_per_channel_int8():
@@ -60,3 +62,28 @@ def test_fake_quant_model_matches_onnxruntime_int8(tmp_path):
         assert np.abs(float_ - int8).max() > 100 * np.abs(fake - int8).max()
     else:  # AVX2 without VNNI: ONNX Runtime's u8 x s8 kernel saturates its 16-bit sums (a known gap, see below)
         assert np.abs(fake - int8).max() < 0.2
+
+
+@pytest.mark.parametrize("first_token", [True, False])
+def test_the_last_layer_after_attention_is_ranged_on_the_first_token(first_token):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2,
+                                                     num_attention_heads=2, intermediate_size=32)).eval()
+    prepare_qat(model, first_token=first_token)
+    first, last = model.bert.encoder.layer
+    after_attention = [last.attention.output.dense, last.intermediate.dense, last.output.dense]
+    expected = QATFirstTokenLinear if first_token else QATLinear
+    assert [type(m) for m in after_attention] == [expected] * 3
+    assert type(last.attention.self.query) is QATLinear and type(first.output.dense) is QATLinear
+    x = torch.randn(1, 6, 16)  # one sentence, as the bundle is scored
+    x[:, 4] *= 40  # a large activation off the first token widens the whole tensor's range, not the first token's
+    with torch.no_grad():
+        out = last.attention.output.dense(x)
+        one_row = QATLinear.forward(last.attention.output.dense, x[:, :1])  # what the one-row graph computes
+        whole = QATLinear.forward(last.attention.output.dense, x)
+    np.testing.assert_allclose(out[:, :1].numpy(), (one_row if first_token else whole[:, :1]).numpy(), atol=1e-6)
+    assert not np.allclose(whole[:, :1].numpy(), one_row.numpy(), atol=1e-3)  # the two ranges differ here
+    strip_qat(model)
+    assert all(type(m) is torch.nn.Linear for m in after_attention)

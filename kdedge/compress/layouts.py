@@ -65,7 +65,7 @@ class Encoder:
 
 def encoder_of(model: nn.Module) -> Encoder:
     """The encoder parts of a sequence classifier, or a clear refusal for an architecture pruning does not know."""
-    kind = getattr(model.config, "model_type", None)
+    kind = getattr(getattr(model, "config", None), "model_type", None)
     base = getattr(model, getattr(model, "base_model_prefix", ""), None)
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     if kind not in LAYOUTS or layers is None:

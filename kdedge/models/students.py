@@ -112,7 +112,7 @@ def load_student(path: str | Path) -> Student:
     if meta.get("qat"):  # a QAT student is evaluated as it was trained: fake-quantized
         from kdedge.quant.qat import prepare_qat
 
-        prepare_qat(model)
+        prepare_qat(model, first_token=isinstance(meta["qat"], dict) and "first_token" in meta["qat"])
     model.eval()
     return Student(model, tokenizer, meta)
 

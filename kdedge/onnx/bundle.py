@@ -60,6 +60,9 @@ def export_bundle(cfg: ExportConfig) -> Path:
                           "--quantize dynamic|static")
     if cfg.quantize == "qat" and cfg.optimize:
         raise KdedgeError("--quantize qat reproduces the trained scheme on the plain graph; drop --optimize")
+    if cfg.quantize == "qat" and _trained_first_token(student) and not cfg.first_token:
+        raise KdedgeError(f"{student_dir} was trained quantization-aware for the first-token graph (its last layer's "
+                          "int8 ranges are the first token's): drop --no-first-token")
     if student.meta.get("qat") and cfg.quantize != "qat":
         strip_qat(student.model)  # other exports compare against the float model
     data_options = model_data_options(student_dir, student.meta["task"]["name"], cfg)
@@ -134,10 +137,10 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
                                                           hidden_size=c.hidden_size)
             shutil.copy(optimized, stage_dir / ONNX_FILE)  # quantizers read the folder (config.json beside it)
         # After the optimizer (whose attention fusion needs the full-length pattern), before any quantizer (which
-        # then quantizes the graph that runs). Not for --quantize qat: the trained scheme ranges each Linear's
-        # activations over every position, and one position's range would change its int8 logits (by 2e-4 on a
-        # tiny student), so the qat export keeps the graph the scheme was trained for, as it does without --optimize.
-        if cfg.first_token and cfg.quantize != "qat":
+        # then quantizes the graph that runs). A qat export reproduces the graph its student was trained for: a
+        # student trained before the scheme ranged the last layer on the first token keeps every position (one
+        # position's range would move its int8 logits, by 2e-4 on a tiny student).
+        if cfg.first_token and (cfg.quantize != "qat" or _trained_first_token(student)):
             pooled = Path(tmp) / "first_token.onnx"
             transforms["first_token"] = first_token_only(current, pooled)
             shutil.copy(pooled, stage_dir / ONNX_FILE)
@@ -165,6 +168,12 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
             shutil.copy(item, work / item.name)
     _compact_tokenizer(work)
     return transforms
+
+
+def _trained_first_token(student) -> bool:
+    """Whether a QAT student's scheme ranged its last layer as the first-token graph runs it (kdedge.quant.qat)."""
+    scheme = student.meta.get("qat")
+    return isinstance(scheme, dict) and "first_token" in scheme
 
 
 def _compact_tokenizer(work: Path) -> None:

@@ -8,7 +8,9 @@ turns the pooler's and output layer's Gemm into MatMul too):
 - embedding tables (the Gather inputs): int8, symmetric, per row, range [-127, 127] (kdedge.onnx.embeddings:
   dequantized to float when the session loads); they are 2/3 of a small BERT's bytes;
 - everything else stays float, as the runtime keeps it: LayerNorm, softmax, GELU and the attention
-  score/context products (activation x activation).
+  score/context products (activation x activation);
+- the last layer's Linears after its attention run on the first token alone in the exported graph
+  (kdedge.onnx.first_token), so their activation range is the first token's.
 
 Fake quantization rounds exactly as the runtime does and passes gradients straight through
 (torch.fake_quantize_*), so the int8 model computes what the fake-quant model was trained to.
@@ -24,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kdedge.compress.layouts import encoder_of
 from kdedge.errors import KdedgeError
 
 SCHEME = {
@@ -33,7 +36,11 @@ SCHEME = {
     "embeddings": "int8 symmetric per-row [-127, 127]",
     "quantized": "every Linear layer (MatMul/Gemm with a weight) and embedding table (Gather)",
     "float": "LayerNorm, softmax, GELU, attention products",
+    # the export applies kdedge.onnx.first_token to students trained with this (older ones: every position)
+    "first_token": "the last layer's Linears after its attention ranged on the first token, the one they run on",
 }
+# The parts of the last layer that the first-token rewrite runs on one position (kdedge.compress.layouts names).
+_AFTER_ATTENTION = ("attention_out", "ffn_in", "ffn_out")
 
 
 def fake_quant_weight(w: torch.Tensor) -> torch.Tensor:
@@ -42,9 +49,11 @@ def fake_quant_weight(w: torch.Tensor) -> torch.Tensor:
     return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -127, 127)
 
 
-def fake_quant_dynamic_uint8(x: torch.Tensor) -> torch.Tensor:
-    lo = x.detach().min().clamp(max=0.0).float()
-    hi = x.detach().max().clamp(min=0.0).float()
+def fake_quant_dynamic_uint8(x: torch.Tensor, ranged_on: torch.Tensor | None = None) -> torch.Tensor:
+    """`x` quantized with the range of `ranged_on` (default: `x` itself), as DynamicQuantizeLinear does."""
+    r = (x if ranged_on is None else ranged_on).detach()
+    lo = r.min().clamp(max=0.0).float()
+    hi = r.max().clamp(min=0.0).float()
     scale = ((hi - lo) / 255.0).clamp(min=1e-12)
     zero = torch.round(-lo / scale).clamp(0, 255).to(torch.int32)
     return torch.fake_quantize_per_tensor_affine(x, scale.reshape(1), zero.reshape(1), 0, 255)
@@ -55,6 +64,14 @@ class QATLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(fake_quant_dynamic_uint8(x), fake_quant_weight(self.weight), self.bias)
+
+
+class QATFirstTokenLinear(QATLinear):
+    """A Linear of the last layer after its attention: the exported graph runs it on the first token alone, so its
+    activation range is the first token's (of each sequence in the batch; of the one sentence at scoring time)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(fake_quant_dynamic_uint8(x, ranged_on=x[:, :1]), fake_quant_weight(self.weight), self.bias)
 
 
 class QATEmbedding(nn.Embedding):
@@ -68,19 +85,32 @@ class QATEmbedding(nn.Embedding):
 _FAKE_QUANT = {nn.Linear: QATLinear, nn.Embedding: QATEmbedding}
 
 
-def prepare_qat(model: nn.Module) -> nn.Module:
+def prepare_qat(model: nn.Module, first_token: bool = True) -> nn.Module:
     """Swap every Linear and Embedding to its fake-quant twin in place (a class swap: weights and keys are
-    untouched)."""
+    untouched); `first_token`: the last layer ranged as the first-token graph runs it (False: the scheme of students
+    trained before it, every position)."""
     targets = [m for m in model.modules() if type(m) in _FAKE_QUANT]
     if not any(type(m) is nn.Linear for m in targets):
         raise KdedgeError(f"{type(model).__name__} has no Linear layers to quantize")
     for module in targets:
         module.__class__ = _FAKE_QUANT[type(module)]
+    for module in _after_last_attention(model) if first_token else []:
+        module.__class__ = QATFirstTokenLinear
     return model
 
 
+def _after_last_attention(model: nn.Module) -> list[nn.Module]:
+    """The last layer's Linears after its attention, for an encoder layout kdedge knows (others: none, and the
+    export's parity figure shows the gap)."""
+    try:
+        encoder = encoder_of(model)
+    except KdedgeError:
+        return []
+    return [encoder(len(encoder.layers) - 1, name) for name in _AFTER_ATTENTION]
+
+
 def strip_qat(model: nn.Module) -> nn.Module:
-    float_class = {twin: base for base, twin in _FAKE_QUANT.items()}
+    float_class = {twin: base for base, twin in _FAKE_QUANT.items()} | {QATFirstTokenLinear: nn.Linear}
     for module in model.modules():
         if type(module) in float_class:
             module.__class__ = float_class[type(module)]
