@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from kdedge.quant.qat import (QATEmbedding, QATFirstTokenLinear, QATLinear, fake_quant_dynamic_uint8, fake_quant_weight,
-                              prepare_qat, quantize_qat_onnx, strip_qat)
+                              prepare_qat, quantize_qat_onnx, scheme_of, strip_qat)
 
 
 def test_weight_fake_quant_is_symmetric_per_channel_int8():
@@ -52,6 +52,7 @@ def test_fake_quant_model_matches_onnxruntime_int8(tmp_path):
     int8 = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"]).run(None, {"ids": ids.numpy()})[0]
     prepare_qat(model)
     assert [type(m) for m in model] == [QATEmbedding, torch.nn.LayerNorm, QATLinear, torch.nn.GELU, QATLinear]
+    assert "first_token" not in scheme_of(model)  # no encoder layout: nothing ranged on the first token
     with torch.no_grad():
         fake = model(ids).numpy()
         float_ = strip_qat(model)(ids).numpy()
@@ -77,6 +78,7 @@ def test_the_last_layer_after_attention_is_ranged_on_the_first_token(first_token
     expected = QATFirstTokenLinear if first_token else QATLinear
     assert [type(m) for m in after_attention] == [expected] * 3
     assert type(last.attention.self.query) is QATLinear and type(first.output.dense) is QATLinear
+    assert ("first_token" in scheme_of(model)) == first_token
     x = torch.randn(1, 6, 16)  # one sentence, as the bundle is scored
     x[:, 4] *= 40  # a large activation off the first token widens the whole tensor's range, not the first token's
     with torch.no_grad():

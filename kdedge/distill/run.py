@@ -36,8 +36,7 @@ from kdedge.models.students import Student, save_student
 from kdedge.models.teacher import load_teacher, model_fingerprint
 from kdedge.models.tinybert import same_vocabulary
 from kdedge.outputs import RunDir, manifest, read_json, write_json
-from kdedge.quant.qat import SCHEME as QAT_SCHEME
-from kdedge.quant.qat import prepare_qat
+from kdedge.quant.qat import prepare_qat, scheme_of
 from kdedge.training import eval_loader, make_accelerator, predict_logits, train
 
 DEFAULT_LR = {"bilstm": 1e-3, "tinybert": 1e-4}
@@ -192,7 +191,7 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
         if stage.qat:
             before_qat = _dev_metrics(student, dev_features, cfg, task)
             prepare_qat(student.model)
-            student.meta = {**student.meta, "qat": QAT_SCHEME}
+            student.meta = {**student.meta, "qat": scheme_of(student.model)}
         if (weights_dir / "done").exists():  # finished before an interruption
             student.model.load_state_dict(load_file(weights_dir / "model.safetensors"))
             stage_log.append(read_json(weights_dir / "result.json"))

@@ -99,6 +99,14 @@ def prepare_qat(model: nn.Module, first_token: bool = True) -> nn.Module:
     return model
 
 
+def scheme_of(model: nn.Module) -> dict:
+    """The scheme a model prepared by prepare_qat emulates: the first-token ranging only where its layout is known
+    (the export rewrites the graph of a student whose scheme says so)."""
+    if any(type(m) is QATFirstTokenLinear for m in model.modules()):
+        return dict(SCHEME)
+    return {k: v for k, v in SCHEME.items() if k != "first_token"}
+
+
 def _after_last_attention(model: nn.Module) -> list[nn.Module]:
     """The last layer's Linears after its attention, for an encoder layout kdedge knows (others: none, and the
     export's parity figure shows the gap)."""
