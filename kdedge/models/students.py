@@ -110,9 +110,9 @@ def load_student(path: str | Path) -> Student:
     except Exception as e:  # safetensors, torch and tokenizers each raise their own types for a broken file
         raise KdedgeError(f"{path}: the student's files are missing or corrupt ({type(e).__name__}: {e})") from None
     if meta.get("qat"):  # a QAT student is evaluated as it was trained: fake-quantized
-        from kdedge.quant.qat import prepare_qat
+        from kdedge.quant.qat import prepare_qat, trained_for_first_token
 
-        prepare_qat(model, first_token=isinstance(meta["qat"], dict) and "first_token" in meta["qat"])
+        prepare_qat(model, first_token=trained_for_first_token(meta["qat"]))
     model.eval()
     return Student(model, tokenizer, meta)
 

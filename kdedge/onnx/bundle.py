@@ -28,7 +28,7 @@ from kdedge.onnx.first_token import first_token_only
 from kdedge.onnx.parity import compare, cpu_session, onnx_logits
 from kdedge.onnx.quantize import optimize_transformer, quantize, to_fp16
 from kdedge.outputs import RunDir, library_versions, sha256_file, write_json
-from kdedge.quant.qat import strip_qat
+from kdedge.quant.qat import strip_qat, trained_for_first_token
 from kdedge.training import eval_loader, predict_logits
 from kdedge_runtime.classifier import scoring_batch_size
 from kdedge_runtime.cpu import INT8_FLAGS, preset_for, read_cpu
@@ -60,7 +60,7 @@ def export_bundle(cfg: ExportConfig) -> Path:
                           "--quantize dynamic|static")
     if cfg.quantize == "qat" and cfg.optimize:
         raise KdedgeError("--quantize qat reproduces the trained scheme on the plain graph; drop --optimize")
-    if cfg.quantize == "qat" and _trained_first_token(student) and not cfg.first_token:
+    if cfg.quantize == "qat" and trained_for_first_token(student.meta.get("qat")) and not cfg.first_token:
         raise KdedgeError(f"{student_dir} was trained quantization-aware for the first-token graph (its last layer's "
                           "int8 ranges are the first token's): drop --no-first-token")
     if student.meta.get("qat") and cfg.quantize != "qat":
@@ -140,7 +140,7 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
         # then quantizes the graph that runs). A qat export reproduces the graph its student was trained for: a
         # student trained before the scheme ranged the last layer on the first token keeps every position (one
         # position's range would move its int8 logits, by 2e-4 on a tiny student).
-        if cfg.first_token and (cfg.quantize != "qat" or _trained_first_token(student)):
+        if cfg.first_token and (cfg.quantize != "qat" or trained_for_first_token(student.meta.get("qat"))):
             pooled = Path(tmp) / "first_token.onnx"
             transforms["first_token"] = first_token_only(current, pooled)
             shutil.copy(pooled, stage_dir / ONNX_FILE)
@@ -168,12 +168,6 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
             shutil.copy(item, work / item.name)
     _compact_tokenizer(work)
     return transforms
-
-
-def _trained_first_token(student) -> bool:
-    """Whether a QAT student's scheme ranged its last layer as the first-token graph runs it (kdedge.quant.qat)."""
-    scheme = student.meta.get("qat")
-    return isinstance(scheme, dict) and "first_token" in scheme
 
 
 def _compact_tokenizer(work: Path) -> None:

@@ -107,6 +107,11 @@ def scheme_of(model: nn.Module) -> dict:
     return {k: v for k, v in SCHEME.items() if k != "first_token"}
 
 
+def trained_for_first_token(scheme: object) -> bool:
+    """Whether a student's recorded scheme (student.json's "qat") ranged its last layer on the first token."""
+    return isinstance(scheme, dict) and "first_token" in scheme
+
+
 def _after_last_attention(model: nn.Module) -> list[nn.Module]:
     """The last layer's Linears after its attention, for an encoder layout kdedge knows (others: none, and the
     export's parity figure shows the gap)."""
