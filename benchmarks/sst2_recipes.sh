@@ -3,60 +3,57 @@
 GLOVE=${KDEDGE_GLOVE:-glove.6B.100d.txt}
 BERT_TINY=${KDEDGE_BERT_TINY:-../shared/models/bert-tiny-splade}
 
-# The students, cheapest first: recipe name -> distill arguments.
+# The students, cheapest first: recipe name -> distill arguments. Each recipe's comment says what it is and which
+# run's README (benchmarks/results/<run>/README.md) explains why it exists and what it scored.
 pruned=(--config configs/sst2-frontier.yaml --init prune)
 shape() { echo --layers "$1" --hidden "$2" --heads "$3" --intermediate "$4"; }
-long=(--epochs 2 --intermediate-samples 50000 --trim-min-count 10)
-tuned=(--temperature 5 --alpha 0.1)  # the direction both tuning studies found (issue 20): T 4.5-6.1, alpha 0.03-0.17
+long=(--epochs 2 --intermediate-samples 50000 --trim-min-count 10)  # round 2's long recipe: sst2_frontier_r2
+tuned=(--temperature 5 --alpha 0.1)  # the tuning studies' soft loss (issue 20), tried in round 3: sst2_frontier_r3
 declare -A RECIPES=(
+  # round 1: pruned from the teacher, 2L-128 (sst2_frontier)
   [pruned-2l-128]="${pruned[*]} $(shape 2 128 4 512)"
+  # round 1: pruned, 2L-192 (sst2_frontier)
   [pruned-2l-192]="${pruned[*]} $(shape 2 192 6 768)"
+  # round 1: pruned, 2L-256 (sst2_frontier)
   [pruned-2l-256]="${pruned[*]} $(shape 2 256 8 1024)"
-  # 3-layer students: the prediction stage on a sample of the transfer set (the CPU budget), the 3L-384 (at the
-  # teacher's width and fine-tuning rate) on less
+  # round 1: pruned, 3L-256, prediction stage on a 100,000-row sample (sst2_frontier)
   [pruned-3l-256]="${pruned[*]} $(shape 3 256 8 1024) --max-train-samples 100000"
+  # round 1: pruned, 3L-384 (the teacher's width) on less, at the teacher's fine-tuning rate (sst2_frontier)
   [pruned-3l-384]="${pruned[*]} $(shape 3 384 12 1536) --max-train-samples 50000 --intermediate-samples 10000 --lr 1e-4"
-  [pretrained-2l-128]="--config configs/sst2-frontier.yaml --init pretrained:$BERT_TINY"  # 2L-128, 2 heads
+  # the init comparison: 2L-128 (2 heads) from the BERT-Tiny-sized checkpoint (sst2_frontier_inits)
+  [pretrained-2l-128]="--config configs/sst2-frontier.yaml --init pretrained:$BERT_TINY"
+  # the init comparison: 2L-128 from random weights (sst2_frontier_inits)
   [random-2l-128]="--config configs/sst2-frontier.yaml --init random $(shape 2 128 4 512)"
+  # the trimming comparison: pruned 2L-128 with the full vocabulary (sst2_frontier_inits)
   [pruned-2l-128-fullvocab]="${pruned[*]} $(shape 2 128 4 512) --no-trim-vocab"
-  [bilstm-glove]="--config configs/sst2-bilstm.yaml --word-vectors $GLOVE --max-vocab 8000"  # <= 1.5 MB
-  # The second round (results in sst2_frontier_r2): the whole transfer set for two epochs of the prediction
-  # stage (the best of evaluations every 2,000 steps), 50,000 rows for the intermediate stage, and the
-  # vocabulary trimmed at count 10 so that a 2L-128 int8 bundle fits 2.5 MB; at count 15 for the 3L-256, whose
-  # bundle came to 6.12 MB at count 10 (12,355 tokens x 256 of its 5.93 MB model), so that it fits 6 MB.
+  # target 3's GloVe BiLSTM, vocabulary capped to fit 1.5 MB (sst2_frontier; today's figures: sst2_frontier_r9)
+  [bilstm-glove]="--config configs/sst2-bilstm.yaml --word-vectors $GLOVE --max-vocab 8000"
+  # round 2: the long recipe at 2L-128 (sst2_frontier_r2)
   [pruned-2l-128-long]="${pruned[*]} $(shape 2 128 4 512) ${long[*]}"
+  # round 2: the long recipe at 3L-256, vocabulary trimmed at count 15 to fit 6 MB (sst2_frontier_r2)
   [pruned-3l-256-long]="${pruned[*]} $(shape 3 256 8 1024) ${long[*]} --trim-min-count 15"
-  # The 3L-256 timed 3.8x the int8 teacher on an AVX2 CPU (machine idle), short of 5x; untrained probes of shapes timed
-  # 3L-192 at 0.56x the 3L-256's p50 (2L-256 0.54x, 4L-192 0.77x), so the deeper narrow shape is tried for 5x.
+  # round 2: the long recipe at 3L-192, for 5x (sst2_frontier_r2)
   [pruned-3l-192-long]="${pruned[*]} $(shape 3 192 6 768) ${long[*]}"
-  # Round 3, for target 2 on AVX-512 VNNI CPUs, where the int8 teacher gains most and the 2L-128 graph read 10-12.9x:
-  # the tuning study's soft loss (soft cross-entropy at a high temperature, a little hard-label weight), exported with
-  # the transformer optimizer (EXPORT_OPTIONS), and the same with half the feed-forward width.
+  # round 3's soft loss at FFN 512, timed in its latency probe (sst2_frontier_r3, sst2_latency_probe_r3)
   [pruned-2l-128-t5-long]="${pruned[*]} $(shape 2 128 4 512) ${long[*]} ${tuned[*]}"
+  # round 3: the tuned soft loss at FFN 256 (sst2_frontier_r3)
   [pruned-2l-128-ffn256-t5-long]="${pruned[*]} $(shape 2 128 4 256) ${long[*]} ${tuned[*]}"
-  # ... which kept 0.8643 (3 seeds), a hair under 97 %: the vocabulary at count 5, which both tuning studies preferred
-  # to 10 and 20, fits 2.5 MB at FFN 256
+  # round 3: the same, vocabulary trimmed at count 5 (sst2_frontier_r3)
   [pruned-2l-128-ffn256-t5-c5-long]="${pruned[*]} $(shape 2 128 4 256) ${long[*]} ${tuned[*]} --trim-min-count 5"
-  # ... which kept 0.8631: no better. The intermediate stage over the whole transfer set (270,621 rows) instead of 50,000
+  # round 3: the same, the intermediate stage over the whole transfer set (sst2_frontier_r3)
   [pruned-2l-128-ffn256-t5-fullint]="${pruned[*]} $(shape 2 128 4 256) ${long[*]} ${tuned[*]} --intermediate-samples 300000"
-  # Round 4: round 3's FFN-256 students kept 0.4 point less than round 2's FFN-512 one, with the width and the soft
-  # loss changed together. Round 2's loss (soft cross-entropy at T 1, no hard labels) at FFN 256 separates the two,
-  # and FFN 384 sits between round 2's accuracy and round 3's speed.
+  # round 4: round 2's loss (T 1) at FFN 256, target 2's student (sst2_frontier_r4; today's figures: sst2_frontier_r9)
   [pruned-2l-128-ffn256-long]="${pruned[*]} $(shape 2 128 4 256) ${long[*]}"
+  # round 4: the same at FFN 384 (sst2_frontier_r4)
   [pruned-2l-128-ffn384-long]="${pruned[*]} $(shape 2 128 4 384) ${long[*]}"
-  # ... the FFN-256 one kept the most (int8 0.8662, 0.03 point under 97 %), int8 costing it 0.1 point: one epoch of
-  # quantization-aware fine-tuning of each seed's student (@SEED@: the seed being trained), at its recipe's loss
-  # (the frontier config's options spelt out: that config sizes an intermediate stage, which --recipe prediction refuses)
+  # round 4: one epoch of QAT on each seed's pruned-2l-128-ffn256-long (@SEED@: the seed being trained; the frontier
+  # config's options spelt out, since --recipe prediction refuses the intermediate stage it sizes) (sst2_frontier_r4)
   [pruned-2l-128-ffn256-long-qat]="--task sst2 --student tinybert --init pretrained:$RUN/frontier/pruned-2l-128-ffn256-long-s@SEED@
     --recipe prediction --epochs 0 --qat --soft-loss soft_ce --temperature 1 --alpha 0 --batch-size 32 --lr 3e-4
     --warmup-ratio 0.1 --max-length 128 --eval-steps 2000 --save-steps 1000"
-  # (round 4: FFN 256 at T 1 kept 0.8662 at int8, FFN 384 0.8643, and QAT took the FFN-256 students to 0.8628)
-  # Round 5: the lever left, a larger transfer set. The same recipe on 4 word-replaced and 4 rule-based variants per
-  # sentence (TRANSFER_SETS below) instead of 2 and 2, still two epochs: more distinct rows, twice the steps.
-  # (It kept 0.8628 at int8 against the 2+2 set's 0.8662, both retrained side by side: no better.)
+  # round 5: round 4's FFN-256 recipe on the 4+4 transfer set of TRANSFER_SETS (sst2_frontier_r5)
   [pruned-2l-128-ffn256-x4-long]="${pruned[*]} $(shape 2 128 4 256) ${long[*]}"
-  # Round 6, target 1 on an Intel CPU with AMX, where the int8 teacher is fast and round 2's 3L-192 ran 4.5x (4.8x
-  # with the transformer optimizer and kdedge_runtime's session options): the same depth and width, FFN 512.
+  # round 6: 3L-192 at FFN 512, target 1's student (sst2_frontier_r6; today's figures: sst2_frontier_r9)
   [pruned-3l-192-ffn512-long]="${pruned[*]} $(shape 3 192 6 512) ${long[*]}"
 )
 # Recipes trained on another transfer set than the frontier's: recipe -> its folder under RUN_DIR and the augment
@@ -64,10 +61,9 @@ declare -A RECIPES=(
 declare -A TRANSFER_SETS=(
   [pruned-2l-128-ffn256-x4-long]="transfer-x4 --variants 4"
 )
-# What export_bundle adds for a recipe: --optimize fuses attention, LayerNorm and GELU (ONNX Runtime's transformer
-# optimizer). On a VNNI CPU it took the 2L-128 int8 graph from 0.23 to 0.20 ms and the int8 teacher's not at all
-# (results/sst2_latency_probe_r3), so round 3 uses it; benches that use it also time the teacher exported the same
-# way (teacher_bundle).
+# What export_bundle adds for a recipe: --optimize runs ONNX Runtime's transformer optimizer (why, and what it gains:
+# sst2_frontier_r3 and sst2_latency_probe_r3); benches that use it also time the teacher exported the same way
+# (teacher_bundle).
 declare -A EXPORT_OPTIONS=(
   [pruned-2l-128-t5-long]="--optimize"
   [pruned-2l-128-ffn256-t5-long]="--optimize"
@@ -75,8 +71,7 @@ declare -A EXPORT_OPTIONS=(
   [pruned-2l-128-ffn256-t5-fullint]="--optimize"
   [pruned-2l-128-ffn256-long]="--optimize"
   [pruned-2l-128-ffn384-long]="--optimize"
-  # the QAT-trained weights requantized by the dynamic quantizer, the scheme QAT emulates (--quantize qat writes the
-  # plain graph only)
+  # the QAT weights requantized by the dynamic quantizer, the scheme QAT emulates (sst2_frontier_r4)
   [pruned-2l-128-ffn256-long-qat]="--optimize"
   [pruned-2l-128-ffn256-x4-long]="--optimize"
   [pruned-3l-192-ffn512-long]="--optimize"
