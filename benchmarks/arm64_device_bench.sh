@@ -54,7 +54,7 @@ if [ -n "${TEACHER:-}" ]; then  # the int8 teacher kdedge bench exports and cach
 import sys
 from kdedge.bench.models import teacher_bundles
 from kdedge.config import BenchConfig
-from kdedge.distill.teacher_cache import default_cache_dir
+from kdedge.models.teacher_cache import default_cache_dir
 print(teacher_bundles(sys.argv[1], BenchConfig(out='-'), default_cache_dir())[1].path)" "$TEACHER")
   teacher=(--teacher "$teacher_int8")
 fi

@@ -8,10 +8,10 @@ from accelerate.utils import set_seed
 
 from kdedge.config import TeacherConfig, to_dict
 from kdedge.data import compute_metrics, load_task_data
-from kdedge.data.batching import encode
-from kdedge.models.teacher import hf_inputs, hf_logits, load_tokenizer, new_classifier
+from kdedge.data.batching import encode, hf_inputs
+from kdedge.models.teacher import hf_logits, load_tokenizer, new_classifier
 from kdedge.outputs import RunDir, manifest, write_json
-from kdedge.training import train
+from kdedge.training import TrainJob, train
 
 
 def fine_tune_teacher(cfg: TeacherConfig) -> Path:
@@ -34,8 +34,8 @@ def _fine_tune(cfg: TeacherConfig, run: RunDir) -> Path:
         model.save_pretrained(path)
         tokenizer.save_pretrained(path)
 
-    best, state = train(
-        cfg, run, model, train_features, dev_features,
+    best, state = train(cfg, run, TrainJob(
+        model, train_features, dev_features,
         pad_token_id=tokenizer.pad_token_id,
         loss_fn=lambda m, b, progress: m(**hf_inputs(b), labels=b["labels"]).loss,
         logits_fn=hf_logits,
@@ -43,7 +43,7 @@ def _fine_tune(cfg: TeacherConfig, run: RunDir) -> Path:
         main_metric=task.main_metric,
         save_fn=save,
         name="teacher",
-    )
+    ))
     metrics = {"dev": best, "best_step": state.best_step, "steps": state.global_step,
                "train_time_s": round(state.train_time_s, 2),
                "parameters": sum(p.numel() for p in model.parameters())}

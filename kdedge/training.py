@@ -13,7 +13,7 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -130,89 +130,214 @@ class TrainState:
         return cls(**read_json(path))
 
 
-def train(
-    opts: TrainOptions,
-    run: RunDir,
-    model: torch.nn.Module,
-    train_features: list[dict],
-    dev_features: list[dict],
-    *,
-    pad_token_id: int,
-    loss_fn: LossFn,
-    logits_fn: LogitsFn,
-    metrics_fn: MetricsFn,
-    main_metric: str,
-    save_fn: SaveFn,
-    accelerator: Accelerator | None = None,
-    stage: str = "",
-    name: str = "train",
-    evaluate_dev: bool = True,
-    lr_overrides: dict[str, float] | None = None,
-    eval_sets: dict[str, list[dict]] | None = None,
-    select_on: str = "dev",
-    on_evaluate: Callable[[float], None] | None = None,
-    evaluate_start: bool = False,
-) -> tuple[dict, TrainState]:
-    """Train `model`, keep the best dev checkpoint in `run.best_dir`; return its dev metrics and the state.
+@dataclass
+class TrainJob:
+    """What one `train` call trains and how it is scored.
 
-    `stage` names a stage of a multi-stage recipe (its own checkpoint, so each stage resumes on its own);
-    `name` is what the progress bar and the log lines say is training (e.g. "bilstm prediction").
-    With `evaluate_dev=False` there is no dev evaluation and no best checkpoint: the caller keeps the
-    final weights (TinyBERT's intermediate-layer stage has no meaningful dev metric). `eval_sets` (name ->
-    features) are scored at every evaluation too, and `select_on` names the set whose metric picks the best
-    checkpoint ("dev" or one of them). `on_evaluate` gets that metric after every evaluation (a tuner's pruner
-    stops a hopeless run by raising from it). `evaluate_start` scores the model before its first step too, so a
-    stage that only refines a trained model (QAT) keeps where it started when no step of it does better."""
+    `stage` names a stage of a multi-stage recipe (its own checkpoint, so each stage resumes on its own); `name` is
+    what the progress bar and the log lines say is training (e.g. "bilstm prediction"). With `evaluate_dev=False`
+    there is no dev evaluation and no best checkpoint: the caller keeps the final weights (TinyBERT's
+    intermediate-layer stage has no meaningful dev metric). `eval_sets` (name -> features) are scored at every
+    evaluation too, and `select_on` names the set whose metric picks the best checkpoint ("dev" or one of them).
+    `on_evaluate` gets that metric after every evaluation (a tuner's pruner stops a hopeless run by raising from
+    it). `evaluate_start` scores the model before its first step too, so a stage that only refines a trained model
+    (QAT) keeps where it started when no step of it does better. `lr_overrides` gives the parameters under a name
+    prefix their own learning rate."""
+    model: torch.nn.Module
+    train_features: list[dict]
+    dev_features: list[dict]
+    pad_token_id: int
+    loss_fn: LossFn
+    logits_fn: LogitsFn
+    metrics_fn: MetricsFn
+    main_metric: str
+    save_fn: SaveFn
+    stage: str = ""
+    name: str = "train"
+    evaluate_dev: bool = True
+    lr_overrides: dict[str, float] = field(default_factory=dict)
+    eval_sets: dict[str, list[dict]] = field(default_factory=dict)
+    select_on: str = "dev"
+    on_evaluate: Callable[[float], None] | None = None
+    evaluate_start: bool = False
+
+
+def train(opts: TrainOptions, run: RunDir, job: TrainJob,
+          accelerator: Accelerator | None = None) -> tuple[dict, TrainState]:
+    """Train `job.model`, keep the best dev checkpoint in `run.best_dir`; return its dev metrics and the state."""
     accelerator = accelerator or make_accelerator(opts.mixed_precision)
     # Checkpoints hold exactly what this call prepares (a previous stage's model must not be in them).
     accelerator.free_memory()
     set_seed(opts.seed)
+    trainer = _Trainer(opts, run, job, accelerator)
+    trainer.resume()
+    if job.evaluate_dev and job.evaluate_start and trainer.state.global_step == 0:
+        trainer.evaluate()
+    trainer.model.train()
+    t0 = time.time() - trainer.state.train_time_s
+    while trainer.state.epoch < opts.epochs and not trainer.state.stopped_early:
+        trainer.train_epoch(t0)
+    accelerator.wait_for_everyone()
+    accelerator.free_memory()
+    best = read_json(run.best_dir / "metrics.json")["dev"] if job.evaluate_dev else {}
+    return best, trainer.state
 
-    sampler = LengthBucketBatchSampler([feature_length(f) for f in train_features], opts.batch_size, seed=opts.seed)
-    # Its own generator: starting an iterator must not draw from the global RNG (dropout), or a resumed
-    # run, which starts its iterator mid-epoch, would drift from an uninterrupted one.
-    train_loader = DataLoader(train_features, batch_sampler=sampler, collate_fn=PadCollator(pad_token_id),
-                              generator=torch.Generator().manual_seed(opts.seed))
-    dev_loader, dev_order = eval_loader(dev_features, opts.eval_batch_size, pad_token_id)
-    dev_labels = np.asarray([f["labels"] for f in dev_features])
 
-    optimizer = torch.optim.AdamW(_param_groups(model, opts.weight_decay, lr_overrides or {}), lr=opts.lr)
-    model, optimizer, train_loader, dev_loader = accelerator.prepare(model, optimizer, train_loader, dev_loader)
-    extra = {}  # the evaluation sets: loader (sharded like dev's), order, labels
-    for set_name, features in (eval_sets or {}).items():
-        loader, order = eval_loader(features, opts.eval_batch_size, pad_token_id)
-        extra[set_name] = (accelerator.prepare(loader), order, np.asarray([f["labels"] for f in features]))
-    steps_per_epoch = len(train_loader)
-    total_steps = steps_per_epoch * opts.epochs
-    # accelerate steps a prepared scheduler once per process, so size it for all of them.
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(opts.warmup_ratio * total_steps) * accelerator.num_processes,
-        total_steps * accelerator.num_processes,
-    )
-    scheduler = accelerator.prepare(scheduler)
+class _Trainer:
+    """One `train` call's loop, in the steps it takes: prepare, resume, then epochs of steps with evaluations and
+    checkpoints."""
 
-    checkpoint_dir = run.work / (f"checkpoint-{stage}" if stage else "checkpoint")
-    state, resumed = TrainState(), run.resume and checkpoint_dir.is_dir()
-    if resumed:
-        try:
-            accelerator.load_state(str(checkpoint_dir))
-            state = TrainState.load(checkpoint_dir / "trainer_state.json")
-        except Exception as e:  # torch, safetensors and json each raise their own types for a damaged file
-            raise KdedgeError(
-                f"--resume: the checkpoint in {checkpoint_dir} cannot be read ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:160] if str(e) else ''}); it is damaged, so the run cannot continue: "
-                f"start over with --overwrite") from None
-        accelerator.print(f"resuming from step {state.global_step} (epoch {state.epoch + 1}, "
-                          f"batch {state.step_in_epoch}/{steps_per_epoch})")
-    if run.resume and accelerator.is_main_process:  # without a checkpoint the stage starts over: all its lines go
-        _forget_lines_after(run.log_path, stage, state.global_step if resumed else -1)
+    def __init__(self, opts: TrainOptions, run: RunDir, job: TrainJob, accelerator: Accelerator):
+        self.opts, self.run, self.job, self.accelerator = opts, run, job, accelerator
+        self.state = TrainState()
+        self.checkpoint_dir = run.work / (f"checkpoint-{job.stage}" if job.stage else "checkpoint")
+        self._prepare()
 
-    def log(record: dict) -> None:
-        if accelerator.is_main_process:
-            with open(run.log_path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+    def _prepare(self) -> None:
+        """Loaders, optimizer and schedule, prepared by accelerate (sharded over processes when launched so)."""
+        opts, job, accelerator = self.opts, self.job, self.accelerator
+        self.sampler = LengthBucketBatchSampler([feature_length(f) for f in job.train_features], opts.batch_size,
+                                                seed=opts.seed)
+        # Its own generator: starting an iterator must not draw from the global RNG (dropout), or a resumed
+        # run, which starts its iterator mid-epoch, would drift from an uninterrupted one.
+        train_loader = DataLoader(job.train_features, batch_sampler=self.sampler,
+                                  collate_fn=PadCollator(job.pad_token_id),
+                                  generator=torch.Generator().manual_seed(opts.seed))
+        dev_loader, self.dev_order = eval_loader(job.dev_features, opts.eval_batch_size, job.pad_token_id)
+        self.dev_labels = np.asarray([f["labels"] for f in job.dev_features])
+        optimizer = torch.optim.AdamW(_param_groups(job.model, opts.weight_decay, job.lr_overrides), lr=opts.lr)
+        self.model, self.optimizer, self.train_loader, self.dev_loader = accelerator.prepare(
+            job.model, optimizer, train_loader, dev_loader)
+        self.extra = {}  # the evaluation sets: loader (sharded like dev's), order, labels
+        for set_name, features in job.eval_sets.items():
+            loader, order = eval_loader(features, opts.eval_batch_size, job.pad_token_id)
+            self.extra[set_name] = (accelerator.prepare(loader), order, np.asarray([f["labels"] for f in features]))
+        self.steps_per_epoch = len(self.train_loader)
+        self.total_steps = self.steps_per_epoch * opts.epochs
+        # accelerate steps a prepared scheduler once per process, so size it for all of them.
+        self.scheduler = accelerator.prepare(get_linear_schedule_with_warmup(
+            self.optimizer, int(opts.warmup_ratio * self.total_steps) * accelerator.num_processes,
+            self.total_steps * accelerator.num_processes,
+        ))
 
-    def checkpoint() -> None:
+    def resume(self) -> None:
+        """With --resume, continue from the stage's checkpoint; its log lines after the checkpoint are dropped."""
+        accelerator, run = self.accelerator, self.run
+        resumed = run.resume and self.checkpoint_dir.is_dir()
+        if resumed:
+            try:
+                accelerator.load_state(str(self.checkpoint_dir))
+                self.state = TrainState.load(self.checkpoint_dir / "trainer_state.json")
+            except Exception as e:  # torch, safetensors and json each raise their own types for a damaged file
+                raise KdedgeError(
+                    f"--resume: the checkpoint in {self.checkpoint_dir} cannot be read ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:160] if str(e) else ''}); it is damaged, so the run cannot continue: "
+                    f"start over with --overwrite") from None
+            accelerator.print(f"resuming from step {self.state.global_step} (epoch {self.state.epoch + 1}, "
+                              f"batch {self.state.step_in_epoch}/{self.steps_per_epoch})")
+        if run.resume and accelerator.is_main_process:  # without a checkpoint the stage starts over: all its lines go
+            _forget_lines_after(run.log_path, self.job.stage, self.state.global_step if resumed else -1)
+
+    def train_epoch(self, t0: float) -> None:
+        opts, state, accelerator = self.opts, self.state, self.accelerator
+        self.sampler.set_epoch(state.epoch)
+        # accelerate's loader re-seeds the sampler from its own count of passes each time it is iterated, and
+        # a resumed process starts that count at 0: without this, the epoch after a resumed one replays epoch 1.
+        self.train_loader.set_epoch(state.epoch)
+        loader = (accelerator.skip_first_batches(self.train_loader, state.step_in_epoch) if state.step_in_epoch
+                  else self.train_loader)
+        bar = tqdm(loader, total=self.steps_per_epoch, initial=state.step_in_epoch,
+                   desc=f"{self.job.name} epoch {state.epoch + 1}/{opts.epochs}",
+                   disable=not accelerator.is_local_main_process, dynamic_ncols=True)
+        running = []
+        for batch in bar:
+            running.append(self._step(batch))
+            if state.global_step % opts.log_steps == 0:
+                self._log({"stage": self.job.stage, "step": state.global_step, "epoch": state.epoch + 1,
+                           "loss": float(np.mean(running)), "lr": self.scheduler.get_last_lr()[0]})
+                bar.set_postfix(loss=f"{np.mean(running):.4f}")
+                running = []
+            mid_epoch = state.step_in_epoch < self.steps_per_epoch
+            if self.job.evaluate_dev and opts.eval_steps and state.global_step % opts.eval_steps == 0 and mid_epoch:
+                self.evaluate()
+                if self._out_of_patience():
+                    state.stopped_early = True
+                    break
+            if state.global_step % opts.save_steps == 0 and mid_epoch:
+                state.train_time_s = time.time() - t0
+                self._checkpoint()
+        bar.close()
+        if self.job.evaluate_dev and not state.stopped_early:
+            self.evaluate()
+            if self._out_of_patience():
+                state.stopped_early = True
+                accelerator.print(f"early stopping: no dev improvement in {opts.patience} evaluation(s)")
+        state.epoch += 1
+        state.step_in_epoch = 0
+        state.train_time_s = time.time() - t0
+        self._checkpoint()
+
+    def _step(self, batch: dict) -> float:
+        """One optimizer step; returns the loss. A loss that is not finite stops the run with what to change."""
+        state, accelerator = self.state, self.accelerator
+        with accelerator.accumulate(self.model):
+            loss = self.job.loss_fn(self.model, batch, state.global_step / max(self.total_steps, 1))
+            if not torch.isfinite(loss.detach()):
+                raise KdedgeError(
+                    f"the loss became {loss.item()} at step {state.global_step + 1} (epoch {state.epoch + 1}); "
+                    "lower --lr, check the data for broken rows, or turn off --mixed-precision"
+                )
+            accelerator.backward(loss)
+            if self.opts.max_grad_norm and accelerator.sync_gradients:
+                accelerator.clip_grad_norm_(self.model.parameters(), self.opts.max_grad_norm)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        state.global_step += 1
+        state.step_in_epoch += 1
+        return loss.item()
+
+    def _out_of_patience(self) -> bool:
+        return self.opts.patience is not None and self.state.evals_since_best >= self.opts.patience
+
+    def evaluate(self) -> dict:
+        """Score dev (and the evaluation sets); keep the model in `run.best_dir` when the selection metric improves."""
+        job, state, accelerator = self.job, self.state, self.accelerator
+        logits = predict_logits(self.model, self.dev_loader, self.dev_order, job.logits_fn, accelerator, desc="eval")
+        metrics = job.metrics_fn(logits, self.dev_labels)
+        on_sets = {set_name: job.metrics_fn(predict_logits(self.model, loader, order, job.logits_fn, accelerator,
+                                                           desc=set_name), labels)
+                   for set_name, (loader, order, labels) in self.extra.items()}
+        score = (metrics if job.select_on == "dev" else on_sets[job.select_on])[job.main_metric]
+        improved = score > state.best_metric
+        if improved:
+            state.best_metric, state.best_step, state.evals_since_best = score, state.global_step, 0
+            if accelerator.is_main_process:
+                self._save_best(metrics, on_sets)
+        else:
+            state.evals_since_best += 1
+        self._log({"stage": job.stage, "step": state.global_step, "epoch": state.epoch + 1, "dev": metrics,
+                   **({"eval": on_sets} if on_sets else {}), "best": improved})
+        accelerator.print(f"{job.name} epoch {state.epoch + 1} step {state.global_step}: dev {_fmt(metrics)}"
+                          + "".join(f"; {n} {_fmt(m)}" for n, m in on_sets.items()) + (" (best)" if improved else ""))
+        if job.on_evaluate is not None:
+            job.on_evaluate(score)
+        return metrics
+
+    def _save_best(self, metrics: dict, on_sets: dict) -> None:
+        tmp = self.run.work / "best.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        self.job.save_fn(self.accelerator.unwrap_model(self.model), tmp)
+        write_json(tmp / "metrics.json", {"dev": metrics, **({"eval": on_sets} if on_sets else {}),
+                                          "step": self.state.global_step})
+        if self.run.best_dir.exists():
+            shutil.rmtree(self.run.best_dir)
+        os.replace(tmp, self.run.best_dir)
+
+    def _checkpoint(self) -> None:
+        """Model, optimizer, scheduler, RNG and loop state, written whole to a temporary folder, then renamed."""
+        accelerator, checkpoint_dir = self.accelerator, self.checkpoint_dir
         accelerator.wait_for_everyone()
         tmp = checkpoint_dir.with_name(checkpoint_dir.name + ".tmp")
         if accelerator.is_main_process and tmp.exists():
@@ -221,101 +346,16 @@ def train(
         accelerator.save_state(str(tmp))  # every process writes its own random state into it
         accelerator.wait_for_everyone()  # ... before the main process renames it
         if accelerator.is_main_process:
-            state.save(tmp / "trainer_state.json")
+            self.state.save(tmp / "trainer_state.json")
             if checkpoint_dir.exists():
                 shutil.rmtree(checkpoint_dir)
             os.replace(tmp, checkpoint_dir)
         accelerator.wait_for_everyone()
 
-    def evaluate() -> dict:
-        logits = predict_logits(model, dev_loader, dev_order, logits_fn, accelerator, desc="eval")
-        metrics = metrics_fn(logits, dev_labels)
-        on_sets = {set_name: metrics_fn(predict_logits(model, loader, order, logits_fn, accelerator, desc=set_name),
-                                        labels) for set_name, (loader, order, labels) in extra.items()}
-        score = (metrics if select_on == "dev" else on_sets[select_on])[main_metric]
-        improved = score > state.best_metric
-        if improved:
-            state.best_metric, state.best_step, state.evals_since_best = score, state.global_step, 0
-            if accelerator.is_main_process:
-                tmp = run.work / "best.tmp"
-                if tmp.exists():
-                    shutil.rmtree(tmp)
-                save_fn(accelerator.unwrap_model(model), tmp)
-                write_json(tmp / "metrics.json", {"dev": metrics, **({"eval": on_sets} if on_sets else {}),
-                                                  "step": state.global_step})
-                if run.best_dir.exists():
-                    shutil.rmtree(run.best_dir)
-                os.replace(tmp, run.best_dir)
-        else:
-            state.evals_since_best += 1
-        log({"stage": stage, "step": state.global_step, "epoch": state.epoch + 1, "dev": metrics,
-             **({"eval": on_sets} if on_sets else {}), "best": improved})
-        accelerator.print(f"{name} epoch {state.epoch + 1} step {state.global_step}: dev {_fmt(metrics)}"
-                          + "".join(f"; {n} {_fmt(m)}" for n, m in on_sets.items()) + (" (best)" if improved else ""))
-        if on_evaluate is not None:
-            on_evaluate(score)
-        return metrics
-
-    if evaluate_dev and evaluate_start and state.global_step == 0:
-        evaluate()
-    model.train()
-    t0 = time.time() - state.train_time_s
-    while state.epoch < opts.epochs and not state.stopped_early:
-        sampler.set_epoch(state.epoch)
-        # accelerate's loader re-seeds the sampler from its own count of passes each time it is iterated, and
-        # a resumed process starts that count at 0: without this, the epoch after a resumed one replays epoch 1.
-        train_loader.set_epoch(state.epoch)
-        loader = accelerator.skip_first_batches(train_loader, state.step_in_epoch) if state.step_in_epoch else train_loader
-        bar = tqdm(loader, total=steps_per_epoch, initial=state.step_in_epoch, desc=f"{name} epoch {state.epoch + 1}/{opts.epochs}",
-                   disable=not accelerator.is_local_main_process, dynamic_ncols=True)
-        running = []
-        for batch in bar:
-            with accelerator.accumulate(model):
-                loss = loss_fn(model, batch, state.global_step / max(total_steps, 1))
-                if not torch.isfinite(loss.detach()):
-                    raise KdedgeError(
-                        f"the loss became {loss.item()} at step {state.global_step + 1} (epoch {state.epoch + 1}); "
-                        "lower --lr, check the data for broken rows, or turn off --mixed-precision"
-                    )
-                accelerator.backward(loss)
-                if opts.max_grad_norm and accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(model.parameters(), opts.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            state.global_step += 1
-            state.step_in_epoch += 1
-            running.append(loss.item())
-            if state.global_step % opts.log_steps == 0:
-                lr = scheduler.get_last_lr()[0]
-                log({"stage": stage, "step": state.global_step, "epoch": state.epoch + 1,
-                     "loss": float(np.mean(running)), "lr": lr})
-                bar.set_postfix(loss=f"{np.mean(running):.4f}")
-                running = []
-            if (evaluate_dev and opts.eval_steps and state.global_step % opts.eval_steps == 0
-                    and state.step_in_epoch < steps_per_epoch):
-                evaluate()
-                if opts.patience is not None and state.evals_since_best >= opts.patience:
-                    state.stopped_early = True
-                    break
-            if state.global_step % opts.save_steps == 0 and state.step_in_epoch < steps_per_epoch:
-                state.train_time_s = time.time() - t0
-                checkpoint()
-        bar.close()
-        if evaluate_dev and not state.stopped_early:
-            evaluate()
-            if opts.patience is not None and state.evals_since_best >= opts.patience:
-                state.stopped_early = True
-                accelerator.print(f"early stopping: no dev improvement in {opts.patience} evaluation(s)")
-        state.epoch += 1
-        state.step_in_epoch = 0
-        state.train_time_s = time.time() - t0
-        checkpoint()
-
-    accelerator.wait_for_everyone()
-    accelerator.free_memory()
-    best = read_json(run.best_dir / "metrics.json")["dev"] if evaluate_dev else {}
-    return best, state
+    def _log(self, record: dict) -> None:
+        if self.accelerator.is_main_process:
+            with open(self.run.log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
 
 
 def _forget_lines_after(log_path: Path, stage: str, step: int) -> None:

@@ -7,10 +7,10 @@ import pytest
 
 from kdedge.augment.clean import Cleaner, normalize
 from kdedge.augment.rules import RuleAugmentation, heuristic_tag
-from kdedge.augment.transfer import read_shards
 from kdedge.augment.words import split_words
 from kdedge.config import AugmentConfig, build_config
 from kdedge.data.loaders import Split
+from kdedge.data.transfer import read_shards
 from kdedge.errors import KdedgeError
 
 

@@ -11,7 +11,7 @@ from kdedge.compress.importance import measure_importance
 from kdedge.compress.prune import plan_pruning, prune_classifier
 from kdedge.config import DataOptions, DistillConfig, build_config
 from kdedge.data import load_task_data
-from kdedge.models.tinybert import importance_batches
+from kdedge.students.tinybert import importance_batches
 
 
 @pytest.fixture(scope="module")

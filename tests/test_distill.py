@@ -7,9 +7,9 @@ import torch
 from kdedge.config import DataOptions, DistillConfig, build_config
 from kdedge.data import compute_metrics, load_task_data
 from kdedge.data.batching import encode
-from kdedge.distill import teacher_cache
 from kdedge.distill.run import distill_student
 from kdedge.errors import KdedgeError
+from kdedge.models import teacher_cache
 from kdedge.models.students import load_student, save_student
 from kdedge.models.teacher import load_teacher
 from kdedge.outputs import read_json

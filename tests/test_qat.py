@@ -11,8 +11,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from kdedge.onnx.quantize import quantize_qat
 from kdedge.quant.qat import (QATEmbedding, QATFirstTokenLinear, QATLinear, fake_quant_dynamic_uint8, fake_quant_weight,
-                              prepare_qat, quantize_qat_onnx, scheme_of, strip_qat)
+                              prepare_qat, scheme_of, strip_qat)
 
 
 def test_weight_fake_quant_is_symmetric_per_channel_int8():
@@ -44,7 +45,7 @@ def test_fake_quant_model_matches_onnxruntime_int8(tmp_path):
     ids = torch.randint(0, 50, (4, 5))
     torch.onnx.export(model, (ids,), str(tmp_path / "m.onnx"), input_names=["ids"], output_names=["y"],
                       dynamic_axes={"ids": {0: "b"}}, dynamo=False, opset_version=17)
-    quantize_qat_onnx(tmp_path / "m.onnx", tmp_path / "q.onnx")
+    quantize_qat(tmp_path / "m.onnx", tmp_path / "q.onnx")
     ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
     assert {"MatMulInteger", "Gather"} <= ops and "DequantizeLinear" not in ops  # the table is not ORT's uint8 one
     tables = [i for i in onnx.load(str(tmp_path / "q.onnx")).graph.initializer if i.name.endswith("_int8")]

@@ -9,9 +9,9 @@ from kdedge.data import get_glue_task
 from kdedge.distill.hooks import AttentionScores
 from kdedge.distill.intermediate import IntermediateDistiller, LossWeights
 from kdedge.distill.losses import attention_kl, attention_mse, hidden_cosine, hidden_mse, soft_cross_entropy
-from kdedge.distill.mapping import resolve_mapping
 from kdedge.errors import KdedgeError
-from kdedge.models.tinybert import build_tinybert
+from kdedge.students.mapping import resolve_mapping
+from kdedge.students.tinybert import build_tinybert
 
 
 def _teachers(n):

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kdedge.augment.transfer import read_shards
 from kdedge.config import AugmentConfig, DataOptions, build_config
 from kdedge.data import load_task_data
+from kdedge.data.transfer import read_shards
 from kdedge.errors import KdedgeError
 
 
@@ -55,7 +55,7 @@ def _teacher_logits(teacher, texts, pairs=None):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from kdedge.data.loaders import Split
-    from kdedge.distill.teacher_cache import compute_teacher_logits
+    from kdedge.models.teacher_cache import compute_teacher_logits
 
     model = AutoModelForSequenceClassification.from_pretrained(str(teacher)).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(teacher))

@@ -21,16 +21,16 @@ from kdedge.augment.clean import Cleaner
 from kdedge.augment.generative import GenerativeAugmentation
 from kdedge.augment.replace import WordReplacement
 from kdedge.augment.rules import RuleAugmentation
-from kdedge.augment.transfer import shard_path, write_shard
 from kdedge.augment.unlabeled import unlabeled_chunks
 from kdedge.config import AugmentConfig, to_dict
 from kdedge.data import load_task_data
 from kdedge.data.evalsets import describe as describe_sets
 from kdedge.data.evalsets import load_eval_sets, parse_named_files
 from kdedge.data.loaders import Split
-from kdedge.distill.teacher_cache import compute_teacher_logits
+from kdedge.data.transfer import shard_path, write_shard
 from kdedge.errors import KdedgeError
 from kdedge.models.teacher import load_teacher, model_fingerprint
+from kdedge.models.teacher_cache import compute_teacher_logits
 from kdedge.outputs import RunDir, manifest, read_json, sha256_file, write_json
 from kdedge.training import make_accelerator
 

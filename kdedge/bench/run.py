@@ -22,8 +22,8 @@ from kdedge.data import load_task_data
 from kdedge.data.evalsets import describe as describe_sets
 from kdedge.data.evalsets import load_eval_sets
 from kdedge.data.recorded import model_data_options
-from kdedge.distill.teacher_cache import default_cache_dir
 from kdedge.errors import KdedgeError
+from kdedge.models.teacher_cache import default_cache_dir
 from kdedge.outputs import RunDir, manifest, sha256_file, write_json
 from kdedge_runtime.cpu import preset_mismatch, read_cpu
 

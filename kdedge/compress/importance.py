@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from kdedge.compress.layouts import encoder_of
+from kdedge.data.batching import hf_inputs
 from kdedge.errors import KdedgeError
-from kdedge.models.teacher import hf_inputs
 
 
 @dataclass

@@ -11,6 +11,7 @@ from torch.utils.data import Sampler
 
 from kdedge.data.loaders import Split
 
+HF_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 # Keys padded with the tokenizer's pad id; every other list-valued key is padded with 0.
 _ID_KEYS = ("input_ids", "input_ids_b")
 
@@ -102,3 +103,8 @@ class LengthBucketBatchSampler(Sampler[list[int]]):
         n, full = len(self.lengths), len(self.lengths) // self.pool
         rest = n - full * self.pool
         return full * math.ceil(self.pool / self.batch_size) + math.ceil(rest / self.batch_size)
+
+
+def hf_inputs(batch: dict) -> dict:
+    """The keyword arguments of a Hugging Face model's forward in a padded batch."""
+    return {k: batch[k] for k in HF_INPUT_KEYS if k in batch}

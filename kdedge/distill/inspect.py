@@ -7,11 +7,10 @@ import dataclasses
 from transformers import AutoConfig
 
 from kdedge.config import DistillConfig
-from kdedge.distill.mapping import parse_layers, resolve_mapping
-from kdedge.distill.intermediate import loss_weights
 from kdedge.distill.run import DEFAULT_LR, plan_stages
 from kdedge.errors import KdedgeError
-from kdedge.models.tinybert import student_shape
+from kdedge.students.mapping import loss_weights, parse_layers, resolve_mapping
+from kdedge.students.tinybert import student_shape
 
 
 def _load_config(name: str):
@@ -68,7 +67,7 @@ def _pruning_lines(cfg: DistillConfig) -> list[str]:
     """What `--init prune` would keep: it measures the teacher's importance on the task's training rows."""
     from kdedge.data import load_task_data
     from kdedge.models.teacher import load_teacher
-    from kdedge.models.tinybert import pruning_plan
+    from kdedge.students.tinybert import pruning_plan
 
     data = load_task_data(cfg)
     teacher, tokenizer = load_teacher(cfg.teacher, data.task)

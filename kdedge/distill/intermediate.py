@@ -6,45 +6,15 @@ another tokenizer reads its own tokens and its states are matched to the student
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from kdedge.data.batching import hf_inputs
 from kdedge.distill.align import aligned, teacher_inputs
 from kdedge.distill.hooks import AttentionScores
 from kdedge.distill.losses import ATTENTION_LOSSES, HIDDEN_LOSSES, PredictionDistillLoss
-from kdedge.distill.mapping import LayerPair
 from kdedge.errors import KdedgeError
-from kdedge.models.teacher import hf_inputs
-
-
-ACROSS_TOKENIZERS = (
-    "the student's tokenizer is not the teacher's: its layers are matched with the teacher's through character "
-    "offsets, which align hidden states but not attention maps; set --w-att 0 (or --rep-ratio 1), or use --recipe "
-    "prediction (logits need no shared tokens)")
-
-
-@dataclass
-class LossWeights:
-    emb: float = 1.0
-    hid: float = 1.0
-    att: float = 1.0
-    pred: float = 0.0
-
-    @classmethod
-    def from_ratio(cls, r: float, pred: float = 0.0) -> "LossWeights":
-        """The single-ratio form 2r * representation + (2 - 2r) * attention."""
-        return cls(emb=2 * r, hid=2 * r, att=2 - 2 * r, pred=pred)
-
-
-def loss_weights(cfg, with_prediction: bool) -> LossWeights:
-    pred = cfg.w_pred if with_prediction else 0.0
-    if cfg.rep_ratio is not None:
-        if not 0.0 <= cfg.rep_ratio <= 1.0:
-            raise KdedgeError("--rep-ratio must be in [0, 1]")
-        return LossWeights.from_ratio(cfg.rep_ratio, pred)
-    return LossWeights(emb=cfg.w_emb, hid=cfg.w_hid, att=cfg.w_att, pred=pred)
+from kdedge.students.mapping import ACROSS_TOKENIZERS, LayerPair, LossWeights
 
 
 class IntermediateDistiller(nn.Module):

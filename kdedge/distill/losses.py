@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from kdedge.data.tasks import Task
-
-IGNORE_INDEX = -100  # a transfer-set row without a gold label
+from kdedge.data.transfer import IGNORE_INDEX
 
 
 def mse_logits(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

@@ -26,18 +26,18 @@ from kdedge.data.evalsets import describe as describe_sets
 from kdedge.data.evalsets import load_eval_sets
 from kdedge.data.loaders import sample_rows
 from kdedge.distill.align import cross_tokenizer_features
-from kdedge.distill.intermediate import IntermediateDistiller, loss_weights
+from kdedge.distill.intermediate import IntermediateDistiller
 from kdedge.distill.losses import PredictionDistillLoss
-from kdedge.distill.mapping import parse_layers, resolve_mapping
-from kdedge.distill.teacher_cache import teacher_logits
 from kdedge.errors import KdedgeError
-from kdedge.models.builders import STUDENT_BUILDERS
 from kdedge.models.students import Student, save_student
 from kdedge.models.teacher import load_teacher, model_fingerprint
-from kdedge.models.tinybert import same_vocabulary
+from kdedge.models.teacher_cache import teacher_logits
 from kdedge.outputs import RunDir, manifest, read_json, write_json
 from kdedge.quant.qat import prepare_qat, scheme_of
-from kdedge.training import eval_loader, make_accelerator, predict_logits, train
+from kdedge.students.builders import STUDENT_BUILDERS
+from kdedge.students.mapping import loss_weights, parse_layers, resolve_mapping
+from kdedge.students.tinybert import same_vocabulary
+from kdedge.training import TrainJob, eval_loader, make_accelerator, predict_logits, train
 
 DEFAULT_LR = {"bilstm": 1e-3, "tinybert": 1e-4}
 
@@ -214,18 +214,18 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
             logits_fn = student.logits
             save_model = lambda m: m  # noqa: E731
         stage_features = _stage_rows(stage, train_features, data.train, cfg, student, teacher_tokenizer, cross_tokenizers)
-        best, state = train(
-            opts, run, model, stage_features, dev_features,
+        best, state = train(opts, run, TrainJob(
+            model, stage_features, dev_features,
             pad_token_id=student.tokenizer.pad_token_id, loss_fn=loss_fn, logits_fn=logits_fn,
             metrics_fn=lambda logits, labels: compute_metrics(task, logits, labels),
             main_metric=task.main_metric,
             save_fn=lambda m, path: save_student(student, path, model=save_model(m)),
-            accelerator=accelerator, stage=stage.name if len(stages) > 1 else "", name=f"{cfg.student} {stage.name}",
+            stage=stage.name if len(stages) > 1 else "", name=f"{cfg.student} {stage.name}",
             evaluate_dev=stage.evaluate,
-            lr_overrides={IntermediateDistiller.MAPPING_PREFIX: cfg.mapping_lr} if stage.intermediate else None,
+            lr_overrides={IntermediateDistiller.MAPPING_PREFIX: cfg.mapping_lr} if stage.intermediate else {},
             eval_sets=eval_features, select_on=cfg.select_on, on_evaluate=on_evaluate,
             evaluate_start=stage.qat,  # QAT keeps the fake-quantized start if no step of it beats it
-        )
+        ), accelerator)
         result = {"stage": stage.name, "steps": state.global_step, "train_time_s": round(state.train_time_s, 2),
                   "dev": best or None}
         stage_log.append(result)
@@ -269,7 +269,7 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
 def _with_transfer_set(cfg: DistillConfig, data, teacher):
     """Train on a `kdedge augment` transfer set: its rows (gold labels where known) and its stored logits, which
     must come from this teacher, task and max length."""
-    from kdedge.augment.transfer import load_transfer_set
+    from kdedge.data.transfer import load_transfer_set
 
     split, logits, transfer = load_transfer_set(cfg.transfer, data.task.is_regression)
     labelled_by = transfer["inputs"]["teacher"]["sha256_weights"]

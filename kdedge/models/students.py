@@ -16,9 +16,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from kdedge.data.batching import hf_inputs
 from kdedge.errors import KdedgeError
 from kdedge.models.bilstm import BiLSTMConfig, BiLSTMStudent
-from kdedge.models.teacher import hf_inputs
 from kdedge.outputs import read_json, write_json
 
 META_FILE = "student.json"

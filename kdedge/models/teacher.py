@@ -9,12 +9,11 @@ import re
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from kdedge.data.batching import hf_inputs
 from kdedge.data.tasks import Task
 from kdedge.errors import KdedgeError
 from kdedge.hub import offline_hint
 from kdedge.quiet import NEW_HEAD_NOISE, known_noise
-
-HF_INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def _load_error(what: str, name: str, e: Exception) -> KdedgeError:
@@ -80,10 +79,6 @@ def check_labels(config, task: Task, name: str) -> None:
             f"teacher '{name}' predicts labels {names} but task '{task.name}' has {list(task.label_names)} "
             "(in class-id order); use a teacher fine-tuned on this task, or pass --labels in the teacher's order"
         )
-
-
-def hf_inputs(batch: dict) -> dict:
-    return {k: batch[k] for k in HF_INPUT_KEYS if k in batch}
 
 
 def hf_logits(model, batch: dict) -> torch.Tensor:

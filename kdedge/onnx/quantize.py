@@ -13,6 +13,7 @@ import onnx
 
 from kdedge.errors import KdedgeError
 from kdedge.onnx.embeddings import embedding_readers, store_embeddings_int8
+from kdedge.quant.qat import SCHEME as QAT_SCHEME
 from kdedge.quiet import known_noise
 from kdedge_runtime.cpu import WEIGHTS
 
@@ -96,10 +97,21 @@ def quantize_static(src: Path, dst: Path, *, calibration: list[dict], **_) -> di
 
 
 def quantize_qat(src: Path, dst: Path, **_) -> dict:
-    from kdedge.quant.qat import quantize_qat_onnx
+    """The export side of the scheme QAT trained for (kdedge.quant.qat.SCHEME): ONNX Runtime dynamic int8 on the
+    MatMul/Gemm nodes that have a weight, and the embedding tables int8 per row."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic as ort_quantize_dynamic
 
-    result = quantize_qat_onnx(src, dst)
-    return {**result, "ops": _quantized_ops(dst)}
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / Path(src).name
+        shutil.copyfile(src, prepared)
+        tables = embedding_readers(prepared)
+        graph = onnx.load(str(prepared)).graph
+        weights = {init.name for init in graph.initializer}
+        activation_products = [n.name for n in graph.node if n.op_type == "MatMul" and not weights.intersection(n.input)]
+        ort_quantize_dynamic(str(prepared), str(dst), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
+                             reduce_range=False, weight_type=QuantType.QInt8, nodes_to_exclude=activation_products)
+    return {"scheme": "qat", **QAT_SCHEME, "embeddings": store_embeddings_int8(Path(dst), list(tables)),
+            "tool": "onnxruntime.quantization.quantize_dynamic", "ops": _quantized_ops(dst)}
 
 
 QUANTIZERS = {"dynamic": quantize_dynamic, "static": quantize_static, "qat": quantize_qat}

@@ -18,10 +18,6 @@ Fake quantization rounds exactly as the runtime does and passes gradients straig
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -128,24 +124,3 @@ def strip_qat(model: nn.Module) -> nn.Module:
         if type(module) in float_class:
             module.__class__ = float_class[type(module)]
     return model
-
-
-def quantize_qat_onnx(src, dst) -> dict:
-    """The export side of the scheme: ONNX Runtime dynamic int8 on the MatMul/Gemm nodes that have a weight, and
-    the embedding tables int8 per row."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from kdedge.onnx.embeddings import embedding_readers, store_embeddings_int8
-
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / Path(src).name
-        shutil.copyfile(src, prepared)
-        tables = embedding_readers(prepared)
-        graph = onnx.load(str(prepared)).graph
-        weights = {init.name for init in graph.initializer}
-        activation_products = [n.name for n in graph.node if n.op_type == "MatMul" and not weights.intersection(n.input)]
-        quantize_dynamic(str(prepared), str(dst), op_types_to_quantize=["MatMul", "Gemm"], per_channel=True,
-                         reduce_range=False, weight_type=QuantType.QInt8, nodes_to_exclude=activation_products)
-    return {"scheme": "qat", **SCHEME, "embeddings": store_embeddings_int8(Path(dst), list(tables)),
-            "tool": "onnxruntime.quantization.quantize_dynamic"}

@@ -13,15 +13,13 @@ import yaml
 
 from kdedge.config import TuneConfig, to_dict
 from kdedge.outputs import write_json
-from kdedge.tune.run import TEACHER_CALIBRATION, pooled_teacher_p50
+from kdedge.tune.trials import TEACHER_CALIBRATION, feasible, pooled_teacher_p50, pruned_reason, trial_recipe
 
 FIGURES = ("metric", "retention", "p50_ms", "size_mb", "teacher_int8_p50_beside_ms", "teacher_int8_p50_ms",
            "speedup_vs_teacher_int8")
 
 
 def trial_rows(study) -> list[dict]:
-    from kdedge.tune.run import feasible
-
     params = sorted({name for t in study.trials for name in t.params})
     eval_keys = sorted({k for t in study.trials for k in t.user_attrs if k.startswith("eval_retention:")})
     rows = []
@@ -37,22 +35,12 @@ def trial_rows(study) -> list[dict]:
     return rows
 
 
-def pruned_reason(trial) -> str | None:
-    if trial.state.name != "PRUNED":
-        return None
-    steps = sorted(trial.intermediate_values)
-    return f"pruned after {len(steps)} evaluation(s), last dev {trial.intermediate_values[steps[-1]]:.4f}" \
-        if steps else "pruned"
-
-
 def chosen(study, cfg: TuneConfig) -> list:
     """The trials kept under best/: the best feasible one (budget), or the Pareto front."""
     complete = [t for t in study.trials if t.state.name == "COMPLETE" and "retention" in t.user_attrs]
     if cfg.mode == "pareto":
         front = {t.number for t in study.best_trials}
         return [t for t in complete if t.number in front]
-    from kdedge.tune.run import feasible
-
     within = [t for t in complete if feasible(t)]
     return [max(within, key=lambda t: t.user_attrs["retention"])] if within else []
 
@@ -115,8 +103,6 @@ def _copy_best(best: list, cfg: TuneConfig, out: Path) -> None:
 def recipe_yaml(cfg: TuneConfig, trial) -> str:
     """The trial's whole recipe as `kdedge distill --config` reads it: to retrain the winner on more data or
     other seeds without copying numbers out of a table."""
-    from kdedge.tune.run import trial_recipe
-
     recipe = to_dict(trial_recipe(cfg, trial.params, Path(".")))
     kept = {k.replace("_", "-"): list(v) if isinstance(v, tuple) else v for k, v in recipe.items()
             if v is not None and k not in ("out", "resume", "overwrite")}

@@ -16,7 +16,6 @@ import dataclasses
 import itertools
 import os
 import socket
-import statistics
 import sys
 import tempfile
 import time
@@ -26,12 +25,14 @@ from pathlib import Path
 from kdedge.config import DistillConfig, ExportConfig, ModelDataOptions, TuneConfig, to_dict
 from kdedge.errors import KdedgeError
 from kdedge.outputs import read_json
-from kdedge.tune.space import Param, apply, baseline_params, load_space
+from kdedge.tune.report import write_outputs
+from kdedge.tune.space import Param, baseline_params, load_space
+from kdedge.tune.trials import (TEACHER_CALIBRATION, feasible, pooled_teacher_p50, pruned_reason,
+                                trial_recipe)
 
 # What a failed trial can fail on and the study survives: bad options or shapes, a diverging loss, a backend error.
 TRIAL_ERRORS = (KdedgeError, ValueError, RuntimeError)
 HEARTBEAT_S = 10
-TEACHER_CALIBRATION = "teacher_int8_calibration_ms"  # study attribute: the teacher's starting readings
 
 
 def tune(cfg: TuneConfig) -> Path:
@@ -64,8 +65,6 @@ def tune(cfg: TuneConfig) -> Path:
                        callbacks=[optuna.study.MaxTrialsCallback(cfg.trials, states=counted),
                                   lambda s, t: _progress(bar, s, t, cfg)])
         bar.close()
-    from kdedge.tune.report import write_outputs
-
     write_outputs(study, cfg, out)
     return out
 
@@ -198,12 +197,6 @@ def _jsonable(value):
     return json.loads(json.dumps(value))
 
 
-def feasible(trial) -> bool | None:
-    """Within the budget (every constraint value <= 0), or None for a trial never measured."""
-    values = trial.user_attrs.get("constraints")
-    return None if values is None else all(v <= 0 for v in values.values())
-
-
 def budget_constraints(cfg: TuneConfig, p50_ms: float, size_mb: float, speedup: float) -> dict[str, float]:
     """Optuna's constraint values, by name: how far over each budget the trial is (<= 0: within it)."""
     values = {"p50_ms": p50_ms - cfg.max_latency_ms if cfg.max_latency_ms else None,
@@ -292,19 +285,6 @@ def study_teacher_p50(study, reading: float) -> float:
     return pooled_teacher_p50(study, [*readings, reading])
 
 
-def pooled_teacher_p50(study, readings: list[float]) -> float | None:
-    """The median of the study's calibration readings of the int8 teacher and `readings` (None with neither)."""
-    pooled = [*study.user_attrs.get(TEACHER_CALIBRATION, []), *readings]
-    return statistics.median(pooled) if pooled else None
-
-
-def trial_recipe(cfg: TuneConfig, params: dict, out: Path) -> DistillConfig:
-    """The distill recipe a trial runs: the study's recipe with the trial's sampled values, written to `out`."""
-    cfg = apply(cfg, params)
-    values = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(DistillConfig)}
-    return DistillConfig(**{**values, "out": str(out), "overwrite": True, "resume": False})
-
-
 def _reporter(trial):
     """Report the selection metric at each evaluation; raise TrialPruned when the pruner says so."""
     import optuna
@@ -331,7 +311,7 @@ def _export(student: Path, out: Path, cfg: TuneConfig, qat: bool) -> Path:
 def _teacher_int8(cfg: TuneConfig):
     """The teacher's int8 bundle as `kdedge bench` exports, caches and checks it (this CPU's preset), once a study."""
     from kdedge.bench.models import teacher_bundles
-    from kdedge.distill.teacher_cache import default_cache_dir
+    from kdedge.models.teacher_cache import default_cache_dir
 
     if not (Path(cfg.teacher) / "model.safetensors").is_file():
         raise KdedgeError(f"--teacher {cfg.teacher}: kdedge tune times the teacher's int8 bundle, so it needs a "
@@ -388,8 +368,6 @@ def _progress(bar, study, trial, cfg: TuneConfig) -> None:
                                  f"p50 {best.user_attrs['p50_ms']:.2f} ms")
     else:
         bar.set_postfix(front=len(study.best_trials))
-    from kdedge.tune.report import pruned_reason
-
     what = trial.user_attrs.get("reason") or pruned_reason(trial) or (
         f"retention {trial.user_attrs['retention']:.4f}, p50 {trial.user_attrs['p50_ms']:.2f} ms, "
         f"{trial.user_attrs['size_mb']:.2f} MB" if "retention" in trial.user_attrs else "")

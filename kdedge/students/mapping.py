@@ -1,4 +1,5 @@
-"""Layer mappings by name: which teacher layer(s) each student layer learns from.
+"""Layer mappings by name: which teacher layer(s) each student layer learns from, and the weights of what the
+intermediate stage matches through them (embeddings, hidden states, attention).
 
 Layers are 1-based (0 is the embedding output, always matched to the teacher's embedding output).
 A pair maps one student layer to a block of teacher layers that is combined by a plain mean, by
@@ -82,3 +83,31 @@ def parse_layers(text: str | None) -> list[int] | None:
         return [int(x) for x in str(text).replace(" ", "").split(",") if x]
     except ValueError:
         raise KdedgeError(f"expected a comma-separated list of layer numbers, not '{text}'") from None
+
+
+ACROSS_TOKENIZERS = (
+    "the student's tokenizer is not the teacher's: its layers are matched with the teacher's through character "
+    "offsets, which align hidden states but not attention maps; set --w-att 0 (or --rep-ratio 1), or use --recipe "
+    "prediction (logits need no shared tokens)")
+
+
+@dataclass
+class LossWeights:
+    emb: float = 1.0
+    hid: float = 1.0
+    att: float = 1.0
+    pred: float = 0.0
+
+    @classmethod
+    def from_ratio(cls, r: float, pred: float = 0.0) -> "LossWeights":
+        """The single-ratio form 2r * representation + (2 - 2r) * attention."""
+        return cls(emb=2 * r, hid=2 * r, att=2 - 2 * r, pred=pred)
+
+
+def loss_weights(cfg, with_prediction: bool) -> LossWeights:
+    pred = cfg.w_pred if with_prediction else 0.0
+    if cfg.rep_ratio is not None:
+        if not 0.0 <= cfg.rep_ratio <= 1.0:
+            raise KdedgeError("--rep-ratio must be in [0, 1]")
+        return LossWeights.from_ratio(cfg.rep_ratio, pred)
+    return LossWeights(emb=cfg.w_emb, hid=cfg.w_hid, att=cfg.w_att, pred=pred)

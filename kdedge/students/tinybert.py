@@ -15,13 +15,16 @@ from typing import Callable
 import numpy as np
 from transformers import AutoModelForSequenceClassification
 
+from kdedge.compress.importance import measure_importance
+from kdedge.compress.prune import plan_pruning, prune_classifier
+from kdedge.data.batching import encode
 from kdedge.data.tasks import Task
-from kdedge.distill.intermediate import ACROSS_TOKENIZERS, loss_weights
-from kdedge.distill.mapping import parse_layers, resolve_mapping
 from kdedge.errors import KdedgeError
 from kdedge.models.students import Student
 from kdedge.models.teacher import load_tokenizer
 from kdedge.quiet import NEW_HEAD_NOISE, known_noise
+from kdedge.students.mapping import ACROSS_TOKENIZERS, loss_weights, parse_layers, resolve_mapping
+from kdedge.training import eval_loader
 
 _LAYER_KEY = re.compile(r"^(.*\.layer\.)(\d+)(\..*)$")
 
@@ -124,8 +127,6 @@ def init_pretrained(cfg, task, teacher, spec: str, **_):
 def init_prune(cfg, task, teacher, spec: str, *, tokenizer, train, **_):
     """Structured pruning of the teacher: the mapped layers (or --init-layers), and in each the heads, value
     dimensions, feed-forward neurons and hidden channels that matter most on a sample of the training rows."""
-    from kdedge.compress.prune import prune_classifier
-
     if train is None:
         raise KdedgeError("--init prune measures importance on training rows, and none were given")
     keep, importance = pruning_plan(cfg, task, teacher, tokenizer, train)
@@ -135,9 +136,6 @@ def init_prune(cfg, task, teacher, spec: str, *, tokenizer, train, **_):
 
 def pruning_plan(cfg, task, teacher, tokenizer, train):
     """What `--init prune` keeps of the teacher for this config, and the importance it was ranked by."""
-    from kdedge.compress.importance import measure_importance
-    from kdedge.compress.prune import plan_pruning
-
     hidden, heads, intermediate = student_shape(cfg, teacher.config, pruned=True)
     layers = teacher_layer_choice(cfg, teacher)
     importance = measure_importance(teacher, importance_batches(cfg, tokenizer, train), task.is_regression)
@@ -146,9 +144,6 @@ def pruning_plan(cfg, task, teacher, tokenizer, train):
 
 def importance_batches(cfg, tokenizer, train):
     """`--prune-samples` training rows (a seeded sample), length-bucketed batches padded as for training."""
-    from kdedge.data.batching import encode
-    from kdedge.training import eval_loader
-
     rng = np.random.default_rng(cfg.seed)
     size = min(cfg.prune_samples, len(train))
     sample = train.select(np.sort(rng.choice(len(train), size=size, replace=False)))

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kdedge.data.loaders import Split
-from kdedge.distill.losses import IGNORE_INDEX  # no gold label (classification); regression uses NaN
 from kdedge.errors import KdedgeError
 
+IGNORE_INDEX = -100  # a row without a gold label (classification); regression uses NaN
 SHARD_GLOB = "shard-*.parquet"
 
 

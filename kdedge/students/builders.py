@@ -11,6 +11,7 @@ from kdedge.data.tasks import Task
 from kdedge.models.bilstm import BiLSTMConfig, BiLSTMStudent
 from kdedge.models.students import Student
 from kdedge.models.word_vectors import build_word_tokenizer, load_word_vectors
+from kdedge.students.tinybert import build_tinybert
 
 
 def build_bilstm(cfg, task: Task, teacher, teacher_tokenizer, train: Split) -> Student:
@@ -40,13 +41,7 @@ def build_bilstm(cfg, task: Task, teacher, teacher_tokenizer, train: Split) -> S
     return Student(model, tokenizer, meta)
 
 
-def _build_tinybert(cfg, task, teacher, teacher_tokenizer, train) -> Student:
-    from kdedge.models.tinybert import build_tinybert
-
-    return build_tinybert(cfg, task, teacher, teacher_tokenizer, train)
-
-
 STUDENT_BUILDERS: dict[str, Callable[..., Student]] = {
     "bilstm": build_bilstm,
-    "tinybert": _build_tinybert,
+    "tinybert": build_tinybert,
 }
