@@ -51,7 +51,7 @@ def plan_pruning(importance: Importance, teacher_config, layers: list[int], hidd
     """What to keep for a student of the given (buildable) shape; `layers` are 1-based teacher layers."""
     c = teacher_config
     head_dim = c.hidden_size // c.num_attention_heads
-    new_dim = hidden // heads  # the shape was checked where it was chosen (models.tinybert.student_shape)
+    new_dim = hidden // heads  # the shape was checked where it was chosen (students.tinybert.student_shape)
     kept_layers = [t - 1 for t in layers]
     shared = LAYOUTS[c.model_type].head_bias is not None
     everywhere = _top(importance.heads[kept_layers].sum(dim=0), heads).tolist()
