@@ -19,18 +19,14 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from kdedge_runtime import plugins
+from kdedge_runtime.manifest import BUNDLE_FORMAT, BundleError, bundle_file, read_manifest  # noqa: F401 (re-exported)
 from kdedge_runtime.session import session_options
 
-BUNDLE_FORMAT = "kdedge-bundle/1"
 _ID_INPUTS = ("input_ids", "input_ids_b")  # padded with the pad token; masks and type ids with 0
 # Quantization schemes that quantize activations on the fly, each range taken over the whole input tensor: a row's
 # logits then depend on the other rows of its batch and their padding, so accuracy is scored one example at a time
 # (the way an app at the edge calls the bundle, and the one score that does not depend on the batch).
 DYNAMIC_SCHEMES = frozenset({"dynamic", "qat"})
-
-
-class BundleError(ValueError):
-    """The bundle folder is missing, incomplete or does not match its manifest."""
 
 
 @dataclass(frozen=True)
@@ -206,80 +202,10 @@ def _as_strings(value, name: str) -> list[str]:
     return list(value)
 
 
-# The manifest fields a runtime reads and what each must be; export/node/src/bundle.js holds the same list, so both
-# runtimes refuse the same bundles with the same messages.
-MANIFEST_FIELDS = (
-    (("format",), "string"), (("task", "name"), "string"), (("task", "is_pair"), "boolean"),
-    (("task", "is_regression"), "boolean"), (("label_names",), "strings"), (("max_length",), "count"),
-    (("tokenizer", "file"), "string"), (("tokenizer", "add_special_tokens"), "boolean"),
-    (("tokenizer", "pair_encoding"), "pairing"), (("tokenizer", "pad_token_id"), "id"), (("inputs",), "names"),
-    (("outputs",), "names"), (("files", "model.onnx", "sha256"), "sha256"),
-)
-_KINDS = {
-    "string": ("a string", lambda v: isinstance(v, str)),
-    "boolean": ("true or false", lambda v: isinstance(v, bool)),
-    "strings": ("a list of strings", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
-    "count": ("a positive integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
-    "id": ("a non-negative integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
-    "pairing": ('null, "joint" or "separate"', lambda v: v in (None, "joint", "separate")),
-    "names": ('a list of {"name": "..."} objects',
-              lambda v: isinstance(v, list) and all(isinstance(x, dict) and isinstance(x.get("name"), str) for x in v)),
-    "sha256": ("a sha256 hex digest", lambda v: isinstance(v, str) and len(v) == 64
-               and all(c in "0123456789abcdef" for c in v)),
-}
-_MISSING = object()
-
-
 def scoring_batch_size(scheme: str | None, batched: int) -> int:
     """The batch size a bundle quantized with `scheme` (None: float) is scored at: 1 for DYNAMIC_SCHEMES, else
     `batched`."""
     return 1 if scheme in DYNAMIC_SCHEMES else batched
-
-
-def read_manifest(path: Path) -> dict:
-    """The bundle's manifest, checked field by field; a BundleError names the first field that is wrong."""
-    if not path.is_dir():
-        raise BundleError(f"{path} is not a folder: give the bundle folder written by `kdedge export`")
-    missing = [f for f in ("manifest.json", "model.onnx") if not (path / f).is_file()]
-    if missing:
-        raise BundleError(f"{path} is not a complete kdedge bundle: {', '.join(missing)} missing")
-    manifest_file = path / "manifest.json"
-    try:
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BundleError(f"{manifest_file} is not valid JSON ({e})") from None
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{manifest_file} is not valid JSON (expected an object)")
-    if manifest.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{manifest_file} has format {json.dumps(manifest.get('format'))}; this runtime reads "
-                          f"{json.dumps(BUNDLE_FORMAT)}")
-    for keys, kind in MANIFEST_FIELDS:
-        value = manifest
-        for key in keys:
-            value = value.get(key, _MISSING) if isinstance(value, dict) else _MISSING
-        name, (description, accepts) = ".".join(keys), _KINDS[kind]
-        if value is _MISSING:
-            raise BundleError(f"{manifest_file}: field '{name}' is missing")
-        if not accepts(value):
-            raise BundleError(f"{manifest_file}: field '{name}' must be {description}, not "
-                              f"{json.dumps(value)[:60]}")
-    if not manifest["task"]["is_regression"] and not manifest["label_names"]:
-        raise BundleError(f"{manifest_file}: field 'label_names' is empty for a classification task")
-    bundle_file(path, manifest["tokenizer"]["file"], "tokenizer.file")
-    return manifest
-
-
-def bundle_file(bundle: Path, name: str, field: str | None = None) -> Path:
-    """A file of the bundle, refused unless it lies inside the bundle folder (after links are followed);
-    `field` names the manifest field the name came from."""
-    root = bundle.resolve()
-    target = (bundle / name).resolve()
-    if root not in target.parents:
-        where = f"{bundle / 'manifest.json'}: field '{field}' points" if field else f"{bundle / name} links"
-        raise BundleError(f"{where} outside the bundle ({name}); a bundle's files must lie inside its folder")
-    if not target.is_file():
-        raise BundleError(f"{bundle} is not a complete kdedge bundle: {name} missing")
-    return target
 
 
 def _first_line(error: Exception) -> str:
