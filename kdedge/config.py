@@ -199,9 +199,15 @@ class DistillConfig(TrainOptions, DataOptions):
     trim_min_count: int = opt(1, "--trim-vocab: keep tokens seen at least N times.", valid=COUNT)
     prune_samples: int = opt(1024, "prune init: training rows the importance of heads, neurons and hidden channels "
                                    "is measured on.", valid=COUNT)
-    recipe: Literal["prediction", "two-stage", "joint"] = opt(
+    recipe: Literal["prediction", "two-stage", "joint", "general"] = opt(
         "prediction", "prediction: logits only; two-stage: TinyBERT's intermediate-layer stage "
-        "(--intermediate-epochs) then the prediction stage (--epochs); joint: all losses in one stage.")
+        "(--intermediate-epochs) then the prediction stage (--epochs); joint: all losses in one stage; general: "
+        "task-agnostic distillation of the teacher's encoder (embeddings, hidden states, attention; no head) on "
+        "the --unlabeled text for --epochs, a student any task then starts from with --init pretrained:OUT.")
+    unlabeled: tuple[str, ...] | None = opt(
+        None, "--recipe general: NAME=FILE (or FILE) of plain text to distil on (repeatable): .txt one text a line, "
+              "or .csv/.tsv/.jsonl/.parquet with --unlabeled-column; --max-train-samples samples its rows.")
+    unlabeled_column: str = opt("text", "--unlabeled .csv/.tsv/.jsonl/.parquet: the column holding the text.")
     intermediate_epochs: int = opt(3, "two-stage: epochs of the intermediate-layer stage.", valid=NATURAL)
     intermediate_lr: float | None = opt(None, "two-stage: learning rate of the intermediate stage (default: --lr).",
                                         valid=POSITIVE)

@@ -203,11 +203,14 @@ class _Trainer:
         train_loader = DataLoader(job.train_features, batch_sampler=self.sampler,
                                   collate_fn=PadCollator(job.pad_token_id),
                                   generator=torch.Generator().manual_seed(opts.seed))
-        dev_loader, self.dev_order = eval_loader(job.dev_features, opts.eval_batch_size, job.pad_token_id)
-        self.dev_labels = np.asarray([f["labels"] for f in job.dev_features])
         optimizer = torch.optim.AdamW(_param_groups(job.model, opts.weight_decay, job.lr_overrides), lr=opts.lr)
-        self.model, self.optimizer, self.train_loader, self.dev_loader = accelerator.prepare(
-            job.model, optimizer, train_loader, dev_loader)
+        if job.dev_features:
+            dev_loader, self.dev_order = eval_loader(job.dev_features, opts.eval_batch_size, job.pad_token_id)
+            self.dev_labels = np.asarray([f["labels"] for f in job.dev_features])
+            self.model, self.optimizer, self.train_loader, self.dev_loader = accelerator.prepare(
+                job.model, optimizer, train_loader, dev_loader)
+        else:  # nothing to evaluate on (task-agnostic distillation)
+            self.model, self.optimizer, self.train_loader = accelerator.prepare(job.model, optimizer, train_loader)
         self.extra = {}  # the evaluation sets: loader (sharded like dev's), order, labels
         for set_name, features in job.eval_sets.items():
             loader, order = eval_loader(features, opts.eval_batch_size, job.pad_token_id)

@@ -17,6 +17,7 @@ class Backend:
     unavailable: Callable[[], str | None]  # None when usable here, else the reason
     provider: str | None = None  # the ONNX Runtime execution provider
     engine: str | None = None  # what runs the model (the bench worker's model class); None: the kind's own
+    dtype: str = "float32"  # torch backends: the dtype the weights are cast to for inference
 
 
 def _torch_cpu() -> str | None:
@@ -95,6 +96,9 @@ def _nvidia_gpu() -> bool:
 BACKENDS: dict[str, Backend] = {b.name: b for b in (
     Backend("torch-cpu", "torch", "cpu", _torch_cpu),
     Backend("torch-cuda", "torch", "cuda", _torch_cuda),
+    # the model's weights cast to half precision (inference only; timed with CUDA events like torch-cuda)
+    Backend("torch-cuda-fp16", "torch", "cuda", _torch_cuda, dtype="float16"),
+    Backend("torch-cuda-bf16", "torch", "cuda", _torch_cuda, dtype="bfloat16"),
     Backend("ort-cpu", "onnx", "cpu", _ort_provider("CPUExecutionProvider", "onnxruntime", False),
             "CPUExecutionProvider"),
     Backend("ort-cuda", "onnx", "cuda", _ort_provider("CUDAExecutionProvider", "onnxruntime-gpu", True),
@@ -105,6 +109,18 @@ BACKENDS: dict[str, Backend] = {b.name: b for b in (
     # The bundle's model.onnx read and compiled by the OpenVINO runtime itself (no ONNX Runtime in the timed path).
     Backend("openvino-cpu", "onnx", "cpu", _openvino_runtime, engine="openvino"),
 )}
+
+
+def backend_precision(backend: str, precision: str) -> str:
+    """A model's precision as `backend` runs it: torch-cuda-fp16/-bf16 cast the fp32 weights to half."""
+    known = BACKENDS.get(backend)
+    return {"float16": "fp16", "bfloat16": "bf16"}.get(known.dtype, precision) if known else precision
+
+
+def backend_device(backend: str) -> str:
+    """"cuda" or "cpu" for a backend of this registry; a device report's rows ("device:...") are "cpu"."""
+    known = BACKENDS.get(backend)
+    return known.device if known else "cpu"
 
 
 def parse_backends(names: str) -> list[Backend]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kdedge.bench.backends import backend_device, backend_precision
 from kdedge.data.metrics import compute_metrics, predictions
 from kdedge.data.tasks import Task
 from kdedge.errors import KdedgeError
@@ -23,7 +24,7 @@ def build_rows(results: list[dict], task: Task, labels: np.ndarray, device_rows:
     for r in results:
         model = r["model"]
         row = {"model": model["name"], "role": model["role"], "format": model["kind"], "backend": r["backend"],
-               "precision": model["precision"], "size_mb": round(model["size_mb"], 2),
+               "precision": backend_precision(r["backend"], model["precision"]), "size_mb": round(model["size_mb"], 2),
                "parameters": model["parameters"], "status": r["status"], "why": r.get("why")}
         if r["status"] == "ok":
             row.update(session=r["session"], latency=r["latency"], **_headline_latency(r["latency"]))
@@ -64,7 +65,7 @@ def _compare_with_teacher(rows: list[dict], task: Task) -> None:
     for row in rows:
         if row["status"] != "ok":
             continue
-        device = "cuda" if row["backend"] in ("torch-cuda", "ort-cuda", "ort-tensorrt") else "cpu"
+        device = backend_device(row["backend"])
         for precision in ("int8", "fp32"):
             same = teachers.get((row["backend"], precision))
             row[f"speedup_vs_teacher_{precision}"] = same["p50_ms"] / row["p50_ms"] if same else None
@@ -199,8 +200,8 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-_BACKEND_MARKERS = {"torch-cpu": "o", "ort-cpu": "s", "torch-cuda": "D", "ort-cuda": "^", "ort-tensorrt": "v",
-                    "ort-openvino": "P", "openvino-cpu": "X"}
+_BACKEND_MARKERS = {"torch-cpu": "o", "ort-cpu": "s", "torch-cuda": "D", "torch-cuda-fp16": "d", "torch-cuda-bf16": "p",
+                    "ort-cuda": "^", "ort-tensorrt": "v", "ort-openvino": "P", "openvino-cpu": "X"}
 
 
 def log_ticks(lo: float, hi: float) -> list[float]:

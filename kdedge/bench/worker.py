@@ -106,9 +106,12 @@ class TorchModel:
         self.torch = torch
         self.device = torch.device(backend.device)
         self.student = load_student(path)
-        self.student.model.to(self.device)
+        self.student.model.to(self.device, dtype=getattr(torch, backend.dtype))
+        self.cuda = self.device.type == "cuda"
         self.session_info = {"device": str(self.device), "threads": torch.get_num_threads(),
-                             "torch": torch.__version__, "dtype": "float32", "mode": "eval, inference_mode"}
+                             "torch": torch.__version__, "dtype": backend.dtype, "mode": "eval, inference_mode",
+                             "timer": "cuda events" if self.cuda else "perf_counter",
+                             **({"gpu": torch.cuda.get_device_name(self.device)} if self.cuda else {})}
 
     def features(self, texts, pairs) -> list[dict]:
         from kdedge.data.batching import encode
@@ -128,11 +131,18 @@ class TorchModel:
         def run():
             with torch.inference_mode():
                 out = self.student.logits(model, batch)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
+            if self.cuda:  # the call returns when its result is ready (measure() times with CUDA events too)
+                torch.cuda.synchronize(self.device)
             return out
 
         return run
+
+    def measure(self, run: Callable[[], object], **timing) -> list[float]:
+        """Seconds per call: CUDA events around each call on a GPU (the GPU's own clock, the stream synchronised),
+        else the runtime's wall-clock timer."""
+        if not self.cuda:
+            return measure(run, **timing)
+        return cuda_event_times(self.torch, self.device, run, **timing)
 
     def logits(self, texts, pairs, batch_size: int) -> np.ndarray:
         from kdedge.training import eval_loader, predict_logits
@@ -140,6 +150,29 @@ class TorchModel:
         features = [{**f, "labels": 0} for f in self.features(texts, pairs)]
         loader, order = eval_loader(features, batch_size, self.student.tokenizer.pad_token_id)
         return predict_logits(self.student.model, loader, order, self.student.logits)
+
+
+def cuda_event_times(torch, device, run: Callable[[], object], *, warmup: int, min_runs: int, min_time: float,
+                     max_runs: int) -> list[float]:
+    """`measure` on a CUDA device: warm-up, then each call between two timing events on the current stream; the
+    device is synchronised before the first and after each call, so a call's time holds its kernels, not the ones
+    queued before it, and the next call starts on an idle GPU."""
+    for _ in range(warmup):
+        run()
+    torch.cuda.synchronize(device)
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < max_runs and (len(times) < min_runs or spent < min_time):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        run()
+        end.record()
+        end.synchronize()
+        torch.cuda.synchronize(device)
+        elapsed = start.elapsed_time(end) / 1000.0  # milliseconds -> seconds
+        times.append(elapsed)
+        spent += elapsed
+    return times
 
 
 # What runs a model: its kind (bundle or PyTorch folder), unless the backend names another engine.
@@ -174,16 +207,17 @@ def run_job(job: dict) -> dict:
     texts, pairs = job["texts"], job.get("pairs")
     features = model.features(texts, pairs)
     timing = {k: job[k] for k in ("warmup", "min_runs", "min_time", "max_runs")}
+    measure_calls = getattr(model, "measure", measure)  # a model may time itself (TorchModel on CUDA: CUDA events)
     real, padded = {}, {}
     for bs in job["batch_sizes"]:
         batches = [features[i:i + bs] for i in range(0, len(features) - bs + 1, bs)] or [features[:bs]]
         runners = itertools.cycle([model.runner(rows) for rows in batches])
         # Each timed call takes the next dev batch, so real-length percentiles cover the dev length mix.
-        real[str(bs)] = summarize(measure(lambda: next(runners)(), **timing), bs)
+        real[str(bs)] = summarize(measure_calls(lambda: next(runners)(), **timing), bs)
         padded[str(bs)] = {}
         for length in job["seq_lens"]:
             rows = [stretch(features[i % len(features)], length) for i in range(bs)]
-            padded[str(bs)][str(length)] = summarize(measure(model.runner(rows), **timing), bs)
+            padded[str(bs)][str(length)] = summarize(measure_calls(model.runner(rows), **timing), bs)
     result = {"status": "ok", "session": model.session_info, "latency": {"real": real, "padded": padded}}
     if job.get("accuracy", True):
         eval_batch_size = scoring_batch_size(job["model"]["quantization"], job["eval_batch_size"])

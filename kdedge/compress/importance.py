@@ -5,7 +5,8 @@ on task data: the scores structured pruning ranks by.
   |sum over tokens of activation x gradient| per example, summed over examples (Michel et al. 2019, "Are
   Sixteen Heads Really Better than One?"; DynaBERT, Hou et al. 2020). The loss is the model's own: cross-entropy
   against its own predicted class (so no gold label is needed: transfer sets and unlabeled text work too), or
-  MSE to the gold score for regression.
+  MSE to the gold score for regression. Without a task head to differentiate (task-agnostic distillation), the
+  `activation` criterion ranks them by mean |activation| instead, as Minitron does (Muralidharan et al. 2024).
 - hidden (embedding) channels: mean |activation| of every LayerNorm output over real tokens (Minitron, Muralidharan
   et al. 2024), since a channel of the residual stream is read by every layer.
 - layers: block importance, 1 - cos(input, output) of each layer over real tokens (Men et al. 2024, as Minitron
@@ -40,8 +41,16 @@ class Importance:
                 "heads": [[round(float(v), 6) for v in row] for row in self.heads]}
 
 
-def measure_importance(model: nn.Module, batches, regression: bool) -> Importance:
-    """Scores for every part of `model` over `batches` (padded dicts with input_ids, attention_mask, labels)."""
+CRITERIA = ("taylor", "activation")
+
+
+def measure_importance(model: nn.Module, batches, regression: bool, criterion: str = "taylor") -> Importance:
+    """Scores for every part of `model` over `batches` (padded dicts with input_ids, attention_mask, labels):
+    heads, value dimensions and neurons by first-order Taylor importance of the model's own loss (`taylor`), or by
+    mean |activation| over real tokens (`activation`: no head or label needed, no backward pass)."""
+    if criterion not in CRITERIA:
+        raise KdedgeError(f"unknown importance criterion '{criterion}' (known: {', '.join(CRITERIA)})")
+    by_activation = criterion == "activation"
     encoder = encoder_of(model)
     base, layers = encoder.base, encoder.layers
     c = model.config
@@ -52,7 +61,9 @@ def measure_importance(model: nn.Module, batches, regression: bool) -> Importanc
     state = {"mask": None, "tokens": 0}
 
     def taylor(output: torch.Tensor, on_grad) -> None:
-        if output.requires_grad:
+        if by_activation:  # the same accumulators, fed |activation| on real tokens instead of activation x gradient
+            on_grad(output.detach().abs().float() * state["mask"].unsqueeze(-1))
+        elif output.requires_grad:
             # the hook holds a detached view, never `output` itself: a tensor whose hook refers back to it is a
             # cycle through autograd that Python's collector cannot free (every batch's activations stayed alive)
             value = output.detach()
@@ -100,6 +111,10 @@ def measure_importance(model: nn.Module, batches, regression: bool) -> Importanc
         for batch in batches:
             state["mask"] = batch["attention_mask"].float()
             state["tokens"] += int(state["mask"].sum())
+            if by_activation:
+                with torch.no_grad():
+                    examples += len(model(**hf_inputs(batch)).logits)
+                continue
             logits = model(**hf_inputs(batch)).logits
             if regression:
                 target = batch["labels"].float().view_as(logits)

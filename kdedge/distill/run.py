@@ -26,6 +26,7 @@ from kdedge.data.evalsets import describe as describe_sets
 from kdedge.data.evalsets import load_eval_sets
 from kdedge.data.loaders import sample_rows
 from kdedge.distill.align import cross_tokenizer_features
+from kdedge.distill.general import distill_general
 from kdedge.distill.intermediate import IntermediateDistiller
 from kdedge.distill.losses import PredictionDistillLoss
 from kdedge.errors import KdedgeError
@@ -100,6 +101,11 @@ def _linear(start: float, end: float | None, progress: float) -> float:
 
 
 def _validate(cfg: DistillConfig) -> DistillConfig:
+    if cfg.recipe == "general":
+        _validate_general(cfg)
+    elif cfg.unlabeled:
+        raise KdedgeError("--unlabeled is the text of --recipe general; to distil a task on your own text, add it "
+                          "to a transfer set with `kdedge augment --unlabeled` and give --transfer")
     if cfg.student not in STUDENT_BUILDERS:
         raise KdedgeError(f"unknown --student '{cfg.student}' (known: {', '.join(STUDENT_BUILDERS)})")
     if cfg.recipe != "prediction" and cfg.student != "tinybert":
@@ -119,9 +125,23 @@ def _validate(cfg: DistillConfig) -> DistillConfig:
     return dataclasses.replace(cfg, lr=cfg.lr or DEFAULT_LR[cfg.student])
 
 
+def _validate_general(cfg: DistillConfig) -> None:
+    needs = [why for why, wrong in (
+        ("--student tinybert", cfg.student != "tinybert"),
+        ("--unlabeled text to distil on", not cfg.unlabeled),
+        ("no --transfer (it distils the encoder on plain text; a task's run takes the transfer set)", cfg.transfer),
+        ("no --qat, --trim-vocab or --eval-file (a task's run from --init pretrained:OUT does those)",
+         cfg.qat or cfg.trim_vocab or cfg.eval_file),
+    ) if wrong]
+    if needs:
+        raise KdedgeError(f"--recipe general needs {'; '.join(needs)}")
+
+
 def distill_student(cfg: DistillConfig, on_evaluate: Callable[[float], None] | None = None) -> Path:
     """Distil and write the student folder; `on_evaluate` gets the selection metric after every evaluation."""
     cfg = _validate(cfg)
+    if cfg.recipe == "general":
+        return distill_general(cfg)
     with RunDir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume) as run:
         return _distill(cfg, run, on_evaluate)
 

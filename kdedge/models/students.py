@@ -74,7 +74,9 @@ def _hf_save(model, path: Path, meta: dict) -> None:
 
 
 def _hf_load(path: Path, meta: dict):
-    return AutoModelForSequenceClassification.from_pretrained(path)
+    from kdedge.models.teacher import float32_weights
+
+    return AutoModelForSequenceClassification.from_pretrained(path, **float32_weights())
 
 
 ARCHITECTURES: dict[str, Architecture] = {

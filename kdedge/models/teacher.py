@@ -33,9 +33,18 @@ def load_tokenizer(name: str):
     return tok
 
 
+def float32_weights() -> dict:
+    """from_pretrained's argument that loads the weights as float32 whatever dtype they were saved in: transformers 5
+    keeps a checkpoint's own dtype (dtype="auto"), so a half-precision checkpoint would train in fp16 without fp32
+    master weights and run slowly (or not at all) on a CPU. Mixed precision is autocast's job (kdedge.training)."""
+    import transformers
+
+    return {"dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype": torch.float32}
+
+
 def new_classifier(name: str, task: Task):
-    """A pretrained encoder with a fresh classification head sized for `task`."""
-    kw = {"num_labels": task.num_labels}
+    """A pretrained encoder with a fresh classification head sized for `task`, in float32 (`float32_weights`)."""
+    kw = {"num_labels": task.num_labels, **float32_weights()}
     if task.is_regression:
         kw["problem_type"] = "regression"
     else:
@@ -52,10 +61,21 @@ def new_classifier(name: str, task: Task):
 _GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
 
 
+def load_encoder(name: str):
+    """Any encoder (a pretrained one, or a fine-tuned classifier) as a sequence classifier, for distilling its
+    layers without a task: an encoder without a head gets a fresh one, which nothing reads."""
+    try:
+        with known_noise(logs=NEW_HEAD_NOISE):
+            model = AutoModelForSequenceClassification.from_pretrained(name)
+    except Exception as e:
+        raise _load_error("teacher", name, e) from None
+    return model.eval(), load_tokenizer(name)
+
+
 def load_teacher(name: str, task: Task):
     """A fine-tuned classifier whose label set must match the task (generic LABEL_i names match by count)."""
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(name)
+        model = AutoModelForSequenceClassification.from_pretrained(name, **float32_weights())
     except Exception as e:
         raise _load_error("teacher", name, e) from None
     check_labels(model.config, task, name)

@@ -33,13 +33,21 @@ def teacher_logits(teacher, tokenizer, split: Split, *, max_length: int, batch_s
     cached = _read_entry(path, len(split))
     if cached is not None:
         return cached, path
-    logits = compute_teacher_logits(teacher, tokenizer, split, max_length=max_length, batch_size=batch_size,
-                                    accelerator=accelerator)
+    logits = as_cached_logits(compute_teacher_logits(teacher, tokenizer, split, max_length=max_length,
+                                                     batch_size=batch_size, accelerator=accelerator))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + f".{os.getpid()}.tmp.npy")
     np.save(tmp, logits)
     os.replace(tmp, path)
     return logits, path
+
+
+def as_cached_logits(logits) -> np.ndarray:
+    """Logits as the cache and the transfer set store them: a float32 numpy array in host memory, whatever device and
+    dtype computed them (a CUDA tensor under fp16/bf16 autocast included)."""
+    if hasattr(logits, "detach"):  # a torch tensor
+        logits = logits.detach().float().cpu().numpy()
+    return np.ascontiguousarray(logits, dtype=np.float32)
 
 
 def _read_entry(path: Path, rows: int) -> np.ndarray | None:
@@ -72,4 +80,4 @@ def compute_teacher_logits(teacher, tokenizer, split: Split, *, max_length: int,
             loader = prepare_data_loader(loader, accelerator.device, num_processes=accelerator.num_processes,
                                          process_index=accelerator.process_index, put_on_device=True)
     with autocast:
-        return predict_logits(teacher, loader, order, hf_logits, accelerator, desc="teacher logits")
+        return as_cached_logits(predict_logits(teacher, loader, order, hf_logits, accelerator, desc="teacher logits"))

@@ -40,9 +40,12 @@ _AFTER_ATTENTION = ("attention_out", "ffn_in", "ffn_out")
 
 
 def fake_quant_weight(w: torch.Tensor) -> torch.Tensor:
-    scale = (w.detach().abs().amax(dim=1) / 127.0).clamp(min=1e-12).float()
+    """Computed in float32 whatever `w` is (a half-precision model, or autocast), as the runtime's scales are, on `w`'s
+    device; returned in `w`'s dtype."""
+    w32 = w.float()
+    scale = (w32.detach().abs().amax(dim=1) / 127.0).clamp(min=1e-12)
     zero = torch.zeros(w.size(0), dtype=torch.int32, device=w.device)
-    return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -127, 127)
+    return torch.fake_quantize_per_channel_affine(w32, scale, zero, 0, -127, 127).to(w.dtype)
 
 
 def fake_quant_dynamic_uint8(x: torch.Tensor, ranged_on: torch.Tensor | None = None) -> torch.Tensor:
@@ -52,7 +55,9 @@ def fake_quant_dynamic_uint8(x: torch.Tensor, ranged_on: torch.Tensor | None = N
     hi = r.max().clamp(min=0.0).float()
     scale = ((hi - lo) / 255.0).clamp(min=1e-12)
     zero = torch.round(-lo / scale).clamp(0, 255).to(torch.int32)
-    return torch.fake_quantize_per_tensor_affine(x, scale.reshape(1), zero.reshape(1), 0, 255)
+    # float32 in and out of the op (fp16/bf16 activations under autocast: the fake-quant kernels are not defined for
+    # every half type on every device, and float32 rounds as the runtime does), then back to the activation's dtype
+    return torch.fake_quantize_per_tensor_affine(x.float(), scale.reshape(1), zero.reshape(1), 0, 255).to(x.dtype)
 
 
 class QATLinear(nn.Linear):

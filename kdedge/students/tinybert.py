@@ -29,7 +29,9 @@ from kdedge.training import eval_loader
 _LAYER_KEY = re.compile(r"^(.*\.layer\.)(\d+)(\..*)$")
 
 
-def _head_kwargs(task: Task) -> dict:
+def _head_kwargs(task: Task | None) -> dict:
+    if task is None:  # task-agnostic distillation: the head is never trained, a task's run replaces it
+        return {}
     if task.is_regression:
         return {"num_labels": 1, "problem_type": "regression"}
     return {"num_labels": task.num_labels, "problem_type": "single_label_classification",
@@ -124,21 +126,23 @@ def init_pretrained(cfg, task, teacher, spec: str, **_):
     return model, {"pretrained": name}
 
 
-def init_prune(cfg, task, teacher, spec: str, *, tokenizer, train, **_):
+def init_prune(cfg, task, teacher, spec: str, *, tokenizer, train, criterion: str = "taylor", **_):
     """Structured pruning of the teacher: the mapped layers (or --init-layers), and in each the heads, value
     dimensions, feed-forward neurons and hidden channels that matter most on a sample of the training rows."""
     if train is None:
         raise KdedgeError("--init prune measures importance on training rows, and none were given")
-    keep, importance = pruning_plan(cfg, task, teacher, tokenizer, train)
+    keep, importance = pruning_plan(cfg, task, teacher, tokenizer, train, criterion)
     return prune_classifier(teacher, keep), {"pruned": {**keep.describe(teacher.config),
                                                         "importance": importance.to_dict()}}
 
 
-def pruning_plan(cfg, task, teacher, tokenizer, train):
-    """What `--init prune` keeps of the teacher for this config, and the importance it was ranked by."""
+def pruning_plan(cfg, task, teacher, tokenizer, train, criterion: str = "taylor"):
+    """What `--init prune` keeps of the teacher for this config, and the importance it was ranked by
+    (kdedge.compress.importance: `taylor` on the task's loss, `activation` without a task)."""
     hidden, heads, intermediate = student_shape(cfg, teacher.config, pruned=True)
     layers = teacher_layer_choice(cfg, teacher)
-    importance = measure_importance(teacher, importance_batches(cfg, tokenizer, train), task.is_regression)
+    importance = measure_importance(teacher, importance_batches(cfg, tokenizer, train),
+                                    task is not None and task.is_regression, criterion)
     return plan_pruning(importance, teacher.config, layers, hidden, heads, intermediate), importance
 
 
@@ -160,11 +164,14 @@ def same_vocabulary(a, b) -> bool:
     return a.get_vocab() == b.get_vocab()
 
 
-def build_tinybert(cfg, task: Task, teacher, teacher_tokenizer, train=None) -> Student:
+def build_tinybert(cfg, task: Task | None, teacher, teacher_tokenizer, train=None, criterion: str = "taylor") -> Student:
+    """The student for `task`, or with `task` None for task-agnostic distillation (its head never trained; pruning
+    then ranks the teacher's parts by `criterion` "activation", having no task loss to differentiate)."""
     kind = cfg.init.split(":", 1)[0]
     if kind not in INITS or (kind == "pretrained" and ":" not in cfg.init):
         raise KdedgeError(f"unknown --init '{cfg.init}' (use random, teacher-layers, prune or pretrained:<id or path>)")
-    model, info = INITS[kind](cfg, task, teacher, cfg.init, tokenizer=teacher_tokenizer, train=train)
+    model, info = INITS[kind](cfg, task, teacher, cfg.init, tokenizer=teacher_tokenizer, train=train,
+                              criterion=criterion)
     tokenizer = teacher_tokenizer
     if kind == "pretrained":
         tokenizer = load_tokenizer(cfg.init.split(":", 1)[1])
