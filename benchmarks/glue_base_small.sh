@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Issue #45: the user's usual case, a base-size teacher and a few thousand labelled examples, on small GLUE tasks.
+#   - teacher: all-mpnet-base-v2 (110M, its own tokenizer) fine-tuned on the task (configs/glue-base-teacher.yaml),
+#     under bfloat16 autocast where the CPU has bfloat16 instructions;
+#   - minilm-direct: what a user tries first without kdedge, all-MiniLM-L6-v2 fine-tuned directly on the task
+#     (configs/glue-pair-teacher.yaml), three seeds, exported fp32 and int8 (bundles minilm-direct-s<seed>-<precision>);
+#   - transfer set: the task's rows plus VARIANTS word-replaced (GloVe) and VARIANTS rule-based variants of each (each
+#     variant rewrites one text of a pair, in turn), near-duplicate and dev-leak filtered, labelled by the teacher;
+#   - a general student (once for every task): the MPNet encoder itself (not fine-tuned) distilled task-agnostically
+#     (`kdedge distill --recipe general`) on text that stands for the user's unlabelled text: SST-2's training
+#     sentences and the IMDB sample (GENERAL_ROWS of them), pruned by activation to the students' shape;
+#   - students (RECIPES below), three seeds each, int8 bundles named <recipe>-s<seed>-int8;
+#   - per task one `kdedge bench --rounds 3` (ort-cpu, batch 1 and 32, 1 thread) of the teacher's fp32 and int8
+#     bundles, the minilm-direct bundles and the students; summary.md and frontier.png from collect_frontier.py.
+# TASKS, SEEDS, ONLY (recipe names) and VARIANTS narrow the run; BENCH=0 skips the benches; every stage is cached
+# in RUN_DIR and resumes, and each task's results land in benchmarks/results/glue_base_small/<task>/.
+# Usage: bash benchmarks/glue_base_small.sh [RUN_DIR]
+. "$(dirname "$0")/lib.sh"
+{  # read whole before it runs
+RUN=${1:-benchmarks/runs/glue-base-small}
+RES_ROOT=${RES:-benchmarks/results/glue_base_small}
+read -r -a TASKS <<< "${TASKS:-mrpc stsb rte}"
+read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
+MODEL=${KDEDGE_MPNET:-benchmarks/runs/models/all-mpnet-base-v2}
+MP=${MIXED_PRECISION:-$(python -c 'from kdedge_runtime.cpu import native_bf16, read_cpu
+print("bf16" if native_bf16(read_cpu()[1]) else "no")')}
+. benchmarks/sst2_recipes.sh  # shape, export_bundle, GLOVE
+pair=(--config configs/glue-pair-frontier.yaml --mixed-precision "$MP")
+GEN=$RUN/general/mpnet-3l-256
+IMDB=${KDEDGE_IMDB:-${KDEDGE_DATA_DIR:-../shared/data/glue}/../imdb/test-2k.tsv}
+declare -A RECIPES=(
+  # pruned from the MPNet teacher (whole heads of 64), the intermediate stage on a sample of the transfer set (the
+  # teacher runs in every one of its steps), the prediction stage on all of it
+  [mpnet-pruned-3l-256]="${pair[*]} $(shape 3 256 4 1024) --intermediate-samples 20000 --trim-min-count 5"
+  # the same, started from the general student instead of pruned from the fine-tuned teacher
+  [mpnet-general-3l-256]="${pair[*]} --init pretrained:$GEN --intermediate-samples 20000 --trim-min-count 5"
+)
+read -r -a ONLY <<< "${ONLY:-mpnet-pruned-3l-256 mpnet-general-3l-256}"
+bash benchmarks/fetch_mpnet.sh "$MODEL" > /dev/null
+
+general() {  # the general student, once for every task
+  stage general "$GEN" "$RES_ROOT/general" kdedge distill --recipe general --student tinybert --teacher "$MODEL" \
+    --unlabeled "sst2=${KDEDGE_DATA_DIR:-../shared/data/glue}/SST-2/train.tsv" --unlabeled "imdb=$IMDB" \
+    --unlabeled-column sentence --max-train-samples "${GENERAL_ROWS:-40000}" --init prune $(shape 3 256 4 1024) \
+    --epochs 2 --batch-size 32 --lr 3e-4 --max-length 128 --save-steps 200 --mixed-precision "$MP"
+}
+
+for task in "${TASKS[@]}"; do
+  W=$RUN/$task RES=$RES_ROOT/$task
+  T=$W/teacher B=$W/bundles
+  mkdir -p "$RES" "$B"
+  stage teacher "$T" "$RES" kdedge teacher --config configs/glue-base-teacher.yaml --task "$task" --model "$MODEL" \
+    --mixed-precision "$MP"
+  for seed in "${SEEDS[@]}"; do
+    stage "minilm-direct-s$seed" "$W/minilm-direct-s$seed" "$RES" kdedge teacher --config configs/glue-pair-teacher.yaml \
+      --task "$task" --seed "$seed" --mixed-precision "$MP"
+    for precision in int8 fp32; do export_bundle "$W/minilm-direct-s$seed" "$B" "$precision" --optimize; done
+  done
+  if [ ! -f "$W/transfer/manifest.json" ]; then
+    t0=$(date +%s) resumed=$(resume_note "$W/transfer")
+    kdedge augment --task "$task" --teacher "$T" --method replace,rules --word-vectors "$GLOVE" \
+      --variants "${VARIANTS:-8}" --mixed-precision "$MP" --out "$W/transfer" --resume 2>&1 | without_progress \
+      > "$RES/transfer.log"
+    echo "transfer wall_s=$(( $(date +%s) - t0 ))$resumed" | tee -a "$RES/times.txt"
+  fi
+  [[ " ${ONLY[*]} " != *" mpnet-general-"* ]] || general
+  for seed in "${SEEDS[@]}"; do
+    for name in "${ONLY[@]}"; do
+      # shellcheck disable=SC2086  # the recipe's options are words
+      stage "$name-s$seed" "$W/students/$name-s$seed" "$RES" kdedge distill --task "$task" --teacher "$T" \
+        --transfer "$W/transfer" --seed "$seed" ${RECIPES[$name]}
+      export_bundle "$W/students/$name-s$seed" "$B" int8 --optimize
+    done
+  done
+  [ "${BENCH:-1}" = 0 ] && continue
+  bundles=()
+  folder_bundles bundles "$B"
+  kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --rounds 3 --batch-sizes 1,32 \
+    --seq-lens 128 --out "$RES/$task" --overwrite > "$RES/bench.log"
+  kdedge doctor > "$RES/doctor.txt"
+  python benchmarks/collect_frontier.py "$RES" "$B" --task "$task" > "$RES/summary.md"
+  cat "$RES/summary.md"
+done
+exit
+}
