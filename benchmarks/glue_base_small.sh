@@ -11,7 +11,8 @@
 #     sentences and the IMDB sample (GENERAL_ROWS of them), pruned by activation to the students' shape;
 #   - students (RECIPES below), three seeds each, int8 bundles named <recipe>-s<seed>-int8;
 #   - per task one `kdedge bench --rounds 3` (ort-cpu, batch 1 and 32, 1 thread) of the teacher's fp32 and int8
-#     bundles, the minilm-direct bundles and the students; summary.md and frontier.png from collect_frontier.py.
+#     bundles (and its int8 export with --optimize, as the students'), the minilm-direct bundles and the students;
+#     summary.md, frontier.png and the issue's targets from collect_frontier.py --targets small-data.
 # TASKS, SEEDS, ONLY (recipe names) and VARIANTS narrow the run; BENCH=0 skips the benches; every stage is cached
 # in RUN_DIR and resumes, and each task's results land in benchmarks/results/glue_base_small/<task>/.
 # Usage: bash benchmarks/glue_base_small.sh [RUN_DIR]
@@ -73,12 +74,13 @@ for task in "${TASKS[@]}"; do
     done
   done
   [ "${BENCH:-1}" = 0 ] && continue
+  teacher_bundle "$B" > /dev/null  # the teacher exported --optimize too, as the students are: the fair int8 teacher
   bundles=()
   folder_bundles bundles "$B"
   kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --rounds 3 --batch-sizes 1,32 \
     --seq-lens 128 --out "$RES/$task" --overwrite > "$RES/bench.log"
   kdedge doctor > "$RES/doctor.txt"
-  python benchmarks/collect_frontier.py "$RES" "$B" --task "$task" > "$RES/summary.md"
+  python benchmarks/collect_frontier.py "$RES" "$B" --task "$task" --targets small-data > "$RES/summary.md"
   cat "$RES/summary.md"
 done
 exit
