@@ -182,12 +182,17 @@ def doctor():
 @click.argument("texts", nargs=-1)
 def predict(bundle, pairs, batch_size, texts):
     """Classify TEXTS with a bundle through the torch-free runtime (kdedge_runtime); one JSON line per text.
-    With no TEXTS, classifies the lines of stdin (pair tasks: the two sentences separated by a tab)."""
+    With no TEXTS, classifies the lines of stdin (pair tasks: the two sentences separated by a tab). Text is read
+    as UTF-8: bytes that are not (a Latin-1 terminal, say) are replaced by U+FFFD, in the text classified and in
+    the text echoed."""
     import json
     import sys
     from dataclasses import asdict
 
     from kdedge_runtime import BundleError, Classifier
+    from kdedge_runtime.classifier import valid_text
+
+    texts, pairs = tuple(map(valid_text, texts)), tuple(map(valid_text, pairs))  # argv's bytes that are not UTF-8
 
     try:
         classifier = Classifier(bundle)
@@ -220,10 +225,13 @@ def _check_pair_flags(is_pair: bool, task: str, n_texts: int, n_pairs: int) -> N
 
 def _stdin_chunks(is_pair: bool, task: str, size: int = 1024):
     """stdin's lines in chunks (texts, pairs), so long streams are answered as they are read."""
+    import io
     import sys
 
     texts, pairs = [], []
-    for number, line in enumerate(sys.stdin, 1):
+    buffer = getattr(sys.stdin, "buffer", None)  # read as UTF-8, bytes that are not replaced (as argv's are)
+    lines = io.TextIOWrapper(buffer, encoding="utf-8", errors="replace") if buffer is not None else sys.stdin
+    for number, line in enumerate(lines, 1):
         line = line.rstrip("\r\n")
         if is_pair:
             if "\t" not in line:

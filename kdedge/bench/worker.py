@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Callable
@@ -195,8 +196,52 @@ def stretch(row: dict, length: int) -> dict:
     return out
 
 
+# What an engine says when a model's graph has an op it cannot compile or run (then followed by the op names):
+# OpenVINO's ONNX frontend (its unconverted_ops_report, inside ONNX Runtime's EP_FAIL or from openvino itself), and
+# ONNX Runtime's NOT_IMPLEMENTED for a node no kernel of the session implements.
+_UNSUPPORTED_OPS = re.compile(r"(?:No conversion rule found for operations|Conversion is failed for|does not support "
+                              r"the following ONNX operations):\s*([^\n]+)|Could not find an implementation for "
+                              r"(\S+?)\(\d+\) node")
+
+
 def run_job(job: dict) -> dict:
+    """The job's result: "ok" with latency (and logits), or "unavailable" with the reason in one line: the backend is
+    not usable here, or it cannot compile or run this model's graph (an op it does not support: a fact about the
+    backend, not a failed benchmark). Any other failure raises."""
     backend = BACKENDS[job["backend"]]
+    try:
+        return _measure_job(job, backend)
+    except Exception as e:
+        why = unsupported_graph(backend, e)
+        if why is None:
+            raise
+        return {"status": "unavailable", "why": why}
+
+
+def unsupported_graph(backend, error: BaseException) -> str | None:
+    """One line naming the op(s), when `error` says that `backend` (another engine than ONNX Runtime's CPU provider,
+    the reference every bundle runs on) cannot compile or run the model's graph; None for any other error. The
+    runtime's BundleError keeps only the first line of ONNX Runtime's message: the whole one is its context."""
+    if backend.provider in (None, "CPUExecutionProvider") and backend.engine is None:
+        return None
+    messages, seen = [], error
+    while seen is not None and len(messages) < 5:
+        messages.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    text = "\n".join(messages)
+    ops = [name.strip() for m in _UNSUPPORTED_OPS.finditer(text) for found in m.groups() if found
+           for name in found.split(",") if name.strip()]
+    ops = list(dict.fromkeys(re.sub(r"-\d+$", "", op) for op in ops))  # com.microsoft.DynamicQuantizeLSTM-1
+    engine = backend.provider or backend.engine
+    if ops:
+        return f"{engine} cannot run this model's graph: it has no implementation of {', '.join(ops[:5])}"
+    if "EP_FAIL" in text:
+        first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+        return f"{engine} cannot compile this model's graph ({first[:200]})"
+    return None
+
+
+def _measure_job(job: dict, backend) -> dict:
     why = backend.unavailable()
     if why:
         return {"status": "unavailable", "why": why}

@@ -106,11 +106,8 @@ def load_student(path: str | Path) -> Student:
     arch = meta.get("architecture")
     if arch not in ARCHITECTURES:
         raise KdedgeError(f"{meta_path}: unknown student architecture '{arch}' (known: {', '.join(ARCHITECTURES)})")
-    try:
-        model = ARCHITECTURES[arch].load(path, meta)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except Exception as e:  # safetensors, torch and tokenizers each raise their own types for a broken file
-        raise KdedgeError(f"{path}: the student's files are missing or corrupt ({type(e).__name__}: {e})") from None
+    model, tokenizer = _load_files(path, "student", lambda: ARCHITECTURES[arch].load(path, meta),
+                                   (WEIGHTS_FILE,) if arch == "bilstm" else _HF_FILES)
     if meta.get("qat"):  # a QAT student is evaluated as it was trained: fake-quantized
         from kdedge.quant.qat import prepare_qat, trained_for_first_token
 
@@ -126,11 +123,61 @@ def _is_teacher_folder(path: Path) -> bool:
 
 def _load_teacher_folder(path: Path) -> Student:
     run = read_json(path / "manifest.json")
-    try:
-        model = _hf_load(path, {})
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except Exception as e:
-        raise KdedgeError(f"{path}: the teacher's files are missing or corrupt ({type(e).__name__}: {e})") from None
+    model, tokenizer = _load_files(path, "teacher", lambda: _hf_load(path, {}), _HF_FILES)
     meta = {"architecture": "tinybert", "role": "teacher", "base_model": run["base_model"], "task": run["task"],
             "max_length": run["max_length"]}
     return Student(model.eval(), tokenizer, meta)
+
+
+_HF_FILES = ("config.json", WEIGHTS_FILE)  # a BiLSTM student's shape is in student.json: WEIGHTS_FILE alone
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+# where a tokenizer's vocabulary can come from: kdedge writes tokenizer.json; the others are slow tokenizers' files
+_VOCABULARIES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "sentencepiece.bpe.model",
+                 "tokenizer.model")
+
+
+def _load_files(path: Path, role: str, load_model: Callable[[], torch.nn.Module], model_files: tuple[str, ...]):
+    """The model and tokenizer of a folder; a file that is missing or corrupt is one KdedgeError line naming the
+    folder and the file (transformers, safetensors and tokenizers each raise their own types, over several lines)."""
+    def loaded(load, names):
+        if names == _TOKENIZER_FILES and not any((path / n).is_file() for n in _VOCABULARIES):
+            # transformers would build a tokenizer with only the special tokens, and every word would be [UNK]
+            raise KdedgeError(f"{path}: the {role}'s files are missing or corrupt: tokenizer.json is missing")
+        try:
+            return load()
+        except Exception as e:
+            raise KdedgeError(f"{path}: the {role}'s files are missing or corrupt: {_file_problem(path, names, e)}"
+                              ) from None
+
+    model, tokenizer = loaded(load_model, model_files), loaded(lambda: AutoTokenizer.from_pretrained(path),
+                                                               _TOKENIZER_FILES)
+    if tokenizer.pad_token_id is None:  # batches are padded: without tokenizer_config.json the tokenizer has no pad
+        config = path / "tokenizer_config.json"
+        raise KdedgeError(f"{path}: the {role}'s files are missing or corrupt: tokenizer_config.json "
+                          f"{'names no pad token' if config.is_file() else 'is missing'}")
+    return model, tokenizer
+
+
+def _file_problem(path: Path, names: tuple[str, ...], error: Exception) -> str:
+    """Which of `names` is missing or does not parse, in a few words; else the library's first line."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    missing = [n for n in names if not (path / n).is_file()]
+    if missing:
+        return f"{missing[0]} is missing"
+    for name in names:
+        try:
+            if name == "tokenizer.json":
+                Tokenizer.from_file(str(path / name))
+            elif name.endswith(".json"):
+                json.loads((path / name).read_text(encoding="utf-8"))
+        except Exception as e:
+            return f"{name} is corrupt ({_first_line(e)})"
+    return f"{' or '.join(names)} cannot be loaded ({_first_line(error)})"
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:200]}" if text else type(error).__name__

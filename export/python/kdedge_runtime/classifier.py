@@ -96,7 +96,9 @@ class Classifier:
 
     def predict(self, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None, *,
                 batch_size: int = 32) -> Prediction | list[Prediction]:
-        """One Prediction for one text (and pair); a list for a list."""
+        """One Prediction for one text (and pair); a list for a list. Text that is not valid Unicode (lone
+        surrogates, which Python makes of bytes that are not UTF-8) is read with each of them replaced by U+FFFD, as
+        UTF-8 decoding with errors="replace" reads such bytes; anything but strings is a TypeError."""
         single = isinstance(texts, str)
         logits = self.logits(texts, pairs, batch_size=batch_size)
         predictions = [self._decode(row) for row in logits]
@@ -193,13 +195,23 @@ class Classifier:
 
 def _as_strings(value, name: str) -> list[str]:
     if isinstance(value, str):
-        return [value]
+        return [valid_text(value)]
     if isinstance(value, (bytes, bytearray)) or not isinstance(value, Sequence):
         raise TypeError(f"{name} must be a string or a list of strings, not {type(value).__name__}")
     bad = [type(v).__name__ for v in value if not isinstance(v, str)]
     if bad:
         raise TypeError(f"{name} must contain only strings; found {', '.join(sorted(set(bad)))}")
-    return list(value)
+    return [valid_text(v) for v in value]
+
+
+def valid_text(text: str) -> str:
+    """`text` with each lone surrogate (what Python makes of bytes that are not UTF-8, and what the tokenizer
+    refuses) replaced by U+FFFD; a surrogate pair becomes the character it encodes."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def scoring_batch_size(scheme: str | None, batched: int) -> int:
