@@ -360,3 +360,45 @@ def test_export_takes_a_custom_task_from_the_student(tiny_teacher, glue_dir, tmp
     bundle = export_bundle(build_config(ExportConfig, None, model=str(student), out=str(tmp_path / "b3"),
                                         train_file=str(moved / "train.jsonl"), dev_file=str(moved / "dev.jsonl")))
     assert json.loads((bundle / "manifest.json").read_text())["dev"]["examples"] == 80
+
+
+def test_dynamic_int8_quantizes_lstms_that_share_weights(tmp_path):
+    """Two LSTM nodes reading one weight, directly or through an Identity (how the TorchScript exporter writes the
+    siamese BiLSTM's second text): ONNX Runtime's quantizer reshaped the shared W while quantizing the first and
+    left the second float, reading a 2-D W ("Input W must have shape {1,32,6}"). Each LSTM is quantized now, the
+    untied float graph computes exactly what the shared one did, and the int8 file holds each weight once."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from kdedge.onnx.quantize import quantize, untie_lstm_weights
+
+    rng = np.random.default_rng(0)
+    hidden, size = 8, 6
+    weights = [numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name) for name, shape in
+               (("W", (1, 4 * hidden, size)), ("R", (1, 4 * hidden, hidden)), ("B", (1, 8 * hidden)))]
+    nodes = [helper.make_node("Identity", ["W"], ["W_again"]),
+             helper.make_node("LSTM", ["x", "W", "R", "B"], ["y"], name="first", hidden_size=hidden),
+             helper.make_node("LSTM", ["x_b", "W_again", "R", "B"], ["y_b"], name="second", hidden_size=hidden)]
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["seq", "batch", size]) for n in ("x", "x_b")]
+    out = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "y_b")]
+    model = helper.make_model(helper.make_graph(nodes, "siamese", io, out, weights),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "float.onnx")
+    x = rng.normal(size=(5, 3, size)).astype(np.float32)
+    feed = {"x": x, "x_b": np.concatenate([x[:, 1:], x[:, :1]], axis=1)}
+
+    def run(name):
+        return ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"]).run(None, feed)
+
+    float_y, float_y_b = run("float.onnx")
+    assert untie_lstm_weights(tmp_path / "float.onnx", tmp_path / "untied.onnx") == 3  # W (Identity), R, B
+    assert all(np.array_equal(a, b) for a, b in zip(run("untied.onnx"), (float_y, float_y_b)))
+    description = quantize("dynamic", tmp_path / "float.onnx", tmp_path / "int8.onnx", architecture="bilstm",
+                           preset="avx512_vnni")
+    assert description["ops"] == {"DynamicQuantizeLSTM": 2}
+    graph = onnx.load(str(tmp_path / "int8.onnx")).graph
+    first, second = [n for n in graph.node if "LSTM" in n.op_type]
+    assert list(first.input[1:]) == list(second.input[1:])  # one int8 copy of W and R, their scales, one B
+    assert len(graph.initializer) == len({name for name in first.input[1:] if name})
+    y, y_b = run("int8.onnx")
+    assert np.abs(y - float_y).max() < 0.05 and np.abs(y_b - float_y_b).max() < 0.05

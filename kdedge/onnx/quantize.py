@@ -47,7 +47,7 @@ def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, em
         if architecture == "bilstm":
             options = {"weight_type": weight_type}
             description["tool"] = "onnxruntime.quantization.quantize_dynamic"
-            shutil.copyfile(src, prepared)
+            untie_lstm_weights(src, prepared)
         else:
             # Type every tensor first (fused com.microsoft ops from --optimize are opaque to the quantizer otherwise).
             fused = any(n.domain == "com.microsoft" for n in onnx.load(str(src)).graph.node)
@@ -62,9 +62,88 @@ def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, em
         tables = embedding_readers(prepared) if embeddings != "onnxruntime" else {}
         ort_quantize_dynamic(str(prepared), str(dst), per_channel=True,
                              nodes_to_exclude=[node for readers in tables.values() for node in readers], **options)
+    if architecture == "bilstm":
+        retie_lstm_weights(dst)
     if embeddings == "rows":
         description["embeddings"] = store_embeddings_int8(dst, list(tables))
     return description | {"ops": _quantized_ops(dst)}
+
+
+# LSTM inputs that are weights: W, R, B and the peepholes P.
+_LSTM_WEIGHTS = (1, 2, 3, 7)
+
+
+def untie_lstm_weights(src: Path, dst: Path) -> int:
+    """Copy `src` to `dst` with each LSTM node reading weights of its own; returns how many inputs were untied.
+
+    The siamese BiLSTM (pairs) runs its two LSTMs once per text, and the TorchScript exporter gives the second call
+    the first call's initializers through Identity nodes. ONNX Runtime's quantizer only quantizes an LSTM whose W and
+    R are initializers, and it reshapes the initializer in place ([1, 4h, in] to [4h, in]) while quantizing the
+    first LSTM: the second, left float, then read a 2-D W through its Identity and failed at run time ("Input W must
+    have shape {1,64,100}. Actual:{64,100}"). An initializer read by two LSTMs directly would meet the same
+    reshape. Here each LSTM gets its own copy (same values, so the float graph computes exactly what it did) and
+    every LSTM is quantized; retie_lstm_weights shares the identical int8 copies again afterwards."""
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    identities = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
+    claimed: set[str] = set()
+    untied = 0
+    for index, node in enumerate(graph.node):
+        if node.op_type != "LSTM":
+            continue
+        for slot in _LSTM_WEIGHTS:
+            if slot >= len(node.input) or not node.input[slot]:
+                continue
+            name = source = node.input[slot]
+            while source in identities:
+                source = identities[source]
+            if source not in initializers:
+                continue
+            if name == source and source not in claimed:
+                claimed.add(source)
+                continue
+            copy = numpy_helper.from_array(numpy_helper.to_array(initializers[source]), f"{source}_untied_{index}")
+            graph.initializer.append(copy)
+            node.input[slot] = copy.name
+            untied += 1
+    used = {name for n in graph.node for name in n.input} | {o.name for o in graph.output}
+    for node in [n for n in graph.node if n.op_type == "Identity" and n.output[0] not in used]:
+        graph.node.remove(node)
+    onnx.save(model, str(dst))
+    return untied
+
+
+def retie_lstm_weights(path: Path) -> int:
+    """Let the DynamicQuantizeLSTM nodes share their identical constant inputs (the untied copies of one weight
+    quantize to the same int8 values, scales and zero points), so the file holds one copy of each, as the float
+    graph does; returns how many inputs now read a shared copy."""
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    first: dict[tuple, str] = {}
+    replaced: set[str] = set()
+    for node in graph.node:
+        if node.op_type != "DynamicQuantizeLSTM":
+            continue
+        for slot, name in enumerate(node.input):
+            if name not in initializers:
+                continue
+            init = initializers[name]
+            key = (init.data_type, tuple(init.dims), numpy_helper.to_array(init).tobytes())
+            shared = first.setdefault(key, name)
+            if shared != name:
+                node.input[slot] = shared
+                replaced.add(name)
+    used = {name for n in graph.node for name in n.input} | {o.name for o in graph.output}
+    for name in replaced - used:
+        graph.initializer.remove(initializers[name])
+    onnx.save(model, str(path))
+    return len(replaced)
 
 
 class _Calibration:
