@@ -3,3 +3,4 @@ export { BUNDLE_FORMAT, BundleError, MANIFEST_FIELDS, firstLine, isObject, parse
 export { BundleTokenizer, truncateLongestFirst } from "./tokenizer.js";
 export { Classifier } from "./classifier.js";
 export { CPU_DISABLED_OPTIMIZERS, sessionOptionsFor } from "./session.js";
+export { NgramRulesError, NgramTokenizer, checkNgramRules, fnv1a32, wordsOf } from "./ngram.js";

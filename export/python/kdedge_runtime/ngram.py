@@ -1,0 +1,213 @@
+"""The n-gram student's tokenizer: text -> ids by the rules in a bundle's manifest (`tokenizer.ngram`).
+
+fastText's features, computed outside the ONNX graph: the ids of known words, plus hashed word n-grams (and
+optionally character n-grams) in a fixed number of buckets. The rules, version 1 (export/schema/README.md says the
+same; export/core/src/ngram.js implements them for Node and the browser, and export/schema/ngram-golden.json holds
+both to the same ids):
+
+1. The text is made well formed (each lone surrogate becomes U+FFFD), then normalised: Unicode NFKC, then lowercased
+   (the Unicode default case mapping: Python's str.lower, JavaScript's toLowerCase).
+2. Split: a word is a maximal run of letters, marks and digits (general categories L*, M*, N*); each punctuation or
+   symbol character (P*, S*) is a word on its own; every other character (separators Z*, controls C*) separates
+   words. Only the first `max_length` words are kept.
+3. Ids: 0 is padding; word i of the vocabulary file (0-based) is 1 + i, and a word not in it has no word id. A hashed
+   feature with string s is 1 + V + fnv1a32(utf8(s)) mod buckets, V the vocabulary's size. fnv1a32 is 32-bit
+   FNV-1a (offset basis 2166136261, prime 16777619) over the UTF-8 bytes: fixed and the same in every process and
+   language (never Python's salted hash()).
+4. Order: the word ids, in text order; then for n = 2 .. word_ngrams the word n-grams, s = the n words joined by one
+   space, in text order; then for each word in text order and each n in char_ngrams as listed, the character n-grams
+   of "<" + word + ">" (code points), by start position, leaving out the whole "<word>" itself.
+
+The model averages the embeddings of the ids (the mask marks them), so the order matters only to the golden file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+# The rules this runtime implements, by field: what each must be. A bundle with another value, or with a field not
+# listed here (a rule this runtime would ignore, and so compute other ids), is refused.
+NORMALIZATIONS = ("nfkc-lowercase",)
+SPLITS = ("unicode-words",)
+HASHES = ("fnv1a-32",)
+MAX_WORD_NGRAMS = 5
+MAX_CHAR_NGRAM = 16
+MAX_BUCKETS = 2**31 - 1
+RULE_FIELDS = ("normalization", "split", "hash", "word_ngrams", "char_ngrams", "buckets")
+PAD_ID = 0
+
+_FNV_OFFSET, _FNV_PRIME = 0x811C9DC5, 0x01000193
+# ASCII text after normalisation: the split rule's classes spelled out (letters and digits; the P* and S* characters).
+_ASCII_WORDS = re.compile(r"[a-z0-9]+|[!-/:-@\[-`{-~]")
+
+
+class NgramRulesError(ValueError):
+    """The manifest's n-gram rules are not ones this runtime implements."""
+
+
+def _is_int(v) -> bool:
+    return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, float) and v.is_integer())
+
+
+def _shown(value) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)[:60]
+
+
+def check_rules(rules, where: str) -> dict:
+    """`rules` (the manifest's tokenizer.ngram) checked: one NgramRulesError line naming the first wrong field.
+    export/core/src/ngram.js checks the same in the same order with the same words."""
+    field = "tokenizer.ngram"
+    if not isinstance(rules, dict):
+        raise NgramRulesError(f"{where}: field '{field}' must be an object, not {_shown(rules)}")
+    unknown = [k for k in rules if k not in RULE_FIELDS]
+    if unknown:
+        raise NgramRulesError(f"{where}: field '{field}' has rule {_shown(unknown[0])}, which this runtime does not "
+                              f"implement (it knows {', '.join(RULE_FIELDS)})")
+    for name, known in (("normalization", NORMALIZATIONS), ("split", SPLITS), ("hash", HASHES)):
+        if name not in rules:
+            raise NgramRulesError(f"{where}: field '{field}.{name}' is missing")
+        if rules[name] not in known:
+            raise NgramRulesError(f"{where}: field '{field}.{name}' must be {' or '.join(map(_shown, known))}, not "
+                                  f"{_shown(rules[name])}")
+    for name, high in (("word_ngrams", MAX_WORD_NGRAMS), ("buckets", MAX_BUCKETS)):
+        if name not in rules:
+            raise NgramRulesError(f"{where}: field '{field}.{name}' is missing")
+        if not (_is_int(rules[name]) and 1 <= rules[name] <= high):
+            raise NgramRulesError(f"{where}: field '{field}.{name}' must be an integer from 1 to {high}, not "
+                                  f"{_shown(rules[name])}")
+    if "char_ngrams" not in rules:
+        raise NgramRulesError(f"{where}: field '{field}.char_ngrams' is missing")
+    chars = rules["char_ngrams"]
+    if not (isinstance(chars, list) and all(_is_int(n) and 1 <= n <= MAX_CHAR_NGRAM for n in chars)
+            and len(set(chars)) == len(chars)):
+        raise NgramRulesError(f"{where}: field '{field}.char_ngrams' must be a list of distinct integers from 1 to "
+                              f"{MAX_CHAR_NGRAM}, not {_shown(chars)}")
+    return {**rules, "word_ngrams": int(rules["word_ngrams"]), "buckets": int(rules["buckets"]),
+            "char_ngrams": [int(n) for n in chars]}
+
+
+@lru_cache(maxsize=1 << 16)  # a bigram's hash is asked for again and again; the cache holds at most 65,536 strings
+def fnv1a32(text: str) -> int:
+    """32-bit FNV-1a of the UTF-8 bytes of `text`."""
+    h = _FNV_OFFSET
+    for byte in text.encode("utf-8"):
+        h = ((h ^ byte) * _FNV_PRIME) & 0xFFFFFFFF
+    return h
+
+
+def well_formed(text: str) -> str:
+    """`text` with each lone surrogate replaced by U+FFFD (what JavaScript's TextEncoder does)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def normalize(text: str) -> str:
+    return unicodedata.normalize("NFKC", well_formed(text)).lower()
+
+
+def _kind(char: str) -> str:
+    category = unicodedata.category(char)[0]
+    return "w" if category in "LMN" else "p" if category in "PS" else " "
+
+
+def split_words(text: str) -> list[str]:
+    """Rule 2 on normalised text."""
+    if text.isascii():
+        return _ASCII_WORDS.findall(text)
+    words, start = [], None
+    for i, char in enumerate(text):
+        kind = _kind(char)
+        if kind != "w" and start is not None:
+            words.append(text[start:i])
+            start = None
+        if kind == "w" and start is None:
+            start = i
+        elif kind == "p":
+            words.append(char)
+    if start is not None:
+        words.append(text[start:])
+    return words
+
+
+def words_of(text: str, max_words: int | None = None) -> list[str]:
+    """Rules 1 and 2: the text's words, at most `max_words` of them."""
+    words = split_words(normalize(text))
+    return words if max_words is None else words[:max_words]
+
+
+def char_ngrams(word: str, sizes: list[int]) -> list[str]:
+    marked = f"<{word}>"
+    return [marked[i:i + n] for n in sizes for i in range(len(marked) - n + 1) if n != len(marked)]
+
+
+class NgramTokenizer:
+    """Texts -> ids by a bundle's (or a student's) n-gram rules and word list."""
+
+    def __init__(self, words: list[str], rules: dict, max_words: int | None = None):
+        self.words = list(words)
+        self.rules = rules
+        self.max_words = max_words
+        self.word_ids = {w: PAD_ID + 1 + i for i, w in enumerate(self.words)}
+        self.bucket_offset = PAD_ID + 1 + len(self.words)
+
+    @property
+    def vocab_size(self) -> int:
+        """Every id this tokenizer can emit is below this."""
+        return self.bucket_offset + self.rules["buckets"]
+
+    def hashed(self, feature: str) -> int:
+        return self.bucket_offset + fnv1a32(feature) % self.rules["buckets"]
+
+    def ids(self, text: str) -> list[int]:
+        """Rules 1 to 4."""
+        words = words_of(text, self.max_words)
+        ids = [self.word_ids[w] for w in words if w in self.word_ids]
+        for n in range(2, self.rules["word_ngrams"] + 1):
+            ids += [self.hashed(" ".join(words[i:i + n])) for i in range(len(words) - n + 1)]
+        if self.rules["char_ngrams"]:
+            ids += [self.hashed(g) for w in words for g in char_ngrams(w, self.rules["char_ngrams"])]
+        return ids
+
+    # --- what kdedge_runtime.Classifier asks of a tokenizer (the tokenizers library's names)
+    def encode_batch(self, texts, add_special_tokens: bool = False) -> list["Encoding"]:
+        return [Encoding(self.ids(t)) for t in texts]
+
+    def get_vocab_size(self, with_added_tokens: bool = True) -> int:
+        return self.vocab_size
+
+    def no_padding(self) -> None:
+        """The runtime pads per batch; there is nothing to turn off."""
+
+    def enable_truncation(self, max_length: int, **_) -> None:
+        self.max_words = max_length
+
+
+class Encoding:
+    __slots__ = ("ids", "attention_mask", "type_ids")
+
+    def __init__(self, ids: list[int]):
+        self.ids, self.attention_mask, self.type_ids = ids, [1] * len(ids), [0] * len(ids)
+
+
+def read_vocabulary(path: Path) -> list[str]:
+    """The word list of an n-gram vocabulary file ({"words": [...]}: distinct, non-empty strings)."""
+    try:
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise NgramRulesError(f"{path} is not a valid n-gram vocabulary ({e})") from None
+    words = spec.get("words") if isinstance(spec, dict) else None
+    if not (isinstance(words, list) and all(isinstance(w, str) and w for w in words) and len(set(words)) == len(words)):
+        raise NgramRulesError(f"{path} is not a valid n-gram vocabulary (\"words\" must be a list of distinct, "
+                              "non-empty strings)")
+    return words
+
+
+def load(path: Path, rules: dict, max_words: int | None = None) -> NgramTokenizer:
+    return NgramTokenizer(read_vocabulary(path), rules, max_words)
