@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from kdedge.errors import KdedgeError
+from kdedge_runtime.ngram import MAX_CHAR_NGRAM, MAX_WORD_NGRAMS
 
 
 @dataclass(frozen=True)
@@ -154,13 +155,15 @@ class DistillConfig(TrainOptions, DataOptions):
     # Student-friendly defaults for fields shared with the teacher.
     epochs: int = opt(10, "Training epochs.", valid=NATURAL)
     batch_size: int = opt(64, "Training batch size (per device).", valid=COUNT)
-    lr: float | None = opt(None, "Peak learning rate of AdamW (default: 1e-3 for bilstm, 1e-4 for tinybert).",
+    lr: float | None = opt(None, "Peak learning rate of AdamW (default: 1e-3 for bilstm, 1e-4 for tinybert, 1e-2 "
+                                "for ngram).",
                            valid=POSITIVE)
     teacher: str | None = opt(None, "Teacher folder (from `kdedge teacher`) or hub id of a fine-tuned classifier.", required=True)
     transfer: str | None = opt(None, "Train on a transfer set from `kdedge augment` (its stored teacher logits; gold "
                                      "labels where known) instead of the task's training rows.")
-    student: Literal["bilstm", "tinybert"] = opt(
-        "bilstm", "Student architecture: bilstm (Tang et al. 2019) or tinybert (a BERT encoder, Jiao et al. 2020).")
+    student: Literal["bilstm", "tinybert", "ngram"] = opt(
+        "bilstm", "Student architecture: bilstm (Tang et al. 2019), tinybert (a BERT encoder, Jiao et al. 2020) or "
+        "ngram (fastText's bag of word and hashed n-gram embeddings, Joulin et al. 2017).")
     soft_loss: Literal["mse", "kl", "soft_ce"] = opt(
         "mse", "Prediction-layer soft loss: mse on logits (Tang et al. 2019), kl or soft_ce at temperature T "
         "scaled by T^2 (Hinton et al. 2015; TinyBERT uses soft_ce).")
@@ -181,6 +184,16 @@ class DistillConfig(TrainOptions, DataOptions):
     min_word_freq: int = opt(1, "Word-level vocabulary: keep words seen at least N times.", valid=COUNT)
     max_vocab: int | None = opt(None, "Word-level vocabulary: keep at most the N most frequent words (its "
                                       "embedding table is most of a BiLSTM bundle).", valid=COUNT)
+    # --- n-gram (fastText-style) students; their word vocabulary takes --min-word-freq and --max-vocab
+    ngram_dim: int = opt(50, "ngram: embedding size of words and n-grams.", valid=COUNT)
+    ngram_hidden: int = opt(0, "ngram: size of a ReLU hidden layer before the logits (0: none, as fastText).",
+                            valid=NATURAL)
+    ngram_buckets: int = opt(20000, "ngram: hash buckets shared by the word n-grams and character n-grams (with the "
+                                    "vocabulary, the rows of the embedding table).", valid=Range(1, 2**31 - 1))
+    ngram_words: int = opt(2, "ngram: longest word n-gram hashed (1: words alone, 2: and bigrams).",
+                           valid=Range(1, MAX_WORD_NGRAMS))
+    ngram_chars: str | None = opt(None, "ngram: also hash the character n-grams of every word, MIN-MAX characters "
+                                        "long (e.g. 3-5; default: none).")
     # --- transformer (tinybert) students
     layers: int = opt(4, "tinybert: number of encoder layers.", valid=COUNT)
     hidden: int | None = opt(None, "tinybert: hidden size (default: the teacher's).", valid=COUNT)
@@ -241,6 +254,21 @@ class DistillConfig(TrainOptions, DataOptions):
               "from where the model will run), with the teacher's score and the retention in metrics.json "
               "(repeatable).")
     select_on: str = opt("dev", "The set whose metric picks the best checkpoint: dev, or an --eval-file NAME.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        char_ngram_sizes(self.ngram_chars)  # a malformed --ngram-chars is one clear error when the config is made
+
+
+def char_ngram_sizes(value: str | None) -> list[int]:
+    """--ngram-chars MIN-MAX as the list of sizes [MIN, ..., MAX]; [] for None."""
+    if value is None:
+        return []
+    low, _, high = str(value).partition("-")
+    if not (low.isdigit() and high.isdigit() and 1 <= int(low) <= int(high) <= MAX_CHAR_NGRAM):
+        raise KdedgeError(f"--ngram-chars must be MIN-MAX with 1 <= MIN <= MAX <= {MAX_CHAR_NGRAM} (e.g. 3-5), not "
+                          f"{value!r}")
+    return list(range(int(low), int(high) + 1))
 
 
 @dataclass

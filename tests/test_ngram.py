@@ -72,3 +72,165 @@ def test_rules_a_runtime_does_not_implement_are_refused(change, words):
         check_rules(rules, "m.json")
     assert str(error.value).startswith("m.json: field ") and words in str(error.value)
     assert "\n" not in str(error.value)
+
+
+# ------------------------------------------------------------------------------------------- student and bundles
+
+@pytest.fixture(scope="module")
+def ngram_student(tmp_path_factory, tiny_teacher, glue_dir):
+    """A small n-gram student distilled from the tiny teacher's soft labels (alpha 0) on 400 SST-2 rows."""
+    from tests.conftest import _distil
+
+    return _distil(tmp_path_factory, tiny_teacher, glue_dir, "ngram", student="ngram", ngram_dim=16, ngram_buckets=500,
+                   alpha=0.0, epochs=4, log_steps=5)
+
+
+@pytest.fixture(scope="module")
+def ngram_bundles(ngram_student, glue_dir, tmp_path_factory):
+    from tests.conftest import export_tiny
+
+    root = tmp_path_factory.mktemp("ngram-bundles")
+    return {q: export_tiny(ngram_student, glue_dir, root / q, quantize=q) for q in ("none", "dynamic")}
+
+
+def test_distillation_lowers_the_soft_loss_and_writes_a_student_that_reloads(ngram_student):
+    from kdedge.models.students import load_student
+
+    log = [json.loads(line) for line in (ngram_student / "train_log.jsonl").read_text().splitlines()]
+    losses = [row["loss"] for row in log if "loss" in row]
+    assert len(losses) >= 4 and losses[-1] < 0.5 * losses[0]
+    student = load_student(ngram_student)
+    meta = json.loads((ngram_student / "student.json").read_text())
+    assert meta["architecture"] == "ngram" and meta["ngram"]["buckets"] == 500
+    words = json.loads((ngram_student / "ngram.json").read_text())["words"]
+    assert len(student.tokenizer) == 1 + len(words) + 500 == student.model.embedding.num_embeddings
+
+
+def test_the_fp32_bundle_gives_pytorchs_logits_and_int8_is_close(ngram_student, ngram_bundles, glue_dir):
+    import numpy as np
+
+    from kdedge_runtime import Classifier
+    from tests.test_runtime import EDGE_CASES, torch_logits
+
+    from kdedge.config import DataOptions
+    from kdedge.data import load_task_data
+
+    texts = list(load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), max_eval_samples=200)).dev.text)
+    texts += EDGE_CASES
+    reference = torch_logits(ngram_student, texts)
+    fp32 = Classifier(ngram_bundles["none"]).logits(texts, batch_size=13)
+    assert np.abs(fp32 - reference).max() < 1e-5
+    int8 = Classifier(ngram_bundles["dynamic"]).logits(texts, batch_size=1)
+    assert np.abs(int8 - reference).max() < 0.05 * np.abs(reference).max()
+    assert (int8.argmax(-1) == reference.argmax(-1)).mean() > 0.95
+
+
+def test_the_bundle_manifest_carries_the_rules_and_int8_stores_the_table_per_row(ngram_bundles):
+    import onnx
+
+    for q, bundle in ngram_bundles.items():
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        assert manifest["architecture"] == "ngram" and manifest["tokenizer"]["file"] == "ngram.json"
+        assert manifest["tokenizer"]["ngram"] == {**RULES, "buckets": 500}
+        assert manifest["tokenizer"]["add_special_tokens"] is False and manifest["tokenizer"]["pad_token_id"] == 0
+    int8 = onnx.load(str(ngram_bundles["dynamic"] / "model.onnx"))
+    kinds = {i.name: i.data_type for i in int8.graph.initializer}
+    assert any(name.endswith("_int8") and kind == onnx.TensorProto.INT8 for name, kind in kinds.items())
+    assert json.loads((ngram_bundles["dynamic"] / "manifest.json").read_text())["quantization"]["embeddings"]["tables"] == 1
+
+
+@pytest.mark.parametrize("q", ["none", "dynamic"])
+def test_node_gives_pythons_logits(q, ngram_bundles, glue_dir):
+    import numpy as np
+
+    from kdedge_runtime import Classifier
+    from tests.test_runtime import EDGE_CASES, NODE_BATCH, node_logits
+
+    texts = ["a gorgeous , witty film", "dull and lifeless", *EDGE_CASES, "bad \ud800 text", "👩\u200d💻 ﬁne"]
+    python = Classifier(ngram_bundles[q]).logits(texts, batch_size=NODE_BATCH)
+    node = node_logits(ngram_bundles[q], texts)
+    assert "error" not in node, node
+    np.testing.assert_allclose(np.asarray(node["logits"]), python, atol=1e-5)
+
+
+def test_kdedge_predict_reads_the_bundle(ngram_bundles):
+    from click.testing import CliRunner
+
+    from kdedge.cli import main
+    from kdedge_runtime import Classifier
+
+    result = CliRunner().invoke(main, ["predict", "--bundle", str(ngram_bundles["dynamic"]), "a gorgeous film", ""])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    expected = Classifier(ngram_bundles["dynamic"]).predict(["a gorgeous film", ""])
+    assert [r["label"] for r in rows] == [p.label for p in expected]
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"hash": "xxhash"}, "field 'tokenizer.ngram.hash' must be \"fnv1a-32\""),
+    ({"lowercase": False}, "field 'tokenizer.ngram' has rule \"lowercase\""),
+    ({"buckets": "many"}, "field 'tokenizer.ngram.buckets' must be an integer"),
+])
+def test_a_bundle_with_unknown_or_malformed_rules_is_refused_by_both_runtimes(change, words, ngram_bundles, tmp_path):
+    import shutil
+
+    from kdedge_runtime import BundleError, Classifier
+    from tests.test_runtime import node_logits
+
+    bundle = tmp_path / "b"
+    shutil.copytree(ngram_bundles["none"], bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["tokenizer"]["ngram"].update(change)
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError) as error:
+        Classifier(bundle)
+    assert words in str(error.value) and "\n" not in str(error.value)
+    node = node_logits(bundle, ["a film"])
+    assert node.get("error", {}).get("name") == "BundleError" and words in node["error"]["message"]
+
+
+def test_a_vocabulary_file_that_is_not_one_is_refused(ngram_bundles, tmp_path):
+    import shutil
+
+    from kdedge_runtime import BundleError, Classifier
+
+    bundle = tmp_path / "b"
+    shutil.copytree(ngram_bundles["none"], bundle)
+    (bundle / "ngram.json").write_text(json.dumps({"words": ["film", "film"]}))
+    with pytest.raises(BundleError, match="ngram.json is not a valid tokenizer .\"words\" must be a list of distinct"):
+        Classifier(bundle)
+
+
+def test_a_siamese_pair_student_with_a_hidden_layer_and_character_ngrams_exports_exactly(tmp_path_factory,
+                                                                                         tiny_pair_teacher, glue_dir):
+    import numpy as np
+
+    from kdedge.config import DataOptions
+    from kdedge.data import load_task_data
+    from kdedge_runtime import Classifier
+    from tests.conftest import _distil, export_tiny
+    from tests.test_runtime import torch_logits
+
+    student = _distil(tmp_path_factory, tiny_pair_teacher, glue_dir, "ngram-pair", task="stsb", student="ngram",
+                      ngram_dim=8, ngram_hidden=8, ngram_buckets=300, ngram_chars="3-4", max_train_samples=200,
+                      max_eval_samples=100, epochs=1)
+    bundle = export_tiny(student, glue_dir, tmp_path_factory.mktemp("ngram-pair-bundle") / "b")
+    dev = load_task_data(DataOptions(task="stsb", data_dir=str(glue_dir), max_eval_samples=50)).dev
+    texts, pairs = list(dev.text) + ["", "naïve café"], list(dev.text_pair) + ["something", ""]
+    classifier = Classifier(bundle)
+    assert classifier.pair_encoding == "separate" and classifier.manifest["tokenizer"]["ngram"]["char_ngrams"] == [3, 4]
+    assert np.abs(classifier.logits(texts, pairs, batch_size=7) - torch_logits(student, texts, pairs)).max() < 1e-5
+
+
+def test_bad_ngram_options_are_one_clear_error_each():
+    from kdedge.config import DistillConfig, build_config
+    from kdedge.errors import KdedgeError
+
+    for options, words in (({"ngram_chars": "5-3"}, "--ngram-chars must be MIN-MAX"),
+                           ({"ngram_chars": "abc"}, "--ngram-chars must be MIN-MAX"),
+                           ({"ngram_buckets": 0}, "--ngram-buckets must be"),
+                           ({"ngram_words": 9}, "--ngram-words must be"),
+                           ({"ngram_hidden": -1}, "--ngram-hidden must be"),
+                           ({"ngram_dim": 0}, "--ngram-dim must be")):
+        with pytest.raises(KdedgeError, match=words):
+            build_config(DistillConfig, None, task="sst2", teacher="t", student="ngram", **options)

@@ -283,7 +283,7 @@ def test_intermediate_samples_sizes_only_the_intermediate_stage(tiny_teacher, gl
     with pytest.raises(KdedgeError, match="--intermediate-samples sizes the intermediate stage"):
         distill_student(build_config(DistillConfig, None, out=str(tmp_path / "j"), recipe="joint",
                                      intermediate_samples=32, **kw))
-    with pytest.raises(KdedgeError, match="--max-vocab caps the BiLSTM's word-level vocabulary"):
+    with pytest.raises(KdedgeError, match="--max-vocab caps a word-level vocabulary"):
         distill_student(build_config(DistillConfig, None, out=str(tmp_path / "v"), max_vocab=100, **kw))
 
 

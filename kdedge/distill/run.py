@@ -40,7 +40,7 @@ from kdedge.students.mapping import loss_weights, parse_layers, resolve_mapping
 from kdedge.students.tinybert import same_vocabulary
 from kdedge.training import TrainJob, eval_loader, make_accelerator, predict_logits, train
 
-DEFAULT_LR = {"bilstm": 1e-3, "tinybert": 1e-4}
+DEFAULT_LR = {"bilstm": 1e-3, "tinybert": 1e-4, "ngram": 1e-2}
 
 
 @dataclass(frozen=True)
@@ -110,9 +110,9 @@ def _validate(cfg: DistillConfig) -> DistillConfig:
         raise KdedgeError(f"unknown --student '{cfg.student}' (known: {', '.join(STUDENT_BUILDERS)})")
     if cfg.recipe != "prediction" and cfg.student != "tinybert":
         raise KdedgeError(f"--recipe {cfg.recipe} matches intermediate layers and needs --student tinybert")
-    if cfg.max_vocab is not None and not (cfg.student == "bilstm" and cfg.word_vectors):
-        raise KdedgeError("--max-vocab caps the BiLSTM's word-level vocabulary (--student bilstm --word-vectors ...); "
-                          "a transformer's WordPiece vocabulary shrinks with --trim-vocab")
+    if cfg.max_vocab is not None and not ((cfg.student == "bilstm" and cfg.word_vectors) or cfg.student == "ngram"):
+        raise KdedgeError("--max-vocab caps a word-level vocabulary (--student ngram, or --student bilstm "
+                          "--word-vectors ...); a transformer's WordPiece vocabulary shrinks with --trim-vocab")
     if cfg.intermediate_samples is not None and cfg.recipe != "two-stage":
         raise KdedgeError("--intermediate-samples sizes the intermediate stage of --recipe two-stage; with --recipe "
                           f"{cfg.recipe} use --max-train-samples")

@@ -19,6 +19,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from kdedge.data.batching import hf_inputs
 from kdedge.errors import KdedgeError
 from kdedge.models.bilstm import BiLSTMConfig, BiLSTMStudent
+from kdedge.models.ngram import NgramConfig, NgramStudent
+from kdedge.models.ngram_tokenizer import VOCAB_FILE, NgramTextTokenizer
 from kdedge.outputs import read_json, write_json
 
 META_FILE = "student.json"
@@ -52,6 +54,10 @@ class Architecture:
     save: Callable[[torch.nn.Module, Path, dict], None]
     load: Callable[[Path, dict], torch.nn.Module]
     logits: Callable[[torch.nn.Module, dict], torch.Tensor]
+    model_files: tuple[str, ...] = ("config.json", WEIGHTS_FILE)  # a BiLSTM's shape is in student.json
+    # A tokenizer of its own (folder, student.json -> tokenizer) and its files; None: a Hugging Face tokenizer folder
+    load_tokenizer: Callable[[Path, dict], object] | None = None
+    tokenizer_files: tuple[str, ...] = ("tokenizer.json", "tokenizer_config.json")
 
 
 def _bilstm_save(model, path: Path, meta: dict) -> None:
@@ -60,6 +66,12 @@ def _bilstm_save(model, path: Path, meta: dict) -> None:
 
 def _bilstm_load(path: Path, meta: dict):
     model = BiLSTMStudent(BiLSTMConfig(**meta["model"]))
+    model.load_state_dict(load_file(path / WEIGHTS_FILE))
+    return model
+
+
+def _ngram_load(path: Path, meta: dict):
+    model = NgramStudent(NgramConfig(**meta["model"]))
     model.load_state_dict(load_file(path / WEIGHTS_FILE))
     return model
 
@@ -80,8 +92,10 @@ def _hf_load(path: Path, meta: dict):
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "bilstm": Architecture(_bilstm_save, _bilstm_load, lambda m, b: m(**bilstm_inputs(b))),
+    "bilstm": Architecture(_bilstm_save, _bilstm_load, lambda m, b: m(**bilstm_inputs(b)), (WEIGHTS_FILE,)),
     "tinybert": Architecture(_hf_save, _hf_load, lambda m, b: m(**hf_inputs(b)).logits),
+    "ngram": Architecture(_bilstm_save, _ngram_load, lambda m, b: m(**bilstm_inputs(b)), (WEIGHTS_FILE,),
+                          NgramTextTokenizer.load, (VOCAB_FILE,)),
 }
 
 
@@ -106,8 +120,9 @@ def load_student(path: str | Path) -> Student:
     arch = meta.get("architecture")
     if arch not in ARCHITECTURES:
         raise KdedgeError(f"{meta_path}: unknown student architecture '{arch}' (known: {', '.join(ARCHITECTURES)})")
-    model, tokenizer = _load_files(path, "student", lambda: ARCHITECTURES[arch].load(path, meta),
-                                   (WEIGHTS_FILE,) if arch == "bilstm" else _HF_FILES)
+    architecture = ARCHITECTURES[arch]
+    model, tokenizer = _load_files(path, "student", lambda: architecture.load(path, meta), architecture.model_files,
+                                   architecture, meta)
     if meta.get("qat"):  # a QAT student is evaluated as it was trained: fake-quantized
         from kdedge.quant.qat import prepare_qat, trained_for_first_token
 
@@ -136,26 +151,30 @@ _VOCABULARIES = ("tokenizer.json", "vocab.txt", "vocab.json", "spiece.model", "s
                  "tokenizer.model")
 
 
-def _load_files(path: Path, role: str, load_model: Callable[[], torch.nn.Module], model_files: tuple[str, ...]):
+def _load_files(path: Path, role: str, load_model: Callable[[], torch.nn.Module], model_files: tuple[str, ...],
+                architecture: Architecture | None = None, meta: dict | None = None):
     """The model and tokenizer of a folder; a file that is missing or corrupt is one KdedgeError line naming the
     folder and the file (transformers, safetensors and tokenizers each raise their own types, over several lines)."""
-    def loaded(load, names):
-        if names == _TOKENIZER_FILES and not any((path / n).is_file() for n in _VOCABULARIES):
-            # transformers would build a tokenizer with only the special tokens, and every word would be [UNK]
-            raise KdedgeError(f"{path}: the {role}'s files are missing or corrupt: tokenizer.json is missing")
-        try:
-            return load()
-        except Exception as e:
-            raise KdedgeError(f"{path}: the {role}'s files are missing or corrupt: {_file_problem(path, names, e)}"
-                              ) from None
-
-    model, tokenizer = loaded(load_model, model_files), loaded(lambda: AutoTokenizer.from_pretrained(path),
-                                                               _TOKENIZER_FILES)
+    model = _loaded(path, role, load_model, model_files)
+    if architecture is not None and architecture.load_tokenizer is not None:  # a tokenizer of the student's own
+        own = architecture.load_tokenizer
+        return model, _loaded(path, role, lambda: own(path, meta), architecture.tokenizer_files)
+    if not any((path / n).is_file() for n in _VOCABULARIES):
+        # transformers would build a tokenizer with only the special tokens, and every word would be [UNK]
+        raise KdedgeError(f"{path}: the {role}'s files are missing or corrupt: tokenizer.json is missing")
+    tokenizer = _loaded(path, role, lambda: AutoTokenizer.from_pretrained(path), _TOKENIZER_FILES)
     if tokenizer.pad_token_id is None:  # batches are padded: without tokenizer_config.json the tokenizer has no pad
         config = path / "tokenizer_config.json"
         raise KdedgeError(f"{path}: the {role}'s files are missing or corrupt: tokenizer_config.json "
                           f"{'names no pad token' if config.is_file() else 'is missing'}")
     return model, tokenizer
+
+
+def _loaded(path: Path, role: str, load: Callable[[], object], names: tuple[str, ...]):
+    try:
+        return load()
+    except Exception as e:
+        raise KdedgeError(f"{path}: the {role}'s files are missing or corrupt: {_file_problem(path, names, e)}") from None
 
 
 def _file_problem(path: Path, names: tuple[str, ...], error: Exception) -> str:

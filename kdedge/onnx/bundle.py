@@ -50,11 +50,11 @@ def export_bundle(cfg: ExportConfig) -> Path:
     arch = student.meta["architecture"]
     if cfg.fp16 and cfg.quantize != "none":
         raise KdedgeError("--fp16 and --quantize are alternatives: choose one")
-    if cfg.exporter == "optimum" and arch == "bilstm":
-        raise KdedgeError("--exporter optimum exports transformer students; the BiLSTM goes through torch.onnx "
-                          "(drop --exporter)")
-    if cfg.optimize and arch == "bilstm":
-        raise KdedgeError("--optimize fuses transformer ops; the BiLSTM has none (drop --optimize)")
+    if cfg.exporter == "optimum" and arch != "tinybert":
+        raise KdedgeError(f"--exporter optimum exports transformer students; the {arch} student goes through "
+                          "torch.onnx (drop --exporter)")
+    if cfg.optimize and arch != "tinybert":
+        raise KdedgeError(f"--optimize fuses transformer ops; the {arch} student has none (drop --optimize)")
     if cfg.quantize == "qat" and not student.meta.get("qat"):
         raise KdedgeError(f"{student_dir} was not trained quantization-aware: distil it with --qat, or use "
                           "--quantize dynamic|static")
@@ -101,7 +101,9 @@ def _build(cfg: ExportConfig, student, student_dir: Path, data, work: Path) -> d
         "max_length": max_length,
         "tokenizer": {"file": "tokenizer.json", "add_special_tokens": student.add_special_tokens,
                       "pair_encoding": "separate" if student.siamese else ("joint" if task.is_pair else None),
-                      "pad_token_id": student.tokenizer.pad_token_id},
+                      "pad_token_id": student.tokenizer.pad_token_id,
+                      # a tokenizer with rules of its own (the n-gram student's) names its file and its rules
+                      **getattr(student.tokenizer, "bundle_entry", dict)()},
         "inputs": [{"name": i.name, "dtype": "int64", "shape": [str(d) for d in i.shape]} for i in session.get_inputs()],
         "outputs": [{"name": o.name, "dtype": "float32", "shape": [str(d) for d in o.shape]}
                     for o in session.get_outputs()],

@@ -22,6 +22,7 @@ ONNX_FILE = "model.onnx"
 
 
 def export_bilstm(student: Student, student_dir: Path, out_dir: Path, opset: int, **_) -> str:
+    """Also the n-gram student's exporter: the same inputs (ids and masks, the second text's for pairs)."""
     names = ["input_ids", "attention_mask"] + (["input_ids_b", "attention_mask_b"] if student.siamese else [])
     example = tuple(torch.ones(2, 5, dtype=torch.long) for _ in names)
     axes = {n: {0: "batch", 1: "sequence" if not n.endswith("_b") else "sequence_b"} for n in names}
@@ -111,4 +112,5 @@ TRANSFORMER_EXPORTERS: dict[str, Callable[[Student, Path, Path, int], None]] = {
 EXPORTERS: dict[str, Callable[..., str]] = {  # each returns the exporter it used
     "bilstm": export_bilstm,
     "tinybert": export_transformer,
+    "ngram": export_bilstm,
 }

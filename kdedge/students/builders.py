@@ -6,9 +6,12 @@ from typing import Callable
 
 import torch
 
+from kdedge.config import char_ngram_sizes
 from kdedge.data.loaders import Split
 from kdedge.data.tasks import Task
 from kdedge.models.bilstm import BiLSTMConfig, BiLSTMStudent
+from kdedge.models.ngram import NgramConfig, NgramStudent
+from kdedge.models.ngram_tokenizer import NgramTextTokenizer, build_vocabulary, ngram_rules
 from kdedge.models.students import Student
 from kdedge.models.word_vectors import build_word_tokenizer, load_word_vectors
 from kdedge.students.tinybert import build_tinybert
@@ -41,7 +44,22 @@ def build_bilstm(cfg, task: Task, teacher, teacher_tokenizer, train: Split) -> S
     return Student(model, tokenizer, meta)
 
 
+def build_ngram(cfg, task: Task, teacher, teacher_tokenizer, train: Split) -> Student:
+    """fastText's bag of n-grams: a word vocabulary from the training (transfer) texts plus hash buckets for word
+    n-grams (and character n-grams with --ngram-chars), embedded from scratch; nothing is taken from the teacher."""
+    rules = ngram_rules(cfg.ngram_words, char_ngram_sizes(cfg.ngram_chars), cfg.ngram_buckets)
+    words = build_vocabulary(train.text + (train.text_pair or []), cfg.min_word_freq, cfg.max_vocab)
+    tokenizer = NgramTextTokenizer(words, rules)
+    config = NgramConfig(vocab_size=len(tokenizer), num_labels=task.num_labels, embedding_dim=cfg.ngram_dim,
+                         hidden=cfg.ngram_hidden, dropout=cfg.dropout, pad_token_id=tokenizer.pad_token_id,
+                         pair=task.is_pair)
+    meta = {"architecture": "ngram", "model": config.to_dict(), "ngram": rules, "vocabulary_words": len(words),
+            "siamese": task.is_pair, "add_special_tokens": False}
+    return Student(NgramStudent(config), tokenizer, meta)
+
+
 STUDENT_BUILDERS: dict[str, Callable[..., Student]] = {
     "bilstm": build_bilstm,
     "tinybert": build_tinybert,
+    "ngram": build_ngram,
 }

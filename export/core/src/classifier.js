@@ -4,8 +4,20 @@
 import { BundleError, firstLine, vocabularySize } from "./manifest.js";
 import { sessionOptionsFor } from "./session.js";
 import { BundleTokenizer } from "./tokenizer.js";
+import { NgramTokenizer } from "./ngram.js";
 
 const ID_INPUTS = new Set(["input_ids", "input_ids_b"]); // padded with the pad token; masks and type ids with 0
+
+// How a bundle's tokenizer file is read, each giving the tokenizer and the number of ids it can emit: by the n-gram
+// rules when the manifest has them (src/ngram.js), else as a Hugging Face tokenizer.json.
+const TOKENIZERS = {
+  tokenizers: (json, config, manifest) => [new BundleTokenizer(json, config,
+    { maxLength: manifest.max_length, addSpecialTokens: manifest.tokenizer.add_special_tokens }), vocabularySize(json)],
+  ngram: (json, config, manifest) => {
+    const tokenizer = new NgramTokenizer(json, manifest.tokenizer.ngram, { maxLength: manifest.max_length });
+    return [tokenizer, tokenizer.vocabularySize];
+  },
+};
 
 function asStrings(value, name) {
   if (typeof value === "string") return [value];
@@ -51,18 +63,17 @@ export class Classifier {
           `${JSON.stringify(expected)}: the model and manifest come from different exports`);
       }
     }
-    let tokenizerJson;
     let tokenizer;
+    let size;
     try {
-      tokenizerJson = parseJson(files.tokenizerText, "tokenizer.json");
+      const json = parseJson(files.tokenizerText, manifest.tokenizer.file);
       const config = files.tokenizerConfigText ? parseJson(files.tokenizerConfigText, "tokenizer_config.json") : {};
-      tokenizer = new BundleTokenizer(tokenizerJson, config,
-        { maxLength: manifest.max_length, addSpecialTokens: manifest.tokenizer.add_special_tokens });
+      [tokenizer, size] = TOKENIZERS[Object.hasOwn(manifest.tokenizer, "ngram") ? "ngram" : "tokenizers"](json, config, manifest);
     } catch (e) {
       throw new BundleError(`${files.tokenizerName} is not a valid tokenizer (${firstLine(e)})`);
     }
     const classifier = new this(manifest, session, tokenizer, platform.ort.Tensor);
-    await classifier.checkVocabulary(vocabularySize(tokenizerJson), files.tokenizerName, modelName, files.manifestName);
+    await classifier.checkVocabulary(size, files.tokenizerName, modelName, files.manifestName);
     return classifier;
   }
 

@@ -3,6 +3,8 @@
 // kdedge_runtime (export/python/kdedge_runtime/manifest.py), so every runtime (Python, Node, the browser) refuses
 // the same bundles in the same words, and exactly those the schema refuses (export/node/test/schema.test.js and
 // tests/test_schema.py hold them to it). No platform API is used here.
+import { checkNgramTokenizer } from "./ngram.js";
+
 export const BUNDLE_FORMAT = "kdedge-bundle/1";
 // The inputs a runtime knows how to feed.
 export const INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids", "input_ids_b", "attention_mask_b"];
@@ -122,6 +124,13 @@ export function checkManifest(manifest, where) {
       "files are named by relative paths inside its folder");
   }
   return manifest;
+  if (Object.hasOwn(rules, "ngram")) { // the n-gram student's tokenizer: rules this runtime implements, or a refusal
+    try {
+      checkNgramTokenizer(rules, where);
+    } catch (e) {
+      throw new BundleError(e.message);
+    }
+  }
 }
 
 // How many ids a tokenizer.json can emit: its vocabulary and its added tokens.

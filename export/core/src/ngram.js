@@ -62,6 +62,23 @@ export function checkNgramRules(rules, where) {
   return rules;
 }
 
+// A manifest's tokenizer block with n-gram rules: the rules, and the fields the rules fix (ids are the text's own,
+// padded with 0; a pair's texts are read one at a time), as kdedge_runtime.ngram.check_tokenizer.
+export function checkNgramTokenizer(tokenizer, where) {
+  checkNgramRules(tokenizer.ngram, where);
+  if (tokenizer.add_special_tokens !== false) {
+    throw new NgramRulesError(`${where}: field 'tokenizer.add_special_tokens' must be false for n-gram rules`);
+  }
+  if (tokenizer.pair_encoding === "joint") {
+    throw new NgramRulesError(`${where}: field 'tokenizer.pair_encoding' must be null or "separate" for n-gram ` +
+      'rules, not "joint"');
+  }
+  if (tokenizer.pad_token_id !== PAD_ID) {
+    throw new NgramRulesError(`${where}: field 'tokenizer.pad_token_id' must be ${PAD_ID} for n-gram rules, not ` +
+      `${shown(tokenizer.pad_token_id)}`);
+  }
+}
+
 // 32-bit FNV-1a of the UTF-8 bytes of `text` (offset basis 2166136261, prime 16777619), as an unsigned integer.
 export function fnv1a32(text) {
   let h = 0x811c9dc5;
@@ -130,4 +147,9 @@ export class NgramTokenizer {
     const ids = this.ids(text);
     return { ids, typeIds: ids.map(() => 0) };
   }
+
+  // No special tokens and no token types: the ids are the text's own.
+  maxTypeId() { return 0; }
+
+  specialCount() { return 0; }
 }

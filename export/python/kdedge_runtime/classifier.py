@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from kdedge_runtime import plugins
+from kdedge_runtime import ngram, plugins
 from kdedge_runtime.manifest import BUNDLE_FORMAT, BundleError, bundle_file, read_manifest  # noqa: F401 (re-exported)
 from kdedge_runtime.session import session_options
 
@@ -62,7 +62,9 @@ class Classifier:
         rules = self.manifest["tokenizer"]
         tokenizer_file = bundle_file(self.path, rules["file"], "tokenizer.file")
         try:
-            self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+            # n-gram rules in the manifest: the n-gram student's word list and hashing (kdedge_runtime.ngram)
+            self.tokenizer = (ngram.load(tokenizer_file, rules["ngram"]) if "ngram" in rules
+                              else Tokenizer.from_file(str(tokenizer_file)))
         except Exception as e:  # the tokenizers library raises a bare Exception for a broken file
             raise BundleError(f"{tokenizer_file} is not a valid tokenizer ({_first_line(e)})") from None
         self.tokenizer.no_padding()

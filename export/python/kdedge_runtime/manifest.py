@@ -12,6 +12,8 @@ import json
 import re
 from pathlib import Path
 
+from kdedge_runtime.ngram import NgramRulesError, check_tokenizer
+
 BUNDLE_FORMAT = "kdedge-bundle/1"
 # The inputs a runtime knows how to feed (padded with the pad token: the ids; with 0: masks and type ids).
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids", "input_ids_b", "attention_mask_b")
@@ -152,6 +154,11 @@ def check_manifest(manifest, where: str) -> dict:
                           "files are named by relative paths inside its folder")
     return manifest
 
+    if "ngram" in rules:  # the n-gram student's tokenizer: rules this runtime implements, or a refusal
+        try:
+            check_tokenizer(rules, where)
+        except NgramRulesError as e:
+            raise BundleError(str(e)) from None
 
 def bundle_file(bundle: Path, name: str, field: str | None = None) -> Path:
     """A file of the bundle, refused unless it lies inside the bundle folder (after links are followed);

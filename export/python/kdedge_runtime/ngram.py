@@ -90,6 +90,20 @@ def check_rules(rules, where: str) -> dict:
             "char_ngrams": [int(n) for n in chars]}
 
 
+def check_tokenizer(tokenizer: dict, where: str) -> None:
+    """A manifest's tokenizer block with n-gram rules: the rules, and the fields the rules fix (ids are the text's
+    own, padded with 0; a pair's texts are read one at a time)."""
+    check_rules(tokenizer["ngram"], where)
+    if tokenizer["add_special_tokens"] is not False:
+        raise NgramRulesError(f"{where}: field 'tokenizer.add_special_tokens' must be false for n-gram rules")
+    if tokenizer["pair_encoding"] == "joint":
+        raise NgramRulesError(f"{where}: field 'tokenizer.pair_encoding' must be null or \"separate\" for n-gram "
+                              "rules, not \"joint\"")
+    if tokenizer["pad_token_id"] != PAD_ID:
+        raise NgramRulesError(f"{where}: field 'tokenizer.pad_token_id' must be {PAD_ID} for n-gram rules, not "
+                              f"{_shown(tokenizer['pad_token_id'])}")
+
+
 @lru_cache(maxsize=1 << 16)  # a bigram's hash is asked for again and again; the cache holds at most 65,536 strings
 def fnv1a32(text: str) -> int:
     """32-bit FNV-1a of the UTF-8 bytes of `text`."""
@@ -200,14 +214,14 @@ def read_vocabulary(path: Path) -> list[str]:
     """The word list of an n-gram vocabulary file ({"words": [...]}: distinct, non-empty strings)."""
     try:
         spec = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise NgramRulesError(f"{path} is not a valid n-gram vocabulary ({e})") from None
+    except (UnicodeDecodeError, ValueError) as e:
+        raise NgramRulesError(f"not valid JSON ({e})") from None
     words = spec.get("words") if isinstance(spec, dict) else None
     if not (isinstance(words, list) and all(isinstance(w, str) and w for w in words) and len(set(words)) == len(words)):
-        raise NgramRulesError(f"{path} is not a valid n-gram vocabulary (\"words\" must be a list of distinct, "
-                              "non-empty strings)")
+        raise NgramRulesError('"words" must be a list of distinct, non-empty strings')
     return words
 
 
 def load(path: Path, rules: dict, max_words: int | None = None) -> NgramTokenizer:
-    return NgramTokenizer(read_vocabulary(path), rules, max_words)
+    """A bundle's n-gram tokenizer: its vocabulary file and the manifest's rules (integers written 3.0 made ints)."""
+    return NgramTokenizer(read_vocabulary(path), check_rules(rules, str(path)), max_words)

@@ -1,0 +1,59 @@
+"""The bag-of-n-grams student (fastText's architecture, Joulin et al. 2017): the embeddings of a text's word ids and
+hashed n-gram ids (kdedge_runtime.ngram computes them, outside the graph) averaged over the ids present, optionally one
+ReLU hidden layer, then logits.
+
+Pairs use one shared (siamese) encoder and the features [u, v, |u - v|, u * v], as the BiLSTM does. The mean is a
+masked sum divided by the count (at least 1: a text with no known id is the zero vector), which exports to ONNX as
+Gather, Mul, ReduceSum and Div: the embedding table is a Gather's constant, so int8 export stores it per row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class NgramConfig:
+    vocab_size: int
+    num_labels: int
+    embedding_dim: int = 50
+    hidden: int = 0  # 0: the averaged embedding goes straight to the logits, as in fastText
+    dropout: float = 0.1
+    pad_token_id: int = 0
+    pair: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class NgramStudent(nn.Module):
+    def __init__(self, config: NgramConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        bound = 1.0 / config.embedding_dim  # fastText's initialisation: small, so that a long text's mean starts small
+        with torch.no_grad():
+            self.embedding.weight.uniform_(-bound, bound)
+            self.embedding.weight[config.pad_token_id].zero_()
+        self.dropout = nn.Dropout(config.dropout)
+        features = config.embedding_dim * (4 if config.pair else 1)
+        layers: list[nn.Module] = []
+        if config.hidden:
+            layers += [nn.Linear(features, config.hidden), nn.ReLU(), nn.Dropout(config.dropout)]
+            features = config.hidden
+        self.classifier = nn.Sequential(*layers, nn.Linear(features, config.num_labels))
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.unsqueeze(-1).to(self.embedding.weight.dtype)
+        total = (self.embedding(input_ids) * mask).sum(1)
+        return self.dropout(total / mask.sum(1).clamp(min=1.0))
+
+    def forward(self, input_ids, attention_mask, input_ids_b=None, attention_mask_b=None) -> torch.Tensor:
+        u = self.encode(input_ids, attention_mask)
+        if self.config.pair:
+            v = self.encode(input_ids_b, attention_mask_b)
+            u = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+        return self.classifier(u)
