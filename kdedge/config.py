@@ -504,6 +504,9 @@ def load_yaml(cls: type, path: str | Path) -> dict[str, Any]:
         raw = yaml.safe_load(path.read_text()) or {}
     except OSError as e:
         raise KdedgeError(f"cannot read config {path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise KdedgeError(f"config {path}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start}); "
+                          "save it as UTF-8") from None
     except yaml.YAMLError as e:  # PyYAML's own message spans several lines; one line names the place
         mark = getattr(e, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""

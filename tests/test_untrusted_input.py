@@ -175,3 +175,86 @@ def test_only_a_graph_the_backend_cannot_run_is_unavailable_other_failures_stay_
     # the CPU provider is the reference every bundle runs on: there, any failure is a failed benchmark
     assert unsupported_graph(BACKENDS["ort-cpu"], wrapped) is None
     assert unsupported_graph(BACKENDS["ort-openvino"], ValueError("some other failure")) is None
+
+
+# ------------------------------------------------------------------ crashes the fuzzers found (tests/test_fuzz.py)
+
+def test_fuzz_finding_a_deeply_nested_manifest_is_a_bundle_error(tiny_bundles, tmp_path):
+    """manifest.json of some hundreds of nested [ : RecursionError from json.loads escaped read_manifest."""
+    from kdedge_runtime import BundleError
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_bundles["bilstm-none"], bundle)
+    (bundle / "manifest.json").write_text('{"task": ' + "[" * 5000 + "]" * 5000 + "}")
+    with pytest.raises(BundleError, match=r"manifest.json is not valid JSON \(nested too deeply\)$"):
+        Classifier(bundle)
+
+
+def test_fuzz_finding_a_model_that_fails_on_an_input_is_a_bundle_error(tiny_bundles, tmp_path):
+    """A model.onnx changed so that a Gather reads past its table on long inputs (the probe at load passes): ONNX
+    Runtime's InvalidArgument escaped predict()."""
+    from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+
+    from kdedge_runtime import BundleError
+
+    classifier = Classifier(tiny_bundles["tinybert-none"])
+    real_run = classifier.session.run
+
+    def failing(outputs, feed):
+        if feed["input_ids"].shape[1] > 8:
+            raise InvalidArgument("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Non-zero status code returned while "
+                                  "running Gather node. Status Message: indices element out of data bounds, idx=257")
+        return real_run(outputs, feed)
+
+    classifier.session = type("Session", (), {"run": staticmethod(failing)})()
+    assert classifier.predict("short").label in classifier.labels
+    with pytest.raises(BundleError, match=r"model.onnx failed on this input \(\[ONNXRuntimeError\] : 2 : "):
+        classifier.predict("a much longer text than the eight positions allowed here")
+
+
+@pytest.mark.parametrize("line, why", [("[" * 5000 + "]" * 5000, "nested too deeply"),
+                                       ('{"sentence": "x", "label": ' + "9" * 5000 + "}", "Exceeds the limit")])
+def test_fuzz_finding_jsonl_lines_nested_deep_or_with_huge_integers_are_data_errors(tmp_path, line, why):
+    from kdedge_runtime.data import DataError, read_labelled
+
+    path = tmp_path / "dev.jsonl"
+    path.write_text('{"sentence": "fine", "label": 1}\n' + line + "\n")
+    with pytest.raises(DataError, match=rf"dev.jsonl, line 2: not valid JSON \({why}") as refused:
+        read_labelled(path, ["sentence", "label"], True, ["0", "1"])
+    assert "\n" not in str(refused.value)
+
+
+def test_fuzz_finding_an_unreadable_parquet_file_is_one_line(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kdedge_runtime.data import DataError, read_labelled
+
+    path = tmp_path / "dev.parquet"
+    pq.write_table(pa.table({"sentence": ["a", "b"], "label": ["0", "1"]}), path)
+    data = bytearray(path.read_bytes())
+    data[8:40] = b"\xff" * 32  # the first page header
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="not a readable Parquet file") as refused:
+        read_labelled(path, ["sentence", "label"], True, ["0", "1"])
+    assert "\n" not in str(refused.value)
+
+
+def test_fuzz_finding_a_config_that_is_not_utf8_is_a_kdedge_error(tmp_path):
+    from kdedge.config import BenchConfig, build_config
+
+    path = tmp_path / "c.yaml"
+    path.write_bytes(b"backends: ort-cpu\nout: caf\xe9\n")
+    with pytest.raises(KdedgeError, match=r"c.yaml: not valid UTF-8 \(byte 0xe9 at offset 26\); save it as UTF-8$"):
+        build_config(BenchConfig, str(path))
+    result = CliRunner().invoke(main, ["bench", "--config", str(path)])
+    assert result.exit_code == 1 and result.output.startswith("Error: config ") and "Traceback" not in result.output
+
+
+def test_fuzz_finding_a_deeply_nested_device_report_is_a_report_error(tmp_path):
+    from kdedge_runtime.bench import ReportError, load_report
+
+    path = tmp_path / "device.json"
+    path.write_text("[" * 5000 + "]" * 5000)
+    with pytest.raises(ReportError, match=r"device.json: not a readable JSON file \(nested too deeply\)$"):
+        load_report(path)

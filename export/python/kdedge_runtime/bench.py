@@ -243,6 +243,8 @@ def load_report(path: str | Path) -> dict:
         report = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ReportError(f"{path}: not a readable JSON file ({e})") from None
+    except RecursionError:  # Python's JSON reader recurses once per level
+        raise ReportError(f"{path}: not a readable JSON file (nested too deeply)") from None
     try:
         return validate_report(report)
     except ReportError as e:

@@ -123,7 +123,10 @@ class Classifier:
 
     def run_batch(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         """The logits of one padded batch (see `pad`)."""
-        return self.session.run(["logits"], feed)[0]
+        try:
+            return self.session.run(["logits"], feed)[0]
+        except Exception as e:  # the probe at load passed, yet the graph fails on this input: the model is broken
+            raise BundleError(f"{self.path / 'model.onnx'} failed on this input ({_first_line(e)})") from None
 
     def encode(self, texts: list[str], pairs: list[str] | None) -> dict:
         """Token ids per example (lists, unpadded) for each model input, plus each example's length."""

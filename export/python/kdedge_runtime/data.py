@@ -114,6 +114,9 @@ def _jsonl_rows(lines, path: Path, columns):
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}, line {line_num}: not valid JSON ({e.msg})") from None
+        except (ValueError, RecursionError) as e:  # an integer of over 4300 digits; a few hundred levels of [
+            why = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
+            raise DataError(f"{path}, line {line_num}: not valid JSON ({why})") from None
         if not isinstance(record, dict):
             raise DataError(f"{path}, line {line_num}: expected a JSON object")
         for c in columns:
@@ -135,7 +138,8 @@ def _read_parquet(path: Path, columns):
     try:
         table = pq.read_table(path)
     except Exception as e:  # pyarrow raises its own types for a file that is not Parquet
-        raise DataError(f"{path}: not a readable Parquet file ({type(e).__name__}: {e})") from None
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""  # pyarrow's run over several lines
+        raise DataError(f"{path}: not a readable Parquet file ({type(e).__name__}: {first})") from None
     duplicated = next((c for c in columns if table.column_names.count(c) > 1), None)
     if duplicated is not None:
         raise DataError(f"{path}: column '{duplicated}' appears more than once; rename or drop the extra one")

@@ -100,6 +100,8 @@ def read_manifest(path: Path) -> dict:
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as e:
         raise BundleError(f"{manifest_file} is not valid JSON ({e})") from None
+    except RecursionError:  # Python's JSON reader recurses once per level: some hundreds of [ are enough
+        raise BundleError(f"{manifest_file} is not valid JSON (nested too deeply)") from None
     check_manifest(manifest, str(manifest_file))
     bundle_file(path, manifest["tokenizer"]["file"], "tokenizer.file")
     return manifest
