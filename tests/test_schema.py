@@ -55,7 +55,7 @@ def apply(case: dict, base: dict):
 def test_the_schema_is_a_versioned_draft_2020_12_schema_that_describes_every_field():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert SCHEMA["$id"].endswith(":1.0") and SCHEMA["properties"]["format"]["const"] == BUNDLE_FORMAT
+    assert SCHEMA["$id"].endswith(":1.1") and SCHEMA["properties"]["format"]["const"] == BUNDLE_FORMAT
     assert SCHEMA["$defs"]["input"]["properties"]["name"]["enum"] == list(INPUT_NAMES)
 
     def described(node, where):
@@ -134,6 +134,10 @@ def every_kind_of_bundle(tiny_bundles, tiny_tinybert_student, tiny_teacher, tiny
                        lstm_hidden=16, mlp_hidden=16, lr=1e-2, **common)
     bundles["stsb-tinybert-joint"] = export_tiny(joint, glue_dir, root / "stsb-joint")
     bundles["stsb-bilstm-separate"] = export_tiny(separate, glue_dir, root / "stsb-separate")
+    # as examples/ngram-sst2-int8-dynamic.json was made: its conformance cases run on this bundle
+    ngram = _distil(tmp_path_factory, tiny_teacher, glue_dir, "schema-ngram", student="ngram", ngram_dim=16,
+                    ngram_buckets=500, alpha=0.0, epochs=1)
+    bundles["ngram-dynamic"] = export_tiny(ngram, glue_dir, root / "ngram-dynamic", quantize="dynamic")
     return bundles
 
 
@@ -144,13 +148,15 @@ def test_every_kind_of_bundle_kdedge_writes_is_valid(every_kind_of_bundle):
         assert schema_errors(manifest) == [], name
         assert Classifier(bundle).manifest == manifest
         tokenizer = json.loads((bundle / manifest["tokenizer"]["file"]).read_text())
-        seen.add((manifest["architecture"], tokenizer["model"]["type"], manifest["tokenizer"]["pair_encoding"],
+        model_type = "ngram" if "ngram" in manifest["tokenizer"] else tokenizer["model"]["type"]
+        seen.add((manifest["architecture"], model_type, manifest["tokenizer"]["pair_encoding"],
                   manifest["task"]["is_regression"], manifest["precision"], manifest["quantization"]["scheme"]))
         seen.update(manifest["transforms"])
     for kind in (("bilstm", "WordLevel", None, False, "fp32", "none"), ("tinybert", "WordPiece", None, False, "int8", "dynamic"),
                  ("tinybert", "WordPiece", None, False, "int8", "static"), ("tinybert", "WordPiece", None, False, "int8", "qat"),
                  ("tinybert", "WordPiece", None, False, "fp16", "none"), ("tinybert", "WordPiece", "joint", True, "fp32", "none"),
-                 ("bilstm", "WordLevel", "separate", True, "fp32", "none"), "optimize", "first_token", "fp16"):
+                 ("bilstm", "WordLevel", "separate", True, "fp32", "none"), ("ngram", "ngram", None, False, "int8", "dynamic"),
+                 "optimize", "first_token", "fp16"):
         assert kind in seen, kind
 
 
@@ -158,7 +164,8 @@ def test_every_kind_of_bundle_kdedge_writes_is_valid(every_kind_of_bundle):
 def real_bundles(every_kind_of_bundle):
     return {"tinybert-sst2-fp32": every_kind_of_bundle["tinybert-none"],
             "bilstm-stsb-separate-regression": every_kind_of_bundle["stsb-bilstm-separate"],
-            "tinybert-stsb-joint-regression": every_kind_of_bundle["stsb-tinybert-joint"]}
+            "tinybert-stsb-joint-regression": every_kind_of_bundle["stsb-tinybert-joint"],
+            "ngram-sst2-int8-dynamic": every_kind_of_bundle["ngram-dynamic"]}
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if "replace" not in c], ids=lambda c: c["name"])
