@@ -7,8 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from kdedge_runtime.ngram import NgramRulesError, NgramTokenizer, check_rules, fnv1a32, words_of
+from kdedge_runtime.ngram import (
+    NgramRulesError,
+    NgramTokenizer,
+    check_rules,
+    fnv1a32,
+    words_of,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = json.loads((ROOT / "export" / "schema" / "ngram-golden.json").read_text(encoding="utf-8"))
@@ -108,12 +113,11 @@ def test_distillation_lowers_the_soft_loss_and_writes_a_student_that_reloads(ngr
 
 def test_the_fp32_bundle_gives_pytorchs_logits_and_int8_is_close(ngram_student, ngram_bundles, glue_dir):
     import numpy as np
-
     from kdedge_runtime import Classifier
-    from tests.test_runtime import EDGE_CASES, torch_logits
 
     from kdedge.config import DataOptions
     from kdedge.data import load_task_data
+    from tests.test_runtime import EDGE_CASES, torch_logits
 
     texts = list(load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), max_eval_samples=200)).dev.text)
     texts += EDGE_CASES
@@ -128,7 +132,7 @@ def test_the_fp32_bundle_gives_pytorchs_logits_and_int8_is_close(ngram_student, 
 def test_the_bundle_manifest_carries_the_rules_and_int8_stores_the_table_per_row(ngram_bundles):
     import onnx
 
-    for q, bundle in ngram_bundles.items():
+    for bundle in ngram_bundles.values():
         manifest = json.loads((bundle / "manifest.json").read_text())
         assert manifest["architecture"] == "ngram" and manifest["tokenizer"]["file"] == "ngram.json"
         assert manifest["tokenizer"]["ngram"] == {**RULES, "buckets": 500}
@@ -142,8 +146,8 @@ def test_the_bundle_manifest_carries_the_rules_and_int8_stores_the_table_per_row
 @pytest.mark.parametrize("q", ["none", "dynamic"])
 def test_node_gives_pythons_logits(q, ngram_bundles, glue_dir):
     import numpy as np
-
     from kdedge_runtime import Classifier
+
     from tests.test_runtime import EDGE_CASES, NODE_BATCH, node_logits
 
     texts = ["a gorgeous , witty film", "dull and lifeless", *EDGE_CASES, "bad \ud800 text", "👩\u200d💻 ﬁne"]
@@ -155,9 +159,9 @@ def test_node_gives_pythons_logits(q, ngram_bundles, glue_dir):
 
 def test_kdedge_predict_reads_the_bundle(ngram_bundles):
     from click.testing import CliRunner
+    from kdedge_runtime import Classifier
 
     from kdedge.cli import main
-    from kdedge_runtime import Classifier
 
     result = CliRunner().invoke(main, ["predict", "--bundle", str(ngram_bundles["dynamic"]), "a gorgeous film", ""])
     assert result.exit_code == 0, result.output
@@ -175,6 +179,7 @@ def test_a_bundle_with_unknown_or_malformed_rules_is_refused_by_both_runtimes(ch
     import shutil
 
     from kdedge_runtime import BundleError, Classifier
+
     from tests.test_runtime import node_logits
 
     bundle = tmp_path / "b"
@@ -204,10 +209,10 @@ def test_a_vocabulary_file_that_is_not_one_is_refused(ngram_bundles, tmp_path):
 def test_a_siamese_pair_student_with_a_hidden_layer_and_character_ngrams_exports_exactly(tmp_path_factory,
                                                                                          tiny_pair_teacher, glue_dir):
     import numpy as np
+    from kdedge_runtime import Classifier
 
     from kdedge.config import DataOptions
     from kdedge.data import load_task_data
-    from kdedge_runtime import Classifier
     from tests.conftest import _distil, export_tiny
     from tests.test_runtime import torch_logits
 

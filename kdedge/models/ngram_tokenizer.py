@@ -8,9 +8,18 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from kdedge_runtime.ngram import (
+    HASHES,
+    NORMALIZATIONS,
+    PAD_ID,
+    SPLITS,
+    NgramTokenizer,
+    check_rules,
+    read_vocabulary,
+    words_of,
+)
+
 from kdedge.errors import KdedgeError
-from kdedge_runtime.ngram import (HASHES, NORMALIZATIONS, PAD_ID, SPLITS, NgramTokenizer, check_rules,
-                                  read_vocabulary, words_of)
 
 VOCAB_FILE = "ngram.json"  # {"words": [...]}: word i has id 1 + i
 
@@ -33,7 +42,7 @@ class NgramTextTokenizer:
     add_special_tokens=)` -> {"input_ids", "attention_mask"}, and pad_token_id; saved as VOCAB_FILE."""
 
     pad_token_id = PAD_ID
-    model_input_names = ["input_ids", "attention_mask"]
+    model_input_names = ("input_ids", "attention_mask")
 
     def __init__(self, words: list[str], rules: dict):
         self.rules = rules
@@ -57,7 +66,7 @@ class NgramTextTokenizer:
         (Path(path) / VOCAB_FILE).write_text(text, encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path, meta: dict) -> "NgramTextTokenizer":
+    def load(cls, path: Path, meta: dict) -> NgramTextTokenizer:
         return cls(read_vocabulary(path / VOCAB_FILE), check_rules(meta["ngram"], str(path / "student.json")))
 
     def bundle_entry(self) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -11,7 +11,11 @@ from kdedge.data.loaders import Split
 from kdedge.data.tasks import Task
 from kdedge.models.bilstm import BiLSTMConfig, BiLSTMStudent
 from kdedge.models.ngram import NgramConfig, NgramStudent
-from kdedge.models.ngram_tokenizer import NgramTextTokenizer, build_vocabulary, ngram_rules
+from kdedge.models.ngram_tokenizer import (
+    NgramTextTokenizer,
+    build_vocabulary,
+    ngram_rules,
+)
 from kdedge.models.students import Student
 from kdedge.models.word_vectors import build_word_tokenizer, load_word_vectors
 from kdedge.students.tinybert import build_tinybert

@@ -190,7 +190,7 @@ class NgramTokenizer:
         return ids
 
     # --- what kdedge_runtime.Classifier asks of a tokenizer (the tokenizers library's names)
-    def encode_batch(self, texts, add_special_tokens: bool = False) -> list["Encoding"]:
+    def encode_batch(self, texts, add_special_tokens: bool = False) -> list[Encoding]:
         return [Encoding(self.ids(t)) for t in texts]
 
     def get_vocab_size(self, with_added_tokens: bool = True) -> int:
@@ -204,7 +204,7 @@ class NgramTokenizer:
 
 
 class Encoding:
-    __slots__ = ("ids", "attention_mask", "type_ids")
+    __slots__ = ("attention_mask", "ids", "type_ids")
 
     def __init__(self, ids: list[int]):
         self.ids, self.attention_mask, self.type_ids = ids, [1] * len(ids), [0] * len(ids)
