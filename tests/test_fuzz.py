@@ -497,7 +497,7 @@ def test_fuzz_python_server_requests(python_server):
         assert status != 500 and status < 600, (head, body[:200], answer[:300])
         payload = answer.split(b"\r\n\r\n", 1)[1]
         if status == 200:
-            assert len(json.loads(payload)["predictions"]) >= 1
+            assert isinstance(json.loads(payload)["predictions"], list)  # {"texts": []} is answered with none
         elif payload and answer.split(b"\r\n", 1)[0][9:12] not in (b"501",) and b"json" in answer[:400].lower():
             error = json.loads(payload)["error"]
             assert error and "\n" not in error, error
