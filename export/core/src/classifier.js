@@ -86,11 +86,30 @@ export class Classifier {
     }
     const inputs = {};
     for (const name of this.inputNames) inputs[name] = [ID_INPUTS.has(name) ? size - 1 : name.includes("mask") ? 1 : 0];
+    let width;
     try {
-      await this.session.run(this.pad([{ inputs }]), ["logits"]);
+      width = (await this.session.run(this.pad([{ inputs }]), ["logits"])).logits.dims.at(-1);
     } catch {
       throw new BundleError(`${tokenizerName} has ${size} tokens but the embedding table of ${modelName} is ` +
         "smaller: the tokenizer and the model come from different exports");
+    }
+    // one logit per label (one score for regression), or predictions would name labels that are not there
+    const expected = this.isRegression ? 1 : this.manifest.label_names.length;
+    if (width !== expected) {
+      throw new BundleError(`${manifestName}: ${this.isRegression ? "field 'task.is_regression' is true" :
+        `field 'label_names' names ${expected} labels`}, but ${modelName} gives ${width} logits`);
+    }
+    // and every token type id its template gives (a second probe, so that each failure names its cause)
+    const typeId = this.tokenizer.maxTypeId(this.isPair && this.pairEncoding === "joint" ? "pair" : "single");
+    if (typeId > 0 && this.inputNames.includes("token_type_ids")) {
+      inputs.input_ids = [this.padTokenId];
+      inputs.token_type_ids = [typeId];
+      try {
+        await this.session.run(this.pad([{ inputs }]), ["logits"]);
+      } catch {
+        throw new BundleError(`${tokenizerName} gives token type ids up to ${typeId} but ${modelName} takes fewer: ` +
+          "the tokenizer and the model come from different exports");
+      }
     }
   }
 

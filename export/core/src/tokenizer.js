@@ -4,18 +4,85 @@
 // bundle's max length, and the post-processor's special-token template.
 import { Tokenizer } from "@huggingface/tokenizers";
 
+import { vocabularySize } from "./manifest.js";
+
 // A word-level vocabulary is a WordPiece vocabulary whose continuation prefix never matches: a word is either
 // in the vocabulary whole or becomes the unknown token, which is what WordLevel does.
 const NEVER_A_PREFIX = "\u0000kdedge-no-subwords\u0000";
 
+// A word longer than every vocabulary entry is the unknown token at once: WordPiece's greedy longest-match search over
+// a long word costs the cube of its length in @huggingface/tokenizers (a 100,000-letter word took minutes).
+// For the same reason a WordPiece word is the unknown token past MAX_WORD_CHARS characters (BERT's limit is 100).
+const MAX_WORD_CHARS = 1000;
 function asSupportedModel(tokenizerJson) {
   const model = tokenizerJson.model;
+  if (model.type === "WordPiece" && (model.max_input_chars_per_word ?? 100) > MAX_WORD_CHARS) {
+    return { ...tokenizerJson, model: { ...model, max_input_chars_per_word: MAX_WORD_CHARS } };
+  }
   if (model.type !== "WordLevel") return tokenizerJson;
+  let longest = 0;
+  for (const word of Object.keys(model.vocab)) longest = Math.max(longest, [...word].length);
   return {
     ...tokenizerJson,
     model: { type: "WordPiece", vocab: model.vocab, unk_token: model.unk_token,
-             continuing_subword_prefix: NEVER_A_PREFIX, max_input_chars_per_word: Number.MAX_SAFE_INTEGER },
+             continuing_subword_prefix: NEVER_A_PREFIX, max_input_chars_per_word: longest },
   };
+}
+
+const isId = (v) => Number.isInteger(v) && v >= 0;
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const MODELS = ["WordPiece", "WordLevel", "BPE", "Unigram"];
+
+// What @huggingface/tokenizers leaves unchecked until a text needs it, checked at load, as the Rust library does when
+// it reads the file: every id an encoding can hold is an integer of the vocabulary, so a bad tokenizer.json is refused
+// when a bundle is loaded, never a failure on some later text.
+function checkTokenizerJson(json) {
+  if (!isObject(json)) throw new Error("expected an object");
+  const { model } = json;
+  if (!isObject(model) || !MODELS.includes(model.type)) {
+    throw new Error(`model.type must be one of ${MODELS.join(", ")}, not ${JSON.stringify(model?.type) ?? "missing"}`);
+  }
+  if (model.type === "Unigram") {
+    if (!Array.isArray(model.vocab) || !model.vocab.every((e) => Array.isArray(e) && typeof e[0] === "string" && Number.isFinite(e[1]))) {
+      throw new Error("model.vocab of a Unigram model must be a list of [piece, score] pairs");
+    }
+    if (!isId(model.unk_id) || model.unk_id >= model.vocab.length) throw new Error("model.unk_id must index model.vocab");
+  } else {
+    if (!isObject(model.vocab) || !Object.values(model.vocab).every(isId)) {
+      throw new Error("model.vocab must map tokens to non-negative integer ids");
+    }
+    const chars = model.max_input_chars_per_word;
+    if (model.type === "WordPiece" && chars !== undefined && !isId(chars)) {
+      throw new Error(`model.max_input_chars_per_word must be a non-negative integer, not ${JSON.stringify(chars)?.slice(0, 60)}`);
+    }
+    const unk = model.unk_token;
+    if ((model.type !== "BPE" || unk != null) && !(typeof unk === "string" && Object.hasOwn(model.vocab, unk))) {
+      throw new Error(`model.unk_token ${JSON.stringify(unk)?.slice(0, 60) ?? "(missing)"} is not in model.vocab`);
+    }
+  }
+  if (!Array.isArray(json.added_tokens) || !json.added_tokens.every((t) => isObject(t) && isId(t.id) && typeof t.content === "string")) {
+    throw new Error('added_tokens must be a list of {"id": ..., "content": ...} tokens');
+  }
+}
+
+// The special-token template: every item a special token it defines (with ids of the vocabulary) or sequence A or B.
+function checkTemplate(template, size) {
+  const specials = isObject(template.special_tokens) ? template.special_tokens : {};
+  for (const kind of ["single", "pair"]) {
+    if (!Array.isArray(template[kind])) throw new Error(`post_processor.${kind} must be a list`);
+    for (const item of template[kind]) {
+      const special = item?.SpecialToken;
+      const sequence = item?.Sequence;
+      if (isObject(special) && isId(special.type_id) && typeof special.id === "string") {
+        const ids = Object.hasOwn(specials, special.id) ? specials[special.id]?.ids : undefined;
+        if (!Array.isArray(ids) || !ids.every((id) => isId(id) && id < size)) {
+          throw new Error(`post_processor: special token ${JSON.stringify(special.id).slice(0, 60)} has no ids in the vocabulary`);
+        }
+      } else if (!(isObject(sequence) && (sequence.id === "A" || sequence.id === "B") && isId(sequence.type_id))) {
+        throw new Error(`post_processor.${kind} holds ${JSON.stringify(item)?.slice(0, 60)}, not a SpecialToken or Sequence A or B`);
+      }
+    }
+  }
 }
 
 // RoBERTa's and BERT's fixed post-processors (MPNet and RoBERTa tokenizers use the first) as the template they
@@ -38,8 +105,10 @@ function asTemplate(post) {
 
 export class BundleTokenizer {
   constructor(tokenizerJson, tokenizerConfig, { maxLength, addSpecialTokens }) {
-    // padding and truncation are the runtime's (per batch, and to the bundle's max length), never the file's
-    const rules = { ...asSupportedModel(tokenizerJson), padding: null, truncation: null };
+    checkTokenizerJson(tokenizerJson);
+    // padding and truncation are the runtime's (per batch, and to the bundle's max length), never the file's; so are
+    // the special tokens (this.template), so the library gets no post-processor of its own to trip over
+    const rules = { ...asSupportedModel(tokenizerJson), padding: null, truncation: null, post_processor: null };
     this.tokenizer = new Tokenizer(rules, tokenizerConfig ?? {});
     this.maxLength = maxLength;
     this.addSpecialTokens = addSpecialTokens;
@@ -48,10 +117,17 @@ export class BundleTokenizer {
       throw new Error(`unsupported post-processor ${this.template.type} in tokenizer.json (TemplateProcessing, ` +
         "RobertaProcessing or BertProcessing expected)");
     }
+    if (this.template) checkTemplate(this.template, vocabularySize(tokenizerJson));
   }
 
   ids(text) {
     return this.tokenizer.encode(text, { add_special_tokens: false }).ids.map(Number);
+  }
+
+  // The largest token type id an encoding of `kind` ("single" or "pair") holds.
+  maxTypeId(kind) {
+    if (!this.template) return kind === "pair" ? 1 : 0;
+    return Math.max(0, ...this.template[kind].map((item) => (item.SpecialToken ?? item.Sequence).type_id));
   }
 
   specialCount(kind) {

@@ -12,6 +12,7 @@ import { Classifier } from "../src/index.js";
 const MAX_BODY_BYTES = 1 << 20; // 1 MiB: thousands of sentences
 const MAX_TEXTS = 1024;
 const READ_TIMEOUT_MS = Number(process.env.SERVE_READ_TIMEOUT_S ?? 10) * 1000;
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
 
 if (process.argv.length < 3) {
   console.error("usage: node serve.js BUNDLE_DIR [PORT]");
@@ -52,8 +53,14 @@ async function readJson(req) {
     if (received > length) throw new RequestError(400, "the body is longer than its Content-Length");
     chunks.push(chunk);
   }
+  let text;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
+    text = UTF8.decode(Buffer.concat(chunks)); // strict: bytes that are not UTF-8 are refused, not replaced with U+FFFD
+  } catch {
+    throw new RequestError(400, "the body is not valid JSON (it is not UTF-8)");
+  }
+  try {
+    return JSON.parse(text || "{}");
   } catch (e) {
     throw new RequestError(400, `the body is not valid JSON (${e.message})`);
   }

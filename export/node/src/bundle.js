@@ -15,7 +15,7 @@ export function readManifest(dir) {
   const missing = ["manifest.json", "model.onnx"].filter((f) => !existsSync(path.join(dir, f)));
   if (missing.length) throw new BundleError(`${dir} is not a complete kdedge bundle: ${missing.join(", ")} missing`);
   const manifestFile = path.join(dir, "manifest.json");
-  const manifest = parseManifest(readFileSync(manifestFile, "utf8"), manifestFile);
+  const manifest = parseManifest(readFileSync(bundleFile(dir, "manifest.json"), "utf8"), manifestFile);
   bundleFile(dir, manifest.tokenizer.file, "tokenizer.file");
   return manifest;
 }
