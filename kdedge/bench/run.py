@@ -64,8 +64,13 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
     jobs = [(model, backend) for model in models for backend in backends if backend.kind == model.kind]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
+        unavailable = {b.name: b.unavailable() for b in backends}  # said once, without a worker process each
         for model, backend in jobs:
             click.echo(f"{model.name} on {backend.name} ...")
+            if unavailable[backend.name]:
+                results.append({"model": model.to_dict(), "backend": backend.name, "status": "unavailable",
+                                "why": unavailable[backend.name]})
+                continue
             job = bench_job(cfg, model, backend.name, data, eval_sets, batch_sizes, seq_lens)
             results.append({"model": model.to_dict(), "backend": backend.name, **run_in_process(job, Path(tmp))})
         warnings += time_more_rounds(cfg, jobs, results, data, batch_sizes, seq_lens, Path(tmp))

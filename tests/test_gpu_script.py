@@ -1,0 +1,109 @@
+"""benchmarks/gpu/run.sh in its CPU smoke mode (issue 46): the GPU run's stages and output files, on a tiny teacher
+and a few hundred SST-2 rows, so the script cannot rot while no GPU is lent. Slow for this suite (a minute or two on
+two cores): it runs every stage once, as the GPU call will."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = ["teacher", "transfer", "pruned-2l-128-ffn256-long", "bilstm-glove",
+          "export-pruned-2l-128-ffn256-long-int8", "export-pruned-2l-128-ffn256-long-fp32",
+          "export-bilstm-glove-int8", "export-bilstm-glove-fp32", "bench-torch", "bench-onnx"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, glue_dir):
+    base = tmp_path_factory.mktemp("gpu-smoke")
+    env = {**os.environ, "DEVICE": "cpu", "SMOKE": "1", "RUN": str(base / "run"), "RES": str(base / "results"),
+           "OUT": str(base / "out"), "PYTHON": sys.executable, "KDEDGE_DATA_DIR": str(glue_dir),
+           "THREADS": "1"}
+    proc = subprocess.run(["bash", "benchmarks/gpu/run.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+    return proc, base
+
+
+def test_every_stage_runs_and_is_timed(smoke_run):
+    proc, base = smoke_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    times = dict(line.split(" ", 1) for line in (base / "results" / "times.txt").read_text().splitlines())
+    assert [s for s in STAGES if "rc=0" not in times.get(s, "")] == []
+    for stage in STAGES:
+        assert (base / "results" / f"{stage}.log").is_file()
+
+
+def test_what_comes_back_from_the_device(smoke_run):
+    """$OUT holds what the device tool returns (at most 8 files): the summary, the stage times, the log, and the
+    results folder packed (bench reports, logs, summary.json; no model files)."""
+    _, base = smoke_run
+    out = sorted(p.name for p in (base / "out").iterdir())
+    assert out == ["results.tar.gz", "run.log", "summary.md", "times.txt"]
+    with tarfile.open(base / "out" / "results.tar.gz") as tar:
+        names = set(tar.getnames())
+    for name in ("summary.json", "summary.md", "environment.txt", "bench-torch/report.json", "bench-onnx/report.json"):
+        assert f"results/{name}" in names
+    assert not [n for n in names if n.endswith((".onnx", ".safetensors"))]
+
+
+def test_the_summary_compares_with_the_recorded_cpu_runs(smoke_run):
+    _, base = smoke_run
+    summary = json.loads((base / "results" / "summary.json").read_text())
+    for stage in ("teacher", "transfer", "pruned-2l-128-ffn256-long", "bilstm-glove"):
+        entry = summary["stages"][stage]
+        assert entry["here"]["rows"] > 0 and entry["here"]["rows_per_s"] > 0
+        assert entry["cpu"]["rows_per_s"] > 0 and entry["speedup"] == pytest.approx(
+            entry["here"]["rows_per_s"] / entry["cpu"]["rows_per_s"])
+    # the recorded CPU runs: teacher 2 epochs of SST-2 at batch 32, three seeds of each student
+    assert summary["stages"]["teacher"]["cpu"]["rows"] == 4210 * 32
+    assert len(summary["accuracy"]["bilstm-glove"]["cpu"]) == 3
+    assert all(summary["accuracy"][m]["within_noise"] in (True, False)
+               for m in ("teacher", "pruned-2l-128-ffn256-long", "bilstm-glove"))
+
+
+def test_the_bench_rows_cover_every_backend_and_say_why_not(smoke_run):
+    _, base = smoke_run
+    summary = json.loads((base / "results" / "summary.json").read_text())
+    torch_rows, onnx_rows = summary["bench-torch"], summary["bench-onnx"]
+    assert {r["model"] for r in torch_rows} == {"teacher", "pruned-2l-128-ffn256-long", "bilstm-glove"}
+    ok = [r for r in torch_rows if r["status"] == "ok"]
+    assert {r["backend"] for r in ok} == {"torch-cpu"} and all(set(r["latency"]["real"]) == {"1", "8"} for r in ok)
+    cuda = [r for r in torch_rows if r["backend"].startswith("torch-cuda")]
+    assert len(cuda) == 9 and all(r["status"] == "unavailable" and r["why"] for r in cuda)
+    assert {r["precision"] for r in cuda} == {"fp32", "fp16", "bf16"}
+    assert {r["model"] for r in onnx_rows if r["backend"] == "ort-cpu" and r["status"] == "ok"} == {
+        "teacher", "teacher-int8", "pruned-2l-128-ffn256-long-int8", "pruned-2l-128-ffn256-long-fp32",
+        "bilstm-glove-int8", "bilstm-glove-fp32"}
+    for backend in ("ort-cuda", "ort-tensorrt"):
+        rows = [r for r in onnx_rows if r["backend"] == backend]
+        assert rows and all(r["status"] == "unavailable" and "onnxruntime" in r["why"] for r in rows)
+    markdown = (base / "results" / "summary.md").read_text()
+    assert "ort-tensorrt" in markdown and "Rows per second" in markdown
+
+
+def test_prepare_builds_a_folder_that_run_unpacks(tmp_path, glue_dir, monkeypatch):
+    """prepare.py's layout (smoke build; the real one differs only in the teacher and the row counts)."""
+    sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
+    try:
+        import prepare
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks" / "gpu"))
+    monkeypatch.setenv("KDEDGE_DATA_DIR", str(glue_dir))
+    prepare.build(tmp_path / "carry", smoke=True)
+    import torch
+    from safetensors.torch import load_file
+
+    tensors = load_file(tmp_path / "carry" / "teacher-base" / "model.safetensors")
+    assert {t.dtype for t in tensors.values() if t.is_floating_point()} == {torch.float16}
+    prepare.unpack(tmp_path / "carry", tmp_path / "inputs")
+    train = (tmp_path / "inputs" / "glue" / "SST-2" / "train.tsv").read_text().splitlines()
+    assert train[0] == (glue_dir / "SST-2" / "train.tsv").read_text().splitlines()[0]
+    assert len(train) == prepare.SMOKE_ROWS["train.tsv"] + 1
+    first = (tmp_path / "inputs" / "vectors.txt").read_text().splitlines()[0].split(" ")
+    assert len(first) > 2 and all(float(v) == float(v) for v in first[1:])
