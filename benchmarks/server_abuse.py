@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.server_load import BODY, post, run_load, running_server  # noqa: E402
+from benchmarks.server_load import BODY, post, run_load, running_server
 
 
 def rss_mb(pid: int) -> float:
@@ -210,7 +210,7 @@ def abuse(kind: str, bundle: Path, args) -> dict:
                                 hostile_5xx=sum(n for c in counts.values() for code, n in c.items()  # 505: HTTP/9.9
                                                 if code.startswith("5") and code != "505"),
                                 answers=counts)
-        print(f"{kind}: malformed {dict((k, v) for k, v in row['malformed'].items() if k != 'answers')}", flush=True)
+        print(f"{kind}: malformed { {k: v for k, v in row['malformed'].items() if k != 'answers'} }", flush=True)
         row["rss_mb"]["after_malformed"] = rss_mb(pid)
 
         soak_start = rss_mb(pid)

@@ -3,10 +3,11 @@
 import json
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
-from benchmarks.server_load import post, run_load, running_server
+from benchmarks.server_load import BODY, post, run_load, running_server
 
 
 @pytest.fixture(params=["python", "node"])
@@ -60,3 +61,61 @@ def test_hostile_requests_get_clear_answers_and_the_server_lives_on(server):
     status, reply = post(port, b'{"texts": ["fine"]}')
     assert status == 200 and reply["predictions"][0]["label"] in ("negative", "positive")
     assert proc.poll() is None
+
+
+def _rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status")
+    if not status.is_file():
+        pytest.skip("RSS is read from /proc (Linux)")
+    return next(int(line.split()[1]) for line in status.read_text().splitlines() if line.startswith("VmRSS:"))
+
+
+# The short version of benchmarks/server_abuse.py (issue 48).
+def test_slow_connections_do_not_hold_up_a_request(server):
+    _, port, proc = server
+    slow = []
+    try:
+        for _ in range(50):  # half a request line each, then nothing: a thread each in the Python server
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
+            slow.append(s)
+        started = time.perf_counter()
+        status, reply = post(port, BODY, timeout=5)
+        assert status == 200 and len(reply["predictions"]) == 2
+        assert time.perf_counter() - started < 3
+    finally:
+        for s in slow:
+            s.close()
+    assert proc.poll() is None
+
+
+def test_memory_stays_about_flat_over_a_few_hundred_requests(server):
+    _, port, proc = server
+    run_load(port, 100, 8)  # warm up
+    before = _rss_kb(proc.pid)
+    result = run_load(port, 400, 8)
+    assert result["failed"] == 0, result
+    assert _rss_kb(proc.pid) < before * 1.3, (before, _rss_kb(proc.pid))
+
+
+def _request(body: bytes) -> bytes:
+    return b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+MALFORMED = {
+    "garbage": b"\x00\x01garbage\r\n\r\n",  # Python's server answered these two in HTTP/0.9: an HTML page, no status
+    "http-0.9": b"POST /predict\r\n\r\n",
+    "two-lengths": b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",  # Python took one
+    "nested-200000": _request(b"[" * 200_000 + b"]" * 200_000),  # Python's json: a RecursionError, answered 500
+    "not-utf8": _request(b'{"texts": ["\xff\xfe caf\xe9"]}'),  # Node read it as U+FFFD and answered 200
+    "huge-header": b"GET /predict HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n",
+}
+
+
+def test_malformed_http_gets_a_4xx_status_line_and_the_server_lives_on(server):
+    _, port, proc = server
+    for name, request_bytes in MALFORMED.items():
+        answer = _raw(port, request_bytes)
+        assert answer[:9] in (b"HTTP/1.0 ", b"HTTP/1.1 ") and answer[9:10] == b"4", (name, answer[:120])
+        status, _ = post(port, BODY)
+        assert status == 200 and proc.poll() is None, name

@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 from dataclasses import asdict
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from kdedge_runtime import Classifier
@@ -32,6 +33,7 @@ class RequestError(Exception):
 def make_handler(classifier: Classifier):
     class Handler(BaseHTTPRequestHandler):
         timeout = READ_TIMEOUT_S  # per socket read: a slow or silent client cannot hold a thread forever
+        default_request_version = "HTTP/1.0"  # a request line it cannot parse still gets a status line (not HTTP/0.9)
 
         def do_POST(self):
             if self.path != "/predict":
@@ -63,6 +65,9 @@ def make_handler(classifier: Classifier):
                 raise RequestError(411, "a Content-Length header is required")
             if not raw_length.strip().isdigit():
                 raise RequestError(400, f"Content-Length must be a non-negative integer, not {raw_length[:40]!r}")
+            if len(self.headers.get_all("Content-Length")) > 1 or "Transfer-Encoding" in self.headers:
+                self.close_connection = True  # which length holds is ambiguous: refused, as node:http does
+                raise RequestError(400, "one Content-Length header and no Transfer-Encoding are expected")
             length = int(raw_length)
             if length > MAX_BODY_BYTES:
                 self.close_connection = True  # the unread body must not be parsed as the next request
@@ -78,6 +83,8 @@ def make_handler(classifier: Classifier):
                 return json.loads(data or b"{}")
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
                 raise RequestError(400, f"the body is not valid JSON ({e})") from None
+            except RecursionError:  # [[[[...]]]] nested deeper than Python's stack
+                raise RequestError(400, "the body is not valid JSON (nested too deep)") from None
 
         def _reply(self, status: int, payload: dict) -> None:
             data = json.dumps(payload).encode()
@@ -89,6 +96,10 @@ def make_handler(classifier: Classifier):
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError, socket.timeout):
                 self.close_connection = True  # the client left; nothing to answer
+
+        def send_error(self, code, message=None, explain=None):  # http.server's own refusals (a bad request line,
+            self.close_connection = True  # headers too long, ...) in JSON too, not its HTML page
+            self._reply(code, {"error": message or HTTPStatus(code).phrase})
 
         def log_request(self, code="-", size="-"):  # a line per request is noise under load; errors still log
             pass
