@@ -98,6 +98,7 @@ stage() {
   return "$rc"
 }
 done_() { [ -f "$1/metrics.json" ] || [ -f "$1/manifest.json" ]; }
+skip() { local why=$1; shift; for name in "$@"; do echo "$name skipped=$why" | tee -a "$RES/times.txt"; done; }
 
 # --- sizes: the CPU runs' recipes; tiny ones for the smoke mode ------------------------------------------------------
 T=$RUN/teacher TS=$RUN/transfer S2=$RUN/pruned-2l-128-ffn256-long SB=$RUN/bilstm-glove B=$RUN/bundles
@@ -126,6 +127,8 @@ stage teacher 30 kdedge teacher --config configs/sst2-teacher.yaml --model "$CAR
 if done_ "$T"; then
   stage transfer 20 kdedge augment --task sst2 --teacher "$T" --method "$METHOD" "${replace[@]}" --variants 2 \
     --tagger none --out "$TS" "${common[@]}" "${augment_size[@]}"
+else
+  skip no_teacher transfer
 fi
 
 # --- 3: the students ----------------------------------------------------------------------------------------------
@@ -145,6 +148,8 @@ if done_ "$TS"; then
   else
     distil_2l; distil_bilstm
   fi
+else
+  skip no_transfer_set pruned-2l-128-ffn256-long bilstm-glove
 fi
 
 # --- 4: bundles (the four exports side by side: the CPU does them) -----------------------------------------------------
@@ -172,6 +177,8 @@ if done_ "$T"; then
     --out "$RES/bench-torch" --overwrite
   stage bench-onnx 30 kdedge bench --teacher "$T" "${bundles[@]}" --backends "$ONNX_BACKENDS" --threads "$THREADS" \
     "${bench_size[@]}" --out "$RES/bench-onnx" --overwrite
+else
+  skip no_teacher bench-torch bench-onnx
 fi
 
 # --- 6: summary, and what comes back -------------------------------------------------------------------------------
