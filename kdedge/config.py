@@ -512,6 +512,8 @@ def load_yaml(cls: type, path: str | Path) -> dict[str, Any]:
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise KdedgeError(f"config {path}{where}: not valid YAML ({problem})") from None
+    except RecursionError:  # PyYAML composes nodes recursively: a thousand nested [ or { are enough
+        raise KdedgeError(f"config {path}: not valid YAML (nested too deeply)") from None
     if not isinstance(raw, dict):
         raise KdedgeError(f"config {path} must be a mapping of option: value")
     known = {f.name for f in dataclasses.fields(cls)}

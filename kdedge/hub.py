@@ -31,6 +31,15 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def _exists(name: str) -> bool:
+    """Whether `name` is a local path; a name the file system cannot even look up (a NUL byte, over 255 bytes a
+    component) is not, rather than an OSError or ValueError out of the command."""
+    try:
+        return Path(name).exists()
+    except (OSError, ValueError):
+        return False
+
+
 def hub_sources(cfg) -> list[str]:
     """What a command's config would fetch from the hub: model names that are not local paths, and a GLUE task
     when no local data is given. Empty when everything is local: then the hub is never contacted."""
@@ -38,7 +47,7 @@ def hub_sources(cfg) -> list[str]:
     init = getattr(cfg, "init", None) or ""
     if init.startswith("pretrained:"):
         names.append(init.split(":", 1)[1])
-    sources = [n for n in names if n and not Path(n).exists()]
+    sources = [n for n in names if n and not _exists(n)]
     local_data = getattr(cfg, "train_file", None) or getattr(cfg, "data_dir", None) or os.environ.get("KDEDGE_DATA_DIR")
     if not local_data:
         task = getattr(cfg, "task", None) or "of the model"

@@ -98,7 +98,7 @@ def _tiny_report() -> dict:
     cpu = {"model": "m", "machine": "x86_64", "usable_cpus": 2, "int8_preset": "avx2", "flags": {"avx2": True}}
     bundle = {"name": "s", "role": "student", "model_sha256": "cd", "metrics": {"accuracy": 0.5},
               "main_metric": "accuracy", "size_mb": 1.0, "latency": {"1": latency}}
-    return {"schema": device_bench.SCHEMA, "device": {"cpu": cpu, "versions": {}}, "settings": {},
+    return {"schema": device_bench.SCHEMA, "device": {"cpu": cpu, "versions": {}, "os": "Linux"}, "settings": {},
             "data": {"file": "dev.tsv", "sha256": "ab", "rows": 3}, "bundles": [bundle]}
 
 
@@ -111,9 +111,9 @@ def test_device_report_round_trip_and_refusals(tmp_path):
         (lambda r: r.update(schema="other"), "is not 'kdedge-device-report/1'"),
         (lambda r: r.pop("bundles"), "field 'bundles' is missing"),
         (lambda r: r["data"].pop("sha256"), "field 'data.sha256' is missing"),
-        (lambda r: r["device"].update(cpu="x"), "field 'device.cpu' or 'device.versions' is missing"),
+        (lambda r: r["device"].update(cpu="x"), "field 'device.cpu' must be a JSON object, not \"x\""),
         (lambda r: r["device"]["cpu"].pop("machine"), "field 'device.cpu.machine' is missing"),
-        (lambda r: r["device"]["cpu"].update(flags=["avx2"]), "field 'device.cpu.flags' is missing or not"),
+        (lambda r: r["device"]["cpu"].update(flags=["avx2"]), "field 'device.cpu.flags' must be a JSON object"),
         (lambda r: r["bundles"][0].pop("model_sha256"), "field 'bundles[0].model_sha256' is missing"),
         (lambda r: r["bundles"][0]["latency"]["1"].update(p50_ms="fast"), "bundles[0].latency.1.p50_ms"),
     ):

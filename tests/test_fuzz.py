@@ -170,24 +170,29 @@ def _glue_rows(glue_dir: Path, task: str, n: int = 25) -> tuple[list[str], list[
 
 
 def _write_table(path: Path, header: list[str], rows: list[list], fmt: str) -> None:
+    """The rows as a file of `fmt`. A lone surrogate in a cell (NASTY_TEXT draws them) cannot be encoded as UTF-8:
+    it is written as the bytes Python's surrogatepass gives (invalid UTF-8, as a damaged file holds it), in Parquet
+    too (a string column holding those bytes), never raised here as the harness's own UnicodeEncodeError."""
     import csv
     import io
 
-    if fmt == "jsonl":
+    if fmt == "jsonl":  # json.dumps writes a lone surrogate as the escape \\ud800, which JSON allows
         path.write_text("".join(json.dumps(dict(zip(header, r))) + "\n" for r in rows))
     elif fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         columns = {h: [r[i] if i < len(r) else None for r in rows] for i, h in enumerate(dict.fromkeys(header))}
-        pq.write_table(pa.table({h: pa.array([None if v is None else str(v) for v in values])
+        pq.write_table(pa.table({h: pa.array([None if v is None else str(v).encode("utf-8", "surrogatepass")
+                                              for v in values], pa.binary()).view(pa.string())
                                  for h, values in columns.items()}), path)
     elif fmt == "csv":
         out = io.StringIO()
         csv.writer(out).writerows([header] + rows)
-        path.write_text(out.getvalue())
+        path.write_text(out.getvalue(), encoding="utf-8", errors="surrogatepass")
     else:
-        path.write_text("\n".join("\t".join(map(str, r)) for r in [header] + rows) + "\n")
+        path.write_text("\n".join("\t".join(map(str, r)) for r in [header] + rows) + "\n", encoding="utf-8",
+                        errors="surrogatepass")
 
 
 def test_fuzz_data_files(glue_dir, tmp_path):

@@ -258,3 +258,183 @@ def test_fuzz_finding_a_deeply_nested_device_report_is_a_report_error(tmp_path):
     path.write_text("[" * 5000 + "]" * 5000)
     with pytest.raises(ReportError, match=r"device.json: not a readable JSON file \(nested too deeply\)$"):
         load_report(path)
+
+
+# ----------------------------------------------------- findings of the short benchmarks/fuzz.sh run (README there)
+
+@pytest.mark.parametrize("bundle, change, message", [
+    ("bilstm-dynamic", {"label_names": ["negative"]}, "field 'label_names' names 1 labels, but {model} gives 2 logits"),
+    ("bilstm-none", {"task": {"is_regression": True}}, "field 'task.is_regression' is true, but {model} gives 2 "
+     "logits"),
+    ("tinybert-none", {"label_names": ["a", "b", "c"]}, "field 'label_names' names 3 labels, but {model} gives 2 "
+     "logits"),
+])
+def test_fuzz_finding_a_manifest_whose_labels_do_not_match_the_logits_is_refused_at_load(tiny_bundles, tmp_path,
+                                                                                        bundle, change, message):
+    """A manifest saying regression (or naming another number of labels) than the model's logits: numpy's "shape
+    mismatch" ValueError came out of predict(). Now the load refuses it, with the message export/core gives."""
+    from kdedge_runtime import BundleError
+
+    folder = tmp_path / "b"
+    shutil.copytree(tiny_bundles[bundle], folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for key, value in change.items():
+        manifest[key] = {**manifest[key], **value} if isinstance(value, dict) else value
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError) as refused:
+        Classifier(folder)
+    assert str(refused.value) == f"{folder / 'manifest.json'}: " + message.format(model=folder / "model.onnx")
+
+
+@pytest.mark.parametrize("name, text, message", [
+    ("u.csv", '"text\r\nmore",pair\nok,fine\n', "column 'text' not found; the header has: text\\r\\nmore, pair"),
+    ("u.csv", 'x,"a\nb","a\nb"\n', "the header names column 'a\\nb' more than once"),
+    ("u.parquet", None, "column 'text' not found; it has: te\\nxt, \\u2028"),
+])
+def test_fuzz_finding_names_from_an_unlabeled_file_are_echoed_on_one_line(tmp_path, name, text, message):
+    """A quoted line break in a CSV header cell made "column 'text' not found; the header has: ..." span lines."""
+    from kdedge.augment.unlabeled import read_unlabeled
+
+    path = tmp_path / name
+    if text is None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"te\nxt": ["a"], "\u2028": ["b"]}), path)
+    else:
+        path.write_bytes(text.encode())
+    with pytest.raises(KdedgeError) as refused:
+        list(read_unlabeled(path, "text", None, False))
+    assert str(refused.value).startswith(f"--unlabeled {path}") and message in str(refused.value)
+    assert len(str(refused.value).splitlines()) == 1
+
+
+@pytest.mark.parametrize("name, text, columns, labels, message", [
+    ("dev.csv", 'text,label\nok,"1\u2028\x00\x1ex"\n', ["text", "label"], ["0", "1"],
+     "line 2, column 'label': unknown label '1\\u2028\\u0000\\u001ex' (expected one of: 0, 1)"),
+    ("dev.csv", 'text,"sc\nore"\nok,1\n', ["text", "score"], None,
+     "column 'score' not found; the header has: text, sc\\nore"),
+    ("dev.jsonl", '{"text": "ok", "score": "\\ud800"}\n', ["text", "score"], None,
+     "line 1, column 'score': '\\ud800' is not a number"),
+])
+def test_fuzz_finding_values_from_a_data_file_are_echoed_on_one_line(tmp_path, name, text, columns, labels, message):
+    """The same messages as the Node reader's (export/node/test/data.test.js): each line break, control character or
+    lone surrogate escaped as JSON writes it."""
+    from kdedge_runtime.data import DataError, read_labelled
+
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(DataError) as refused:
+        read_labelled(path, columns, True, labels)
+    assert str(refused.value).endswith(message) and len(str(refused.value).splitlines()) == 1
+
+
+def test_fuzz_finding_a_parquet_text_cell_that_is_not_utf8_is_a_data_error(tmp_path):
+    """pyarrow reads a string column without checking its UTF-8: to_pylist() raised UnicodeDecodeError out of
+    read_rows (the device bench and kdedge's loaders alike)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kdedge.config import DataOptions
+    from kdedge.data.loaders import load_task_data
+    from kdedge_runtime.data import DataError, read_labelled
+
+    path = tmp_path / "dev.parquet"
+    text = pa.array([b"fine", b"caf\xe9 ok"], pa.binary()).view(pa.string())  # as a damaged file holds it
+    pq.write_table(pa.table({"sentence": text, "label": ["0", "1"]}), path)
+    message = r"dev.parquet, row 2, column 'sentence': not valid UTF-8 \(byte 0xe9 at offset 3\); save the file as UTF-8"
+    with pytest.raises(DataError, match=message):
+        read_labelled(path, ["sentence", "label"], True, ["0", "1"])
+    options = DataOptions(task="mine", train_file=str(path), dev_file=str(path), text_column="sentence")
+    with pytest.raises(KdedgeError, match=message):
+        load_task_data(options)
+
+
+def _nested(depth: int):
+    value = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("change, message", [
+    # what each broken report raised in `kdedge bench --device-report` before every field a reader uses was checked
+    (lambda r: r["bundles"][0].update(metrics={}),  # KeyError: 'accuracy'
+     "field 'bundles[0].main_metric' is \"accuracy\", which 'bundles[0].metrics' does not hold"),
+    (lambda r: r["bundles"][0]["latency"].update({"1": []}),  # AttributeError: 'list' object has no attribute 'get'
+     "field 'bundles[0].latency.1' must be a JSON object, not []"),
+    (lambda r: r["bundles"][0]["metrics"].update(accuracy="0.5"),  # ValueError: Unknown format code 'f' ... 'str'
+     "field 'bundles[0].metrics.accuracy' must be a number, not \"0.5\""),
+    (lambda r: r["bundles"][0].update(model_sha256=None),  # TypeError: 'NoneType' object is not subscriptable
+     "field 'bundles[0].model_sha256' must be a string, not null"),
+    (lambda r: r["bundles"][0]["metrics"].update(accuracy=[]),  # TypeError: unsupported format string ... list
+     "field 'bundles[0].metrics.accuracy' must be a number, not []"),
+    (lambda r: r["device"]["versions"].update(onnxruntime=_nested(600)),  # RecursionError (repr in report.md)
+     "field '" + ("device.versions.onnxruntime" + "[0]" * 40)[:80] + "…' is nested more than 32 levels deep"),
+    (lambda r: r["bundles"][0]["latency"].update({"b1": r["bundles"][0]["latency"]["1"]}),  # ValueError from int()
+     "field 'bundles[0].latency.b1' is not named by a batch size (a positive integer)"),
+    (lambda r: r["bundles"][0]["latency"]["1"].update(p50_ms=0),  # a division by zero in the speed-ups
+     "field 'bundles[0].latency.1.p50_ms' must be a positive finite number, not 0"),
+    (lambda r: r["bundles"][0]["metrics"].update(accuracy=None, f1=None),  # TypeError: None / float (retention)
+     "field 'bundles[0].metrics.accuracy' (the main metric) must be a number, not null"),
+    (lambda r: r["device"].pop("os"),  # KeyError: 'os' (report.md's device line)
+     "field 'device.os' is missing"),
+    (lambda r: r["device"]["cpu"].update(usable_cpus="2\n3"),
+     "field 'device.cpu.usable_cpus' must be a non-negative integer, not \"2\\n3\""),
+])
+def test_fuzz_finding_every_field_of_a_device_report_a_reader_uses_is_checked(tmp_path, change, message):
+    """validate_report checked only the top levels: `kdedge bench --device-report` met KeyError, AttributeError,
+    format errors and RecursionError (benchmarks/results/fuzz/findings.txt). Now each is one line naming the field."""
+    from kdedge.bench.device import device_rows
+    from tests.test_device_bench import _tiny_report
+
+    report = _tiny_report()
+    change(report)
+    path = tmp_path / "device.json"
+    path.write_text(json.dumps(report))
+    data = tmp_path / "dev.tsv"
+    data.write_text("sentence\tlabel\n")
+    with pytest.raises(KdedgeError) as refused:
+        device_rows((str(path),), [], str(data), 3)
+    assert str(refused.value) == f"--device-report {path}: {message}"
+
+
+@pytest.mark.parametrize("nesting", ["[" * 100000, "{a: " * 50000, "[" * 2000 + "]" * 2000])
+def test_fuzz_finding_a_deeply_nested_yaml_config_is_a_kdedge_error(tmp_path, nesting):
+    """PyYAML's composer recurses once per level: RecursionError escaped load_yaml, raised at a depth (and so a
+    line of PyYAML) that depends on the caller's stack, which is why Hypothesis saw it as a FlakyFailure."""
+    from kdedge.config import BenchConfig, build_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("backends: " + nesting + "\n")
+    with pytest.raises(KdedgeError, match=r"c.yaml: not valid YAML \(nested too deeply\)$"):
+        build_config(BenchConfig, str(path), out=str(tmp_path / "out"))
+
+
+def test_fuzz_finding_a_tokenizer_file_name_too_long_for_the_file_system_is_a_bundle_error(tiny_bundles, tmp_path):
+    """tokenizer.file of 400 characters (a splice of "[" into manifest.json): ENAMETOOLONG, an OSError, escaped
+    bundle_file. Now the file is missing, as the Node runtime (existsSync) says."""
+    from kdedge_runtime import BundleError
+
+    folder = tmp_path / "b"
+    shutil.copytree(tiny_bundles["bilstm-none"], folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["tokenizer"]["file"] = "[" * 400
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=rf"is not a complete kdedge bundle: \[{{400}} missing$"):
+        Classifier(folder)
+
+
+@pytest.mark.parametrize("name", ["9" * 300, "a\x00b"])
+def test_fuzz_finding_a_model_name_no_file_can_have_is_not_a_local_path(tmp_path, monkeypatch, name):
+    """`kdedge bench --teacher 999...` (300 digits): Path.exists raised ENAMETOOLONG (OSError) out of hub_sources,
+    a traceback before the command ran; a NUL byte raised ValueError. Such a name is not local (a hub id, which the
+    command then refuses or fetches)."""
+    from kdedge.bench import run as bench_run
+    from kdedge.hub import hub_sources
+
+    cfg = type("Config", (), {"teacher": name, "train_file": "local.tsv"})()
+    assert hub_sources(cfg) == [name]
+    monkeypatch.setattr(bench_run, "run_bench", lambda cfg: (_ for _ in ()).throw(KdedgeError("stop")))
+    result = CliRunner().invoke(main, ["bench", "--out", str(tmp_path / "out"), "--teacher", name])
+    assert result.exit_code == 1 and result.output == "Error: stop\n", (result.output, result.exception)

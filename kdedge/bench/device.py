@@ -10,6 +10,7 @@ from pathlib import Path
 from kdedge.errors import KdedgeError
 from kdedge.outputs import sha256_file
 from kdedge_runtime.bench import ReportError, load_report
+from kdedge_runtime.data import shown
 
 
 def device_rows(paths: tuple[str, ...], models: list[dict], data_file: str, rows: int) -> list[dict]:
@@ -30,20 +31,21 @@ def device_rows(paths: tuple[str, ...], models: list[dict], data_file: str, rows
             raise KdedgeError(f"--device-report {e}") from None
         data = report["data"]
         if (data["sha256"], data["rows"]) != (data_sha256, rows):
-            raise KdedgeError(f"--device-report {path} scored other data ({data['file']}, {data['rows']} rows, sha256 "
-                              f"{str(data['sha256'])[:12]}…) than this bench ({Path(data_file).name}, {rows} rows, "
-                              f"sha256 {data_sha256[:12]}…): run the device bench on the same file "
+            raise KdedgeError(f"--device-report {path} scored other data ({shown(data['file'])}, {data['rows']} rows, "
+                              f"sha256 {shown(data['sha256'][:12])}…) than this bench ({Path(data_file).name}, "
+                              f"{rows} rows, sha256 {data_sha256[:12]}…): run the device bench on the same file "
                               "(--max-examples for --max-eval-samples)")
-        device = f"device:{report['device'].get('name') or report['device']['cpu'].get('model', 'unknown')}"
+        # load_report checked these are strings (or null); a name is shown on one line
+        device = f"device:{shown(report['device'].get('name') or report['device']['cpu'].get('model') or 'unknown')}"
         if device in seen:
             raise KdedgeError(f"--device-report {path}: a second report from {device}; give each device once")
         seen.add(device)
         for row in report["bundles"]:
             model = by_sha.get(row["model_sha256"])
             if model is None:
-                raise KdedgeError(f"--device-report {path}: bundle {row['name']} (model sha256 "
-                                  f"{row['model_sha256'][:12]}…) is not among this bench's bundles; give the same "
-                                  "bundle with --bundle")
+                raise KdedgeError(f"--device-report {path}: bundle {shown(row['name'])} (model sha256 "
+                                  f"{shown(row['model_sha256'][:12])}…) is not among this bench's bundles; give the "
+                                  "same bundle with --bundle")
             out.append(_row(row, model, device, report))
     return out
 

@@ -154,7 +154,8 @@ def _load_custom(opts: DataOptions) -> tuple[Task, Split, Split]:
     else:
         seen = {values[-1].strip() for _, values in _read_rows(label_source, cols, header=True)}
         if len(seen) < 2:
-            raise KdedgeError(f"{label_source}, column '{opts.label_column}': found fewer than two distinct labels")
+            raise KdedgeError(f"{label_source}, column '{data_files.shown(opts.label_column)}': found fewer than two "
+                              "distinct labels")
         names = tuple(sorted(seen, key=_label_sort_key))
         task = custom_task(name, is_pair=is_pair, label_names=names, regression=False)
     if opts.train_file:
@@ -195,12 +196,12 @@ def load_task_data(opts: DataOptions, *, train_optional: bool = False) -> TaskDa
         if opts.dev_file:  # e.g. an out-of-domain test set, scored instead of the task's dev split
             dev = _glue_split(task, Path(opts.dev_file))
     elif opts.task and opts.dev_file:
-        raise KdedgeError(f"'{opts.task}' is not a GLUE task, so it is your own: this command needs its training rows "
-                          "as well (--train-file)")
+        raise KdedgeError(f"'{data_files.shown(opts.task)}' is not a GLUE task, so it is your own: this command needs "
+                          "its training rows as well (--train-file)")
     elif opts.task:
         raise KdedgeError(
-            f"unknown task '{opts.task}': use a GLUE task (sst2, cola, mrpc, stsb, qqp, mnli, qnli, rte, wnli) "
-            "or give your own data with --train-file/--dev-file"
+            f"unknown task '{data_files.shown(opts.task)}': use a GLUE task (sst2, cola, mrpc, stsb, qqp, mnli, qnli, "
+            "rte, wnli) or give your own data with --train-file/--dev-file"
         )
     else:
         raise KdedgeError("no data given: pass --task (a GLUE task) or --train-file/--dev-file")

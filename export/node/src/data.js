@@ -8,6 +8,14 @@ export class DataError extends Error {
   constructor(message) { super(message); this.name = "DataError"; }
 }
 
+// A name or value read from a file or a flag, as a message echoes it (kdedge_runtime/data.py's `shown`): on one line,
+// each control character, line separator or lone surrogate escaped as JSON writes it (\n, \u0000, \ud800).
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const ESCAPES = { "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r" };
+export function shown(value) {
+  return String(value).replace(UNPRINTABLE, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 // [line number, fields] per record of a CSV text: quoted fields may hold commas, doubled quotes and newlines.
 function* csvRecords(text, file) {
   let fields = [], field = "", quoted = false, line = 1, start = 1, i = 0, touched = false;
@@ -52,11 +60,11 @@ function* delimitedRows(file, text, columns, header, tsv) {
     const duplicated = names.find((n) => names.indexOf(n) !== names.lastIndexOf(n));
     if (duplicated !== undefined) {
       const at = names.map((n, i) => (n === duplicated ? String(i + 1) : null)).filter(Boolean);
-      throw new DataError(`${file}, line 1: the header names column '${duplicated}' more than once (fields ` +
+      throw new DataError(`${file}, line 1: the header names column '${shown(duplicated)}' more than once (fields ` +
         `${at.join(", ")}); rename or drop the extra one`);
     }
     const missing = columns.filter((c) => !names.includes(c));
-    if (missing.length) throw new DataError(`${file}: column '${missing[0]}' not found; the header has: ${names.join(", ")}`);
+    if (missing.length) throw new DataError(`${file}: column '${shown(missing[0])}' not found; the header has: ${shown(names.join(", "))}`);
     idx = columns.map((c) => names.indexOf(c));
     width = names.length;
   } else {
@@ -67,7 +75,7 @@ function* delimitedRows(file, text, columns, header, tsv) {
     if (row.length !== width) {
       const what = header ? "the header has" : "the first row has";
       const lost = columns.filter((c, k) => idx[k] >= row.length);
-      const hint = lost.length ? ` (column '${lost[0]}' is missing)`
+      const hint = lost.length ? ` (column '${shown(lost[0])}' is missing)`
         : tsv ? " (a stray tab inside a text? TSV files are read without quoting)" : "";
       throw new DataError(`${file}, line ${line}: ${row.length} field(s), but ${what} ${width}${hint}`);
     }
@@ -81,15 +89,15 @@ function* jsonlRows(file, text, columns) {
     if (!lines[i].trim()) continue;
     let record;
     try { record = JSON.parse(lines[i]); } catch (e) {
-      throw new DataError(`${file}, line ${i + 1}: not valid JSON (${e.message})`);
+      throw new DataError(`${file}, line ${i + 1}: not valid JSON (${shown(e.message)})`);
     }
     if (record === null || typeof record !== "object" || Array.isArray(record)) {
       throw new DataError(`${file}, line ${i + 1}: expected a JSON object`);
     }
     for (const c of columns) {
-      if (record[c] === undefined || record[c] === null) throw new DataError(`${file}, line ${i + 1}: column '${c}' is missing`);
+      if (record[c] === undefined || record[c] === null) throw new DataError(`${file}, line ${i + 1}: column '${shown(c)}' is missing`);
       if (typeof record[c] === "object") {
-        throw new DataError(`${file}, line ${i + 1}, column '${c}': expected a string or a number, not a JSON ` +
+        throw new DataError(`${file}, line ${i + 1}, column '${shown(c)}': expected a string or a number, not a JSON ` +
           `${Array.isArray(record[c]) ? "list" : "dict"}`);
       }
     }
@@ -123,15 +131,15 @@ export function readLabelled(file, columns, header, labelValues) {
     const raw = values[values.length - 1].trim();
     if (labelValues === null) {
       const score = raw === "" ? NaN : Number(raw);
-      if (Number.isNaN(score)) throw new DataError(`${file}, line ${line}, column '${labelCol}': '${raw}' is not a number`);
-      if (!Number.isFinite(score)) throw new DataError(`${file}, line ${line}, column '${labelCol}': '${raw}' is not a finite number`);
+      if (Number.isNaN(score)) throw new DataError(`${file}, line ${line}, column '${shown(labelCol)}': '${shown(raw)}' is not a number`);
+      if (!Number.isFinite(score)) throw new DataError(`${file}, line ${line}, column '${shown(labelCol)}': '${shown(raw)}' is not a finite number`);
       labels.push(score);
     } else {
-      if (!raw) throw new DataError(`${file}, line ${line}, column '${labelCol}': the label is empty`);
+      if (!raw) throw new DataError(`${file}, line ${line}, column '${shown(labelCol)}': the label is empty`);
       const id = labelValues.indexOf(raw);
       if (id < 0) {
-        throw new DataError(`${file}, line ${line}, column '${labelCol}': unknown label '${raw}' ` +
-          `(expected one of: ${labelValues.join(", ")})`);
+        throw new DataError(`${file}, line ${line}, column '${shown(labelCol)}': unknown label '${shown(raw)}' ` +
+          `(expected one of: ${shown(labelValues.join(", "))})`);
       }
       labels.push(id);
     }

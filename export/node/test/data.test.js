@@ -38,6 +38,19 @@ test("every bad file is one DataError naming the file, line and column", () => {
   }
 });
 
+test("names and values from the file are echoed on one line (a quoted line break in a CSV header)", () => {
+  // kdedge_runtime/data.py writes the same messages (tests/test_untrusted_input.py)
+  const header = file("k.csv", '"text\r\nmore",label\nok,1\n');
+  assert.throws(() => readLabelled(header, ["text", "label"], true, ["0", "1"]), (e) => e instanceof DataError &&
+    e.message.endsWith("k.csv: column 'text' not found; the header has: text\\r\\nmore, label"));
+  const label = file("l.csv", 'text,label\nok,"1\u2028\u0000\u001ex"\n');
+  assert.throws(() => readLabelled(label, ["text", "label"], true, ["0", "1"]), (e) => e instanceof DataError &&
+    e.message.endsWith("line 2, column 'label': unknown label '1\\u2028\\u0000\\u001ex' (expected one of: 0, 1)"));
+  const score = file("m.jsonl", '{"text": "ok", "label": "\\ud800"}\n');
+  assert.throws(() => readLabelled(score, ["text", "label"], true, null), (e) => e instanceof DataError &&
+    e.message.endsWith("line 1, column 'label': '\\ud800' is not a number"));
+});
+
 test("metrics: F1, MCC and rank correlation with ties", () => {
   assert.equal(METRICS.f1([1, 1, 0, 0], [1, 0, 1, 0]), 0.5);
   assert.equal(METRICS.matthews_correlation([1, 1, 0, 0], [1, 1, 0, 0]), 1);

@@ -200,41 +200,125 @@ def run(bundles: list[str], data: str, *, teacher: str | None = None, device_nam
             "teacher": base["name"] if base else None, "bundles": rows}
 
 
+_MAX_DEPTH = 32  # a real report nests 6 levels; deeper values are refused before any reader (or repr) recurses
+_MISSING = object()
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# What each field a reader uses must be: a description for the message, and the test.
+_KINDS = {
+    "object": ("a JSON object", lambda v: isinstance(v, dict)),
+    "list": ("a JSON list", lambda v: isinstance(v, list)),
+    "string": ("a string", lambda v: isinstance(v, str)),
+    "string or null": ("a string or null", lambda v: v is None or isinstance(v, str)),
+    "number": ("a number", _is_number),
+    "number or null": ("a number or null", lambda v: v is None or _is_number(v)),
+    "positive": ("a positive finite number", lambda v: _is_number(v) and 0 < v < float("inf")),
+    "count": ("a non-negative integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "count or null": ("a positive integer or null",
+                      lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v > 0)),
+}
+# (path, kind, required) of every field `kdedge bench --device-report` (kdedge/bench/device.py, its report rows and
+# report.md) and this module's `table` read, outside the bundles
+_REPORT_FIELDS = (
+    ("data", "object", True), ("data.file", "string", True), ("data.sha256", "string", True),
+    ("data.rows", "count", True), ("device", "object", True), ("device.name", "string or null", False),
+    ("device.os", "string", True), ("device.versions", "object", True),
+    ("device.versions.onnxruntime", "string or null", False), ("device.cpu", "object", True),
+    ("device.cpu.model", "string or null", False), ("device.cpu.identity", "string or null", False),
+    ("device.cpu.machine", "string", True), ("device.cpu.usable_cpus", "count", True),
+    ("device.cpu.int8_preset", "string", True), ("device.cpu.flags", "object", True), ("settings", "object", True),
+    ("settings.threads", "count or null", False), ("settings.batch_size", "count or null", False),
+    ("bundles", "list", True),
+)
+_BUNDLE_FIELDS = (
+    ("name", "string", True), ("role", "string", True), ("model_sha256", "string", True), ("metrics", "object", True),
+    ("main_metric", "string", True), ("latency", "object", True), ("size_mb", "number", True),
+    ("load_ms", "number or null", False), ("peak_rss_mb", "number or null", False),
+)
+_LATENCY_KINDS = {"runs": "count", **{f: "positive" for f in _LATENCY_FIELDS if f != "runs"}}
+
+
+def _json(value) -> str:  # a value as a message shows it: JSON, ASCII (so one line), short
+    return json.dumps(value, ensure_ascii=True)[:60]
+
+
+def _name(key: str) -> str:
+    return json.dumps(key, ensure_ascii=True)[1:-1]  # a key from the file, on one line
+
+
+def _field(parent: dict, key: str, where: str, kind: str, required: bool = True):
+    value = parent.get(key, _MISSING)
+    if value is _MISSING:
+        if required:
+            raise ReportError(f"field '{where}' is missing")
+        return None
+    description, accepts = _KINDS[kind]
+    if not accepts(value):
+        raise ReportError(f"field '{where}' must be {description}, not {_json(value)}")
+    return value
+
+
+def _check_depth(report) -> None:
+    """Refuse values nested deeper than _MAX_DEPTH (walked without recursion), naming the first."""
+    stack = [(report, "", 0)]
+    while stack:
+        value, where, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            shown = where if len(where) <= 80 else where[:80] + "…"
+            raise ReportError(f"field '{shown}' is nested more than {_MAX_DEPTH} levels deep")
+        if isinstance(value, dict):
+            stack += [(v, f"{where}.{_name(str(k))}" if where else _name(str(k)), depth + 1) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+
+
 def validate_report(report: object) -> dict:
-    """The report, if it is a device report this version reads; else ReportError saying what is wrong."""
+    """The report, if it is a device report this version reads; else ReportError naming the first field that is
+    wrong. Every field a reader uses is checked (its presence and its type, numbers finite and positive where they
+    are divided by or shown on a log scale), so a report that passes never fails in `kdedge bench`."""
     if not isinstance(report, dict):
         raise ReportError("a device report is a JSON object")
+    _check_depth(report)
     schema = report.get("schema")
     if schema != SCHEMA:
         newer = isinstance(schema, str) and schema.startswith("kdedge-device-report/")
-        raise ReportError(f"schema {schema!r} is not {SCHEMA!r}" + (
+        raise ReportError(f"schema {schema!r:.60} is not {SCHEMA!r}" + (
             ": it comes from a newer kdedge-runtime; update kdedge" if newer else ""))
-    for key, kind in (("device", dict), ("data", dict), ("bundles", list), ("settings", dict)):
-        if not isinstance(report.get(key), kind):
-            raise ReportError(f"field '{key}' is missing or not a JSON {kind.__name__}")
-    for key in ("file", "sha256", "rows"):
-        if key not in report["data"]:
-            raise ReportError(f"field 'data.{key}' is missing")
-    # what `kdedge bench` prints of the device (its report.md line)
-    device = report["device"]
-    if not isinstance(device.get("cpu"), dict) or not isinstance(device.get("versions"), dict):
-        raise ReportError("field 'device.cpu' or 'device.versions' is missing or not a JSON object")
-    for key in ("machine", "usable_cpus", "int8_preset"):
-        if key not in device["cpu"]:
-            raise ReportError(f"field 'device.cpu.{key}' is missing")
-    if not isinstance(device["cpu"].get("flags"), dict):
-        raise ReportError("field 'device.cpu.flags' is missing or not a JSON object")
+    for where, kind, required in _REPORT_FIELDS:
+        parent = report
+        *parents, key = where.split(".")
+        for name in parents:
+            parent = parent[name]  # checked before its own fields: an object
+        _field(parent, key, where, kind, required)
     for i, row in enumerate(report["bundles"]):
         where = f"bundles[{i}]"
         if not isinstance(row, dict):
-            raise ReportError(f"{where} is not a JSON object")
-        for key in ("name", "role", "model_sha256", "metrics", "latency", "size_mb", "main_metric"):
-            if key not in row:
-                raise ReportError(f"field '{where}.{key}' is missing")
+            raise ReportError(f"field '{where}' must be a JSON object, not {_json(row)}")
+        for key, kind, required in _BUNDLE_FIELDS:
+            _field(row, key, f"{where}.{key}", kind, required)
+        for name, value in row["metrics"].items():  # null: a metric not defined on these predictions (Node's NaN)
+            if not (value is None or _is_number(value)):
+                raise ReportError(f"field '{where}.metrics.{_name(name)}' must be a number, not {_json(value)}")
+        if row["main_metric"] not in row["metrics"]:
+            raise ReportError(f"field '{where}.main_metric' is {_json(row['main_metric'])}, which "
+                              f"'{where}.metrics' does not hold")
+        if row["metrics"][row["main_metric"]] is None:  # the retention divides by it
+            raise ReportError(f"field '{where}.metrics.{_name(row['main_metric'])}' (the main metric) must be a "
+                              "number, not null")
+        if not row["latency"]:
+            raise ReportError(f"field '{where}.latency' is empty")
         for batch, summary in row["latency"].items():
-            missing = [f for f in _LATENCY_FIELDS if not isinstance(summary.get(f), (int, float))]
-            if missing:
-                raise ReportError(f"field '{where}.latency.{batch}.{missing[0]}' is missing or not a number")
+            at = f"{where}.latency.{_name(batch)}"
+            if not (batch.isascii() and batch.isdigit() and 0 < int(batch) < 2**31):
+                raise ReportError(f"field '{at}' is not named by a batch size (a positive integer)")
+            if not isinstance(summary, dict):
+                raise ReportError(f"field '{at}' must be a JSON object, not {_json(summary)}")
+            for name, kind in _LATENCY_KINDS.items():
+                _field(summary, name, f"{at}.{name}", kind)
     return report
 
 

@@ -169,10 +169,19 @@ class Classifier:
                               f"but {tokenizer_file.name} has only {size} tokens")
         probe = {name: [size - 1] if name in _ID_INPUTS else [1 if "mask" in name else 0] for name in self.input_names}
         try:
-            self.session.run(["logits"], self.pad([probe]))
+            logits = self.session.run(["logits"], self.pad([probe]))[0]
         except Exception:
             raise BundleError(f"{tokenizer_file} has {size} tokens but the embedding table of {model_file} is smaller: "
                               "the tokenizer and the model come from different exports") from None
+        # one logit per label (one score for regression), or the logits would not fit what the manifest says they
+        # are; export/core/src/classifier.js refuses the same bundles with the same message
+        width = logits.shape[-1] if getattr(logits, "ndim", 0) == 2 else None
+        expected = 1 if self.is_regression else len(self.labels)
+        if width != expected:
+            given = f"{width} logits" if width is not None else f"logits of shape {list(np.shape(logits))}"
+            said = ("field 'task.is_regression' is true" if self.is_regression
+                    else f"field 'label_names' names {expected} labels")
+            raise BundleError(f"{self.path / 'manifest.json'}: {said}, but {self.path / 'model.onnx'} gives {given}")
 
     def _check_inputs(self, texts, pairs) -> tuple[list[str], list[str] | None]:
         texts = _as_strings(texts, "texts")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -17,6 +18,18 @@ import numpy as np
 
 class DataError(ValueError):
     """A data file that cannot be read as asked (missing, malformed, a missing column, an unknown label)."""
+
+
+# What a message escapes: control characters (line breaks among them), the Unicode line and paragraph separators,
+# lone surrogates (what Python makes of bytes that are not UTF-8).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+def shown(value) -> str:
+    """`value` (a name or value read from a file or a flag) as a message echoes it: on one line, each control
+    character, line separator or lone surrogate escaped as JSON writes it (\\n, \\u0000, \\ud800), so that every
+    message is one line a terminal can print. export/node/src/data.js escapes the same characters the same way."""
+    return _UNPRINTABLE.sub(lambda m: json.dumps(m.group(0))[1:-1], str(value))
 
 
 def read_rows(path: Path, columns: list[str | int], header: bool) -> Iterator[tuple[int, list[str]]]:
@@ -52,11 +65,12 @@ def _read_delimited(path: Path, columns, header: bool, delimiter: str):
             duplicated = next((n for n in names if names.count(n) > 1), None)
             if duplicated is not None:
                 fields = [str(i + 1) for i, n in enumerate(names) if n == duplicated]
-                raise DataError(f"{path}, line 1: the header names column '{duplicated}' more than once (fields "
+                raise DataError(f"{path}, line 1: the header names column '{shown(duplicated)}' more than once (fields "
                                   f"{', '.join(fields)}); rename or drop the extra one")
             missing = [c for c in columns if c not in names]
             if missing:
-                raise DataError(f"{path}: column '{missing[0]}' not found; the header has: {', '.join(names)}")
+                raise DataError(f"{path}: column '{shown(missing[0])}' not found; the header has: "
+                                f"{shown(', '.join(names))}")
             idx, width = [names.index(c) for c in columns], len(names)
         else:
             idx, width = list(columns), None
@@ -67,7 +81,7 @@ def _read_delimited(path: Path, columns, header: bool, delimiter: str):
             if len(row) != width:
                 what = "the header has" if header else "the first row has"
                 lost = [str(c) for c, i in zip(columns, idx) if i >= len(row)]
-                hint = (f" (column '{lost[0]}' is missing)" if lost else
+                hint = (f" (column '{shown(lost[0])}' is missing)" if lost else
                         " (a stray tab inside a text? TSV files are read without quoting)" if delimiter == "\t" else "")
                 raise DataError(f"{path}, line {reader.line_num}: {len(row)} field(s), but {what} {width}{hint}")
             yield reader.line_num, [row[i] for i in idx]
@@ -121,9 +135,9 @@ def _jsonl_rows(lines, path: Path, columns):
             raise DataError(f"{path}, line {line_num}: expected a JSON object")
         for c in columns:
             if record.get(c) is None:
-                raise DataError(f"{path}, line {line_num}: column '{c}' is missing")
+                raise DataError(f"{path}, line {line_num}: column '{shown(c)}' is missing")
             if isinstance(record[c], (dict, list)):
-                raise DataError(f"{path}, line {line_num}, column '{c}': expected a string or a number, not a "
+                raise DataError(f"{path}, line {line_num}, column '{shown(c)}': expected a string or a number, not a "
                                   f"JSON {type(record[c]).__name__}")
         yield line_num, [str(record[c]) for c in columns]
 
@@ -142,16 +156,32 @@ def _read_parquet(path: Path, columns):
         raise DataError(f"{path}: not a readable Parquet file ({type(e).__name__}: {first})") from None
     duplicated = next((c for c in columns if table.column_names.count(c) > 1), None)
     if duplicated is not None:
-        raise DataError(f"{path}: column '{duplicated}' appears more than once; rename or drop the extra one")
+        raise DataError(f"{path}: column '{shown(duplicated)}' appears more than once; rename or drop the extra one")
     missing = [c for c in columns if c not in table.column_names]
     if missing:
-        raise DataError(f"{path}: column '{missing[0]}' not found; it has: {', '.join(table.column_names)}")
-    data = [table.column(c).to_pylist() for c in columns]
+        raise DataError(f"{path}: column '{shown(missing[0])}' not found; it has: "
+                        f"{shown(', '.join(table.column_names))}")
+    data = [_strings(table.column(c), c, path) for c in columns]
     for row_num, values in enumerate(zip(*data), 1):
         for c, v in zip(columns, values):
             if v is None:
-                raise DataError(f"{path}, row {row_num}: column '{c}' is empty")
+                raise DataError(f"{path}, row {row_num}: column '{shown(c)}' is empty")
         yield row_num, [str(v) for v in values]
+
+
+def _strings(column, name: str, path: Path) -> list:
+    """A Parquet column as Python values; a string cell that is not UTF-8 (pyarrow does not check them on reading)
+    is a DataError naming its row."""
+    try:
+        return column.to_pylist()
+    except UnicodeDecodeError:
+        for row_num, cell in enumerate(column, 1):
+            try:
+                cell.as_py()
+            except UnicodeDecodeError as e:
+                raise DataError(f"{path}, row {row_num}, column '{shown(name)}': not valid UTF-8 (byte "
+                                f"0x{e.object[e.start]:02x} at offset {e.start}); save the file as UTF-8") from None
+        raise DataError(f"{path}, column '{shown(name)}': not valid UTF-8; save the file as UTF-8") from None
 
 
 def read_labelled(path: Path, columns: list[str | int], header: bool, label_values: Sequence[str] | None
@@ -168,17 +198,19 @@ def read_labelled(path: Path, columns: list[str | int], header: bool, label_valu
             try:
                 score = float(raw)
             except ValueError:
-                raise DataError(f"{path}, line {line_num}, column '{label_col}': '{raw}' is not a number") from None
+                raise DataError(f"{path}, line {line_num}, column '{shown(label_col)}': '{shown(raw)}' is not a "
+                                "number") from None
             if not math.isfinite(score):
-                raise DataError(f"{path}, line {line_num}, column '{label_col}': '{raw}' is not a finite number")
+                raise DataError(f"{path}, line {line_num}, column '{shown(label_col)}': '{shown(raw)}' is not a finite "
+                                "number")
             labels.append(score)
         else:
             if not raw:
-                raise DataError(f"{path}, line {line_num}, column '{label_col}': the label is empty")
+                raise DataError(f"{path}, line {line_num}, column '{shown(label_col)}': the label is empty")
             if raw not in lookup:
                 raise DataError(
-                    f"{path}, line {line_num}, column '{label_col}': unknown label '{raw}' "
-                    f"(expected one of: {', '.join(label_values)})"
+                    f"{path}, line {line_num}, column '{shown(label_col)}': unknown label '{shown(raw)}' "
+                    f"(expected one of: {shown(', '.join(label_values))})"
                 )
             labels.append(lookup[raw])
         text.append(values[0].strip())

@@ -170,6 +170,10 @@ def bundle_file(bundle: Path, name: str, field: str | None = None) -> Path:
     if root not in target.parents:
         where = f"{bundle / 'manifest.json'}: field '{field}' points" if field else f"{bundle / name} links"
         raise BundleError(f"{where} outside the bundle ({name}); a bundle's files must lie inside its folder")
-    if not target.is_file():
+    try:
+        found = target.is_file()
+    except OSError:  # a name no file can have (over 255 bytes: ENAMETOOLONG): missing, as the Node runtime says
+        found = False
+    if not found:
         raise BundleError(f"{bundle} is not a complete kdedge bundle: {name} missing")
     return target
