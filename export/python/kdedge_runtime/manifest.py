@@ -154,13 +154,13 @@ def check_manifest(manifest, where: str) -> dict:
     if not FILE_NAME.match(rules["file"]):
         raise BundleError(f"{where}: field 'tokenizer.file' points outside the bundle ({rules['file']}); a bundle's "
                           "files are named by relative paths inside its folder")
-    return manifest
-
     if "ngram" in rules:  # the n-gram student's tokenizer: rules this runtime implements, or a refusal
         try:
             check_tokenizer(rules, where)
         except NgramRulesError as e:
             raise BundleError(str(e)) from None
+    return manifest
+
 
 def bundle_file(bundle: Path, name: str, field: str | None = None) -> Path:
     """A file of the bundle, refused unless it lies inside the bundle folder (after links are followed);
