@@ -119,3 +119,20 @@ def test_malformed_http_gets_a_4xx_status_line_and_the_server_lives_on(server):
         assert answer[:9] in (b"HTTP/1.0 ", b"HTTP/1.1 ") and answer[9:10] == b"4", (name, answer[:120])
         status, _ = post(port, BODY)
         assert status == 200 and proc.poll() is None, name
+
+
+def test_a_post_elsewhere_with_a_body_gets_its_404_every_time(server):
+    """A body sent to a path the server does not serve is read before the 404 (fuzz finding: a socket closed with
+    unread data is reset, and the client could lose the answer)."""
+    _, port, _ = server
+    body = b'{"texts": ["' + b"x" * 30_000 + b'"]}'
+    request = (b"POST /elsewhere HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+               b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(request)
+            s.shutdown(socket.SHUT_WR)
+            reply = b""
+            while chunk := s.recv(65536):
+                reply += chunk
+        assert reply.split(b"\r\n", 1)[0].split(b" ")[1] == b"404", reply[:200]

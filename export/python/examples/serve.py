@@ -37,6 +37,7 @@ def make_handler(classifier: Classifier):
 
         def do_POST(self):
             if self.path != "/predict":
+                self._discard_body()
                 return self._reply(404, {"error": "POST to /predict"})
             try:
                 body = self._json_body()
@@ -58,6 +59,19 @@ def make_handler(classifier: Classifier):
 
         def do_GET(self):
             self._reply(404, {"error": "POST to /predict"})
+
+        def _discard_body(self) -> None:
+            """Read a body this server will not use: closing a socket with unread data resets the connection, and
+            the client can lose the answer sent just before. A body it cannot read safely closes it instead."""
+            lengths = self.headers.get_all("Content-Length") or ["0"]
+            raw = lengths[0].strip()
+            if len(lengths) == 1 and raw.isdigit() and int(raw) <= MAX_BODY_BYTES and "Transfer-Encoding" not in self.headers:
+                try:
+                    if len(self.rfile.read(int(raw))) == int(raw):
+                        return
+                except (socket.timeout, TimeoutError, OSError):
+                    pass
+            self.close_connection = True
 
         def _json_body(self):
             raw_length = self.headers.get("Content-Length")
