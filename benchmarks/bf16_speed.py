@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def main() -> None:
              f"Batch {args.batch} x {args.length} tokens, AdamW, {args.steps} timed steps after one untimed.", "",
              "| precision | median s/step | steps |", "|---|---:|---|"]
     lines += [f"| {p} | {s['median_s']} | {', '.join(map(str, s['steps_s']))} |" for p, s in summary.items()]
-    lines += ["", f"bf16 autocast: **{result['speedup_bf16']}x** the fp32 step rate."]
+    lines += ["", f"bf16 autocast: **{result['speedup_bf16']}x** the fp32 step rate.", "",
+              f"Command: `python {' '.join(sys.argv)}`"]
     (args.out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

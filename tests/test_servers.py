@@ -121,12 +121,14 @@ def test_malformed_http_gets_a_4xx_status_line_and_the_server_lives_on(server):
         assert status == 200 and proc.poll() is None, name
 
 
-def test_a_post_elsewhere_with_a_body_gets_its_404_every_time(server):
-    """A body sent to a path the server does not serve is read before the 404 (fuzz finding: a socket closed with
-    unread data is reset, and the client could lose the answer)."""
-    _, port, _ = server
+@pytest.mark.parametrize("method, path, status", [(b"POST", b"/elsewhere", b"404"), (b"GET", b"/predict", b"404"),
+                                                  (b"PUT", b"/", b"501")])
+def test_a_request_refused_before_its_body_still_gets_its_answer(server, method, path, status):
+    """A body sent to a path or with a method the server does not serve is read before the refusal (fuzz findings:
+    a socket closed with unread data is reset, and the client could lose the answer)."""
+    name, port, _ = server
     body = b'{"texts": ["' + b"x" * 30_000 + b'"]}'
-    request = (b"POST /elsewhere HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    request = (method + b" " + path + b" HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
     for _ in range(20):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
@@ -135,4 +137,5 @@ def test_a_post_elsewhere_with_a_body_gets_its_404_every_time(server):
             reply = b""
             while chunk := s.recv(65536):
                 reply += chunk
-        assert reply.split(b"\r\n", 1)[0].split(b" ")[1] == b"404", reply[:200]
+        answered = reply.split(b"\r\n", 1)[0].split(b" ")[1]
+        assert answered == status or (name == "node" and answered.startswith(b"4")), reply[:200]

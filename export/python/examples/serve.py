@@ -58,6 +58,7 @@ def make_handler(classifier: Classifier):
             self._reply(200, {"predictions": [asdict(p) for p in predictions]})
 
         def do_GET(self):
+            self._discard_body()
             self._reply(404, {"error": "POST to /predict"})
 
         def _discard_body(self) -> None:
@@ -112,6 +113,8 @@ def make_handler(classifier: Classifier):
                 self.close_connection = True  # the client left; nothing to answer
 
         def send_error(self, code, message=None, explain=None):  # http.server's own refusals (a bad request line,
+            if code == HTTPStatus.NOT_IMPLEMENTED and getattr(self, "headers", None) is not None:
+                self._discard_body()  # an unsupported method's body (PUT, ...), read for the same reason as a 404's
             self.close_connection = True  # headers too long, ...) in JSON too, not its HTML page
             self._reply(code, {"error": message or HTTPStatus(code).phrase})
 
