@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from kdedge.models.siamese import SiameseClassifier
+
 
 @dataclass
 class BiLSTMConfig:
@@ -45,7 +47,7 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     return x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.size(-1)))
 
 
-class BiLSTMStudent(nn.Module):
+class BiLSTMStudent(SiameseClassifier):
     def __init__(self, config: BiLSTMConfig):
         super().__init__()
         self.config = config
@@ -67,10 +69,3 @@ class BiLSTMStudent(nn.Module):
         forward_states, _ = self.forward_lstm(x)
         backward_states, _ = self.backward_lstm(reverse_within_length(x, lengths))
         return torch.cat([_last_valid(forward_states, lengths), _last_valid(backward_states, lengths)], dim=-1)
-
-    def forward(self, input_ids, attention_mask, input_ids_b=None, attention_mask_b=None) -> torch.Tensor:
-        u = self.encode(input_ids, attention_mask)
-        if self.config.pair:
-            v = self.encode(input_ids_b, attention_mask_b)
-            u = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
-        return self.classifier(u)

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from kdedge.models.siamese import SiameseClassifier
+
 
 @dataclass
 class NgramConfig:
@@ -29,7 +31,7 @@ class NgramConfig:
         return asdict(self)
 
 
-class NgramStudent(nn.Module):
+class NgramStudent(SiameseClassifier):
     def __init__(self, config: NgramConfig):
         super().__init__()
         self.config = config
@@ -50,10 +52,3 @@ class NgramStudent(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(self.embedding.weight.dtype)
         total = (self.embedding(input_ids) * mask).sum(1)
         return self.dropout(total / mask.sum(1).clamp(min=1.0))
-
-    def forward(self, input_ids, attention_mask, input_ids_b=None, attention_mask_b=None) -> torch.Tensor:
-        u = self.encode(input_ids, attention_mask)
-        if self.config.pair:
-            v = self.encode(input_ids_b, attention_mask_b)
-            u = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
-        return self.classifier(u)
