@@ -438,3 +438,18 @@ def test_fuzz_finding_a_model_name_no_file_can_have_is_not_a_local_path(tmp_path
     monkeypatch.setattr(bench_run, "run_bench", lambda cfg: (_ for _ in ()).throw(KdedgeError("stop")))
     result = CliRunner().invoke(main, ["bench", "--out", str(tmp_path / "out"), "--teacher", name])
     assert result.exit_code == 1 and result.output == "Error: stop\n", (result.output, result.exception)
+
+
+def test_fuzz_finding_a_parquet_column_name_that_is_not_utf8_is_a_data_error(tmp_path):
+    """A Parquet schema's column name is decoded only when it is read (`table.column_names`): a name that is not
+    UTF-8 raised UnicodeDecodeError out of read_rows (30-minute fuzz run of the data files)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kdedge_runtime.data import DataError, read_labelled
+
+    path = tmp_path / "dev.parquet"
+    pq.write_table(pa.table({"sentence": ["fine", "dull"], "lXbel": ["0", "1"]}), path, store_schema=False)
+    path.write_bytes(path.read_bytes().replace(b"lXbel", b"l\xf9bel"))  # the name as a damaged file holds it
+    with pytest.raises(DataError, match=r"dev.parquet: a column name is not valid UTF-8 \(byte 0xf9 at offset 1\)"):
+        read_labelled(path, ["sentence", "label"], True, ["0", "1"])

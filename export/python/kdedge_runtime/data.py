@@ -154,13 +154,17 @@ def _read_parquet(path: Path, columns):
     except Exception as e:  # pyarrow raises its own types for a file that is not Parquet
         first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""  # pyarrow's run over several lines
         raise DataError(f"{path}: not a readable Parquet file ({type(e).__name__}: {first})") from None
-    duplicated = next((c for c in columns if table.column_names.count(c) > 1), None)
+    try:
+        names = table.column_names  # decoded from the file's schema only now, and not checked by pyarrow before
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: a column name is not valid UTF-8 (byte 0x{e.object[e.start]:02x} at offset "
+                        f"{e.start}); save the file with UTF-8 column names") from None
+    duplicated = next((c for c in columns if names.count(c) > 1), None)
     if duplicated is not None:
         raise DataError(f"{path}: column '{shown(duplicated)}' appears more than once; rename or drop the extra one")
-    missing = [c for c in columns if c not in table.column_names]
+    missing = [c for c in columns if c not in names]
     if missing:
-        raise DataError(f"{path}: column '{shown(missing[0])}' not found; it has: "
-                        f"{shown(', '.join(table.column_names))}")
+        raise DataError(f"{path}: column '{shown(missing[0])}' not found; it has: {shown(', '.join(names))}")
     data = [_strings(table.column(c), c, path) for c in columns]
     for row_num, values in enumerate(zip(*data), 1):
         for c, v in zip(columns, values):
