@@ -453,3 +453,16 @@ def test_fuzz_finding_a_parquet_column_name_that_is_not_utf8_is_a_data_error(tmp
     path.write_bytes(path.read_bytes().replace(b"lXbel", b"l\xf9bel"))  # the name as a damaged file holds it
     with pytest.raises(DataError, match=r"dev.parquet: a column name is not valid UTF-8 \(byte 0xf9 at offset 1\)"):
         read_labelled(path, ["sentence", "label"], True, ["0", "1"])
+
+
+def test_fuzz_finding_a_score_beyond_float32_is_a_data_error(tmp_path):
+    """Regression scores are float32: '1E100' parsed as a finite float64 and became inf in the labels (found by the
+    fuzz run of the data files after the Parquet fix)."""
+    from kdedge_runtime.data import DataError, read_labelled
+
+    path = tmp_path / "dev.tsv"
+    path.write_text("sentence1\tsentence2\tscore\na man\ta woman\t1E100\n")
+    with pytest.raises(DataError, match=r"dev.tsv, line 2, column 'score': '1E100' is not a finite number"):
+        read_labelled(path, ["sentence1", "sentence2", "score"], True, None)
+    path.write_text("sentence1\tsentence2\tscore\na man\ta woman\t3.5\n")
+    assert read_labelled(path, ["sentence1", "sentence2", "score"], True, None)[2].tolist() == [3.5]

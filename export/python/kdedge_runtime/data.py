@@ -188,6 +188,9 @@ def _strings(column, name: str, path: Path) -> list:
         raise DataError(f"{path}, column '{shown(name)}': not valid UTF-8; save the file as UTF-8") from None
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def read_labelled(path: Path, columns: list[str | int], header: bool, label_values: Sequence[str] | None
                   ) -> tuple[list[str], list[str] | None, np.ndarray]:
     """Texts, second texts (None unless `columns` names two text columns before the label) and labels: class ids by
@@ -204,9 +207,9 @@ def read_labelled(path: Path, columns: list[str | int], header: bool, label_valu
             except ValueError:
                 raise DataError(f"{path}, line {line_num}, column '{shown(label_col)}': '{shown(raw)}' is not a "
                                 "number") from None
-            if not math.isfinite(score):
+            if not math.isfinite(score) or abs(score) > FLOAT32_MAX:  # scores are float32: 1e100 would be inf
                 raise DataError(f"{path}, line {line_num}, column '{shown(label_col)}': '{shown(raw)}' is not a finite "
-                                "number")
+                                "number (a score's magnitude must be under 3.4e38)")
             labels.append(score)
         else:
             if not raw:
