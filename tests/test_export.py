@@ -112,7 +112,8 @@ def test_dynamic_int8_is_scored_one_example_at_a_time(tiny_bundles, glue_dir):
         alone = clf.logits(texts[:20], batch_size=1)
         with_neighbour = np.stack([clf.logits([t, neighbour], batch_size=2)[0] for t in texts[:20]])
         moved = np.abs(alone - with_neighbour).max()
-        assert (moved > 1e-4) if batch_size == 1 else (moved < 1e-5), (name, moved)
+        # int8 moves by ~1e-4 on this tiny model (9.3e-5 seen once under the optimum exporter), fp32 by ~1e-7
+        assert (moved > 3e-5) if batch_size == 1 else (moved < 1e-5), (name, moved)
         accuracy = float((clf.logits(texts, batch_size=batch_size).argmax(-1) == labels).mean())
         assert manifest["dev"]["onnx_batch_size"] == batch_size
         assert manifest["dev"]["onnx"]["accuracy"] == pytest.approx(accuracy)
