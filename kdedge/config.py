@@ -152,6 +152,10 @@ class TeacherConfig(TrainOptions, DataOptions):
 
 @dataclass
 class DistillConfig(TrainOptions, DataOptions):
+    defaults: str = opt("auto", "Where the options neither --config nor a flag sets come from: small-data (a recipe "
+                                "for a few thousand labelled rows, kdedge/presets/), built-in (the defaults shown "
+                                "here), or auto: small-data when the task has fewer than 10,000 labelled training "
+                                "rows.")
     # Student-friendly defaults for fields shared with the teacher.
     epochs: int = opt(10, "Training epochs.", valid=NATURAL)
     batch_size: int = opt(64, "Training batch size (per device).", valid=COUNT)
@@ -338,6 +342,10 @@ class ExportConfig(ModelDataOptions):
 
 @dataclass
 class AugmentConfig(DataOptions):
+    defaults: str = opt("auto", "Where the options neither --config nor a flag sets come from: small-data (a recipe "
+                                "for a few thousand labelled rows, kdedge/presets/), built-in (the defaults shown "
+                                "here), or auto: small-data when the task has fewer than 10,000 labelled training "
+                                "rows.")
     teacher: str | None = opt(None, "Teacher folder (from `kdedge teacher`) or hub id: labels the transfer set.",
                               required=True)
     out: str | None = opt(None, "Transfer-set folder to write (Parquet shards + manifest.json).", required=True)
@@ -528,9 +536,11 @@ def load_yaml(cls: type, path: str | Path) -> dict[str, Any]:
     return values
 
 
-def build_config(cls: type, config_file: str | None = None, **overrides: Any):
-    """Defaults < YAML file < explicit overrides (None means 'not given'). Checks required fields."""
-    values = load_yaml(cls, config_file) if config_file else {}
+def build_config(cls: type, config_file: str | None = None, base: dict[str, Any] | None = None, **overrides: Any):
+    """Defaults < `base` (a preset's values) < YAML file < explicit overrides (None means 'not given'). Checks
+    required fields."""
+    values = dict(base or {})
+    values.update(load_yaml(cls, config_file) if config_file else {})
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = cls(**values)
     missing = [f.name for f in dataclasses.fields(cls) if f.metadata.get("required") and getattr(cfg, f.name) is None]
