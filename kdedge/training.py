@@ -177,6 +177,8 @@ def train(opts: TrainOptions, run: RunDir, job: TrainJob,
     t0 = time.time() - trainer.state.train_time_s
     while trainer.state.epoch < opts.epochs and not trainer.state.stopped_early:
         trainer.train_epoch(t0)
+    if job.evaluate_dev and not (run.best_dir / "metrics.json").is_file():  # --epochs 0: the model as it starts
+        trainer.evaluate()
     accelerator.wait_for_everyone()
     accelerator.free_memory()
     best = read_json(run.best_dir / "metrics.json")["dev"] if job.evaluate_dev else {}

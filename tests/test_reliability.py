@@ -249,3 +249,15 @@ def test_a_damaged_teacher_logit_cache_entry_is_recomputed(tiny_teacher, glue_di
     _distil_at(tmp_path / "second", tiny_teacher, glue_dir, epochs=1, cache_dir=str(tmp_path / "cache"))
     for entry in entries:  # healed: the same logits as computed the first time
         np.testing.assert_array_equal(np.load(entry), good[entry])
+
+
+def test_zero_epochs_keep_the_student_as_it_starts(tmp_path, tiny_teacher, glue_dir):
+    """--epochs 0 trains nothing: the student as initialised is evaluated once and written (it crashed on a missing
+    best checkpoint)."""
+    import json
+
+    from tests.conftest import _distil_at
+
+    out = _distil_at(tmp_path, tiny_teacher, glue_dir, student="tinybert", layers=1, epochs=0)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["dev"]["accuracy"] <= 1.0 and (out / "model.safetensors").is_file()
