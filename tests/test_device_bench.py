@@ -56,6 +56,8 @@ def test_device_bench_runs_without_torch_and_scores_as_kdedge_bench(tiny_bundles
     for r in report["bundles"]:
         assert set(r["latency"]) == {"1", "8"} and r["latency"]["1"]["runs"] >= 3
         assert 0 < r["load_ms"] < r["first_prediction_ms"] and r["peak_rss_mb"] > 10 and r["size_mb"] > 0
+        # what an app sees per call: the model's own run plus tokenization and decoding
+        assert r["predict"]["runs"] >= 3 and r["predict"]["p50_ms"] > 0
     # dynamic int8 scored one example at a time, as kdedge bench scores it (its batched logits depend on the batch)
     assert [r["eval_batch_size"] for r in report["bundles"]] == [8, 1, 1]
     row = rows[student.name]
@@ -116,6 +118,8 @@ def test_device_report_round_trip_and_refusals(tmp_path):
         (lambda r: r["device"]["cpu"].update(flags=["avx2"]), "field 'device.cpu.flags' must be a JSON object"),
         (lambda r: r["bundles"][0].pop("model_sha256"), "field 'bundles[0].model_sha256' is missing"),
         (lambda r: r["bundles"][0]["latency"]["1"].update(p50_ms="fast"), "bundles[0].latency.1.p50_ms"),
+        (lambda r: r["bundles"][0].update(predict=[1]), "field 'bundles[0].predict' must be a JSON object"),
+        (lambda r: r["bundles"][0].update(predict={"runs": 3}), "field 'bundles[0].predict.p50_ms' is missing"),
     ):
         report = _tiny_report()
         change(report)
@@ -221,6 +225,7 @@ def test_node_device_bench_writes_the_same_report(tiny_bundles, glue_dir, tmp_pa
         assert (a["name"], a["role"], a["model_sha256"], a["eval_batch_size"]) == (
             b["name"], b["role"], b["model_sha256"], b["eval_batch_size"])
         assert a["metrics"] == pytest.approx(b["metrics"], abs=1e-12) and set(a["latency"]) == set(b["latency"])
+        assert a["predict"]["p50_ms"] > 0 and b["predict"]["p50_ms"] > 0
         assert a["retention"] == pytest.approx(b["retention"])
         np.testing.assert_allclose(a["logits"], b["logits"], atol=1e-4)
     bad = subprocess.run(["node", NODE_DIR / "src" / "bench.js", bundles[0], "--data", tmp_path / "missing.tsv"],

@@ -98,6 +98,14 @@ def ngram_bundles(ngram_student, glue_dir, tmp_path_factory):
     return {q: export_tiny(ngram_student, glue_dir, root / q, quantize=q) for q in ("none", "dynamic")}
 
 
+def test_one_text_takes_the_short_path_to_the_same_answer(ngram_bundles):
+    from kdedge_runtime import Classifier
+    from tests.test_runtime import ONE_TEXT_CASES, assert_one_text_path_is_the_batch_path
+
+    for bundle in ngram_bundles.values():
+        assert_one_text_path_is_the_batch_path(Classifier(bundle), ONE_TEXT_CASES)
+
+
 def test_distillation_lowers_the_soft_loss_and_writes_a_student_that_reloads(ngram_student):
     from kdedge.models.students import load_student
 

@@ -112,6 +112,29 @@ def test_an_mpnet_student_with_robertas_post_processor_agrees_across_runtimes(gl
     np.testing.assert_allclose(np.asarray(node["logits"]), python, atol=1e-5)
 
 
+ONE_TEXT_CASES = ["a charming and often affecting journey .", "", "word " * 400, "naïve café ☕", "bad \ud800 byte"]
+
+
+def assert_one_text_path_is_the_batch_path(classifier, texts, pairs=None):
+    """predict(text) takes a short path (no sort, no padding): its logits must be the batch path's for a batch of one,
+    bit for bit (dynamic int8 too: same feed, same ranges)."""
+    for i, text in enumerate(texts):
+        pair = None if pairs is None else pairs[i]
+        one = classifier.logits(text, pair)
+        np.testing.assert_array_equal(one, classifier.logits([text], None if pair is None else [pair]))
+        prediction = classifier.predict(text, pair)
+        assert prediction.logits == one[0].tolist()
+        if not classifier.is_regression:
+            probabilities = np.exp(one[0] - one[0].max()) / np.exp(one[0] - one[0].max()).sum()
+            assert prediction.label == classifier.labels[int(probabilities.argmax())]
+            assert prediction.score == pytest.approx(float(probabilities.max()), abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bilstm-none", "tinybert-none", "bilstm-dynamic", "tinybert-dynamic"])
+def test_one_text_takes_the_short_path_to_the_same_answer(name, tiny_bundles):
+    assert_one_text_path_is_the_batch_path(Classifier(tiny_bundles[name]), ONE_TEXT_CASES)
+
+
 @pytest.mark.parametrize("arch", ["tinybert", "bilstm"])
 def test_pairs_agree_across_runtimes(arch, pair_students, glue_dir, tmp_path):
     from kdedge.config import DataOptions
@@ -128,6 +151,7 @@ def test_pairs_agree_across_runtimes(arch, pair_students, glue_dir, tmp_path):
     assert python.shape == (len(texts), 1) and np.abs(python - reference).max() < 1e-4
     prediction = classifier.predict(texts[0], pairs[0])
     assert prediction.label is None and prediction.score == pytest.approx(float(python[0, 0]), abs=1e-6)
+    assert_one_text_path_is_the_batch_path(classifier, ONE_TEXT_CASES, ONE_TEXT_CASES[::-1])
     node = node_logits(bundle, texts, pairs)
     assert "error" not in node, node
     np.testing.assert_allclose(np.asarray(node["logits"]), python, atol=1e-5)

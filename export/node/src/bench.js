@@ -203,6 +203,12 @@ export async function measureBundle(job) {
     const times = await measure(() => classifier.session.run(feeds[next++ % feeds.length], ["logits"]), job);
     latency[String(size)] = summarize(times, size);
   }
+  // what an app sees: predict() of one text (and pair), tokenization and decoding included
+  let example = 0;
+  const predict = summarize(await measure(() => {
+    const i = example++ % texts.length;
+    return classifier.predict(texts[i], pairs ? pairs[i] : null);
+  }, job), 1);
   const evalBatchSize = DYNAMIC_SCHEMES.has(manifest.quantization?.scheme) ? 1 : job.batch_size;
   const logits = await classifier.logits(texts, pairs, { batchSize: evalBatchSize });
   const metrics = score(manifest.task.metrics, logits, labels, classifier.isRegression);
@@ -216,7 +222,7 @@ export async function measureBundle(job) {
     preset_warning: preset ? presetMismatch(preset, ...readCpu()) : null,
     size_mb: Math.round(folderBytes(job.bundle) / 1e3) / 1e3, metrics, main_metric: manifest.task.metrics[0],
     examples: texts.length, load_ms: loaded - start, first_prediction_ms: first - start,
-    peak_rss_mb: Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10, latency,
+    peak_rss_mb: Math.round((process.resourceUsage().maxRSS / 1024) * 10) / 10, latency, predict,
   };
 }
 
@@ -295,13 +301,14 @@ export function table(report) {
   const lines = [`Device: ${report.device.name}: ${cpu.model} (${cpu.machine}), ${cpu.usable_cpus} CPUs, ${cpu.memory_gb} GiB; ` +
     Object.entries(cpu.flags).filter(([, v]) => v).map(([f]) => f).join(", "), verdict(cpu),
   `Data: ${report.data.file} (${report.data.rows} rows); threads: ${report.settings.threads ?? "default"}`, "",
-  `| bundle | precision | MB | metric | retention | p50 ms (b=1) | p99 ms (b=1) | ex/s (b=${size}) | speed-up (b=1) | load ms | peak RSS MB |`,
-  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"];
+  `| bundle | precision | MB | metric | retention | p50 ms (b=1) | p99 ms (b=1) | predict() p50 ms | ex/s (b=${size}) | speed-up (b=1) | load ms | peak RSS MB |`,
+  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"];
   for (const r of report.bundles) {
     const one = r.latency["1"], batched = r.latency[size] ?? one;
     const speedup = r.speedup_vs_teacher?.["1"];
     lines.push(`| ${r.name}${r.role === "teacher" ? " (teacher)" : ""} | ${r.precision} | ${r.size_mb.toFixed(2)} ` +
       `| ${r.metrics[r.main_metric].toFixed(4)} | ${fmt(r.retention, 3)} | ${one.p50_ms.toFixed(3)} | ${one.p99_ms.toFixed(3)} ` +
+      `| ${fmt(r.predict?.p50_ms, 3)} ` +
       `| ${batched.throughput.toFixed(0)} | ${speedup === undefined ? "–" : `${speedup.toFixed(1)}×`} | ${r.load_ms.toFixed(0)} | ${r.peak_rss_mb} |`);
   }
   const warnings = report.bundles.filter((r) => r.preset_warning).map((r) => `warning: ${r.name}: ${r.preset_warning}`);

@@ -4,8 +4,8 @@
     kdedge-device-bench ...                                    (the same, as a console script)
 
 For each bundle, in a fresh process of its own: load time and time to the first prediction, batch-1 and batched
-latency (p50/p90/p99, throughput) on the file's real inputs, the task metric on that file, bundle size and peak
-RSS. The file is read with the bundle's own column rules (recorded at export; --columns for another layout).
+latency (p50/p90/p99, throughput) of the model on the file's real inputs, the time an app sees per `predict()`
+call of one text (tokenization and decoding included), the task metric on that file, bundle size and peak RSS. The file is read with the bundle's own column rules (recorded at export; --columns for another layout).
 With --teacher (the teacher's int8 bundle, say), every student gets its retention and its speed-up against it
 measured on this device. The report (--out, JSON, schema `kdedge-device-report/1`, checked on read by
 `load_report`) also describes the device: CPU and the flags that decide int8 speed, cores, memory, OS, versions,
@@ -110,6 +110,9 @@ def measure_bundle(job: dict) -> dict:
         feeds = [classifier.pad(features[i:i + size]) for i in range(0, max(1, len(features) - size + 1), size)]
         batches = itertools.cycle(feeds)  # each timed call takes the next real batch: the file's length mix
         latency[str(size)] = summarize(measure(lambda: classifier.run_batch(next(batches)), **timing), size)
+    # what an app sees: predict() of one text (and pair), tokenization and decoding included
+    examples = itertools.cycle(list(zip(texts, pairs if pairs is not None else [None] * len(texts))))
+    per_call = summarize(measure(lambda: classifier.predict(*next(examples)), **timing), 1)
     quantization = classifier.quantization
     eval_batch_size = scoring_batch_size(quantization.get("scheme"), job["batch_size"])
     logits = classifier.logits(texts, pairs, batch_size=eval_batch_size)
@@ -126,7 +129,7 @@ def measure_bundle(job: dict) -> dict:
         "size_mb": round(sum(f.stat().st_size for f in Path(job["bundle"]).rglob("*") if f.is_file()) / 1e6, 3),
         "metrics": metrics, "main_metric": manifest["task"]["metrics"][0], "examples": len(texts),
         "load_ms": (loaded - start) * 1000, "first_prediction_ms": (first - start) * 1000,
-        "peak_rss_mb": _peak_rss_mb(), "latency": latency,
+        "peak_rss_mb": _peak_rss_mb(), "latency": latency, "predict": per_call,
     }
 
 
@@ -238,6 +241,7 @@ _BUNDLE_FIELDS = (
     ("name", "string", True), ("role", "string", True), ("model_sha256", "string", True), ("metrics", "object", True),
     ("main_metric", "string", True), ("latency", "object", True), ("size_mb", "number", True),
     ("load_ms", "number or null", False), ("peak_rss_mb", "number or null", False),
+    ("predict", "object", False),  # predict() per call; reports written before it was measured lack it
 )
 _LATENCY_KINDS = {"runs": "count", **{f: "positive" for f in _LATENCY_FIELDS if f != "runs"}}
 
@@ -311,6 +315,8 @@ def validate_report(report: object) -> dict:
                               "number, not null")
         if not row["latency"]:
             raise ReportError(f"field '{where}.latency' is empty")
+        for name, kind in _LATENCY_KINDS.items() if "predict" in row else ():
+            _field(row["predict"], name, f"{where}.predict.{name}", kind)
         for batch, summary in row["latency"].items():
             at = f"{where}.latency.{_name(batch)}"
             if not (batch.isascii() and batch.isdigit() and 0 < int(batch) < 2**31):
@@ -342,15 +348,18 @@ def table(report: dict) -> str:
              + ", ".join(f for f, v in cpu["flags"].items() if v), verdict(cpu),
              f"Data: {report['data']['file']} ({report['data']['rows']} rows); threads: "
              f"{report['settings']['threads'] or 'default'}", "",
-             f"| bundle | precision | MB | metric | retention | p50 ms (b=1) | p99 ms (b=1) | ex/s (b={size}) "
-             "| speed-up (b=1) | load ms | peak RSS MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| bundle | precision | MB | metric | retention | p50 ms (b=1) | p99 ms (b=1) | predict() p50 ms "
+             f"| ex/s (b={size}) | speed-up (b=1) | load ms | peak RSS MB |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in report["bundles"]:
         one, batched = r["latency"]["1"], r["latency"].get(size, r["latency"]["1"])
         retention = r.get("retention")
         speedup = (r.get("speedup_vs_teacher") or {}).get("1")
+        per_call = f"{r['predict']['p50_ms']:.3f}" if "predict" in r else "–"  # a report from before it was measured
         lines.append(f"| {r['name']}{' (teacher)' if r['role'] == 'teacher' else ''} | {r['precision']} "
                      f"| {r['size_mb']:.2f} | {r['metrics'][r['main_metric']]:.4f} "
                      f"| {'–' if retention is None else f'{retention:.3f}'} | {one['p50_ms']:.3f} | {one['p99_ms']:.3f} "
+                     f"| {per_call} "
                      f"| {batched['throughput']:.0f} | {'–' if speedup is None else f'{speedup:.1f}×'} "
                      f"| {r['load_ms']:.0f} | {r['peak_rss_mb']} |")
     warnings = [f"warning: {r['name']}: {r['preset_warning']}" for r in report["bundles"] if r.get("preset_warning")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +24,10 @@ from kdedge_runtime.manifest import BUNDLE_FORMAT, BundleError, bundle_file, rea
 from kdedge_runtime.session import session_options
 
 _ID_INPUTS = ("input_ids", "input_ids_b")  # padded with the pad token; masks and type ids with 0
+# Where each model input's values come from: (0: the text's encoding, or the joint pair's; 1: the second text's,
+# encoded on its own for siamese students), and the encoding's attribute.
+_INPUT_SOURCES = {"input_ids": (0, "ids"), "attention_mask": (0, "attention_mask"), "token_type_ids": (0, "type_ids"),
+                  "input_ids_b": (1, "ids"), "attention_mask_b": (1, "attention_mask")}
 # Quantization schemes that quantize activations on the fly, each range taken over the whole input tensor: a row's
 # logits then depend on the other rows of its batch and their padding, so accuracy is scored one example at a time
 # (the way an app at the edge calls the bundle, and the one score that does not depend on the batch).
@@ -72,6 +77,11 @@ class Classifier:
         self.add_special_tokens = rules["add_special_tokens"]
         self.pair_encoding = rules["pair_encoding"]  # None (single sentences), "joint" or "separate"
         self.pad_token_id = rules["pad_token_id"]
+        # what every call reads, looked up once: predict() of one short text is a few times the model's own run
+        self._label_names = tuple(self.manifest["label_names"])
+        self._regression = self.is_regression
+        self._sources = [(name, *_INPUT_SOURCES[name], self.pad_token_id if name in _ID_INPUTS else 0)
+                         for name in self.input_names if name in _INPUT_SOURCES]
         self._check_vocabulary(tokenizer_file, model_file)
 
     @property
@@ -108,9 +118,12 @@ class Classifier:
 
     def logits(self, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None, *,
                batch_size: int = 32) -> np.ndarray:
+        one = isinstance(texts, str) and (pairs is None or isinstance(pairs, str))
         texts, pairs = self._check_inputs(texts, pairs)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        if one:  # an app's usual call: no sorting, no padding, the feed built straight from the encodings
+            return self.run_batch(self._feed_of_one(texts[0], pairs[0] if pairs else None))
         features = self.encode(texts, pairs)
         lengths = features["lengths"]
         order = np.argsort(-lengths, kind="stable")
@@ -132,20 +145,28 @@ class Classifier:
         """Token ids per example (lists, unpadded) for each model input, plus each example's length."""
         kw = {"add_special_tokens": self.add_special_tokens}
         if pairs is not None and self.pair_encoding == "joint":
-            encodings = self.tokenizer.encode_batch(list(zip(texts, pairs)), **kw)
+            encodings = (self.tokenizer.encode_batch(list(zip(texts, pairs)), **kw), None)
         else:
-            encodings = self.tokenizer.encode_batch(texts, **kw)
-        features = {"input_ids": [e.ids for e in encodings], "attention_mask": [e.attention_mask for e in encodings],
-                    "token_type_ids": [e.type_ids for e in encodings]}
-        lengths = [len(e.ids) for e in encodings]
-        if pairs is not None and self.pair_encoding == "separate":
-            second = self.tokenizer.encode_batch(pairs, **kw)
-            features["input_ids_b"] = [e.ids for e in second]
-            features["attention_mask_b"] = [e.attention_mask for e in second]
-            lengths = [a + len(e.ids) for a, e in zip(lengths, second)]
-        features = {k: v for k, v in features.items() if k in self.input_names}
+            encodings = (self.tokenizer.encode_batch(texts, **kw),
+                         self.tokenizer.encode_batch(pairs, **kw) if pairs is not None else None)
+        features = {name: [getattr(e, attribute) for e in encodings[source]]
+                    for name, source, attribute, _ in self._sources}
+        lengths = [len(e.ids) for e in encodings[0]]
+        if encodings[1] is not None:
+            lengths = [a + len(e.ids) for a, e in zip(lengths, encodings[1])]
         features["lengths"] = np.asarray(lengths)
         return features
+
+    def _feed_of_one(self, text: str, pair: str | None) -> dict[str, np.ndarray]:
+        """The feed of one example: what `pad(encode(...))` gives for it, without the batch machinery."""
+        kw = {"add_special_tokens": self.add_special_tokens}
+        if pair is not None and self.pair_encoding == "joint":
+            encodings = (self.tokenizer.encode(text, pair, **kw), None)
+        else:
+            encodings = (self.tokenizer.encode(text, **kw),
+                         self.tokenizer.encode(pair, **kw) if pair is not None else None)
+        return {name: np.array([getattr(encodings[source], attribute) or [fill]], dtype=np.int64)
+                for name, source, attribute, fill in self._sources}
 
     def pad(self, rows: list[dict]) -> dict[str, np.ndarray]:
         """Right-pad each input to the longest row (at least one position) as int64 arrays."""
@@ -199,12 +220,13 @@ class Classifier:
         return texts, pairs
 
     def _decode(self, logits: np.ndarray) -> Prediction:
-        if self.is_regression:
-            return Prediction(None, float(logits[0]), logits.tolist())
-        e = np.exp(logits - logits.max())
-        probs = e / e.sum()
-        best = int(probs.argmax())
-        return Prediction(self.labels[best], float(probs[best]), logits.tolist())
+        values = logits.tolist()  # a few floats: plain Python is faster than NumPy's per-call cost
+        if self._regression:
+            return Prediction(None, values[0], values)
+        top = max(values)
+        weights = [math.exp(v - top) for v in values]
+        best = weights.index(max(weights))
+        return Prediction(self._label_names[best], weights[best] / sum(weights), values)
 
 
 def _as_strings(value, name: str) -> list[str]:

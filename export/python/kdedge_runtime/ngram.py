@@ -190,6 +190,9 @@ class NgramTokenizer:
         return ids
 
     # --- what kdedge_runtime.Classifier asks of a tokenizer (the tokenizers library's names)
+    def encode(self, text: str, add_special_tokens: bool = False) -> Encoding:
+        return Encoding(self.ids(text))
+
     def encode_batch(self, texts, add_special_tokens: bool = False) -> list[Encoding]:
         return [Encoding(self.ids(t)) for t in texts]
 
