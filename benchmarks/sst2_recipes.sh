@@ -55,6 +55,8 @@ declare -A RECIPES=(
   [pruned-2l-128-ffn256-x4-long]="${pruned[*]} $(shape 2 128 4 256) ${long[*]}"
   # round 6: 3L-192 at FFN 512, target 1's student (sst2_frontier_r6; today's figures: sst2_frontier_r9)
   [pruned-3l-192-ffn512-long]="${pruned[*]} $(shape 3 192 6 512) ${long[*]}"
+  # the fast end: fastText's architecture distilled from the teacher's soft labels (issue 49; sst2_fast_end)
+  [ngram]="--config configs/sst2-ngram.yaml"
 )
 # Recipes trained on another transfer set than the frontier's: recipe -> its folder under RUN_DIR and the augment
 # options it is built with (build_transfer)

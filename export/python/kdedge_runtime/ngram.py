@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from functools import lru_cache
 from pathlib import Path
 
 # The rules this runtime implements, by field: what each must be. A bundle with another value, or with a field not
@@ -43,6 +42,9 @@ PAD_ID = 0
 _FNV_OFFSET, _FNV_PRIME = 0x811C9DC5, 0x01000193
 # ASCII text after normalisation: the split rule's classes spelled out (letters and digits; the P* and S* characters).
 _ASCII_WORDS = re.compile(r"[a-z0-9]+|[!-/:-@\[-`{-~]")
+
+
+_HASH_CACHE = 1 << 18  # n-gram ids kept per tokenizer: at most 262,144 strings (tens of MB at the worst)
 
 
 class NgramRulesError(ValueError):
@@ -104,7 +106,6 @@ def check_tokenizer(tokenizer: dict, where: str) -> None:
                               f"{_shown(tokenizer['pad_token_id'])}")
 
 
-@lru_cache(maxsize=1 << 16)  # a bigram's hash is asked for again and again; the cache holds at most 65,536 strings
 def fnv1a32(text: str) -> int:
     """32-bit FNV-1a of the UTF-8 bytes of `text`."""
     h = _FNV_OFFSET
@@ -123,6 +124,8 @@ def well_formed(text: str) -> str:
 
 
 def normalize(text: str) -> str:
+    if text.isascii():  # NFKC leaves ASCII as it is
+        return text.lower()
     return unicodedata.normalize("NFKC", well_formed(text)).lower()
 
 
@@ -170,6 +173,7 @@ class NgramTokenizer:
         self.max_words = max_words
         self.word_ids = {w: PAD_ID + 1 + i for i, w in enumerate(self.words)}
         self.bucket_offset = PAD_ID + 1 + len(self.words)
+        self._hashed: dict[str, int] = {}  # feature -> id: the same n-grams come back call after call
 
     @property
     def vocab_size(self) -> int:
@@ -177,16 +181,23 @@ class NgramTokenizer:
         return self.bucket_offset + self.rules["buckets"]
 
     def hashed(self, feature: str) -> int:
-        return self.bucket_offset + fnv1a32(feature) % self.rules["buckets"]
+        found = self._hashed.get(feature)
+        if found is None:
+            found = self.bucket_offset + fnv1a32(feature) % self.rules["buckets"]
+            if len(self._hashed) < _HASH_CACHE:
+                self._hashed[feature] = found
+        return found
 
     def ids(self, text: str) -> list[int]:
         """Rules 1 to 4."""
         words = words_of(text, self.max_words)
-        ids = [self.word_ids[w] for w in words if w in self.word_ids]
+        word_ids, cached = self.word_ids, self._hashed.get
+        ids = [word_ids[w] for w in words if w in word_ids]
         for n in range(2, self.rules["word_ngrams"] + 1):
-            ids += [self.hashed(" ".join(words[i:i + n])) for i in range(len(words) - n + 1)]
+            # ids are positive, so `or` falls through to hashing only on a cache miss
+            ids += [cached(g) or self.hashed(g) for g in map(" ".join, zip(*(words[k:] for k in range(n))))]
         if self.rules["char_ngrams"]:
-            ids += [self.hashed(g) for w in words for g in char_ngrams(w, self.rules["char_ngrams"])]
+            ids += [cached(g) or self.hashed(g) for w in words for g in char_ngrams(w, self.rules["char_ngrams"])]
         return ids
 
     # --- what kdedge_runtime.Classifier asks of a tokenizer (the tokenizers library's names)

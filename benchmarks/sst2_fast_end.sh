@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Issue #49: the fast end of the SST-2 frontier, with the tools users pick instead in the same measurement.
+#   - the teacher (configs/sst2-teacher.yaml) and the frontier's transfer set (all of SST-2 train plus 2 word-replaced
+#     and 2 rule-based variants a sentence), as sst2_frontier.sh builds them (shared with it in RUN_DIR);
+#   - kdedge's fast students (ONLY, recipes of sst2_recipes.sh), three seeds, int8 bundles: the n-gram student
+#     (fastText's architecture, distilled), the GloVe BiLSTM and the pruned 2L-128 (FFN 256, --optimize);
+#   - the peers (benchmarks/peers.py in its own venv, benchmarks/peers-requirements.txt): fastText and Model2Vec,
+#     each trained on SST-2's labelled rows and on the same transfer set with the teacher's labels, three seeds;
+#   - every row measured in one process per row set, one thread: SST-2 dev accuracy, IMDB-2k accuracy (out of
+#     domain), size on disk, and the time an app sees per call (text in, label out, tokenization included; for
+#     bundles the model's own run too), then summary.json/summary.md/frontier.png and the issue's targets from
+#     benchmarks/collect_fast_end.py.
+# SEEDS and ONLY narrow the run; every stage is cached in RUN_DIR and resumes, peers.py resumes row by row.
+# Usage: bash benchmarks/sst2_fast_end.sh [RUN_DIR]
+. "$(dirname "$0")/lib.sh"
+{  # read whole before it runs
+RUN=${1:-benchmarks/runs/sst2}
+RES=${RES:-benchmarks/results/sst2_fast_end}
+T=$RUN/teacher
+B=$RUN/fast-end-bundles
+DATA=${KDEDGE_DATA_DIR:-../shared/data/glue}
+IMDB=${KDEDGE_IMDB:-$DATA/../imdb/test-2k.tsv}
+PEERS_VENV=${PEERS_VENV:-.venv-peers}
+read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
+read -r -a ONLY <<< "${ONLY:-ngram bilstm-glove pruned-2l-128-ffn256-long}"
+mkdir -p "$RES" "$B"
+. benchmarks/sst2_recipes.sh  # RECIPES, EXPORT_OPTIONS, build_transfer, export_bundle, teacher_bundle
+
+stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
+build_transfer "$RUN/transfer-full" "$RES/transfer.log"
+bundles=(--bundle "$(teacher_bundle "$B")")
+for seed in "${SEEDS[@]}"; do
+  for name in "${ONLY[@]}"; do
+    # shellcheck disable=SC2086  # the recipe's options are words
+    stage "$name-s$seed" "$RUN/frontier/$name-s$seed" "$RES" kdedge distill --teacher "$T" \
+      --transfer "$RUN/transfer-full" --seed "$seed" ${RECIPES[$name]}
+    # shellcheck disable=SC2086
+    export_bundle "$RUN/frontier/$name-s$seed" "$B" int8 ${EXPORT_OPTIONS[$name]:-}
+    bundles+=(--bundle "$B/$name-s$seed-int8")
+  done
+done
+
+if [ ! -x "$PEERS_VENV/bin/python" ]; then
+  python -m venv "$PEERS_VENV"
+  "$PEERS_VENV/bin/pip" install -q -r benchmarks/peers-requirements.txt
+fi
+"$PEERS_VENV/bin/python" benchmarks/peers.py --train "$DATA/SST-2/train.tsv" --dev "$DATA/SST-2/dev.tsv" \
+  --ood "$IMDB" --transfer "$RUN/transfer-full" "${bundles[@]}" --seeds "${SEEDS[*]// /,}" --out "$RES/rows.json" \
+  2>&1 | without_progress > "$RES/peers.log"
+kdedge doctor > "$RES/doctor.txt"
+python benchmarks/collect_fast_end.py "$RES/rows.json" "$RES"
+cat "$RES/summary.md"
+exit
+}
