@@ -112,7 +112,8 @@ def test_an_mpnet_student_with_robertas_post_processor_agrees_across_runtimes(gl
     np.testing.assert_allclose(np.asarray(node["logits"]), python, atol=1e-5)
 
 
-ONE_TEXT_CASES = ["a charming and often affecting journey .", "", "word " * 400, "naïve café ☕", "bad \ud800 byte"]
+ONE_TEXT_CASES = ["a charming and often affecting journey .", "", "word " * 400, "naïve café ☕", "bad \ud800 byte",
+                  "UPPER case, [MASK] and [cls] (tokens)!?", "tab\tand\nnewline", "x" * 150]
 
 
 def assert_one_text_path_is_the_batch_path(classifier, texts, pairs=None):

@@ -22,6 +22,7 @@ from tokenizers import Tokenizer
 from kdedge_runtime import ngram, plugins
 from kdedge_runtime.manifest import BUNDLE_FORMAT, BundleError, bundle_file, read_manifest  # noqa: F401 (re-exported)
 from kdedge_runtime.session import session_options
+from kdedge_runtime.wordcache import WordCache
 
 _ID_INPUTS = ("input_ids", "input_ids_b")  # padded with the pad token; masks and type ids with 0
 # Where each model input's values come from: (0: the text's encoding, or the joint pair's; 1: the second text's,
@@ -82,6 +83,8 @@ class Classifier:
         self._regression = self.is_regression
         self._sources = [(name, *_INPUT_SOURCES[name], self.pad_token_id if name in _ID_INPUTS else 0)
                          for name in self.input_names if name in _INPUT_SOURCES]
+        self._words = (WordCache.of(self.tokenizer, self.add_special_tokens, self.max_length)
+                       if isinstance(self.tokenizer, Tokenizer) else None)
         self._check_vocabulary(tokenizer_file, model_file)
 
     @property
@@ -159,6 +162,11 @@ class Classifier:
 
     def _feed_of_one(self, text: str, pair: str | None) -> dict[str, np.ndarray]:
         """The feed of one example: what `pad(encode(...))` gives for it, without the batch machinery."""
+        ids = self._words.ids(text) if self._words is not None and pair is None else None
+        if ids:  # one unpadded text: its mask is all ones, its token types all zeros
+            columns = {"ids": np.array([ids], dtype=np.int64)}
+            columns.update(attention_mask=np.ones_like(columns["ids"]), type_ids=np.zeros_like(columns["ids"]))
+            return {name: columns[attribute] for name, _, attribute, _ in self._sources}
         kw = {"add_special_tokens": self.add_special_tokens}
         if pair is not None and self.pair_encoding == "joint":
             encodings = (self.tokenizer.encode(text, pair, **kw), None)
