@@ -83,8 +83,10 @@ class Classifier:
         self._regression = self.is_regression
         self._sources = [(name, *_INPUT_SOURCES[name], self.pad_token_id if name in _ID_INPUTS else 0)
                          for name in self.input_names if name in _INPUT_SOURCES]
+        # one text's ids without an Encoding, where the tokenizer has such a path: `ids(text)`, None when it does not
+        # apply to that text (the n-gram tokenizer's always does)
         self._words = (WordCache.of(self.tokenizer, self.add_special_tokens, self.max_length)
-                       if isinstance(self.tokenizer, Tokenizer) else None)
+                       if isinstance(self.tokenizer, Tokenizer) else self.tokenizer)
         self._check_vocabulary(tokenizer_file, model_file)
 
     @property

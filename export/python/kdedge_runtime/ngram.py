@@ -173,7 +173,8 @@ class NgramTokenizer:
         self.max_words = max_words
         self.word_ids = {w: PAD_ID + 1 + i for i, w in enumerate(self.words)}
         self.bucket_offset = PAD_ID + 1 + len(self.words)
-        self._hashed: dict[str, int] = {}  # feature -> id: the same n-grams come back call after call
+        # feature (a string, or a word n-gram's tuple of words) -> id: the same n-grams come back call after call
+        self._hashed: dict[str | tuple[str, ...], int] = {}
 
     @property
     def vocab_size(self) -> int:
@@ -191,14 +192,20 @@ class NgramTokenizer:
     def ids(self, text: str) -> list[int]:
         """Rules 1 to 4."""
         words = words_of(text, self.max_words)
-        word_ids, cached = self.word_ids, self._hashed.get
-        ids = [word_ids[w] for w in words if w in word_ids]
+        cached = self._hashed.get
+        ids = [i for i in map(self.word_ids.get, words) if i]  # ids are positive: a missing word is None
         for n in range(2, self.rules["word_ngrams"] + 1):
-            # ids are positive, so `or` falls through to hashing only on a cache miss
-            ids += [cached(g) or self.hashed(g) for g in map(" ".join, zip(*(words[k:] for k in range(n))))]
+            # a word n-gram is cached under its tuple of words (no joining on a hit); `or` hashes on a miss only
+            ids += [cached(g) or self._hashed_words(g) for g in zip(*(words[k:] for k in range(n)))]
         if self.rules["char_ngrams"]:
             ids += [cached(g) or self.hashed(g) for w in words for g in char_ngrams(w, self.rules["char_ngrams"])]
         return ids
+
+    def _hashed_words(self, words: tuple[str, ...]) -> int:
+        found = self.hashed(" ".join(words))
+        if len(self._hashed) < _HASH_CACHE:
+            self._hashed[words] = found
+        return found
 
     # --- what kdedge_runtime.Classifier asks of a tokenizer (the tokenizers library's names)
     def encode(self, text: str, add_special_tokens: bool = False) -> Encoding:

@@ -1,0 +1,72 @@
+"""Where a predict() call's time goes in kdedge_runtime (issue 49): per bundle, one thread, cycling through the
+sentences of a file, the p50 of
+  - model:   the model's own run on a feed tokenized beforehand (what `kdedge bench` times),
+  - predict: Classifier.predict(text), text in and label out (what an app sees),
+  - tokenize: the tokenizers library's encode of the text alone,
+and predict / model. Run it with another kdedge_runtime first on PYTHONPATH to compare two versions on one machine
+in one sitting (e.g. a `git worktree` of an older commit: PYTHONPATH=../old/export/python).
+
+Usage: python benchmarks/per_call_overhead.py BUNDLE [...] --texts dev.tsv [--out result.json]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import kdedge_runtime  # noqa: E402
+from kdedge_runtime import Classifier  # noqa: E402
+from kdedge_runtime.cpu import cpu_name, describe  # noqa: E402
+from kdedge_runtime.timing import measure, summarize  # noqa: E402
+
+TIMING = dict(warmup=100, min_runs=3000, min_time=2.0, max_runs=50_000)
+
+
+def p50_us(run) -> float:
+    return summarize(measure(run, **TIMING), 1)["p50_ms"] * 1000
+
+
+def measure_bundle(path: Path, texts: list[str]) -> dict:
+    classifier = Classifier(path, threads=1)
+    pairs = texts[::-1] if classifier.is_pair else [None] * len(texts)  # a pair task reads two real sentences
+    examples = list(zip(texts, pairs))
+    encoded = classifier.encode(texts, None if pairs[0] is None else pairs)
+    feeds = itertools.cycle([classifier.pad([{k: encoded[k][i] for k in classifier.input_names}])
+                             for i in range(len(texts))])
+    calls, encodes = itertools.cycle(examples), itertools.cycle(examples)
+
+    def tokenize() -> None:  # the batch path's tokenizer call, for one example
+        text, pair = next(encodes)
+        classifier.encode([text], None if pair is None else [pair])
+
+    row = {"bundle": path.name, "architecture": classifier.manifest.get("architecture"),
+           "model_us": p50_us(lambda: classifier.run_batch(next(feeds))),
+           "predict_us": p50_us(lambda: classifier.predict(*next(calls))), "tokenize_us": p50_us(tokenize)}
+    row["predict_over_model"] = row["predict_us"] / row["model_us"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("bundles", nargs="+", type=Path)
+    parser.add_argument("--texts", type=Path, required=True, help="a TSV whose first column holds the sentences")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    texts = [line.split("\t")[0] for line in args.texts.read_text(encoding="utf-8").splitlines()[1:]]
+    result = {"runtime": str(Path(kdedge_runtime.__file__).parent), "cpu": cpu_name(describe()), "threads": 1,
+              "texts": str(args.texts), "rows": [measure_bundle(b, texts) for b in args.bundles]}
+    for r in result["rows"]:
+        print(f"{r['bundle']:24s} model {r['model_us']:8.1f} µs  predict {r['predict_us']:8.1f} µs  "
+              f"({r['predict_over_model']:.2f}x)  tokenize {r['tokenize_us']:6.1f} µs")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
