@@ -72,94 +72,75 @@ def _bundle_answer(loader, bundle: Path, manifest_file: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ bundles
 
-def _copy(bundle: Path, case: Path) -> Path:
-    shutil.copytree(bundle, case)
-    return case
+def _fuzz_bundles(target: str, tiny_bundles, loader, tmp_path, spoil, examples: int) -> None:
+    """Draw a bundle, copy it, let `spoil(draw, case)` damage the copy; the loader must answer with a one-line
+    BundleError or a bundle that classifies, and write nothing outside the case."""
+    names = sorted(tiny_bundles)
+
+    @given(st.data())
+    def prop(data):
+        count(target)
+        case = _case_dir(tmp_path)
+        shutil.copytree(tiny_bundles[data.draw(st.sampled_from(names), "bundle")], case)
+        spoil(data.draw, case)
+        _bundle_answer(loader, case, case / "manifest.json")
+        _only_inside(tmp_path, set())
+        shutil.rmtree(case)
+
+    fuzz(target, prop, examples)
 
 
 def test_fuzz_manifest_fields(tiny_bundles, loader, tmp_path):
     """manifest.json with fields dropped, retyped, nested deep, made huge, with path tricks: BundleError or a
     bundle that classifies."""
-    names = sorted(tiny_bundles)
-    before = set()
-
-    @given(st.data())
-    def prop(data):
-        count("manifest.json fields")
-        name = data.draw(st.sampled_from(names), "bundle")
-        case = _copy(tiny_bundles[name], _case_dir(tmp_path))
+    def spoil(draw, case):
         manifest = json.loads((case / "manifest.json").read_text())
-        if data.draw(st.booleans(), "path trick"):
-            manifest["tokenizer"]["file"] = data.draw(st.sampled_from(PATH_TRICKS), "tokenizer.file")
+        if draw(st.booleans(), "path trick"):
+            manifest["tokenizer"]["file"] = draw(st.sampled_from(PATH_TRICKS), "tokenizer.file")
         else:
-            manifest = mutate_json(data.draw, manifest)
-        (case / "manifest.json").write_bytes(dump_json(data.draw, manifest))
-        _bundle_answer(loader, case, case / "manifest.json")
-        _only_inside(tmp_path, before)
-        shutil.rmtree(case)
+            manifest = mutate_json(draw, manifest)
+        (case / "manifest.json").write_bytes(dump_json(draw, manifest))
 
-    fuzz("manifest.json fields", prop, 40)
+    _fuzz_bundles("manifest.json fields", tiny_bundles, loader, tmp_path, spoil, 40)
 
 
 def test_fuzz_manifest_bytes(tiny_bundles, loader, tmp_path):
     """manifest.json truncated, bit-flipped, with invalid UTF-8, NUL, deep nesting or huge numbers spliced in."""
-    names = sorted(tiny_bundles)
+    def spoil(draw, case):
+        (case / "manifest.json").write_bytes(mutate_bytes(draw, (case / "manifest.json").read_bytes()))
 
-    @given(st.data())
-    def prop(data):
-        count("manifest.json bytes")
-        case = _copy(tiny_bundles[data.draw(st.sampled_from(names), "bundle")], _case_dir(tmp_path))
-        raw = (case / "manifest.json").read_bytes()
-        (case / "manifest.json").write_bytes(mutate_bytes(data.draw, raw))
-        _bundle_answer(loader, case, case / "manifest.json")
-        shutil.rmtree(case)
-
-    fuzz("manifest.json bytes", prop, 25)
+    _fuzz_bundles("manifest.json bytes", tiny_bundles, loader, tmp_path, spoil, 25)
 
 
 def test_fuzz_tokenizer_json(tiny_bundles, loader, tmp_path):
     """tokenizer.json (WordLevel for the BiLSTM, WordPiece for the transformer) mutated as JSON or as bytes."""
-    names = sorted(tiny_bundles)
-
-    @given(st.data())
-    def prop(data):
-        count("tokenizer.json")
-        case = _copy(tiny_bundles[data.draw(st.sampled_from(names), "bundle")], _case_dir(tmp_path))
+    def spoil(draw, case):
         file = case / "tokenizer.json"
-        if data.draw(st.booleans(), "as JSON"):
+        if draw(st.booleans(), "as JSON"):
             spec = json.loads(file.read_text())
             # the vocabulary is thousands of entries: mutate the structure around it more often than inside it
             vocab = spec["model"].pop("vocab")
-            spec = mutate_json(data.draw, spec)
-            if isinstance(spec, dict) and isinstance(spec.get("model"), dict) and data.draw(st.booleans(), "vocab"):
-                spec["model"]["vocab"] = vocab if data.draw(st.booleans(), "keep") else data.draw(NASTY_VALUE)
-            file.write_bytes(dump_json(data.draw, spec))
+            spec = mutate_json(draw, spec)
+            if isinstance(spec, dict) and isinstance(spec.get("model"), dict) and draw(st.booleans(), "vocab"):
+                spec["model"]["vocab"] = vocab if draw(st.booleans(), "keep") else draw(NASTY_VALUE)
+            file.write_bytes(dump_json(draw, spec))
         else:
-            file.write_bytes(mutate_bytes(data.draw, file.read_bytes()))
-        _bundle_answer(loader, case, case / "manifest.json")
-        shutil.rmtree(case)
+            file.write_bytes(mutate_bytes(draw, file.read_bytes()))
 
-    fuzz("tokenizer.json", prop, 30)
+    _fuzz_bundles("tokenizer.json", tiny_bundles, loader, tmp_path, spoil, 30)
 
 
 def test_fuzz_model_onnx(tiny_bundles, loader, tmp_path):
     """model.onnx mutated, its sha256 in the manifest updated (so ONNX Runtime parses it) or not."""
-    names = sorted(tiny_bundles)
-
-    @given(st.data())
-    def prop(data):
-        count("model.onnx")
-        case = _copy(tiny_bundles[data.draw(st.sampled_from(names), "bundle")], _case_dir(tmp_path))
-        model = mutate_bytes(data.draw, (case / "model.onnx").read_bytes(), max_ops=2)
+    def spoil(draw, case):
+        model = mutate_bytes(draw, (case / "model.onnx").read_bytes(), max_ops=2)
         (case / "model.onnx").write_bytes(model)
-        if data.draw(st.integers(0, 4), "update sha256"):
+        if draw(st.integers(0, 4), "update sha256"):
             manifest = json.loads((case / "manifest.json").read_text())
             manifest["files"]["model.onnx"]["sha256"] = hashlib.sha256(model).hexdigest()
             (case / "manifest.json").write_text(json.dumps(manifest))
-        _bundle_answer(loader, case, case / "manifest.json")
-        shutil.rmtree(case)
 
-    fuzz("model.onnx", prop, 20)
+    _fuzz_bundles("model.onnx", tiny_bundles, loader, tmp_path, spoil, 20)
 
 
 # -------------------------------------------------------------------------------------------- data files

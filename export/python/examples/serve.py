@@ -64,36 +64,40 @@ def make_handler(classifier: Classifier):
         def _discard_body(self) -> None:
             """Read a body this server will not use: closing a socket with unread data resets the connection, and
             the client can lose the answer sent just before. A body it cannot read safely closes it instead."""
-            lengths = self.headers.get_all("Content-Length") or ["0"]
-            raw = lengths[0].strip()
-            if len(lengths) == 1 and raw.isdigit() and int(raw) <= MAX_BODY_BYTES and "Transfer-Encoding" not in self.headers:
+            try:
+                self._read_body(required=False)
+            except RequestError:
+                pass  # the connection is closed already
+
+        def _read_body(self, required: bool) -> bytes:
+            """The body, by its one Content-Length header; RequestError (and the connection closed, since an unread
+            body must not be parsed as the next request) when that header cannot be trusted or the body is short."""
+            try:
+                lengths = self.headers.get_all("Content-Length")
+                if not lengths:
+                    if required or "Transfer-Encoding" in self.headers:
+                        raise RequestError(411, "a Content-Length header is required")
+                    return b""
+                if not lengths[0].strip().isdigit():
+                    raise RequestError(400, f"Content-Length must be a non-negative integer, not {lengths[0][:40]!r}")
+                if len(lengths) > 1 or "Transfer-Encoding" in self.headers:  # which length holds is ambiguous:
+                    raise RequestError(400, "one Content-Length header and no Transfer-Encoding are expected")
+                length = int(lengths[0])
+                if length > MAX_BODY_BYTES:
+                    raise RequestError(413, f"the body is limited to {MAX_BODY_BYTES} bytes, got {length}")
                 try:
-                    if len(self.rfile.read(int(raw))) == int(raw):
-                        return
+                    data = self.rfile.read(length)
                 except (socket.timeout, TimeoutError, OSError):
-                    pass
-            self.close_connection = True
+                    data = b""
+                if len(data) != length:
+                    raise RequestError(400, f"the body ended after {len(data)} of {length} bytes (Content-Length)")
+                return data
+            except RequestError:
+                self.close_connection = True
+                raise
 
         def _json_body(self):
-            raw_length = self.headers.get("Content-Length")
-            if raw_length is None:
-                raise RequestError(411, "a Content-Length header is required")
-            if not raw_length.strip().isdigit():
-                raise RequestError(400, f"Content-Length must be a non-negative integer, not {raw_length[:40]!r}")
-            if len(self.headers.get_all("Content-Length")) > 1 or "Transfer-Encoding" in self.headers:
-                self.close_connection = True  # which length holds is ambiguous: refused, as node:http does
-                raise RequestError(400, "one Content-Length header and no Transfer-Encoding are expected")
-            length = int(raw_length)
-            if length > MAX_BODY_BYTES:
-                self.close_connection = True  # the unread body must not be parsed as the next request
-                raise RequestError(413, f"the body is limited to {MAX_BODY_BYTES} bytes, got {length}")
-            try:
-                data = self.rfile.read(length)
-            except (socket.timeout, TimeoutError):
-                data = b""
-            if len(data) != length:
-                self.close_connection = True
-                raise RequestError(400, f"the body ended after {len(data)} of {length} bytes (Content-Length)")
+            data = self._read_body(required=True)
             try:
                 return json.loads(data or b"{}")
             except (UnicodeDecodeError, json.JSONDecodeError) as e:
