@@ -9,6 +9,7 @@
 #   - at 2L-128, the same recipe from the pretrained BERT-Tiny-sized checkpoint and from random weights, and the
 #     pruned student without vocabulary trimming;
 #   - the GloVe BiLSTM on the same transfer set, its vocabulary capped at the 8,000 most frequent words;
+#   - the n-gram student (fastText's architecture, configs/sst2-ngram.yaml) on the same transfer set (issue 49);
 #   - every student exported fp32 and int8 (--preset auto), all bundles in ONE `kdedge bench` run with the
 #     teacher's fp32 and int8 bundles (ort-cpu, real-length dev sentences, 1 thread), then scored again on IMDB
 #     (../shared/data/imdb/test-2k.tsv) for the out-of-domain cost;
@@ -31,7 +32,7 @@ read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
 mkdir -p "$RES"
 . benchmarks/sst2_recipes.sh  # RECIPES, build_transfer, export_bundle
 ORDER=(pruned-2l-128 pretrained-2l-128 random-2l-128 pruned-2l-256 bilstm-glove pruned-2l-192 pruned-3l-256
-       pruned-2l-128-fullvocab pruned-3l-384)
+       pruned-2l-128-fullvocab pruned-3l-384 ngram)
 read -r -a ONLY <<< "${ONLY:-${ORDER[*]}}"
 
 stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml

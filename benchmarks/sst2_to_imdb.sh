@@ -8,7 +8,8 @@
 #     with the evaluation half kept out of it (--eval-file) and reviews kept whole (--max-words 3000; the models
 #     read the first 128 tokens);
 #   - students: the GloVe BiLSTM with its vocabulary capped at 8,000 words (a <= 2.5 MB bundle) and the best small
-#     transformer of the compression work (pruned-2l-128-long), recipes from sst2_recipes.sh; on (a) they are the
+#     transformer of the compression work (pruned-2l-128-long), and the n-gram student (issue 49), recipes from
+#     sst2_recipes.sh; on (a) they are the
 #     frontier's own runs (the same command), on (b) trained here; seeds 42 43 44;
 #   - int8 bundles (--preset auto); one `kdedge bench` per seed with the teacher's fp32/int8 bundles, SST-2 dev and
 #     the IMDB evaluation half (--eval-file imdb=...), ort-cpu, batch 1, 1 thread, latency the median of 3
@@ -24,7 +25,7 @@ T=$RUN/teacher
 W=$RUN/imdb
 IMDB=${KDEDGE_IMDB:-../shared/data/imdb/test-2k.tsv}
 read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
-read -r -a ONLY <<< "${ONLY:-bilstm-glove pruned-2l-128-long}"
+read -r -a ONLY <<< "${ONLY:-bilstm-glove pruned-2l-128-long ngram}"
 mkdir -p "$RES" "$W/bundles"
 . benchmarks/sst2_recipes.sh  # RECIPES, build_transfer, export_bundle
 
