@@ -7,6 +7,59 @@ import { BundleTokenizer } from "./tokenizer.js";
 import { NgramTokenizer } from "./ngram.js";
 
 const ID_INPUTS = new Set(["input_ids", "input_ids_b"]); // padded with the pad token; masks and type ids with 0
+// The inputs a feed of one text is built for directly (the second text's inputs end in _b); any other goes through pad.
+const DIRECT_INPUTS = new Set(["input_ids", "attention_mask", "token_type_ids", "input_ids_b", "attention_mask_b"]);
+const FETCHES = ["logits"];
+
+// An int64 element written as two 32-bit halves (low first on a little-endian machine): a token id is a non-negative
+// integer below 2**31 (the vocabulary's), so its high half is 0 and no BigInt is made per element.
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+// data (a BigInt64Array of zeros) <- values, then `fill` to its end; halves: an Int32Array over data's buffer (or
+// null), and data's first element in it at 2 * at.
+function fillIds(data, values, fill, halves = null, at = 0) {
+  const n = values.length;
+  if (halves === null && LITTLE_ENDIAN) {
+    halves = new Int32Array(data.buffer, data.byteOffset, 2 * data.length);
+    at = 0;
+  }
+  if (halves !== null && (fill | 0) === fill && fill >= 0) {
+    let i = 0;
+    for (; i < n; i++) {
+      const v = values[i];
+      if ((v | 0) !== v || v < 0) break; // not a small id: the general path below
+      halves[2 * (at + i)] = v;
+    }
+    if (i === n) {
+      if (fill !== 0) for (let j = n; j < data.length; j++) halves[2 * (at + j)] = fill;
+      return;
+    }
+  }
+  for (let j = 0; j < n; j++) data[j] = BigInt(values[j]);
+  if (fill !== 0) data.fill(BigInt(fill), n);
+}
+
+function fillOnes(data, n, halves, at) {
+  if (halves === null) {
+    data.fill(1n, 0, n);
+  } else {
+    for (let j = 0; j < n; j++) halves[2 * (at + j)] = 1;
+  }
+}
+
+// The first row of a run's logits, as numbers.
+function firstRow(result) {
+  const { data, dims } = result.logits;
+  return Array.from(data.subarray(0, dims[dims.length - 1]));
+}
+
+function ones(n) {
+  return new Array(n).fill(1);
+}
+
+function checkBatchSize(batchSize) {
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be at least 1, not ${batchSize}`);
+}
 
 // How a bundle's tokenizer file is read, each giving the tokenizer and the number of ids it can emit: by the n-gram
 // rules when the manifest has them (src/ngram.js), else as a Hugging Face tokenizer.json.
@@ -121,6 +174,7 @@ export class Classifier {
     this.inputNames = [...session.inputNames];
     this.pairEncoding = manifest.tokenizer.pair_encoding; // null, "joint" or "separate"
     this.padTokenId = manifest.tokenizer.pad_token_id;
+    this.directFeed = this.inputNames.every((name) => DIRECT_INPUTS.has(name));
   }
 
   get labels() { return [...this.manifest.label_names]; }
@@ -130,27 +184,76 @@ export class Classifier {
 
   // One prediction ({label, score, logits}) for a string, an array of them for an array.
   async predict(texts, pairs = null, { batchSize = 32 } = {}) {
-    const single = typeof texts === "string";
+    if (typeof texts === "string") {
+      // one text (an app's usual call): tokenized straight into its batch-1 feed, no batching, sorting or padding
+      const [, pairList] = this.checkInputs(texts, pairs);
+      checkBatchSize(batchSize);
+      return this.decode(firstRow(await this.session.run(this.feedOf(texts, pairList ? pairList[0] : null), FETCHES)));
+    }
     const logits = await this.logits(texts, pairs, { batchSize });
-    const predictions = logits.map((row) => this.decode(row));
-    return single ? predictions[0] : predictions;
+    return logits.map((row) => this.decode(row));
   }
 
   async logits(texts, pairs = null, { batchSize = 32 } = {}) {
     [texts, pairs] = this.checkInputs(texts, pairs);
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batchSize must be at least 1, not ${batchSize}`);
+    checkBatchSize(batchSize);
+    if (texts.length === 1) return [await this.logitsOf(texts[0], pairs ? pairs[0] : null)];
     const features = texts.map((t, i) => this.encode(t, pairs ? pairs[i] : null));
     // Length-sorted batches keep padding small; results are put back in input order.
     const order = features.map((f, i) => i).sort((i, j) => features[j].length - features[i].length || i - j);
     const out = new Array(texts.length);
     for (let start = 0; start < order.length; start += batchSize) {
       const rows = order.slice(start, start + batchSize);
-      const result = await this.session.run(this.pad(rows.map((i) => features[i])), ["logits"]);
+      const result = await this.session.run(this.pad(rows.map((i) => features[i])), FETCHES);
       const { data, dims } = result.logits;
       const width = dims[dims.length - 1];
-      rows.forEach((row, k) => { out[row] = Array.from(data.slice(k * width, (k + 1) * width)); });
+      for (let k = 0; k < rows.length; k++) out[rows[k]] = Array.from(data.subarray(k * width, (k + 1) * width));
     }
     return out;
+  }
+
+  // The logits of one text (and pair): the same ids and the same batch-1 feed as encode() and pad() give, built
+  // directly as int64 tensors.
+  async logitsOf(text, pair) {
+    return firstRow(await this.session.run(this.feedOf(text, pair), FETCHES));
+  }
+
+  // The batch-1 feed of one text (and pair): its inputs views of one buffer, written without a BigInt per element
+  // where the ids allow (fillIds).
+  feedOf(text, pair) {
+    if (!this.directFeed) return this.pad([this.encode(text, pair)]);
+    let a;
+    let b = null;
+    if (pair !== null && this.pairEncoding === "joint") {
+      a = this.tokenizer.encode(text, pair);
+    } else {
+      a = this.tokenizer.encode(text);
+      if (pair !== null) b = this.tokenizer.encode(pair);
+    }
+    const widthA = Math.max(1, a.ids.length);
+    const widthB = b === null ? 0 : Math.max(1, b.ids.length);
+    let total = 0;
+    for (const name of this.inputNames) {
+      if (name.endsWith("_b") && b === null) return this.pad([this.encode(text, pair)]); // pad's error, for a missing pair
+      total += name.endsWith("_b") ? widthB : widthA;
+    }
+    const buffer = new ArrayBuffer(8 * total);
+    const halves = LITTLE_ENDIAN ? new Int32Array(buffer) : null;
+    const feed = {};
+    let offset = 0;
+    for (const name of this.inputNames) {
+      const source = name.endsWith("_b") ? b : a;
+      const width = name.endsWith("_b") ? widthB : widthA;
+      const data = new BigInt64Array(buffer, 8 * offset, width);
+      switch (name) {
+        case "input_ids": case "input_ids_b": fillIds(data, source.ids, this.padTokenId, halves, offset); break;
+        case "attention_mask": case "attention_mask_b": fillOnes(data, source.ids.length, halves, offset); break;
+        default: fillIds(data, source.typeIds, 0, halves, offset); // token_type_ids
+      }
+      feed[name] = new this.Tensor("int64", data, [1, width]);
+      offset += width;
+    }
+    return feed;
   }
 
   // Token ids per model input for one example (unpadded), and its length.
@@ -159,16 +262,16 @@ export class Classifier {
     let length;
     if (pair !== null && this.pairEncoding === "joint") {
       const e = this.tokenizer.encode(text, pair);
-      Object.assign(features, { input_ids: e.ids, attention_mask: e.ids.map(() => 1), token_type_ids: e.typeIds });
+      Object.assign(features, { input_ids: e.ids, attention_mask: ones(e.ids.length), token_type_ids: e.typeIds });
       length = e.ids.length;
     } else {
       const e = this.tokenizer.encode(text);
-      Object.assign(features, { input_ids: e.ids, attention_mask: e.ids.map(() => 1), token_type_ids: e.typeIds });
+      Object.assign(features, { input_ids: e.ids, attention_mask: ones(e.ids.length), token_type_ids: e.typeIds });
       length = e.ids.length;
       if (pair !== null) {
         const second = this.tokenizer.encode(pair);
         features.input_ids_b = second.ids;
-        features.attention_mask_b = second.ids.map(() => 1);
+        features.attention_mask_b = ones(second.ids.length);
         length += second.ids.length;
       }
     }
@@ -179,10 +282,11 @@ export class Classifier {
   pad(rows) {
     const feed = {};
     for (const name of this.inputNames) {
-      const width = Math.max(1, ...rows.map((r) => r.inputs[name].length));
-      const fill = BigInt(ID_INPUTS.has(name) ? this.padTokenId : 0);
-      const data = new BigInt64Array(rows.length * width).fill(fill);
-      rows.forEach((r, i) => r.inputs[name].forEach((v, j) => { data[i * width + j] = BigInt(v); }));
+      let width = 1;
+      for (const r of rows) width = Math.max(width, r.inputs[name].length);
+      const data = new BigInt64Array(rows.length * width);
+      const fill = ID_INPUTS.has(name) ? this.padTokenId : 0;
+      for (let i = 0; i < rows.length; i++) fillIds(data.subarray(i * width, (i + 1) * width), rows[i].inputs[name], fill);
       feed[name] = new this.Tensor("int64", data, [rows.length, width]);
     }
     return feed;
@@ -201,12 +305,25 @@ export class Classifier {
     return [texts, pairs];
   }
 
+  // The label with the largest logit and its softmax probability; a NaN among the exponentials (a NaN logit, an
+  // infinite largest one) gives no label and a NaN score, as Math.max and indexOf rule.
   decode(logits) {
     if (this.isRegression) return { label: null, score: logits[0], logits };
-    const max = Math.max(...logits);
-    const exp = logits.map((v) => Math.exp(v - max));
-    const sum = exp.reduce((a, b) => a + b, 0);
-    const best = exp.indexOf(Math.max(...exp));
+    const n = logits.length;
+    let max = -Infinity;
+    for (let i = 0; i < n; i++) max = Math.max(max, logits[i]);
+    const exp = new Array(n);
+    let sum = 0;
+    let best = -1;
+    let top = -Infinity;
+    let nan = false;
+    for (let i = 0; i < n; i++) {
+      const e = Math.exp(logits[i] - max);
+      exp[i] = e;
+      sum += e;
+      if (e > top) { top = e; best = i; } else if (e !== e) nan = true;
+    }
+    if (nan) best = -1; // as exp.indexOf(Math.max(...exp)) gives
     return { label: this.manifest.label_names[best], score: exp[best] / sum, logits };
   }
 }

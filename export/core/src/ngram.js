@@ -1,7 +1,9 @@
 // The n-gram student's tokenizer: text -> ids by the rules in a bundle's manifest (tokenizer.ngram), version 1. The
 // rules are written out in export/python/kdedge_runtime/ngram.py and export/schema/README.md; this is the same
 // implementation for Node and the browser, and export/schema/ngram-golden.json holds both to the same ids.
-// No platform API beyond the language (String.normalize, Unicode property escapes, TextEncoder).
+// No platform API beyond the language (String.normalize, Unicode property escapes).
+
+import { FNV_BASIS, KeyTable, fnvStep } from "./keytable.js";
 
 export const NORMALIZATIONS = ["nfkc-lowercase"];
 export const SPLITS = ["unicode-words"];
@@ -15,7 +17,6 @@ export const PAD_ID = 0;
 // Rule 2: runs of letters, marks and digits; each punctuation or symbol character alone; anything else separates.
 const WORDS = /[\p{L}\p{M}\p{N}]+|[\p{P}\p{S}]/gu;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-const utf8 = new TextEncoder();
 
 const isInt = (v) => typeof v === "number" && Number.isInteger(v);
 const shown = (value) => String(JSON.stringify(value) ?? "null").slice(0, 60);
@@ -81,9 +82,55 @@ export function checkNgramTokenizer(tokenizer, where) {
 
 // 32-bit FNV-1a of the UTF-8 bytes of `text` (offset basis 2166136261, prime 16777619), as an unsigned integer.
 export function fnv1a32(text) {
-  let h = 0x811c9dc5;
-  for (const byte of utf8.encode(text)) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
-  return h >>> 0;
+  return fnvFeed(FNV_BASIS, text) >>> 0;
+}
+
+// The FNV-1a state `h` fed the characters text[start:end], all ASCII (each its own UTF-8 byte).
+function fnvRange(h, text, start, end) {
+  for (let i = start; i < end; i++) h = fnvStep(h, text.charCodeAt(i));
+  return h;
+}
+
+// The FNV-1a state `h` fed the UTF-8 bytes of `text` as TextEncoder writes them (a lone surrogate as U+FFFD), byte by
+// byte with no bytes made; the state is kept as a signed 32-bit integer (>>> 0 gives the hash).
+function fnvFeed(h, text) {
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    let c = text.charCodeAt(i);
+    if (c < 0x80) {
+      h = Math.imul(h ^ c, 0x01000193);
+      continue;
+    }
+    if (c < 0x800) {
+      h = Math.imul(h ^ (0xc0 | (c >> 6)), 0x01000193);
+      h = Math.imul(h ^ (0x80 | (c & 0x3f)), 0x01000193);
+      continue;
+    }
+    if (c >= 0xd800 && c <= 0xdfff) {
+      const d = c <= 0xdbff && i + 1 < n ? text.charCodeAt(i + 1) : 0;
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+        i++;
+        h = Math.imul(h ^ (0xf0 | (c >> 18)), 0x01000193);
+        h = Math.imul(h ^ (0x80 | ((c >> 12) & 0x3f)), 0x01000193);
+        h = Math.imul(h ^ (0x80 | ((c >> 6) & 0x3f)), 0x01000193);
+        h = Math.imul(h ^ (0x80 | (c & 0x3f)), 0x01000193);
+        continue;
+      }
+      c = 0xfffd;
+    }
+    h = Math.imul(h ^ (0xe0 | (c >> 12)), 0x01000193);
+    h = Math.imul(h ^ (0x80 | ((c >> 6) & 0x3f)), 0x01000193);
+    h = Math.imul(h ^ (0x80 | (c & 0x3f)), 0x01000193);
+  }
+  return h;
+}
+
+// (h >>> 0) % buckets, in floating point: the quotient of two integers below 2**32 is never rounded up to the next
+// integer, so this is exact, and it spares the slow remainder of a number beyond the signed 32-bit range.
+function bucketOf(h, buckets) {
+  const u = h >>> 0;
+  return u - Math.floor(u / buckets) * buckets;
 }
 
 // Rule 1: well formed (lone surrogates become U+FFFD), NFKC, lowercased.
@@ -93,8 +140,36 @@ export function normalize(text) {
 
 // Rules 1 and 2: the text's words, at most maxWords of them.
 export function wordsOf(text, maxWords = null) {
-  const words = normalize(text).match(WORDS) ?? [];
+  const words = asciiWordsOf(text, maxWords) ?? normalize(text).match(WORDS) ?? [];
   return maxWords === null ? words : words.slice(0, maxWords);
+}
+
+// The same words of an ASCII text, found without the regular expressions (null for any other text): NFKC leaves ASCII
+// as it is, lowercasing changes only A-Z, letters and digits are [a-z0-9], and every other printable character is
+// punctuation or a symbol (a word alone); controls and the space separate.
+const ASCII_WORD = 1;
+const ASCII_SYMBOL = 2;
+const ASCII_CLASSES = Uint8Array.from({ length: 128 }, (_, c) =>
+  (/[0-9A-Za-z]/.test(String.fromCharCode(c)) ? ASCII_WORD : c > 32 && c < 127 ? ASCII_SYMBOL : 0));
+function asciiWordsOf(text, maxWords) {
+  const n = text.length;
+  for (let i = 0; i < n; i++) if (text.charCodeAt(i) >= 128) return null;
+  const limit = Number.isInteger(maxWords) && maxWords >= 0 ? maxWords : Infinity;
+  const lower = text.toLowerCase();
+  const words = [];
+  for (let i = 0; i < n && words.length < limit;) {
+    const cls = ASCII_CLASSES[lower.charCodeAt(i)];
+    if (cls === ASCII_WORD) {
+      let j = i + 1;
+      while (j < n && ASCII_CLASSES[lower.charCodeAt(j)] === ASCII_WORD) j++;
+      words.push(lower.slice(i, j));
+      i = j;
+    } else {
+      if (cls === ASCII_SYMBOL) words.push(lower[i]);
+      i++;
+    }
+  }
+  return words;
 }
 
 export function charNgrams(word, sizes) {
@@ -123,6 +198,7 @@ export class NgramTokenizer {
     this.rules = rules;
     this.maxWords = maxLength;
     this.wordIds = new Map(this.words.map((w, i) => [w, PAD_ID + 1 + i]));
+    this.wordTable = KeyTable.of(this.words, this.words.map((w, i) => PAD_ID + 1 + i)); // the same, for asciiWords
     this.bucketOffset = PAD_ID + 1 + this.words.length;
   }
 
@@ -130,22 +206,100 @@ export class NgramTokenizer {
 
   hashed(feature) { return this.bucketOffset + (fnv1a32(feature) % this.rules.buckets); }
 
+  // The ids in rule order: the words found in the vocabulary, then each n-gram size's word n-grams (joined by a space),
+  // then each word's character n-grams. An n-gram's hash is its first word's FNV state fed the rest, so nothing is
+  // joined; the bytes hashed are those of the joined text.
   ids(text) {
-    const words = wordsOf(text, this.maxWords);
-    const ids = [];
-    for (const w of words) if (this.wordIds.has(w)) ids.push(this.wordIds.get(w));
-    for (let n = 2; n <= this.rules.word_ngrams; n++) {
-      for (let i = 0; i + n <= words.length; i++) ids.push(this.hashed(words.slice(i, i + n).join(" ")));
+    const { buckets, word_ngrams: longest, char_ngrams: sizes } = this.rules;
+    const offset = this.bucketOffset;
+    const ascii = this.asciiWords(text);
+    let words = null;
+    let ids;
+    let count;
+    let states; // each word's FNV state, then each n-gram's from it
+    if (ascii !== null) {
+      ({ found: ids, count, states } = ascii);
+    } else {
+      words = wordsOf(text, this.maxWords);
+      count = words.length;
+      ids = [];
+      for (let i = 0; i < count; i++) {
+        const id = this.wordIds.get(words[i]);
+        if (id !== undefined) ids.push(id);
+      }
+      if (longest >= 2) states = words.map((w) => fnvFeed(FNV_BASIS, w));
     }
-    if (this.rules.char_ngrams.length) {
-      for (const w of words) for (const g of charNgrams(w, this.rules.char_ngrams)) ids.push(this.hashed(g));
+    if (longest >= 2 && count >= 2) {
+      for (let n = 2; n <= longest && n <= count; n++) {
+        for (let i = 0; i + n <= count; i++) {
+          const j = i + n - 1;
+          const h0 = Math.imul(states[i] ^ 0x20, 0x01000193);
+          const h = ascii !== null ? fnvRange(h0, ascii.lower, ascii.starts[j], ascii.ends[j]) : fnvFeed(h0, words[j]);
+          states[i] = h;
+          ids.push(offset + bucketOf(h, buckets));
+        }
+      }
+    }
+    if (sizes.length) {
+      words ??= ascii.starts.map((start, i) => ascii.lower.slice(start, ascii.ends[i]));
+      for (const w of words) {
+        const marked = Array.from(`<${w}>`); // code points, not UTF-16 units
+        for (const n of sizes) {
+          if (n === marked.length) continue;
+          for (let i = 0; i + n <= marked.length; i++) {
+            let h = FNV_BASIS;
+            for (let k = i; k < i + n; k++) h = fnvFeed(h, marked[k]);
+            ids.push(offset + bucketOf(h, buckets));
+          }
+        }
+      }
     }
     return ids;
   }
 
+  // An ASCII text's words (as asciiWordsOf finds them) as ranges of the lowercased text, with each word's FNV state
+  // and the ids of those in the vocabulary, found in one pass with no word made; null for any other text.
+  asciiWords(text) {
+    if (this.wordTable === null) return null;
+    const n = text.length;
+    for (let i = 0; i < n; i++) if (text.charCodeAt(i) >= 128) return null;
+    const max = this.maxWords;
+    if (!(max === null || (Number.isInteger(max) && max >= 0))) return null;
+    const limit = max ?? Infinity;
+    const lower = text.toLowerCase();
+    const starts = [];
+    const ends = [];
+    const states = [];
+    const found = [];
+    for (let i = 0; i < n && starts.length < limit;) {
+      const c = lower.charCodeAt(i);
+      const cls = ASCII_CLASSES[c];
+      if (cls === 0) {
+        i++;
+        continue;
+      }
+      let h = fnvStep(FNV_BASIS, c);
+      let j = i + 1;
+      if (cls === ASCII_WORD) {
+        for (; j < n; j++) {
+          const d = lower.charCodeAt(j);
+          if (ASCII_CLASSES[d] !== ASCII_WORD) break;
+          h = fnvStep(h, d);
+        }
+      }
+      const id = this.wordTable.get(lower, i, j, h, false);
+      if (id !== -1) found.push(id);
+      starts.push(i);
+      ends.push(j);
+      states.push(h);
+      i = j;
+    }
+    return { lower, starts, ends, states, found, count: starts.length };
+  }
+
   encode(text) {
     const ids = this.ids(text);
-    return { ids, typeIds: ids.map(() => 0) };
+    return { ids, typeIds: new Array(ids.length).fill(0) };
   }
 
   // No special tokens and no token types: the ids are the text's own.

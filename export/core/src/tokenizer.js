@@ -4,6 +4,7 @@
 // bundle's max length, and the post-processor's special-token template.
 import { Tokenizer } from "@huggingface/tokenizers";
 
+import { FNV_BASIS, KeyTable, fnvStep, lowerAscii } from "./keytable.js";
 import { vocabularySize } from "./manifest.js";
 
 // A word-level vocabulary is a WordPiece vocabulary whose continuation prefix never matches: a word is either
@@ -103,6 +104,161 @@ function asTemplate(post) {
   };
 }
 
+// The common case done directly, with the same ids as @huggingface/tokenizers gives: a text of printable ASCII (and
+// tab, newline, carriage return) through a BERT-style tokenizer.json, BertNormalizer (or none), BertPreTokenizer and
+// WordPiece (a word-level vocabulary is one, asSupportedModel). On such a text the library's steps reduce to: no
+// added token can match (a character that could start one sends the text to the library), the normalizer at most
+// lowercases (and turns tab, newline, carriage return into spaces), the pre-tokenizer splits runs of letters and digits
+// from each punctuation character, and WordPiece's greedy longest match runs on each word. Anything else: null, and
+// the library tokenizes the text.
+const SPACE = 1;
+const PUNCTUATION = 2;
+const WORD = 3;
+
+class AsciiWordPiece {
+  // null where the tokenizer.json is not of this kind
+  static of(rules, config, library) {
+    const { model } = rules;
+    if (model.type !== "WordPiece" || typeof model.continuing_subword_prefix !== "string" || model.fuse_unk) return null;
+    if (rules.pre_tokenizer?.type !== "BertPreTokenizer") return null;
+    if (rules.normalizer !== null && rules.normalizer?.type !== "BertNormalizer") return null;
+    if (config.remove_space === true || config.do_lowercase_and_remove_accent) return null;
+    const normalizer = rules.normalizer === null ? null : library.normalizer;
+    if (normalizer !== null && typeof normalizer !== "function") return null;
+    const direct = new AsciiWordPiece(rules, normalizer);
+    // null as well for an id beyond what a KeyTable holds
+    return direct.firstPieces && direct.laterPieces && Number.isInteger(direct.unkId) ? direct : null;
+  }
+
+  constructor(rules, normalizer) {
+    const { model } = rules;
+    this.lowercase = Boolean(rules.normalizer?.lowercase);
+    this.prefix = model.continuing_subword_prefix;
+    this.maxChars = model.max_input_chars_per_word ?? 100;
+    // the library's maps: the vocabulary with the added tokens over it, and the added tokens by content (and by
+    // normalized content where the token is normalized); a token's id is its added token's, else its vocabulary id
+    const added = new Map();
+    const starts = new Set(); // characters an added token starts with, before and after normalization
+    for (const token of rules.added_tokens) {
+      added.set(token.content, token.id);
+      if (token.content) starts.add(token.content[0]);
+      if ((token.normalized ?? !(token.special ?? false)) && normalizer !== null) {
+        const normalized = normalizer(token.content);
+        added.set(normalized, token.id);
+        if (normalized) starts.add(normalized[0]);
+      }
+    }
+    const pieces = Object.keys(model.vocab);
+    for (const content of new Set(rules.added_tokens.map((token) => token.content))) {
+      if (!Object.hasOwn(model.vocab, content)) pieces.push(content);
+    }
+    const ids = pieces.map((piece) => (added.has(piece) ? added.get(piece) : model.vocab[piece]));
+    const unk = model.unk_token;
+    this.unkId = added.get(unk) ?? (Object.hasOwn(model.vocab, unk) ? model.vocab[unk] : undefined);
+    // a word's first piece is looked up whole; a later piece as the continuation prefix + the piece, that is among the
+    // pieces that start with the prefix, the prefix taken off
+    this.firstPieces = KeyTable.of(pieces, ids);
+    const later = [];
+    const laterIds = [];
+    for (let i = 0; i < pieces.length; i++) {
+      if (pieces[i].startsWith(this.prefix)) {
+        later.push(pieces[i].slice(this.prefix.length));
+        laterIds.push(ids[i]);
+      }
+    }
+    this.laterPieces = KeyTable.of(later, laterIds);
+    this.hashes = new Int32Array(64); // a word's prefix hashes, grown for longer words
+    // what each ASCII character is (0: the text goes to the library)
+    this.classes = new Uint8Array(128);
+    for (let c = 0; c < 128; c++) {
+      const ch = String.fromCharCode(c);
+      let cls = 0;
+      if (c === 9 || c === 10 || c === 13 || c === 32) cls = SPACE;
+      else if (/[0-9A-Za-z]/.test(ch)) cls = WORD;
+      else if (c > 32 && c < 127) cls = PUNCTUATION;
+      const images = [ch, this.lowercase ? ch.toLowerCase() : ch, cls === SPACE ? " " : ch];
+      if (images.some((image) => starts.has(image))) cls = 0;
+      this.classes[c] = cls;
+    }
+  }
+
+  // The text's ids (at least the first `limit`, when only those are kept), or null: the library's text.
+  encode(text, limit = Infinity) {
+    const { classes } = this;
+    const out = [];
+    const n = text.length;
+    let i = 0;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      const cls = c < 128 ? classes[c] : 0;
+      if (cls === SPACE) {
+        i++;
+      } else if (cls === PUNCTUATION) {
+        if (out.length < limit) this.wordPiece(text, i, i + 1, out);
+        i++;
+      } else if (cls === WORD) {
+        let j = i + 1;
+        for (; j < n; j++) {
+          const d = text.charCodeAt(j);
+          if (d >= 128 || classes[d] !== WORD) break;
+        }
+        if (out.length < limit) this.wordPiece(text, i, j, out);
+        i = j;
+      } else {
+        return null;
+      }
+    }
+    return out;
+  }
+
+  // WordPiece as the library runs it on the word text[s:e] (lowercased when the normalizer lowercases): the longest
+  // piece from the start, then the longest continuation piece from where it ended, and so on; a word with no piece
+  // at some point (or too long) is the unknown token.
+  wordPiece(text, s, e, out) {
+    const n = e - s;
+    if (n > this.maxChars) {
+      out.push(this.unkId);
+      return;
+    }
+    if (this.hashes.length < n) this.hashes = new Int32Array(2 * n);
+    const { hashes, lowercase } = this;
+    const first = out.length;
+    let start = s;
+    while (start < e) {
+      const table = start === s ? this.firstPieces : this.laterPieces;
+      let h = FNV_BASIS;
+      for (let k = start; k < e; k++) {
+        h = fnvStep(h, lowercase ? lowerAscii(text.charCodeAt(k)) : text.charCodeAt(k));
+        hashes[k - start] = h;
+      }
+      let end = e;
+      let id = -1;
+      for (; end > start; end--) {
+        id = table.get(text, start, end, hashes[end - start - 1], lowercase);
+        if (id !== -1) break;
+      }
+      if (end === start) {
+        out.length = first;
+        out.push(this.unkId);
+        return;
+      }
+      out.push(id);
+      start = end;
+    }
+  }
+}
+
+// A special-token template as parts: constant ids and type ids, or where sequence A or B goes with its type id.
+function compileTemplate(template, kind) {
+  return template[kind].map((item) => {
+    if (item.SpecialToken) {
+      const ids = template.special_tokens[item.SpecialToken.id].ids;
+      return { ids, typeId: item.SpecialToken.type_id };
+    }
+    return { sequence: item.Sequence.id, typeId: item.Sequence.type_id };
+  });
+}
+
 export class BundleTokenizer {
   constructor(tokenizerJson, tokenizerConfig, { maxLength, addSpecialTokens }) {
     checkTokenizerJson(tokenizerJson);
@@ -118,10 +274,14 @@ export class BundleTokenizer {
         "RobertaProcessing or BertProcessing expected)");
     }
     if (this.template) checkTemplate(this.template, vocabularySize(tokenizerJson));
+    this.parts = this.template ? { single: compileTemplate(this.template, "single"), pair: compileTemplate(this.template, "pair") } : null;
+    this.specials = { single: this.specialCount("single"), pair: this.specialCount("pair") };
+    this.ascii = AsciiWordPiece.of(rules, tokenizerConfig ?? {}, this.tokenizer);
   }
 
-  ids(text) {
-    return this.tokenizer.encode(text, { add_special_tokens: false }).ids.map(Number);
+  ids(text, limit = Infinity) {
+    const ids = this.ascii?.encode(text, limit);
+    return ids ?? this.tokenizer.encode(text, { add_special_tokens: false }).ids.map(Number);
   }
 
   // The largest token type id an encoding of `kind` ("single" or "pair") holds.
@@ -137,31 +297,26 @@ export class BundleTokenizer {
   // {ids, typeIds} for one text, or a pair joined into one sequence.
   encode(text, pair = null) {
     if (pair === null) {
-      const a = this.ids(text).slice(0, Math.max(0, this.maxLength - this.specialCount("single")));
-      return this.applyTemplate("single", a, null);
+      const budget = Math.max(0, this.maxLength - this.specials.single);
+      const a = this.ids(text, budget);
+      return this.applyTemplate("single", a.length > budget ? a.slice(0, budget) : a, null);
     }
-    const [a, b] = truncateLongestFirst(this.ids(text), this.ids(pair), this.maxLength - this.specialCount("pair"));
+    const [a, b] = truncateLongestFirst(this.ids(text), this.ids(pair), this.maxLength - this.specials.pair);
     return this.applyTemplate("pair", a, b);
   }
 
   applyTemplate(kind, a, b) {
-    if (!this.template) {
-      return { ids: [...a, ...(b ?? [])], typeIds: [...a.map(() => 0), ...(b ?? []).map(() => 1)] };
-    }
     const ids = [];
     const typeIds = [];
-    for (const item of this.template[kind]) {
-      if (item.SpecialToken) {
-        for (const id of this.template.special_tokens[item.SpecialToken.id].ids) {
-          ids.push(id);
-          typeIds.push(item.SpecialToken.type_id);
-        }
-      } else {
-        const sequence = item.Sequence.id === "A" ? a : b;
-        for (const id of sequence) {
-          ids.push(id);
-          typeIds.push(item.Sequence.type_id);
-        }
+    if (!this.parts) {
+      for (const id of a) { ids.push(id); typeIds.push(0); }
+      if (b) for (const id of b) { ids.push(id); typeIds.push(1); }
+      return { ids, typeIds };
+    }
+    for (const part of this.parts[kind]) {
+      for (const id of part.ids ?? (part.sequence === "A" ? a : b)) {
+        ids.push(id);
+        typeIds.push(part.typeId);
       }
     }
     return { ids, typeIds };

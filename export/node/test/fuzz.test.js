@@ -9,6 +9,7 @@
 // hang (each case is timed) or a file read outside the bundle folder. `npm test` runs a few hundred cases in seconds;
 //   KDEDGE_FUZZ_CASES=5000 KDEDGE_FUZZ_SEED=7 node --test test/fuzz.test.js   (from export/node) runs each target
 // for 5000 cases; KDEDGE_FUZZ_CASE=N replays one case; KDEDGE_FUZZ_BUNDLES=dir1:dir2 fuzzes other bundles.
+// On the same bundles, not fuzz: predict() of one text (its direct batch-1 feed) against the batched path.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import fs from "node:fs";
@@ -413,6 +414,38 @@ describe("fuzz: kdedge-runtime-core, the Node and browser runtimes, the Node exa
       if (result) await predictsWell(result, r, what);
     });
     console.log(`web Classifier.load: ${JSON.stringify(stats)}`);
+  });
+});
+
+// Not fuzz, on the same real bundles: predict() of one text builds its batch-1 feed directly from the tokenizer
+// (Classifier.feedOf, issue 49); it must give exactly what the batched path (encode, pad, run, decode) gives.
+describe("one text: predict's direct path against the batched path", () => {
+  test("the same feed, and the same logits, label and score, for single-text and pair bundles", async () => {
+    const kinds = new Set();
+    for (const bundle of BUNDLES) {
+      const classifier = await Classifier.load(bundle.dir);
+      kinds.add(classifier.isPair ? `pair (${classifier.pairEncoding})` : "single");
+      const texts = [...TEXTS, "A GORGEOUS, witty film!", "it 's a charming and often affecting journey . "];
+      const pairs = classifier.isPair ? texts.map((_, i) => texts[(i + 5) % texts.length]) : null;
+      // batches of one row (more than one text, so the batched path): no padding, so even dynamic int8 agrees exactly
+      const batched = await classifier.predict(texts, pairs, { batchSize: 1 });
+      for (let i = 0; i < texts.length; i++) {
+        const pair = pairs ? pairs[i] : null;
+        const what = `${bundle.name}: ${JSON.stringify(texts[i]).slice(0, 40)}${pair === null ? "" : ` / ${JSON.stringify(pair).slice(0, 40)}`}`;
+        const direct = classifier.feedOf(texts[i], pair);
+        const padded = classifier.pad([classifier.encode(texts[i], pair)]);
+        assert.deepEqual(Object.keys(direct), Object.keys(padded), what);
+        for (const name of Object.keys(padded)) {
+          assert.deepEqual([direct[name].type, direct[name].dims, [...direct[name].data]],
+            [padded[name].type, padded[name].dims, [...padded[name].data]], `${what}: ${name}`);
+        }
+        assert.deepEqual(await classifier.predict(texts[i], pair), batched[i], what);
+        assert.deepEqual((await classifier.logits(texts[i], pair))[0], batched[i].logits, what);
+      }
+    }
+    if (!process.env.KDEDGE_FUZZ_BUNDLES) {
+      assert.ok(kinds.has("single") && kinds.has("pair (joint)") && kinds.has("pair (separate)"), [...kinds].join(", "));
+    }
   });
 });
 

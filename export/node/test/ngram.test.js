@@ -49,3 +49,52 @@ test("rules a runtime does not implement, and malformed ones, are refused naming
   }
   assert.throws(() => new NgramTokenizer({ words: ["a", "a"] }, good), /distinct, non-empty strings/);
 });
+
+// The rules as written (rule 1's normalization, rule 2's regular expression, joined n-grams hashed through TextEncoder):
+// what the tokenizer's direct path for ASCII texts (no regular expression, nothing joined) must give.
+const utf8 = new TextEncoder();
+const referenceHash = (text) => utf8.encode(text).reduce((h, byte) => Math.imul(h ^ byte, 0x01000193) >>> 0, 0x811c9dc5);
+function referenceIds(text, words, rules, maxWords) {
+  const found = text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD")
+    .normalize("NFKC").toLowerCase().match(/[\p{L}\p{M}\p{N}]+|[\p{P}\p{S}]/gu) ?? [];
+  const kept = maxWords === null ? found : found.slice(0, maxWords);
+  const offset = 1 + words.length;
+  const bucket = (feature) => offset + (referenceHash(feature) % rules.buckets);
+  const ids = kept.filter((w) => words.includes(w)).map((w) => 1 + words.indexOf(w));
+  for (let n = 2; n <= rules.word_ngrams; n++) {
+    for (let i = 0; i + n <= kept.length; i++) ids.push(bucket(kept.slice(i, i + n).join(" ")));
+  }
+  for (const w of kept) {
+    const marked = Array.from(`<${w}>`);
+    for (const n of rules.char_ngrams) {
+      if (n === marked.length) continue;
+      for (let i = 0; i + n <= marked.length; i++) ids.push(bucket(marked.slice(i, i + n).join("")));
+    }
+  }
+  return ids;
+}
+
+test("ASCII texts (the direct path) and any other get the ids the rules give", () => {
+  let state = 48;
+  const rnd = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const words = ["the", "film", "a", "!", "9", "x1", "it's"];
+  const pieces = [...words, "The", "FILM", " ", "  ", "\t", ".", ",", "-", "'", "\u0000", "\u007f", "é", "ß", "ﬁ", "🎬",
+    "\ud800", "e\u0301", "ＡＢＣ"];
+  const texts = Array.from({ length: 3000 }, (_, i) => {
+    let text = "";
+    for (let n = Math.floor(rnd() * 24); n > 0; n--) {
+      text += rnd() < 0.5 ? String.fromCharCode(Math.floor(rnd() * 128)) : pieces[Math.floor(rnd() * (i % 4 ? 17 : pieces.length))];
+    }
+    return text;
+  });
+  const base = golden.tokenizers[0].rules;
+  for (const rules of [base, { ...base, word_ngrams: 5, buckets: 2 ** 31 - 1 }, { ...base, word_ngrams: 3, char_ngrams: [1, 3, 5] }]) {
+    for (const maxWords of [null, 4]) {
+      const tokenizer = new NgramTokenizer({ words }, checkNgramRules(rules, "test"), { maxLength: maxWords });
+      for (const text of texts) {
+        assert.deepEqual(tokenizer.ids(text), referenceIds(text, words, rules, maxWords), `${JSON.stringify(rules)}: ${JSON.stringify(text)}`);
+      }
+    }
+  }
+  for (const text of texts) assert.equal(fnv1a32(text), referenceHash(text), JSON.stringify(text));
+});

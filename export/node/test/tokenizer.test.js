@@ -72,3 +72,56 @@ test("RoBERTa's and BERT's fixed post-processors, as the Rust library applies th
   assert.deepEqual(bert.encode("one two three four five six seven eight nine ten", "a b c d e f g h").typeIds,
     [0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1]);
 });
+
+// A seeded text of printable ASCII (and tab, newline, carriage return, now and then another control), with words of
+// the vocabulary, pieces, brackets that could start a special token, upper case.
+function asciiTexts(count, seed, words) {
+  let state = seed;
+  const rnd = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const chars = "abcxyzHWLO0189 \t\n\r[]#<>/!?.,'\"-_`~^|\\{}()@$%&*+=:;\u0001\u007f";
+  return Array.from({ length: count }, () => {
+    let text = "";
+    for (let n = Math.floor(rnd() * 30); n > 0; n--) {
+      text += rnd() < 0.3 ? words[Math.floor(rnd() * words.length)] : chars[Math.floor(rnd() * chars.length)];
+    }
+    return text;
+  });
+}
+
+test("an ASCII text takes the direct WordPiece path and gets the library's ids", () => {
+  const pieces = { "[PAD]": 0, "[UNK]": 1, "[CLS]": 2, "[SEP]": 3, "[MASK]": 4, hello: 5, world: 6, "##s": 7, un: 8,
+    "##aff": 9, "##able": 10, "!": 11, ".": 12, a: 13, "##b": 14, "##c": 15, ab: 16, "##bc": 17, x: 18, "##x": 19,
+    Hello: 20, "##": 21, "#": 22, "[": 23, "]": 24, "9": 25, "##1": 26 };
+  const special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].map((content) => ({ id: pieces[content], content,
+    single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }));
+  const model = { type: "WordPiece", vocab: pieces, unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 9 };
+  const base = { ...tokenizerJson(model, bertTemplate), added_tokens: special };
+  const variants = {
+    bert: base,
+    cased: { ...base, normalizer: { ...base.normalizer, lowercase: false } },
+    "no normalizer": { ...base, normalizer: null },
+    "normalized added tokens": { ...base, added_tokens: [...special.map((t) => ({ ...t, normalized: true })),
+      { id: 30, content: "HeLLo", normalized: true, special: false }, { id: 31, content: "xx", special: false }] },
+    "an added token over a piece": { ...base, added_tokens: [...special, { id: 40, content: "hello", special: false, normalized: false }] },
+    "no continuation prefix": { ...base, model: { ...model, continuing_subword_prefix: "" } },
+    "word level": { ...base, model: { type: "WordLevel", vocab: pieces, unk_token: "[UNK]" } },
+  };
+  const texts = asciiTexts(3000, 49, [...Object.keys(pieces), "unaffable", "abc", "xxxx", "HELLO", "[cls]", "[MASK]", "hello!"]);
+  for (const [name, json] of Object.entries(variants)) {
+    const tok = new BundleTokenizer(json, {}, { maxLength: 16, addSpecialTokens: true });
+    assert.ok(tok.ascii, `${name}: the direct path is taken`);
+    let direct = 0;
+    for (const text of texts) {
+      const ids = tok.ascii.encode(text);
+      if (ids === null) continue; // not for the direct path (a control, a character that could start an added token)
+      direct++;
+      assert.deepEqual(ids, tok.tokenizer.encode(text, { add_special_tokens: false }).ids, `${name}: ${JSON.stringify(text)}`);
+    }
+    assert.ok(direct > 300, `${name}: only ${direct} texts took the direct path`);
+  }
+  // what it does not implement goes to the library
+  assert.equal(new BundleTokenizer({ ...base, model: { ...model, fuse_unk: true } }, {}, { maxLength: 8, addSpecialTokens: false }).ascii, null);
+  assert.equal(new BundleTokenizer(base, { remove_space: true }, { maxLength: 8, addSpecialTokens: false }).ascii, null);
+  assert.equal(new BundleTokenizer({ ...base, pre_tokenizer: { type: "Whitespace" } }, {}, { maxLength: 8, addSpecialTokens: false }).ascii, null);
+  assert.equal(new BundleTokenizer(base, {}, { maxLength: 8, addSpecialTokens: false }).ascii.encode("café"), null);
+});
