@@ -84,9 +84,12 @@ class Classifier:
         self._sources = [(name, *_INPUT_SOURCES[name], self.pad_token_id if name in _ID_INPUTS else 0)
                          for name in self.input_names if name in _INPUT_SOURCES]
         # one text's ids without an Encoding, where the tokenizer has such a path: `ids(text)`, None when it does not
-        # apply to that text (the n-gram tokenizer's always does)
+        # apply to that text (the n-gram tokenizer's always does); with them, the other inputs are constant
+        self._pair = self.is_pair
         self._words = (WordCache.of(self.tokenizer, self.add_special_tokens, self.max_length)
                        if isinstance(self.tokenizer, Tokenizer) else self.tokenizer)
+        self._constant_inputs = [(name, {"attention_mask": 1, "type_ids": 0}[attribute])
+                                 for name, _, attribute, _ in self._sources if attribute != "ids"]
         self._check_vocabulary(tokenizer_file, model_file)
 
     @property
@@ -116,18 +119,22 @@ class Classifier:
         """One Prediction for one text (and pair); a list for a list. Text that is not valid Unicode (lone
         surrogates, which Python makes of bytes that are not UTF-8) is read with each of them replaced by U+FFFD, as
         UTF-8 decoding with errors="replace" reads such bytes; anything but strings is a TypeError."""
-        single = isinstance(texts, str)
-        logits = self.logits(texts, pairs, batch_size=batch_size)
-        predictions = [self._decode(row) for row in logits]
-        return predictions[0] if single else predictions
+        short = self._short(texts, pairs, batch_size)
+        if short is not None:
+            return self._decode(short[0])
+        predictions = [self._decode(row) for row in self.logits(texts, pairs, batch_size=batch_size)]
+        return predictions[0] if isinstance(texts, str) else predictions
 
     def logits(self, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None, *,
                batch_size: int = 32) -> np.ndarray:
+        short = self._short(texts, pairs, batch_size)
+        if short is not None:
+            return short
         one = isinstance(texts, str) and (pairs is None or isinstance(pairs, str))
         texts, pairs = self._check_inputs(texts, pairs)
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-        if one:  # an app's usual call: no sorting, no padding, the feed built straight from the encodings
+        if one:  # one text or pair: no sorting, no padding, the feed built straight from the encodings
             return self.run_batch(self._feed_of_one(texts[0], pairs[0] if pairs else None))
         features = self.encode(texts, pairs)
         lengths = features["lengths"]
@@ -162,13 +169,24 @@ class Classifier:
         features["lengths"] = np.asarray(lengths)
         return features
 
+    def _short(self, texts, pairs, batch_size: int) -> np.ndarray | None:
+        """The logits of one ASCII text (no pair) through the tokenizer's short path (`ids(text)`, no Encoding, the
+        feed built from the ids alone), or None where that path does not apply and `logits` takes over. An app's
+        usual call: for the smallest students, everything around the model's run counts."""
+        if (pairs is not None or not isinstance(texts, str) or self._words is None or self._pair or batch_size < 1
+                or not texts.isascii()):  # ASCII: nothing for valid_text to replace
+            return None
+        ids = self._words.ids(texts)
+        if not ids:  # no ids at all: the padding rule of `pad` applies
+            return None
+        row = np.array(ids, dtype=np.int64)[None]  # one unpadded text: mask all ones, token types all zeros
+        feed = {"input_ids": row}
+        for name, fill in self._constant_inputs:
+            feed[name] = np.full_like(row, fill)
+        return self.run_batch(feed)
+
     def _feed_of_one(self, text: str, pair: str | None) -> dict[str, np.ndarray]:
         """The feed of one example: what `pad(encode(...))` gives for it, without the batch machinery."""
-        ids = self._words.ids(text) if self._words is not None and pair is None else None
-        if ids:  # one unpadded text: its mask is all ones, its token types all zeros
-            columns = {"ids": np.array([ids], dtype=np.int64)}
-            columns.update(attention_mask=np.ones_like(columns["ids"]), type_ids=np.zeros_like(columns["ids"]))
-            return {name: columns[attribute] for name, _, attribute, _ in self._sources}
         kw = {"add_special_tokens": self.add_special_tokens}
         if pair is not None and self.pair_encoding == "joint":
             encodings = (self.tokenizer.encode(text, pair, **kw), None)

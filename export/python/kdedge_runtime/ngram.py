@@ -156,7 +156,7 @@ def split_words(text: str) -> list[str]:
 def words_of(text: str, max_words: int | None = None) -> list[str]:
     """Rules 1 and 2: the text's words, at most `max_words` of them."""
     words = split_words(normalize(text))
-    return words if max_words is None else words[:max_words]
+    return words if max_words is None or len(words) <= max_words else words[:max_words]
 
 
 def char_ngrams(word: str, sizes: list[int]) -> list[str]:
@@ -195,8 +195,9 @@ class NgramTokenizer:
         cached = self._hashed.get
         ids = [i for i in map(self.word_ids.get, words) if i]  # ids are positive: a missing word is None
         for n in range(2, self.rules["word_ngrams"] + 1):
+            grams = zip(words, words[1:]) if n == 2 else zip(*(words[k:] for k in range(n)))
             # a word n-gram is cached under its tuple of words (no joining on a hit); `or` hashes on a miss only
-            ids += [cached(g) or self._hashed_words(g) for g in zip(*(words[k:] for k in range(n)))]
+            ids += [cached(g) or self._hashed_words(g) for g in grams]
         if self.rules["char_ngrams"]:
             ids += [cached(g) or self.hashed(g) for w in words for g in char_ngrams(w, self.rules["char_ngrams"])]
         return ids
