@@ -522,6 +522,8 @@ def load_yaml(cls: type, path: str | Path) -> dict[str, Any]:
         raise KdedgeError(f"config {path}{where}: not valid YAML ({problem})") from None
     except RecursionError:  # PyYAML composes nodes recursively: a thousand nested [ or { are enough
         raise KdedgeError(f"config {path}: not valid YAML (nested too deeply)") from None
+    except ValueError as e:  # a scalar PyYAML cannot convert, e.g. an integer of more than 4300 digits
+        raise KdedgeError(f"config {path}: a value cannot be read ({str(e).splitlines()[0][:120]})") from None
     if not isinstance(raw, dict):
         raise KdedgeError(f"config {path} must be a mapping of option: value")
     known = {f.name for f in dataclasses.fields(cls)}

@@ -251,6 +251,19 @@ def test_fuzz_finding_a_config_that_is_not_utf8_is_a_kdedge_error(tmp_path):
     assert result.exit_code == 1 and result.output.startswith("Error: config ") and "Traceback" not in result.output
 
 
+def test_fuzz_finding_a_config_integer_of_5000_digits_is_a_kdedge_error(tmp_path):
+    """The 30-minute run of the YAML target: PyYAML turns a long digit string into an int, past Python's 4300-digit
+    limit, and raised ValueError out of --config."""
+    from kdedge.config import BenchConfig, build_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("backends: ort-cpu\nwarmup: " + "9" * 5000 + "\n")
+    with pytest.raises(KdedgeError, match=r"c.yaml: a value cannot be read \(Exceeds the limit \(4300 digits\)"):
+        build_config(BenchConfig, str(path))
+    result = CliRunner().invoke(main, ["bench", "--config", str(path)])
+    assert result.exit_code == 1 and result.output.startswith("Error: config ") and "Traceback" not in result.output
+
+
 def test_fuzz_finding_a_deeply_nested_device_report_is_a_report_error(tmp_path):
     from kdedge_runtime.bench import ReportError, load_report
 
