@@ -89,3 +89,15 @@ def test_command_line_says_which_preset_on_stderr(tmp_path):
     assert (seen[0].epochs, seen[0].layers) == (7, 3)
     result = CliRunner().invoke(cmd, [*args, "--defaults", "nope"])
     assert result.exit_code == 1 and "--defaults nope: kdedge distill has no such option set" in result.stderr
+
+
+def test_data_it_cannot_read_leaves_the_command_its_own_error(tmp_path, monkeypatch):
+    """auto reads the task before the command does: data it cannot read (here GLUE offline with no data folder) keeps
+    the built-in defaults and leaves the error to the command, after the command's own checks."""
+    monkeypatch.delenv("KDEDGE_DATA_DIR", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg, said = build_with_defaults(DistillConfig, "distill", task="sst2", teacher="t", out=str(tmp_path / "o"))
+    assert (cfg.defaults, said) == ("built-in", None)
+    task = _task(tmp_path, 40)
+    task["train_file"] = str(tmp_path / "missing.tsv")
+    assert build_with_defaults(DistillConfig, "distill", **task)[0].defaults == "built-in"

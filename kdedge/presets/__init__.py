@@ -40,8 +40,11 @@ def auto_preset(cfg: Any, explicit: dict[str, Any]) -> tuple[str, str]:
         return BUILT_IN, f"the small-data preset is a TinyBERT recipe, not --student {explicit['student']}'s"
     from kdedge.data import load_task_data  # only here: reading the task is the one costly step
 
-    # the task's size, not a --max-train-samples sample of it: a quick run on part of a large task stays as it is
-    rows = len(load_task_data(dataclasses.replace(cfg, max_train_samples=None), train_optional=True).train)
+    try:
+        # the task's size, not a --max-train-samples sample of it: a quick run on part of a large task stays as it is
+        rows = len(load_task_data(dataclasses.replace(cfg, max_train_samples=None), train_optional=True).train)
+    except KdedgeError:  # the command says what is wrong with its data where it reads it, after its own checks
+        return BUILT_IN, "the task's data could not be read"
     if rows == 0:
         return BUILT_IN, "the task has no labelled training rows"
     if rows < SMALL_DATA_ROWS:
