@@ -78,7 +78,7 @@ class Classifier:
         self.add_special_tokens = rules["add_special_tokens"]
         self.pair_encoding = rules["pair_encoding"]  # None (single sentences), "joint" or "separate"
         self.pad_token_id = rules["pad_token_id"]
-        # what every call reads, looked up once: predict() of one short text is a few times the model's own run
+        # what every call reads, looked up once: for the smallest students, everything around the model's run counts
         self._label_names = tuple(self.manifest["label_names"])
         self._regression = self.is_regression
         self._sources = [(name, *_INPUT_SOURCES[name], self.pad_token_id if name in _ID_INPUTS else 0)
