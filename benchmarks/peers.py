@@ -30,6 +30,7 @@ import argparse  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -180,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     done = json.loads(args.out.read_text())["rows"] if args.out.is_file() else []  # resumes row by row
     key = lambda r: (r["name"], r["seed"], r["trained_on"])  # noqa: E731
     seen = {key(r) for r in done}
-    meta = {"command": "python benchmarks/peers.py " + " ".join(argv or os.sys.argv[1:]),
+    meta = {"command": "python benchmarks/peers.py " + " ".join(argv or sys.argv[1:]),
             "cpu": cpu_name(describe()),
             "python": platform.python_version(), "threads": 1, "measure": MEASURE}
 

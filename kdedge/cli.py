@@ -15,7 +15,7 @@ from kdedge.config import (AugmentConfig, BenchConfig, DistillConfig, ExportConf
                            build_config, field_types)
 from kdedge.errors import KdedgeError
 from kdedge.hub import go_offline_if_unreachable, hub_sources
-from kdedge.presets import with_defaults
+from kdedge.defaults import with_defaults
 from kdedge.quiet import VERBOSE_ENV
 
 
@@ -25,10 +25,10 @@ def _click_type(tp):
     return {int: click.INT, float: click.FLOAT, str: click.STRING}[tp]
 
 
-def config_options(cls, skip: tuple[str, ...] = (), presets: str | None = None, **fixed):
+def config_options(cls, skip: tuple[str, ...] = (), defaults_for: str | None = None, **fixed):
     """Add one flag per config field (help from the field), plus --config; call the command with a built config.
-    Fields in `skip` get no flag (their value comes from `fixed`). With `presets` (a command name), the config is
-    rebuilt on the preset its --defaults picks (kdedge/presets/), and the choice is said on stderr."""
+    Fields in `skip` get no flag (their value comes from `fixed`). With `defaults_for` (a command name), the config is
+    rebuilt on the preset its --defaults picks (kdedge/defaults/), and the choice is said on stderr."""
 
     def decorate(fn):
         types_ = field_types(cls)
@@ -40,8 +40,8 @@ def config_options(cls, skip: tuple[str, ...] = (), presets: str | None = None, 
                 cfg = build_config(cls, config, **flags, **fixed)
                 if hub_sources(cfg):  # only then: a command on local files never contacts the hub
                     go_offline_if_unreachable()  # fail at once, not after a minute of retries, when it is out of reach
-                if presets:  # after that check: `--defaults auto` reads the task
-                    cfg, said = with_defaults(cls, presets, cfg, config, {**flags, **fixed})
+                if defaults_for:  # after that check: `--defaults auto` reads the task
+                    cfg, said = with_defaults(cls, defaults_for, cfg, config, {**flags, **fixed})
                     if said:
                         _say(said, err=True)
                 return fn(cfg)
@@ -103,7 +103,7 @@ def teacher(cfg: TeacherConfig):
 
 
 @main.command()
-@config_options(AugmentConfig, presets="augment")
+@config_options(AugmentConfig, defaults_for="augment")
 def augment(cfg: AugmentConfig):
     """Build a transfer set: the training rows plus generated (causal LM), word-replaced (masked LM or word
     vectors) and rule-based (mask, POS swap, n-gram) variants, cleaned (lengths, duplicates, dev leaks) and
@@ -119,7 +119,7 @@ def augment(cfg: AugmentConfig):
 
 
 @main.command()
-@config_options(DistillConfig, presets="distill")
+@config_options(DistillConfig, defaults_for="distill")
 def distill(cfg: DistillConfig):
     """Distil a teacher into a small student: a BiLSTM (Tang et al. 2019) or a TinyBERT-style transformer
     (prediction-layer, two-stage or joint recipes with intermediate-layer losses)."""
@@ -129,7 +129,7 @@ def distill(cfg: DistillConfig):
 
 
 @main.command()
-@config_options(TuneConfig, presets="distill")
+@config_options(TuneConfig, defaults_for="distill")
 def tune(cfg: TuneConfig):
     """Search the distillation recipe (--space) for the best int8 bundle on --backend: an Optuna study in which every
     trial distils, exports int8 and times the bundle in a bench worker. Budget mode maximises retention under
@@ -258,7 +258,7 @@ _RUN_ONLY = ("out", "resume", "overwrite", "max_eval_samples", "cache_dir", "eva
 
 
 @main.command()
-@config_options(DistillConfig, skip=_RUN_ONLY, presets="distill", out="-")
+@config_options(DistillConfig, skip=_RUN_ONLY, defaults_for="distill", out="-")
 def inspect(cfg: DistillConfig):
     """Print what a distillation config resolves to: the layer pairs, projections and loss terms of each stage.
     Takes `kdedge distill`'s --config and its options but those of the run itself, which do not change the plan

@@ -153,7 +153,7 @@ class TeacherConfig(TrainOptions, DataOptions):
 @dataclass
 class DistillConfig(TrainOptions, DataOptions):
     defaults: str = opt("auto", "Where the options neither --config nor a flag sets come from: small-data (a recipe "
-                                "for a few thousand labelled rows, kdedge/presets/), built-in (the defaults shown "
+                                "for a few thousand labelled rows, kdedge/defaults/), built-in (the defaults shown "
                                 "here), or auto: small-data when the task has fewer than 10,000 labelled training "
                                 "rows.")
     # Student-friendly defaults for fields shared with the teacher.
@@ -343,7 +343,7 @@ class ExportConfig(ModelDataOptions):
 @dataclass
 class AugmentConfig(DataOptions):
     defaults: str = opt("auto", "Where the options neither --config nor a flag sets come from: small-data (a recipe "
-                                "for a few thousand labelled rows, kdedge/presets/), built-in (the defaults shown "
+                                "for a few thousand labelled rows, kdedge/defaults/), built-in (the defaults shown "
                                 "here), or auto: small-data when the task has fewer than 10,000 labelled training "
                                 "rows.")
     teacher: str | None = opt(None, "Teacher folder (from `kdedge teacher`) or hub id: labels the transfer set.",

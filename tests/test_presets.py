@@ -1,103 +1,106 @@
-"""`--defaults`: the small-data preset is chosen for tasks under 10,000 labelled rows, refused by name when unknown,
-and always below --config and the flags."""
+"""The int8 preset chosen from a CPU's flags (`--preset auto`), and the bench's warning when a bundle's preset
+does not suit the CPU it is timed on."""
 
-import click
+import json
+
 import pytest
-from click.testing import CliRunner
 
-from kdedge.cli import config_options
-from kdedge.config import AugmentConfig, DistillConfig, TuneConfig, load_yaml
-from kdedge.errors import KdedgeError
-from kdedge.presets import PRESETS_DIR, SMALL_DATA_ROWS, build_with_defaults, preset_names
+from kdedge_runtime.cpu import preset_for, preset_mismatch
 
-
-def _task(tmp_path, rows: int):
-    path = tmp_path / f"train-{rows}.tsv"
-    path.write_text("text\tlabel\n" + "".join(f"row {i} reads {'well' if i % 2 else 'badly'}\t{i % 2}\n"
-                                                  for i in range(rows)))
-    return dict(train_file=str(path), dev_file=str(path), teacher="t", out=str(tmp_path / "out"))
+# flags as /proc/cpuinfo lists them on each kind of machine
+EPYC_VNNI = {"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni"}
+SKYLAKE_SP = {"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"}
+ALDER_LAKE = {"sse4_2", "avx", "avx2", "fma", "avx_vnni"}
+HASWELL = {"sse4_2", "avx", "avx2", "fma"}
+OLD_X86 = {"sse4_2"}
+GRAVITON = {"fp", "asimd", "asimddp", "i8mm"}
 
 
-def test_small_task_takes_the_small_data_preset(tmp_path):
-    cfg, said = build_with_defaults(DistillConfig, "distill", **_task(tmp_path, 40))
-    preset = load_yaml(DistillConfig, PRESETS_DIR / "distill-small-data.yaml")
-    assert cfg.defaults == "small-data"
-    assert {k: getattr(cfg, k) for k in preset} == preset
-    assert (cfg.student, cfg.layers, cfg.hidden, cfg.recipe, cfg.trim_vocab) == ("tinybert", 3, 256, "two-stage", True)
-    assert "40 labelled training rows, fewer than 10,000" in said and "--defaults built-in" in said
+@pytest.mark.parametrize("machine, flags, preset", [
+    ("x86_64", EPYC_VNNI, "avx512_vnni"), ("x86_64", ALDER_LAKE, "avx512_vnni"), ("x86_64", SKYLAKE_SP, "avx512"),
+    ("x86_64", HASWELL, "avx2"), ("x86_64", OLD_X86, "avx2"), ("aarch64", GRAVITON, "arm64"), ("arm64", set(), "arm64"),
+])
+def test_auto_picks_the_preset_of_the_cpu(machine, flags, preset):
+    assert preset_for(machine, flags) == preset
 
 
-def test_large_task_keeps_the_built_in_defaults_even_when_sampled(tmp_path):
-    task = _task(tmp_path, SMALL_DATA_ROWS)
-    cfg, said = build_with_defaults(DistillConfig, "distill", **task, max_train_samples=100)
-    assert (cfg.defaults, said) == ("built-in", None)
-    assert (cfg.student, cfg.layers, cfg.recipe) == ("bilstm", 4, "prediction")  # DistillConfig's own defaults
+def test_a_preset_that_does_not_suit_the_cpu_is_named_with_the_fix():
+    assert preset_mismatch("avx512_vnni", "x86_64", EPYC_VNNI) is None
+    assert preset_mismatch("arm64", "x86_64", EPYC_VNNI) is None  # the same int8-weight scheme
+    slow = preset_mismatch("avx2", "x86_64", EPYC_VNNI)
+    assert "uint8 weights" in slow and "runs slower" in slow and "--preset avx512_vnni" in slow
+    risky = preset_mismatch("avx512_vnni", "x86_64", HASWELL)
+    assert "may lose accuracy" in risky and "--preset avx2" in risky
 
 
-def test_flags_and_config_file_win_over_the_preset(tmp_path):
-    config = tmp_path / "mine.yaml"
-    config.write_text("epochs: 5\nhidden: 192\n")
-    cfg, _ = build_with_defaults(DistillConfig, "distill", str(config), **_task(tmp_path, 40), layers=2,
-                                 hidden=128)
-    assert (cfg.defaults, cfg.layers, cfg.hidden, cfg.epochs, cfg.trim_min_count) == ("small-data", 2, 128, 5, 5)
+def test_bilstm_follows_the_preset_weight_dtype(tiny_bilstm_student, glue_dir, tmp_path):
+    from tests.conftest import export_tiny
+
+    for preset, weights in (("avx2", "uint8"), ("avx512_vnni", "int8")):
+        bundle = export_tiny(tiny_bilstm_student, glue_dir, tmp_path / preset, quantize="dynamic", preset=preset)
+        q = json.loads((bundle / "manifest.json").read_text())["quantization"]
+        assert q["preset"] == preset and q["weights"].startswith(weights + " ")
+        assert q["ops"].get("DynamicQuantizeLSTM") == 2
 
 
-@pytest.mark.parametrize("given", [{"student": "bilstm"}, {"student": "ngram"}, {"recipe": "general"}])
-def test_auto_leaves_other_students_and_general_distillation_alone(tmp_path, given):
-    cfg, said = build_with_defaults(DistillConfig, "distill", **_task(tmp_path, 40), **given)
-    assert (cfg.defaults, said) == ("built-in", None)
-    assert cfg.lr is None and cfg.epochs == 10  # not the preset's 3e-4 and 2
+def test_auto_records_the_preset_and_the_cpu_it_was_chosen_for(tiny_tinybert_student, glue_dir, tmp_path, monkeypatch):
+    from kdedge.onnx import bundle as bundle_module
+    from tests.conftest import export_tiny
+
+    monkeypatch.setattr(bundle_module, "read_cpu", lambda: ("x86_64", HASWELL))
+    bundle = export_tiny(tiny_tinybert_student, glue_dir, tmp_path / "b", quantize="dynamic")
+    q = json.loads((bundle / "manifest.json").read_text())["quantization"]
+    assert q["preset"] == "avx2" and q["weights"].startswith("uint8")
+    assert q["preset_chosen_for"] == {"machine": "x86_64", "flags": ["avx2"]}
 
 
-def test_asked_for_by_name_and_refused_when_unknown(tmp_path):
-    cfg, said = build_with_defaults(DistillConfig, "distill", **_task(tmp_path, SMALL_DATA_ROWS),
-                                    defaults="small-data")
-    assert cfg.layers == 3 and "asked for with --defaults" in said
-    cfg, said = build_with_defaults(DistillConfig, "distill", **_task(tmp_path, 40), defaults="built-in")
-    assert (cfg.layers, cfg.defaults, said) == (4, "built-in", None)
-    with pytest.raises(KdedgeError, match=r"--defaults tiny: kdedge distill has no such option set \(known: auto, "
-                                          r"built-in, small-data\)"):
-        build_with_defaults(DistillConfig, "distill", **_task(tmp_path, 40), defaults="tiny")
+def test_bench_warns_when_a_bundle_preset_does_not_fit_the_cpu(tiny_tinybert_student, glue_dir, tmp_path,
+                                                               monkeypatch):
+    from kdedge.bench import run as bench_run
+    from kdedge.bench.run import run_bench
+    from kdedge.config import BenchConfig, build_config
+    from tests.conftest import export_tiny
+
+    bundle = export_tiny(tiny_tinybert_student, glue_dir, tmp_path / "vnni", quantize="dynamic", preset="avx512_vnni")
+    monkeypatch.setattr(bench_run, "read_cpu", lambda: ("x86_64", HASWELL))  # timed on an AVX2-only CPU
+    out, _ = run_bench(build_config(BenchConfig, None, bundle=(str(bundle),), backends="ort-cpu",
+                                    data_dir=str(glue_dir), max_eval_samples=20, batch_sizes="1", seq_lens="8",
+                                    warmup=1, min_runs=3, min_time=0.0, out=str(tmp_path / "r")))
+    report = json.loads((out / "report.json").read_text())
+    assert len(report["warnings"]) == 1 and report["warnings"][0].startswith("vnni: int8 preset avx512_vnni")
+    assert "re-export with --preset avx2" in (out / "report.md").read_text()
+    monkeypatch.setattr(bench_run, "read_cpu", lambda: ("x86_64", EPYC_VNNI))  # the CPU it was made for
+    out, _ = run_bench(build_config(BenchConfig, None, bundle=(str(bundle),), backends="ort-cpu",
+                                    data_dir=str(glue_dir), max_eval_samples=20, batch_sizes="1", seq_lens="8",
+                                    warmup=1, min_runs=3, min_time=0.0, out=str(tmp_path / "r2")))
+    assert json.loads((out / "report.json").read_text())["warnings"] == []
 
 
-def test_augment_and_tune_presets(tmp_path):
-    cfg, _ = build_with_defaults(AugmentConfig, "augment", **_task(tmp_path, 40))
-    assert (cfg.defaults, cfg.variants, cfg.method) == ("small-data", 8, "replace,rules")
-    cfg, _ = build_with_defaults(TuneConfig, "distill", **_task(tmp_path, 40), space="s.yaml")
-    assert (cfg.defaults, cfg.layers, cfg.preset) == ("small-data", 3, "auto")  # tune's int8 preset untouched
+@pytest.mark.parametrize("machine, cpuinfo, emulated, preset, identity", [
+    ("aarch64", "processor\t: 0\nFeatures\t: fp asimd asimddp i8mm\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n",
+     False, "arm64", "implementer 0x41 part 0xd0c"),
+    ("aarch64", "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: avx2 fma\n", True, "arm64", None),  # qemu-user
+    ("x86_64", "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\nstepping\t: 1\n"
+     "flags\t\t: avx2 fma avx512f avx512_vnni\n", False, "avx512_vnni", "family 25 model 17 stepping 1"),
+    ("x86_64", "processor\t: 0\ncpu family\t: 6\nmodel\t\t: 167\nmodel name\t: Intel(R) Xeon(R) Processor\n"
+     "stepping\t: 1\nflags\t\t: avx2 hypervisor avx512_vnni amx_int8\n", False, "avx512_vnni",
+     "family 6 model 167 stepping 1, virtual machine"),
+])
+def test_device_description_reads_the_cpu_and_names_emulation(machine, cpuinfo, emulated, preset, identity, tmp_path,
+                                                               monkeypatch):
+    from kdedge_runtime import cpu
 
-
-def test_every_preset_file_reads_as_its_command_config():
-    assert preset_names("distill") == preset_names("augment") == ["small-data"]
-    for command, cls in (("distill", DistillConfig), ("augment", AugmentConfig)):
-        assert load_yaml(cls, PRESETS_DIR / f"{command}-small-data.yaml")  # unknown keys would raise
-
-
-def test_command_line_says_which_preset_on_stderr(tmp_path):
-    seen = []
-
-    @click.command()
-    @config_options(DistillConfig, presets="distill")
-    def cmd(cfg):
-        seen.append(cfg)
-
-    task = _task(tmp_path, 40)
-    args = [a for k, v in task.items() for a in (f"--{k.replace('_', '-')}", v)]
-    result = CliRunner().invoke(cmd, [*args, "--epochs", "7"])
-    assert result.exit_code == 0, result.output
-    assert "options from the small-data preset (40 labelled training rows" in result.stderr
-    assert (seen[0].epochs, seen[0].layers) == (7, 3)
-    result = CliRunner().invoke(cmd, [*args, "--defaults", "nope"])
-    assert result.exit_code == 1 and "--defaults nope: kdedge distill has no such option set" in result.stderr
-
-
-def test_data_it_cannot_read_leaves_the_command_its_own_error(tmp_path, monkeypatch):
-    """auto reads the task before the command does: data it cannot read (here GLUE offline with no data folder) keeps
-    the built-in defaults and leaves the error to the command, after the command's own checks."""
-    monkeypatch.delenv("KDEDGE_DATA_DIR", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cfg, said = build_with_defaults(DistillConfig, "distill", task="sst2", teacher="t", out=str(tmp_path / "o"))
-    assert (cfg.defaults, said) == ("built-in", None)
-    task = _task(tmp_path, 40)
-    task["train_file"] = str(tmp_path / "missing.tsv")
-    assert build_with_defaults(DistillConfig, "distill", **task)[0].defaults == "built-in"
+    fake = tmp_path / "cpuinfo"
+    fake.write_text(cpuinfo)
+    real_path = cpu.Path
+    monkeypatch.setattr(cpu, "Path", lambda p: fake if p == "/proc/cpuinfo" else real_path(p))
+    monkeypatch.setattr(cpu.platform, "machine", lambda: machine)
+    described = cpu.describe()
+    assert (described["emulated"], described["int8_preset"]) == (emulated, preset)
+    assert described["flags"]["asimddp"] == ("asimddp" in cpuinfo) and described["flags"]["avx2"] == ("avx2" in cpuinfo)
+    assert ("emulated" in cpu.verdict(described)) == emulated
+    # the model name alone does not tell two cloud CPUs apart
+    assert described["identity"] == identity
+    assert cpu.cpu_name(described) == "{}{}".format(described["model"], f" ({identity})" if identity else "")
+    # a device report's CPU is untrusted JSON: any value prints, none raises
+    assert cpu.cpu_name({"model": 7, "identity": ["x"]}) == "7 (['x'])" and cpu.cpu_name({}) == "None"
