@@ -151,6 +151,39 @@ def test_the_bundle_manifest_carries_the_rules_and_int8_stores_the_table_per_row
     assert json.loads((ngram_bundles["dynamic"] / "manifest.json").read_text())["quantization"]["embeddings"]["tables"] == 1
 
 
+def test_the_graph_reads_ids_alone_and_int8_leaves_the_small_head_float(ngram_bundles):
+    """What an app's call costs: one input to build and feed, and no on-the-fly quantization of a 16-wide layer."""
+    import onnx
+
+    for bundle in ngram_bundles.values():
+        manifest = json.loads((bundle / "manifest.json").read_text())
+        graph = onnx.load(str(bundle / "model.onnx")).graph
+        assert [i["name"] for i in manifest["inputs"]] == [i.name for i in graph.input] == ["input_ids"]
+    ops = {n.op_type for n in onnx.load(str(ngram_bundles["dynamic"] / "model.onnx")).graph.node}
+    assert "Gemm" in ops and not ops & {"DynamicQuantizeLinear", "MatMulInteger"}
+    quantization = json.loads((ngram_bundles["dynamic"] / "manifest.json").read_text())["quantization"]
+    assert quantization["weights"] == "embedding table int8 per row, the head float" and quantization["ops"] == {}
+
+
+def test_a_bundle_that_feeds_masks_as_older_exports_did_gives_the_same_logits(ngram_student, ngram_bundles,
+                                                                              glue_dir, tmp_path, monkeypatch):
+    import numpy as np
+    from kdedge_runtime import Classifier
+
+    from kdedge.onnx import export as exporters
+    from tests.conftest import export_tiny
+    from tests.test_runtime import EDGE_CASES
+
+    monkeypatch.setitem(exporters.EXPORTERS, "ngram", exporters.export_bilstm)  # ids and masks, as before
+    older = export_tiny(ngram_student, glue_dir, tmp_path / "older")
+    assert [i["name"] for i in json.loads((older / "manifest.json").read_text())["inputs"]] == ["input_ids",
+                                                                                                  "attention_mask"]
+    texts = ["a fine film", "dull , dull , dull", *EDGE_CASES]
+    for batch_size in (1, 5):
+        assert np.abs(Classifier(older).logits(texts, batch_size=batch_size)
+                      - Classifier(ngram_bundles["none"]).logits(texts, batch_size=batch_size)).max() < 1e-6
+
+
 @pytest.mark.parametrize("q", ["none", "dynamic"])
 def test_node_gives_pythons_logits(q, ngram_bundles, glue_dir):
     import numpy as np
@@ -232,6 +265,7 @@ def test_a_siamese_pair_student_with_a_hidden_layer_and_character_ngrams_exports
     texts, pairs = list(dev.text) + ["", "naïve café"], list(dev.text_pair) + ["something", ""]
     classifier = Classifier(bundle)
     assert classifier.pair_encoding == "separate" and classifier.manifest["tokenizer"]["ngram"]["char_ngrams"] == [3, 4]
+    assert classifier.input_names == ["input_ids", "input_ids_b"]
     assert np.abs(classifier.logits(texts, pairs, batch_size=7) - torch_logits(student, texts, pairs)).max() < 1e-5
 
 

@@ -48,7 +48,13 @@ class NgramStudent(SiameseClassifier):
             features = config.hidden
         self.classifier = nn.Sequential(*layers, nn.Linear(features, config.num_labels))
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        mask = attention_mask.unsqueeze(-1).to(self.embedding.weight.dtype)
-        total = (self.embedding(input_ids) * mask).sum(1)
-        return self.dropout(total / mask.sum(1).clamp(min=1.0))
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if attention_mask is None:  # ids alone (the exported graph): the padding id's row is zero (padding_idx keeps
+            # it so), so the plain sum is the masked sum; the n-gram rules pad with 0 and give every feature an id
+            # above it (one Greater node: ONNX has no not-equal)
+            total = self.embedding(input_ids).sum(1)
+            count = (input_ids > self.config.pad_token_id).to(total.dtype).sum(1, keepdim=True)
+        else:
+            mask = attention_mask.unsqueeze(-1).to(self.embedding.weight.dtype)
+            total, count = (self.embedding(input_ids) * mask).sum(1), mask.sum(1)
+        return self.dropout(total / count.clamp(min=1.0))

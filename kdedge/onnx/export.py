@@ -22,8 +22,22 @@ ONNX_FILE = "model.onnx"
 
 
 def export_bilstm(student: Student, student_dir: Path, out_dir: Path, opset: int, **_) -> str:
-    """Also the n-gram student's exporter: the same inputs (ids and masks, the second text's for pairs)."""
+    """Inputs: ids and masks (the second text's too for pairs)."""
     names = ["input_ids", "attention_mask"] + (["input_ids_b", "attention_mask_b"] if student.siamese else [])
+    _export_word_student(student.model, names, out_dir, opset)
+    return "torch"
+
+
+def export_ngram(student: Student, student_dir: Path, out_dir: Path, opset: int, **_) -> str:
+    """Inputs: ids only (the second text's too for pairs). The n-gram rules make padding the one id that is not a
+    feature, so the graph needs no mask: an app's call then builds and feeds one tensor, not two, and the graph is
+    three nodes shorter."""
+    names = ["input_ids"] + (["input_ids_b"] if student.siamese else [])
+    _export_word_student(_IdsOnly(student.model), names, out_dir, opset)
+    return "torch"
+
+
+def _export_word_student(model: torch.nn.Module, names: list[str], out_dir: Path, opset: int) -> None:
     example = tuple(torch.ones(2, 5, dtype=torch.long) for _ in names)
     axes = {n: {0: "batch", 1: "sequence" if not n.endswith("_b") else "sequence_b"} for n in names}
     axes["logits"] = {0: "batch"}
@@ -33,9 +47,19 @@ def export_bilstm(student: Student, student_dir: Path, out_dir: Path, opset: int
     # parity check after export would catch a trace that is not.
     with known_noise(warns=((DeprecationWarning, ""), (torch.jit.TracerWarning, ""),
                             (UserWarning, "^Exporting a model to ONNX with a batch_size other than 1"))):
-        torch.onnx.export(student.model.eval(), example, str(out_dir / ONNX_FILE), input_names=names,
+        torch.onnx.export(model.eval(), example, str(out_dir / ONNX_FILE), input_names=names,
                           output_names=["logits"], dynamic_axes=axes, opset_version=opset, dynamo=False)
-    return "torch"
+
+
+class _IdsOnly(torch.nn.Module):
+    """The n-gram student called without masks (NgramStudent.encode then reads them off the ids)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, input_ids_b=None):
+        return self.model(input_ids, None, input_ids_b, None)
 
 
 def export_transformer(student: Student, student_dir: Path, out_dir: Path, opset: int, exporter: str = "auto") -> str:
@@ -112,5 +136,5 @@ TRANSFORMER_EXPORTERS: dict[str, Callable[[Student, Path, Path, int], None]] = {
 EXPORTERS: dict[str, Callable[..., str]] = {  # each returns the exporter it used
     "bilstm": export_bilstm,
     "tinybert": export_transformer,
-    "ngram": export_bilstm,
+    "ngram": export_ngram,
 }

@@ -38,6 +38,8 @@ def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, em
     from onnxruntime.quantization import QuantType, quantize_dynamic as ort_quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    if architecture == "ngram" and embeddings == "rows":
+        return _quantize_ngram(src, dst, preset)
     weights = WEIGHTS[preset]
     weight_type = QuantType.QUInt8 if weights == "uint8" else QuantType.QInt8
     description = {"scheme": "dynamic", "preset": preset, "weights": f"{weights} symmetric per-channel",
@@ -67,6 +69,16 @@ def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, em
     if embeddings == "rows":
         description["embeddings"] = store_embeddings_int8(dst, list(tables))
     return description | {"ops": _quantized_ops(dst)}
+
+
+def _quantize_ngram(src: Path, dst: Path, preset: str) -> dict:
+    """The n-gram student's int8: its embedding table (all but a few hundred of its weights) per row; the head stays
+    float, since quantizing a 50-wide layer on the fly adds five nodes to every call (a tenth of its run time) and
+    saves a few hundred bytes."""
+    shutil.copyfile(src, dst)
+    tables = embedding_readers(dst)
+    return {"scheme": "dynamic", "preset": preset, "weights": "embedding table int8 per row, the head float",
+            "activations": "float", "embeddings": store_embeddings_int8(dst, list(tables)), "ops": {}}
 
 
 # LSTM inputs that are weights: W, R, B and the peepholes P.

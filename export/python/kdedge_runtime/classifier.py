@@ -121,8 +121,9 @@ class Classifier:
         UTF-8 decoding with errors="replace" reads such bytes; anything but strings is a TypeError."""
         short = self._short(texts, pairs, batch_size)
         if short is not None:
-            return self._decode(short[0])
-        predictions = [self._decode(row) for row in self.logits(texts, pairs, batch_size=batch_size)]
+            return self._decode(short.tolist()[0])
+        # a few floats a row: plain Python decodes them faster than NumPy's per-call cost
+        predictions = [self._decode(row) for row in self.logits(texts, pairs, batch_size=batch_size).tolist()]
         return predictions[0] if isinstance(texts, str) else predictions
 
     def logits(self, texts: str | Sequence[str], pairs: str | Sequence[str] | None = None, *,
@@ -247,14 +248,11 @@ class Classifier:
             raise ValueError(f"got {len(texts)} texts but {len(pairs)} pairs")
         return texts, pairs
 
-    def _decode(self, logits: np.ndarray) -> Prediction:
-        values = logits.tolist()  # a few floats: plain Python is faster than NumPy's per-call cost
+    def _decode(self, values: list[float]) -> Prediction:
         if self._regression:
             return Prediction(None, values[0], values)
-        top = max(values)
-        weights = [math.exp(v - top) for v in values]
-        best = weights.index(max(weights))
-        return Prediction(self._label_names[best], weights[best] / sum(weights), values)
+        top = max(values)  # the softmax of the best label is exp(0) over the sum
+        return Prediction(self._label_names[values.index(top)], 1.0 / sum([math.exp(v - top) for v in values]), values)
 
 
 def _as_strings(value, name: str) -> list[str]:
