@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from kdedge.errors import KdedgeError
+from kdedge_runtime.data import shown
 from kdedge_runtime.ngram import MAX_CHAR_NGRAM, MAX_WORD_NGRAMS
 
 
@@ -533,7 +534,7 @@ def load_yaml(cls: type, path: str | Path) -> dict[str, Any]:
         if name not in known:
             hint = difflib.get_close_matches(name, sorted(known), n=1)
             suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-            raise KdedgeError(f"config {path}: unknown key '{key}'{suggestion}")
+            raise KdedgeError(f"config {path}: unknown key '{shown(key)}'{suggestion}")  # a key may hold a line break
         values[name] = _coerce(cls, name, value, f"config {path}")
     return values
 

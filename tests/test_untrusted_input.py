@@ -264,6 +264,20 @@ def test_fuzz_finding_a_config_integer_of_5000_digits_is_a_kdedge_error(tmp_path
     assert result.exit_code == 1 and result.output.startswith("Error: config ") and "Traceback" not in result.output
 
 
+def test_fuzz_finding_a_config_key_holding_a_line_break_is_named_on_one_line(tmp_path):
+    """The second 30-minute run of the YAML target: a quoted key "\\r" went into the unknown-key message raw, so the
+    error spanned two lines."""
+    from kdedge.config import BenchConfig, build_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text('"\\r": 1\n', encoding="utf-8")
+    with pytest.raises(KdedgeError, match=r"c.yaml: unknown key '\\r'$") as raised:
+        build_config(BenchConfig, str(path))
+    assert len(str(raised.value).splitlines()) == 1
+    result = CliRunner().invoke(main, ["bench", "--config", str(path)])
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "Traceback" not in result.output
+
+
 def test_fuzz_finding_a_deeply_nested_device_report_is_a_report_error(tmp_path):
     from kdedge_runtime.bench import ReportError, load_report
 
