@@ -3,14 +3,15 @@
 #   - the teacher (configs/sst2-teacher.yaml) and the frontier's transfer set (all of SST-2 train plus 2 word-replaced
 #     and 2 rule-based variants a sentence), as sst2_frontier.sh builds them (shared with it in RUN_DIR);
 #   - kdedge's fast students (ONLY, recipes of sst2_recipes.sh), three seeds, int8 bundles: the n-gram student
-#     (fastText's architecture, distilled), the GloVe BiLSTM and the pruned 2L-128 (FFN 256, --optimize);
+#     (fastText's architecture with one hidden layer, distilled), the same without the hidden layer (ngram-linear:
+#     fastText's own read-out), the GloVe BiLSTM and the pruned 2L-128 (FFN 256, --optimize);
 #   - the peers (benchmarks/peers.py in its own venv, benchmarks/peers-requirements.txt): fastText and Model2Vec,
 #     each trained on SST-2's labelled rows and on the same transfer set with the teacher's labels, three seeds;
 #   - every row measured in one process per row set, one thread: SST-2 dev accuracy, IMDB-2k accuracy (out of
 #     domain), size on disk, and the time an app sees per call (text in, label out, tokenization included; for
 #     bundles the model's own run too), then summary.json/summary.md/frontier.png and the issue's targets from
 #     benchmarks/collect_fast_end.py.
-# SEEDS and ONLY narrow the run; every stage is cached in RUN_DIR and resumes, peers.py resumes row by row.
+# SEEDS, ONLY and PEERS narrow the run; every stage is cached in RUN_DIR and resumes, peers.py resumes row by row.
 # Usage: bash benchmarks/sst2_fast_end.sh [RUN_DIR]
 . "$(dirname "$0")/lib.sh"
 {  # read whole before it runs
@@ -21,8 +22,9 @@ B=$RUN/fast-end-bundles
 DATA=${KDEDGE_DATA_DIR:-../shared/data/glue}
 IMDB=${KDEDGE_IMDB:-$DATA/../imdb/test-2k.tsv}
 PEERS_VENV=${PEERS_VENV:-.venv-peers}
+PEERS=${PEERS-fasttext,model2vec}  # the peers trained and measured (peers.py --peers); empty: train and export only
 read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
-read -r -a ONLY <<< "${ONLY:-ngram bilstm-glove pruned-2l-128-ffn256-long}"
+read -r -a ONLY <<< "${ONLY:-ngram ngram-linear bilstm-glove pruned-2l-128-ffn256-long}"
 mkdir -p "$RES" "$B"
 . benchmarks/sst2_recipes.sh  # RECIPES, EXPORT_OPTIONS, build_transfer, export_bundle, teacher_bundle
 
@@ -40,12 +42,13 @@ for seed in "${SEEDS[@]}"; do
   done
 done
 
+[ -n "$PEERS" ] || exit
 if [ ! -x "$PEERS_VENV/bin/python" ]; then
   python -m venv "$PEERS_VENV"
   "$PEERS_VENV/bin/pip" install -q -r benchmarks/peers-requirements.txt
 fi
 "$PEERS_VENV/bin/python" benchmarks/peers.py --train "$DATA/SST-2/train.tsv" --dev "$DATA/SST-2/dev.tsv" \
-  --ood "$IMDB" --transfer "$RUN/transfer-full" "${bundles[@]}" --seeds "${SEEDS[*]// /,}" --out "$RES/rows.json" \
+  --ood "$IMDB" --transfer "$RUN/transfer-full" "${bundles[@]}" --peers "$PEERS" --seeds "${SEEDS[*]// /,}" --out "$RES/rows.json" \
   2>&1 | without_progress > "$RES/peers.log"
 kdedge doctor > "$RES/doctor.txt"
 python benchmarks/collect_fast_end.py "$RES/rows.json" "$RES"

@@ -57,6 +57,10 @@ declare -A RECIPES=(
   [pruned-3l-192-ffn512-long]="${pruned[*]} $(shape 3 192 6 512) ${long[*]}"
   # the fast end: fastText's architecture distilled from the teacher's soft labels (issue 49; sst2_fast_end)
   [ngram]="--config configs/sst2-ngram.yaml"
+  # fastText's own read-out (no hidden layer) at the first recipe's table (20,000 + 20,000 rows, 5 epochs): the
+  # n-gram student before the hidden layer (sst2_fast_end)
+  [ngram-linear]="--config configs/sst2-ngram.yaml --ngram-hidden 0 --max-vocab 20000 --ngram-buckets 20000 --epochs 5
+    --patience 2"
 )
 # Recipes trained on another transfer set than the frontier's: recipe -> its folder under RUN_DIR and the augment
 # options it is built with (build_transfer)

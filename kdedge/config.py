@@ -179,8 +179,9 @@ class DistillConfig(TrainOptions, DataOptions):
                                         valid=POSITIVE)
     word_vectors: str | None = opt(
         None,
-        "GloVe/word2vec text file: the student gets a word-level vocabulary built from the data and these "
-        "vectors. Without it, the student shares the teacher's WordPiece tokenizer and embedding matrix.",
+        "GloVe/word2vec text file: the bilstm student gets a word-level vocabulary built from the data and these "
+        "vectors (without it, the teacher's WordPiece tokenizer and embedding matrix); the ngram student's words "
+        "start from them, reduced to --ngram-dim by PCA.",
     )
     lstm_hidden: int = opt(300, "BiLSTM hidden size per direction.", valid=COUNT)
     mlp_hidden: int = opt(400, "Size of the ReLU hidden layer of the classifier.", valid=COUNT)

@@ -269,6 +269,32 @@ def test_a_siamese_pair_student_with_a_hidden_layer_and_character_ngrams_exports
     assert np.abs(classifier.logits(texts, pairs, batch_size=7) - torch_logits(student, texts, pairs)).max() < 1e-5
 
 
+def test_word_vectors_start_the_word_rows_on_their_principal_components(tmp_path_factory, tiny_teacher, glue_dir,
+                                                                        glove_path):
+    import numpy as np
+
+    from kdedge.errors import KdedgeError
+    from kdedge.models.students import load_student
+    from kdedge.models.word_vectors import load_word_vectors
+    from tests.conftest import _distil
+
+    student = _distil(tmp_path_factory, tiny_teacher, glue_dir, "ngram-glove", student="ngram", ngram_dim=8,
+                      ngram_buckets=50, word_vectors=str(glove_path), epochs=0, max_train_samples=100)
+    words = json.loads((student / "ngram.json").read_text())["words"]
+    rows = load_student(student).model.embedding.weight.detach().numpy()[1:1 + len(words)]
+    vectors, coverage = load_word_vectors(glove_path, {w: i for i, w in enumerate(words)}, seed=0)
+    centred = vectors - vectors.mean(axis=0)
+    # a projection of the centred vectors (rows = centred @ V) whose columns carry the 8 largest singular values
+    projection = np.linalg.lstsq(centred, rows, rcond=None)[0]
+    assert np.abs(centred @ projection - rows).max() < 1e-4
+    assert np.allclose(np.linalg.norm(rows, axis=0), np.linalg.svd(centred, compute_uv=False)[:8], rtol=1e-3)
+    meta = json.loads((student / "student.json").read_text())["embeddings"]
+    assert meta["dimensions"] == vectors.shape[1] and meta["reduced_to"] == 8 and meta["coverage"] == round(coverage, 4)
+    with pytest.raises(KdedgeError, match=f"--ngram-dim 500 is more than the {vectors.shape[1]} dimensions"):
+        _distil(tmp_path_factory, tiny_teacher, glue_dir, "ngram-glove-wide", student="ngram", ngram_dim=500,
+                ngram_buckets=50, word_vectors=str(glove_path), epochs=0, max_train_samples=100)
+
+
 def test_bad_ngram_options_are_one_clear_error_each():
     from kdedge.config import DistillConfig, build_config
     from kdedge.errors import KdedgeError
