@@ -166,6 +166,11 @@ class DistillConfig(TrainOptions, DataOptions):
     teacher: str | None = opt(None, "Teacher folder (from `kdedge teacher`) or hub id of a fine-tuned classifier.", required=True)
     transfer: str | None = opt(None, "Train on a transfer set from `kdedge augment` (its stored teacher logits; gold "
                                      "labels where known) instead of the task's training rows.")
+    intermediate_teacher: str | None = opt(
+        None, "A second fine-tuned classifier (folder or hub id) that the student's layers come from (--init prune/"
+              "teacher-layers) and are matched to (--recipe two-stage/joint), in place of --teacher: a smaller model "
+              "whose forward pass is cheaper (a teacher assistant, Mirzadeh et al. 2020). --teacher's logits (or "
+              "--transfer's stored ones) stay the soft labels.")
     student: Literal["bilstm", "tinybert", "ngram"] = opt(
         "bilstm", "Student architecture: bilstm (Tang et al. 2019), tinybert (a BERT encoder, Jiao et al. 2020) or "
         "ngram (fastText's bag of word and hashed n-gram embeddings, Joulin et al. 2017).")

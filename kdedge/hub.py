@@ -43,7 +43,7 @@ def _exists(name: str) -> bool:
 def hub_sources(cfg) -> list[str]:
     """What a command's config would fetch from the hub: model names that are not local paths, and a GLUE task
     when no local data is given. Empty when everything is local: then the hub is never contacted."""
-    names = [getattr(cfg, field, None) for field in ("model", "teacher", "mlm", "generator")]
+    names = [getattr(cfg, field, None) for field in ("model", "teacher", "intermediate_teacher", "mlm", "generator")]
     init = getattr(cfg, "init", None) or ""
     if init.startswith("pretrained:"):
         names.append(init.split(":", 1)[1])

@@ -21,9 +21,10 @@ def _load_config(name: str):
 
 
 def describe_distillation(cfg: DistillConfig) -> str:
-    t = _load_config(cfg.teacher)
-    lines = [f"teacher: {cfg.teacher} ({t.num_hidden_layers} layers, hidden {t.hidden_size}, "
-             f"{t.num_attention_heads} heads)"]
+    name = cfg.intermediate_teacher or cfg.teacher  # the model the student's layers come from and are matched to
+    t = _load_config(name)
+    role = "intermediate teacher" if cfg.intermediate_teacher else "teacher"
+    lines = [f"{role}: {name} ({t.num_hidden_layers} layers, hidden {t.hidden_size}, {t.num_attention_heads} heads)"]
     if cfg.student != "tinybert":
         lines.append(f"student: {cfg.student} (prediction-layer distillation only: {cfg.soft_loss} on logits)")
         return "\n".join(lines)
@@ -70,7 +71,7 @@ def _pruning_lines(cfg: DistillConfig) -> list[str]:
     from kdedge.students.tinybert import pruning_plan
 
     data = load_task_data(cfg)
-    teacher, tokenizer = load_teacher(cfg.teacher, data.task)
+    teacher, tokenizer = load_teacher(cfg.intermediate_teacher or cfg.teacher, data.task)
     keep, importance = pruning_plan(cfg, data.task, teacher, tokenizer, data.train)
     kept = keep.describe(teacher.config)
     lines = [f"prune: importance measured on {importance.examples} training rows",

@@ -122,7 +122,21 @@ def _validate(cfg: DistillConfig) -> DistillConfig:
     if cfg.qat and cfg.student != "tinybert":
         raise KdedgeError("--qat emulates the transformer int8 scheme and needs --student tinybert; export a BiLSTM "
                           "with --quantize dynamic (its LSTMs run on ONNX Runtime's int8 LSTM kernel)")
+    if cfg.intermediate_teacher:
+        _validate_intermediate_teacher(cfg)
     return dataclasses.replace(cfg, lr=cfg.lr or DEFAULT_LR[cfg.student])
+
+
+def _validate_intermediate_teacher(cfg: DistillConfig) -> None:
+    if cfg.recipe == "general":
+        raise KdedgeError("--intermediate-teacher is for a task's run; --recipe general distils --teacher's encoder "
+                          "itself: give the smaller model as --teacher there")
+    if cfg.student != "tinybert":
+        raise KdedgeError("--intermediate-teacher gives a transformer student its layers and needs --student tinybert")
+    if cfg.init not in ("prune", "teacher-layers") and cfg.recipe not in ("two-stage", "joint"):
+        raise KdedgeError(f"--intermediate-teacher has nothing to do with --init {cfg.init} and --recipe {cfg.recipe}: "
+                          "use --init prune or teacher-layers (the student's layers come from it) or --recipe "
+                          "two-stage or joint (the student's layers are matched to it)")
 
 
 def _validate_general(cfg: DistillConfig) -> None:
@@ -154,17 +168,20 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
     if cfg.select_on != "dev" and cfg.select_on not in eval_sets:
         raise KdedgeError(f"--select-on {cfg.select_on}: no such set (known: {', '.join(['dev', *eval_sets])})")
     teacher, teacher_tokenizer = load_teacher(cfg.teacher, task)
+    # the model the student's layers come from and are matched to: --teacher, or a smaller teacher assistant
+    encoder, encoder_tokenizer = (load_teacher(cfg.intermediate_teacher, task) if cfg.intermediate_teacher
+                                  else (teacher, teacher_tokenizer))
     transfer_logits = None
     if cfg.transfer:
         data, transfer_logits = _with_transfer_set(cfg, data, teacher)
 
     set_seed(cfg.seed)
-    student = STUDENT_BUILDERS[cfg.student](cfg, task, teacher, teacher_tokenizer, data.train)
+    student = STUDENT_BUILDERS[cfg.student](cfg, task, encoder, encoder_tokenizer, data.train)
     student.meta = {**student.meta, "task": task.to_dict(), "max_length": cfg.max_length}
-    teacher_ids = _trim_vocabulary(student, data.train, cfg, teacher_tokenizer) if cfg.trim_vocab else None
+    teacher_ids = _trim_vocabulary(student, data.train, cfg, encoder_tokenizer) if cfg.trim_vocab else None
     # a student with its own tokenizer (not a trimmed copy of the teacher's): layers matched by character offsets
     cross_tokenizers = (cfg.student == "tinybert" and teacher_ids is None
-                        and not same_vocabulary(student.tokenizer, teacher_tokenizer))
+                        and not same_vocabulary(student.tokenizer, encoder_tokenizer))
 
     accelerator = make_accelerator(cfg.mixed_precision)
     t0 = time.time()
@@ -180,6 +197,9 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
                                              split.labels) for name, split in eval_sets.items()}
     teacher_time = time.time() - t0
     teacher_id = {"name": cfg.teacher, "sha256_weights": model_fingerprint(teacher)}
+    encoder_id = ({"intermediate_teacher": {"name": cfg.intermediate_teacher,
+                                            "sha256_weights": model_fingerprint(encoder)}}
+                  if cfg.intermediate_teacher else {})
 
     def features(split):
         return encode(student.tokenizer, split, cfg.max_length, siamese=student.siamese,
@@ -194,9 +214,9 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
     prediction = PredictionDistillLoss(task, cfg.soft_loss, cfg.alpha, cfg.temperature)
     pairs = None
     if cfg.recipe != "prediction":
-        pairs = resolve_mapping(cfg.mapping, teacher.config.num_hidden_layers, student.model.config.num_hidden_layers,
+        pairs = resolve_mapping(cfg.mapping, encoder.config.num_hidden_layers, student.model.config.num_hidden_layers,
                                 parse_layers(cfg.layer_map))
-        teacher.to(accelerator.device)
+        encoder.to(accelerator.device)
 
     def schedule(progress: float) -> dict:
         return {"temperature": _linear(cfg.temperature, cfg.temperature_end, progress),
@@ -219,10 +239,10 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
         opts = dataclasses.replace(cfg, epochs=stage.epochs, lr=stage.lr)
         set_seed(cfg.seed)  # the projection and mapping weights start the same whatever ran before
         if stage.intermediate:
-            model = IntermediateDistiller(student.model, teacher, pairs, loss_weights(cfg, stage.prediction),
+            model = IntermediateDistiller(student.model, encoder, pairs, loss_weights(cfg, stage.prediction),
                                           cfg.hidden_loss, cfg.attention_loss, prediction if stage.prediction else None,
                                           teacher_ids=teacher_ids,
-                                          teacher_pad_token_id=(teacher_tokenizer.pad_token_id or 0) if cross_tokenizers
+                                          teacher_pad_token_id=(encoder_tokenizer.pad_token_id or 0) if cross_tokenizers
                                           else None)
             loss_fn = lambda m, b, p: m(b, **schedule(p))[0]  # noqa: E731
             logits_fn = lambda m, b: student.logits(_unwrap(m).student, b)  # noqa: E731
@@ -233,7 +253,7 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
                                                  **schedule(p))
             logits_fn = student.logits
             save_model = lambda m: m  # noqa: E731
-        stage_features = _stage_rows(stage, train_features, data.train, cfg, student, teacher_tokenizer, cross_tokenizers)
+        stage_features = _stage_rows(stage, train_features, data.train, cfg, student, encoder_tokenizer, cross_tokenizers)
         best, state = train(opts, run, TrainJob(
             model, stage_features, dev_features,
             pad_token_id=student.tokenizer.pad_token_id, loss_fn=loss_fn, logits_fn=logits_fn,
@@ -258,7 +278,7 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
                       weights_dir / "model.safetensors")
             write_json(weights_dir / "result.json", result)
             (weights_dir / "done").touch()
-    del teacher
+    del teacher, encoder
 
     main = task.main_metric
     metrics = {
@@ -278,7 +298,7 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
     write_json(run.work / "metrics.json", metrics)
     write_json(run.work / "manifest.json", manifest(
         "distill", to_dict(cfg), inputs={**data.describe(), "eval_sets": describe_sets(eval_sets), "teacher": teacher_id,
-                                         "teacher_logits_cache": str(cache_path)},
+                                         **encoder_id, "teacher_logits_cache": str(cache_path)},
         metrics=metrics, wall_time_s=metrics["train_time_s"] + teacher_time,
         extra={"task": task.to_dict(), "student": student.meta,
                "layer_mapping": [p.describe() for p in pairs] if pairs else None},
