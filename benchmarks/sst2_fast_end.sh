@@ -47,6 +47,8 @@ if [ ! -x "$PEERS_VENV/bin/python" ]; then
   python -m venv "$PEERS_VENV"
   "$PEERS_VENV/bin/pip" install -q -r benchmarks/peers-requirements.txt
 fi
+# the bundles are timed through this checkout's runtime, whatever an older venv installed
+"$PEERS_VENV/bin/pip" install -q --no-deps -e ./export/python
 "$PEERS_VENV/bin/python" benchmarks/peers.py --train "$DATA/SST-2/train.tsv" --dev "$DATA/SST-2/dev.tsv" \
   --ood "$IMDB" --transfer "$RUN/transfer-full" "${bundles[@]}" --peers "$PEERS" --seeds "${SEEDS[*]// /,}" --out "$RES/rows.json" \
   2>&1 | without_progress > "$RES/peers.log"
