@@ -73,8 +73,7 @@ def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, em
 
 def _quantize_ngram(src: Path, dst: Path, preset: str) -> dict:
     """The n-gram student's int8: its embedding table (all but a few hundred of its weights) per row; the head stays
-    float, since quantizing a 50-wide layer on the fly adds five nodes to every call (a tenth of its run time) and
-    saves a few hundred bytes."""
+    float, since quantizing a 50-wide layer on the fly adds five nodes to every call and saves a few hundred bytes."""
     shutil.copyfile(src, dst)
     tables = embedding_readers(dst)
     return {"scheme": "dynamic", "preset": preset, "weights": "embedding table int8 per row, the head float",
