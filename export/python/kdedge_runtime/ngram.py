@@ -155,8 +155,7 @@ def split_words(text: str) -> list[str]:
 
 def words_of(text: str, max_words: int | None = None) -> list[str]:
     """Rules 1 and 2: the text's words, at most `max_words` of them."""
-    # ASCII text (an app's usual call) in one step: lowercase is its whole normalisation, and the regex its split
-    words = _ASCII_WORDS.findall(text.lower()) if text.isascii() else split_words(normalize(text))
+    words = split_words(normalize(text))
     return words if max_words is None or len(words) <= max_words else words[:max_words]
 
 
