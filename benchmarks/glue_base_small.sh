@@ -36,8 +36,9 @@ declare -A RECIPES=(
   # the same, started from the general student instead of pruned from the fine-tuned teacher
   [mpnet-general-3l-256]="${pair[*]} --init pretrained:$GEN --intermediate-samples 20000 --trim-min-count 5"
   # a teacher assistant (Mirzadeh et al. 2020) for the intermediate stage: pruned from the directly fine-tuned
-  # MiniLM-L6 (seed 42; heads of 32, WordPiece vocabulary) and matched to its layers for 3 epochs over the whole
-  # transfer set, about an eighth of MPNet's cost a step; the prediction stage learns the MPNet teacher's labels
+  # MiniLM-L6 (seed 42; heads of 32, WordPiece vocabulary) and matched to its layers for 3 epochs over the small-data
+  # preset's 20,000-row sample (3x mpnet-pruned's intermediate steps, each about an eighth of MPNet's cost); the
+  # prediction stage learns the MPNet teacher's labels
   [minilm-assisted-3l-256]="${pair[*]} --intermediate-teacher %W%/minilm-direct-s42 $(shape 3 256 8 1024) --intermediate-epochs 3 --trim-min-count 5"
 )
 read -r -a ONLY <<< "${ONLY:-mpnet-pruned-3l-256 mpnet-general-3l-256}"
