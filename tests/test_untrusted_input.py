@@ -452,6 +452,24 @@ def test_fuzz_finding_a_tokenizer_file_name_too_long_for_the_file_system_is_a_bu
         Classifier(folder)
 
 
+@pytest.mark.parametrize("bundle", ["bilstm-dynamic", "tinybert-none"])
+def test_fuzz_finding_a_tokenizer_missing_its_unknown_token_is_refused_at_load(tiny_bundles, tmp_path, bundle):
+    """The 30-minute tokenizer.json run: a flipped byte in the BiLSTM's WordLevel tokenizer left its unk_token out of
+    its vocabulary. The tokenizers library loads such a file and raises a bare Exception ("WordLevel error: Missing
+    [UNK] token from the vocabulary") at the first unknown word: at load (the short path's probe), or in predict().
+    Now it is refused at load, as export/core refuses it."""
+    from kdedge_runtime import BundleError
+
+    folder = tmp_path / "b"
+    shutil.copytree(tiny_bundles[bundle], folder)
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    spec["model"]["unk_token"] = "[UNG]"
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    with pytest.raises(BundleError, match=r"tokenizer.json is not a valid tokenizer \(model.unk_token "
+                                          r"\"\[UNG\]\" is not in model.vocab\)$"):
+        Classifier(folder)
+
+
 @pytest.mark.parametrize("name", ["9" * 300, "a\x00b"])
 def test_fuzz_finding_a_model_name_no_file_can_have_is_not_a_local_path(tmp_path, monkeypatch, name):
     """`kdedge bench --teacher 999...` (300 digits): Path.exists raised ENAMETOOLONG (OSError) out of hub_sources,

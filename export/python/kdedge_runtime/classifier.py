@@ -70,7 +70,7 @@ class Classifier:
         try:
             # n-gram rules in the manifest: the n-gram student's word list and hashing (kdedge_runtime.ngram)
             self.tokenizer = (ngram.load(tokenizer_file, rules["ngram"]) if "ngram" in rules
-                              else Tokenizer.from_file(str(tokenizer_file)))
+                              else _checked(Tokenizer.from_file(str(tokenizer_file))))
         except Exception as e:  # the tokenizers library raises a bare Exception for a broken file
             raise BundleError(f"{tokenizer_file} is not a valid tokenizer ({_first_line(e)})") from None
         self.tokenizer.no_padding()
@@ -280,6 +280,18 @@ def scoring_batch_size(scheme: str | None, batched: int) -> int:
     """The batch size a bundle quantized with `scheme` (None: float) is scored at: 1 for DYNAMIC_SCHEMES, else
     `batched`."""
     return 1 if scheme in DYNAMIC_SCHEMES else batched
+
+
+def _checked(tokenizer: Tokenizer) -> Tokenizer:
+    """`tokenizer`, refused now for what the tokenizers library finds only when a text needs it: a model that maps
+    words it lacks to an unknown token (WordLevel, WordPiece; BPE where it names one) whose vocabulary lacks that
+    token. export/core/src/tokenizer.js refuses the same file with the same words."""
+    model = tokenizer.model
+    unknown = getattr(model, "unk_token", None)
+    if (unknown is not None or type(model).__name__ in ("WordLevel", "WordPiece")) and (
+            unknown is None or model.token_to_id(unknown) is None):
+        raise ValueError(f"model.unk_token {json.dumps(unknown)[:60]} is not in model.vocab")
+    return tokenizer
 
 
 def _first_line(error: Exception) -> str:
