@@ -284,12 +284,10 @@ def scoring_batch_size(scheme: str | None, batched: int) -> int:
 
 def _checked(tokenizer: Tokenizer) -> Tokenizer:
     """`tokenizer`, refused now for what the tokenizers library finds only when a text needs it: a model that maps
-    words it lacks to an unknown token (WordLevel, WordPiece; BPE where it names one) whose vocabulary lacks that
-    token. export/core/src/tokenizer.js refuses the same file with the same words."""
-    model = tokenizer.model
-    unknown = getattr(model, "unk_token", None)
-    if (unknown is not None or type(model).__name__ in ("WordLevel", "WordPiece")) and (
-            unknown is None or model.token_to_id(unknown) is None):
+    the words it lacks to an unknown token (WordLevel, WordPiece; BPE where it names one) missing from its vocabulary.
+    export/core/src/tokenizer.js refuses the same file with the same words."""
+    unknown = getattr(tokenizer.model, "unk_token", None)
+    if unknown is not None and tokenizer.model.token_to_id(unknown) is None:
         raise ValueError(f"model.unk_token {json.dumps(unknown)[:60]} is not in model.vocab")
     return tokenizer
 
