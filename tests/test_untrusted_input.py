@@ -470,6 +470,23 @@ def test_fuzz_finding_a_tokenizer_missing_its_unknown_token_is_refused_at_load(t
         Classifier(folder)
 
 
+def test_fuzz_finding_a_tokenizer_template_naming_a_token_it_has_no_id_for_is_refused_at_load(tiny_bundles, tmp_path):
+    """The 30-minute tokenizer.json rerun: a flipped byte in the post-processor's template ("[CLS]" -> "[CLR]") loads,
+    then panics in Rust ("no entry found for key", a PanicException, which is not an Exception) at the first encoding
+    with special tokens. Now it is refused at load."""
+    from kdedge_runtime import BundleError
+
+    folder = tmp_path / "b"
+    shutil.copytree(tiny_bundles["tinybert-dynamic"], folder)
+    text = (folder / "tokenizer.json").read_text()
+    spec = json.loads(text)
+    spec["post_processor"]["single"][0]["SpecialToken"]["id"] = "[CLR]"
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    with pytest.raises(BundleError, match=r"tokenizer.json is not a valid tokenizer \(it cannot encode a text "
+                                          r"\(no entry found for key\)\)$"):
+        Classifier(folder)
+
+
 @pytest.mark.parametrize("name", ["9" * 300, "a\x00b"])
 def test_fuzz_finding_a_model_name_no_file_can_have_is_not_a_local_path(tmp_path, monkeypatch, name):
     """`kdedge bench --teacher 999...` (300 digits): Path.exists raised ENAMETOOLONG (OSError) out of hub_sources,

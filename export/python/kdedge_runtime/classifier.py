@@ -70,7 +70,7 @@ class Classifier:
         try:
             # n-gram rules in the manifest: the n-gram student's word list and hashing (kdedge_runtime.ngram)
             self.tokenizer = (ngram.load(tokenizer_file, rules["ngram"]) if "ngram" in rules
-                              else _checked(Tokenizer.from_file(str(tokenizer_file))))
+                              else _checked(Tokenizer.from_file(str(tokenizer_file)), rules))
         except Exception as e:  # the tokenizers library raises a bare Exception for a broken file
             raise BundleError(f"{tokenizer_file} is not a valid tokenizer ({_first_line(e)})") from None
         self.tokenizer.no_padding()
@@ -282,13 +282,23 @@ def scoring_batch_size(scheme: str | None, batched: int) -> int:
     return 1 if scheme in DYNAMIC_SCHEMES else batched
 
 
-def _checked(tokenizer: Tokenizer) -> Tokenizer:
-    """`tokenizer`, refused now for what the tokenizers library finds only when a text needs it: a model that maps
-    the words it lacks to an unknown token (WordLevel, WordPiece; BPE where it names one) missing from its vocabulary.
-    export/core/src/tokenizer.js refuses the same file with the same words."""
+def _checked(tokenizer: Tokenizer, rules: dict) -> Tokenizer:
+    """`tokenizer`, refused now for what the tokenizers library finds only when a text needs it, as
+    export/core/src/tokenizer.js refuses it at load: a model that maps the words it lacks to an unknown token
+    (WordLevel, WordPiece; BPE where it names one) missing from its vocabulary, or a post-processor that cannot
+    build the bundle's sequences (a template naming a special token it has no id for panics in Rust)."""
     unknown = getattr(tokenizer.model, "unk_token", None)
     if unknown is not None and tokenizer.model.token_to_id(unknown) is None:
         raise ValueError(f"model.unk_token {json.dumps(unknown)[:60]} is not in model.vocab")
+    special = rules["add_special_tokens"]
+    try:
+        tokenizer.encode("probe", add_special_tokens=special)
+        if rules["pair_encoding"] == "joint":
+            tokenizer.encode("probe", "probe", add_special_tokens=special)
+    except BaseException as e:  # pyo3's PanicException is a BaseException; an interrupt stays one
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise ValueError(f"it cannot encode a text ({_first_line(e)})") from None
     return tokenizer
 
 
