@@ -478,8 +478,7 @@ def test_fuzz_finding_a_tokenizer_template_naming_a_token_it_has_no_id_for_is_re
 
     folder = tmp_path / "b"
     shutil.copytree(tiny_bundles["tinybert-dynamic"], folder)
-    text = (folder / "tokenizer.json").read_text()
-    spec = json.loads(text)
+    spec = json.loads((folder / "tokenizer.json").read_text())
     spec["post_processor"]["single"][0]["SpecialToken"]["id"] = "[CLR]"
     (folder / "tokenizer.json").write_text(json.dumps(spec))
     with pytest.raises(BundleError, match=r"tokenizer.json is not a valid tokenizer \(it cannot encode a text "
