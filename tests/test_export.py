@@ -236,10 +236,11 @@ def test_qat_student_exports_to_int8_that_matches_its_fake_quant_outputs(tiny_te
     # int8 ONNX vs the fake-quant PyTorch model: the same computation up to float accumulation order, which can
     # round an activation that sits on a quantization step's midpoint to the neighbouring step (a CI run read
     # 1.2e-4); the bound allows a few such steps on a logit, the argmax and dev accuracy must still agree exactly
-    # (the mean stays far below a systematic gap: ranging the last layer on every position read 1.3e-5)
+    # (a CI run's flips summed to a mean of 2.2e-6; a systematic gap, ranging the last layer on every position,
+    # read 1.3e-5, so half of that still tells them apart)
     if INT8_GEMM_EXACT:
         assert m["parity"]["max_abs_diff"] < 1e-3 and m["parity"]["argmax_agreement"] == 1.0
-        assert m["parity"]["mean_abs_diff"] < 2e-6
+        assert m["parity"]["mean_abs_diff"] < 6.5e-6
         assert m["dev"]["onnx"] == m["dev"]["pytorch"]
     else:  # AVX2 without VNNI saturates u8 x s8 sums (tests/test_qat.py)
         assert m["parity"]["max_abs_diff"] < 0.2 and m["parity"]["argmax_agreement"] >= 0.9
