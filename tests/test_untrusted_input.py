@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import onnx
 import onnxruntime as ort
@@ -473,7 +474,7 @@ def test_fuzz_finding_a_tokenizer_missing_its_unknown_token_is_refused_at_load(t
 def test_fuzz_finding_a_tokenizer_template_naming_a_token_it_has_no_id_for_is_refused_at_load(tiny_bundles, tmp_path):
     """The 30-minute tokenizer.json rerun: a flipped byte in the post-processor's template ("[CLS]" -> "[CLR]") loads,
     then panics in Rust ("no entry found for key", a PanicException, which is not an Exception) at the first encoding
-    with special tokens. Now it is refused at load."""
+    with special tokens. Now it is refused at load, in the words of export/core (export/node/test/fuzz.test.js)."""
     from kdedge_runtime import BundleError
 
     folder = tmp_path / "b"
@@ -481,9 +482,40 @@ def test_fuzz_finding_a_tokenizer_template_naming_a_token_it_has_no_id_for_is_re
     spec = json.loads((folder / "tokenizer.json").read_text())
     spec["post_processor"]["single"][0]["SpecialToken"]["id"] = "[CLR]"
     (folder / "tokenizer.json").write_text(json.dumps(spec))
-    with pytest.raises(BundleError, match=r"tokenizer.json is not a valid tokenizer \(it cannot encode a text "
-                                          r"\(no entry found for key\)\)$"):
+    with pytest.raises(BundleError, match=r'tokenizer.json is not a valid tokenizer \(post_processor: special token '
+                                          r'"\[CLR\]" has no ids in the vocabulary\)$'):
         Classifier(folder)
+
+
+@pytest.mark.parametrize("texts", ["one text", ["a batch", "of two"]])
+def test_a_tokenizer_that_panics_past_the_load_probe_is_one_bundle_error(tiny_bundles, tmp_path, texts):
+    """A Rust panic the probe at load did not meet (here the template above, swapped in after load) ends predict()
+    in one BundleError naming the tokenizer file, not in pyo3's PanicException (a BaseException no caller catches)."""
+    from tokenizers import Tokenizer
+
+    from kdedge_runtime import BundleError
+
+    classifier = Classifier(tiny_bundles["tinybert-dynamic"])
+    spec = json.loads(classifier.tokenizer.to_str())
+    spec["post_processor"]["single"][0]["SpecialToken"]["id"] = "[CLR]"
+    classifier.tokenizer = Tokenizer.from_str(json.dumps(spec))
+    with pytest.raises(BaseException) as panic:  # the library's own panic, to raise where the short path looks words up
+        classifier.tokenizer.encode("probe")
+    assert type(panic.value).__name__ == "PanicException" and not isinstance(panic.value, Exception)
+
+    class PanickingModel:
+        def tokenize(self, word):
+            raise panic.value
+
+    short_path = classifier._words
+    assert short_path is not None
+    for words in (None, short_path):  # the tokenizer's own path (one text, a batch), then the short path's lookups
+        classifier._words = words
+        if words is not None:
+            words.pieces.clear()
+            words.tokenizer = SimpleNamespace(model=PanickingModel())
+        with pytest.raises(BundleError, match=r"tokenizer.json failed on this input \(no entry found for key\)$"):
+            classifier.predict(texts)
 
 
 @pytest.mark.parametrize("name", ["9" * 300, "a\x00b"])

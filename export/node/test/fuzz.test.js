@@ -660,6 +660,8 @@ describe("fuzz findings", () => {
     const bert = bundleNamed("sst2-tinybert");
     const cases = [
       [(t) => { delete t.post_processor.special_tokens["[SEP]"]; }, /special token "\[SEP\]" has no ids/],
+      // the Python runtime's 30-minute finding (tests/test_untrusted_input.py): the same words there
+      [(t) => { t.post_processor.single[0].SpecialToken.id = "[CLR]"; }, /not a valid tokenizer \(post_processor: special token "\[CLR\]" has no ids in the vocabulary\)$/],
       [(t) => { t.post_processor.special_tokens["[CLS]"].ids = [1e9]; }, /special token "\[CLS\]" has no ids/],
       [(t) => { t.post_processor.single[1] = "A"; }, /post_processor\.single holds "A"/],
       [(t) => { t.model.max_input_chars_per_word = [1]; }, /max_input_chars_per_word must be a non-negative integer/],

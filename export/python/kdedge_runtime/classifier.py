@@ -66,7 +66,7 @@ class Classifier:
                 raise BundleError(f"{model_file} has {kind} {json.dumps(actual)} but the manifest lists "
                                   f"{json.dumps(expected)}: the model and manifest come from different exports")
         rules = self.manifest["tokenizer"]
-        tokenizer_file = bundle_file(self.path, rules["file"], "tokenizer.file")
+        tokenizer_file = self._tokenizer_file = bundle_file(self.path, rules["file"], "tokenizer.file")
         try:
             # n-gram rules in the manifest: the n-gram student's word list and hashing (kdedge_runtime.ngram)
             self.tokenizer = (ngram.load(tokenizer_file, rules["ngram"]) if "ngram" in rules
@@ -157,11 +157,14 @@ class Classifier:
     def encode(self, texts: list[str], pairs: list[str] | None) -> dict:
         """Token ids per example (lists, unpadded) for each model input, plus each example's length."""
         kw = {"add_special_tokens": self.add_special_tokens}
-        if pairs is not None and self.pair_encoding == "joint":
-            encodings = (self.tokenizer.encode_batch(list(zip(texts, pairs)), **kw), None)
-        else:
-            encodings = (self.tokenizer.encode_batch(texts, **kw),
-                         self.tokenizer.encode_batch(pairs, **kw) if pairs is not None else None)
+        try:
+            if pairs is not None and self.pair_encoding == "joint":
+                encodings = (self.tokenizer.encode_batch(list(zip(texts, pairs)), **kw), None)
+            else:
+                encodings = (self.tokenizer.encode_batch(texts, **kw),
+                             self.tokenizer.encode_batch(pairs, **kw) if pairs is not None else None)
+        except BaseException as e:
+            raise self._tokenizer_failed(e) from None
         features = {name: [getattr(e, attribute) for e in encodings[source]]
                     for name, source, attribute, _ in self._sources}
         lengths = [len(e.ids) for e in encodings[0]]
@@ -177,7 +180,10 @@ class Classifier:
         if (pairs is not None or not isinstance(texts, str) or self._words is None or self._pair or batch_size < 1
                 or not texts.isascii()):  # ASCII: nothing for valid_text to replace
             return None
-        ids = self._words.ids(texts)
+        try:
+            ids = self._words.ids(texts)
+        except BaseException as e:
+            raise self._tokenizer_failed(e) from None
         if not ids:  # no ids at all: the padding rule of `pad` applies
             return None
         row = np.array(ids, dtype=np.int64)[None]  # one unpadded text: mask all ones, token types all zeros
@@ -189,13 +195,23 @@ class Classifier:
     def _feed_of_one(self, text: str, pair: str | None) -> dict[str, np.ndarray]:
         """The feed of one example: what `pad(encode(...))` gives for it, without the batch machinery."""
         kw = {"add_special_tokens": self.add_special_tokens}
-        if pair is not None and self.pair_encoding == "joint":
-            encodings = (self.tokenizer.encode(text, pair, **kw), None)
-        else:
-            encodings = (self.tokenizer.encode(text, **kw),
-                         self.tokenizer.encode(pair, **kw) if pair is not None else None)
+        try:
+            if pair is not None and self.pair_encoding == "joint":
+                encodings = (self.tokenizer.encode(text, pair, **kw), None)
+            else:
+                encodings = (self.tokenizer.encode(text, **kw),
+                             self.tokenizer.encode(pair, **kw) if pair is not None else None)
+        except BaseException as e:
+            raise self._tokenizer_failed(e) from None
         return {name: np.array([getattr(encodings[source], attribute) or [fill]], dtype=np.int64)
                 for name, source, attribute, fill in self._sources}
+
+    def _tokenizer_failed(self, error: BaseException) -> BundleError:
+        """The error for a tokenizer that breaks on a text its probe at load did not try: the tokenizers library
+        raises bare Exceptions, and pyo3's PanicException for a Rust panic, a BaseException (an interrupt stays one)."""
+        if isinstance(error, (KeyboardInterrupt, SystemExit)):
+            raise error
+        return BundleError(f"{self._tokenizer_file} failed on this input ({_first_line(error)})")
 
     def pad(self, rows: list[dict]) -> dict[str, np.ndarray]:
         """Right-pad each input to the longest row (at least one position) as int64 arrays."""
@@ -291,6 +307,8 @@ def _checked(tokenizer: Tokenizer, rules: dict) -> Tokenizer:
     if unknown is not None and tokenizer.model.token_to_id(unknown) is None:
         raise ValueError(f"model.unk_token {json.dumps(unknown)[:60]} is not in model.vocab")
     special = rules["add_special_tokens"]
+    if special:
+        _check_template(json.loads(tokenizer.to_str()).get("post_processor"), tokenizer.get_vocab_size(with_added_tokens=True))
     try:
         tokenizer.encode("probe", add_special_tokens=special)
         if rules["pair_encoding"] == "joint":
@@ -300,6 +318,23 @@ def _checked(tokenizer: Tokenizer, rules: dict) -> Tokenizer:
             raise
         raise ValueError(f"it cannot encode a text ({_first_line(e)})") from None
     return tokenizer
+
+
+def _check_template(processor, size: int) -> None:
+    """A TemplateProcessing post-processor's special tokens each have ids in the vocabulary (the probe in `_checked`
+    would meet a missing one as a Rust panic); export/core/src/tokenizer.js:checkTemplate says the same words."""
+    if not (isinstance(processor, dict) and processor.get("type") == "TemplateProcessing"):
+        return
+    specials = processor.get("special_tokens") or {}
+    for kind in ("single", "pair"):
+        for item in processor.get(kind) or []:
+            name = item.get("SpecialToken", {}).get("id") if isinstance(item, dict) else None
+            if name is None:
+                continue
+            ids = specials.get(name, {}).get("ids") if isinstance(specials.get(name), dict) else None
+            if not (isinstance(ids, list) and all(isinstance(i, int) and 0 <= i < size for i in ids)):
+                raise ValueError(f"post_processor: special token {json.dumps(name, ensure_ascii=False)[:60]} has no "
+                                 "ids in the vocabulary")
 
 
 def _first_line(error: Exception) -> str:
