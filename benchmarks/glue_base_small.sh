@@ -13,6 +13,8 @@
 #   - per task one `kdedge bench --rounds 3` (ort-cpu, batch 1 and 32, 1 thread) of the teacher's fp32 and int8
 #     bundles (and its int8 export with --optimize, as the students'), the minilm-direct bundles and the students;
 #     summary.md, frontier.png and the issue's targets from collect_frontier.py --targets small-data.
+# The seeds of minilm-direct and of the students train side by side, one thread each (SIDE_BY_SIDE=0: one after
+# another); the teacher, the transfer set and the bench run alone on every core.
 # TASKS, SEEDS, ONLY (recipe names) and VARIANTS narrow the run; BENCH=0 skips the benches; every stage is cached
 # in RUN_DIR and resumes, and each task's results land in benchmarks/results/glue_base_small/<task>/.
 # Usage: bash benchmarks/glue_base_small.sh [RUN_DIR]
@@ -57,17 +59,42 @@ general() {  # the general student, once for every task
     --epochs 2 --batch-size 32 --lr 3e-4 --max-length 128 --save-steps 200 --mixed-precision "$MP"
 }
 
+# side_by_side FUNCTION: FUNCTION SEED for every seed at once, one thread each (on 2 cores three small trainings side
+# by side take about 1.5x one's time alone, where one after another they take 3x); SIDE_BY_SIDE=0: one at a time
+side_by_side() {
+  local seed pid pids=() failed=0
+  if [ "${SIDE_BY_SIDE:-1}" = 0 ]; then
+    for seed in "${SEEDS[@]}"; do "$1" "$seed"; done
+    return
+  fi
+  for seed in "${SEEDS[@]}"; do OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$1" "$seed" & pids+=($!); done
+  for pid in "${pids[@]}"; do wait "$pid" || failed=1; done
+  return $failed
+}
+
+direct_seed() {  # the baseline a user tries first: all-MiniLM-L6-v2 fine-tuned on the task, exported int8 and fp32
+  stage "minilm-direct-s$1" "$W/minilm-direct-s$1" "$RES" kdedge teacher --config configs/glue-pair-teacher.yaml \
+    --task "$task" --seed "$1" --mixed-precision "$MP"
+  for precision in int8 fp32; do export_bundle "$W/minilm-direct-s$1" "$B" "$precision" --optimize; done
+}
+
+student_seed() {  # every recipe in ONLY, one after another, for seed $1
+  local name
+  for name in "${ONLY[@]}"; do
+    # shellcheck disable=SC2086  # the recipe's options are words
+    stage "$name-s$1" "$W/students/$name-s$1" "$RES" kdedge distill --task "$task" --teacher "$T" \
+      --transfer "$W/transfer" --seed "$1" ${RECIPES[$name]//%W%/$W}
+    export_bundle "$W/students/$name-s$1" "$B" int8 --optimize
+  done
+}
+
 for task in "${TASKS[@]}"; do
   W=$RUN/$task RES=$RES_ROOT/$task
   T=$W/teacher B=$W/bundles
   mkdir -p "$RES" "$B"
   stage teacher "$T" "$RES" kdedge teacher --config configs/glue-base-teacher.yaml --task "$task" --model "$MODEL" \
     --mixed-precision "$MP"
-  for seed in "${SEEDS[@]}"; do
-    stage "minilm-direct-s$seed" "$W/minilm-direct-s$seed" "$RES" kdedge teacher --config configs/glue-pair-teacher.yaml \
-      --task "$task" --seed "$seed" --mixed-precision "$MP"
-    for precision in int8 fp32; do export_bundle "$W/minilm-direct-s$seed" "$B" "$precision" --optimize; done
-  done
+  side_by_side direct_seed
   if [ ! -f "$W/transfer/manifest.json" ]; then
     t0=$(date +%s) resumed=$(resume_note "$W/transfer")
     kdedge augment --task "$task" --teacher "$T" --method replace,rules --word-vectors "$GLOVE" \
@@ -76,14 +103,7 @@ for task in "${TASKS[@]}"; do
     echo "transfer wall_s=$(( $(date +%s) - t0 ))$resumed" | tee -a "$RES/times.txt"
   fi
   [[ " ${ONLY[*]} " != *" mpnet-general-"* ]] || general
-  for seed in "${SEEDS[@]}"; do
-    for name in "${ONLY[@]}"; do
-      # shellcheck disable=SC2086  # the recipe's options are words
-      stage "$name-s$seed" "$W/students/$name-s$seed" "$RES" kdedge distill --task "$task" --teacher "$T" \
-        --transfer "$W/transfer" --seed "$seed" ${RECIPES[$name]//%W%/$W}
-      export_bundle "$W/students/$name-s$seed" "$B" int8 --optimize
-    done
-  done
+  side_by_side student_seed
   [ "${BENCH:-1}" = 0 ] && continue
   teacher_bundle "$B" > /dev/null  # the teacher exported --optimize too, as the students are: the fair int8 teacher
   bundles=()
