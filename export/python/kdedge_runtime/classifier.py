@@ -207,11 +207,8 @@ class Classifier:
                 for name, source, attribute, fill in self._sources}
 
     def _tokenizer_failed(self, error: BaseException) -> BundleError:
-        """The error for a tokenizer that breaks on a text its probe at load did not try: the tokenizers library
-        raises bare Exceptions, and pyo3's PanicException for a Rust panic, a BaseException (an interrupt stays one)."""
-        if isinstance(error, (KeyboardInterrupt, SystemExit)):
-            raise error
-        return BundleError(f"{self._tokenizer_file} failed on this input ({_first_line(error)})")
+        """The error for a tokenizer that breaks on a text its probe at load did not try."""
+        return BundleError(f"{self._tokenizer_file} failed on this input ({_tokenizer_error(error)})")
 
     def pad(self, rows: list[dict]) -> dict[str, np.ndarray]:
         """Right-pad each input to the longest row (at least one position) as int64 arrays."""
@@ -308,16 +305,23 @@ def _checked(tokenizer: Tokenizer, rules: dict) -> Tokenizer:
         raise ValueError(f"model.unk_token {json.dumps(unknown)[:60]} is not in model.vocab")
     special = rules["add_special_tokens"]
     if special:
-        _check_template(json.loads(tokenizer.to_str()).get("post_processor"), tokenizer.get_vocab_size(with_added_tokens=True))
+        size = tokenizer.get_vocab_size(with_added_tokens=True)
+        _check_template(json.loads(tokenizer.to_str()).get("post_processor"), size)
     try:
         tokenizer.encode("probe", add_special_tokens=special)
         if rules["pair_encoding"] == "joint":
             tokenizer.encode("probe", "probe", add_special_tokens=special)
-    except BaseException as e:  # pyo3's PanicException is a BaseException; an interrupt stays one
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
-            raise
-        raise ValueError(f"it cannot encode a text ({_first_line(e)})") from None
+    except BaseException as e:
+        raise ValueError(f"it cannot encode a text ({_tokenizer_error(e)})") from None
     return tokenizer
+
+
+def _tokenizer_error(error: BaseException) -> str:
+    """What the tokenizers library said, in one line: it raises bare Exceptions, and pyo3's PanicException for a Rust
+    panic, which is a BaseException; an interrupt is raised again as it is."""
+    if isinstance(error, (KeyboardInterrupt, SystemExit)):
+        raise error
+    return _first_line(error)
 
 
 def _check_template(processor, size: int) -> None:
@@ -337,7 +341,7 @@ def _check_template(processor, size: int) -> None:
                                  "ids in the vocabulary")
 
 
-def _first_line(error: Exception) -> str:
+def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0][:200] if text else type(error).__name__
 
