@@ -559,3 +559,60 @@ def test_fuzz_finding_a_score_beyond_float32_is_a_data_error(tmp_path):
         read_labelled(path, ["sentence1", "sentence2", "score"], True, None)
     path.write_text("sentence1\tsentence2\tscore\na man\ta woman\t3.5\n")
     assert read_labelled(path, ["sentence1", "sentence2", "score"], True, None)[2].tolist() == [3.5]
+
+
+def _lstm_state_size_set_to(source: Path, folder: Path, value) -> None:
+    """A copy of the BiLSTM bundle at `source` whose int64 constant hidden size, in the shape of the LSTM's initial
+    state (Concat → ConstantOfShape), is `value(size)`, the manifest's sha256 updated: the model.onnx fuzz finding."""
+    import hashlib
+
+    from onnx import numpy_helper
+
+    shutil.copytree(source, folder)
+    model = onnx.load(folder / "model.onnx")
+    producer = {out: node for node in model.graph.node for out in node.output}
+    concat = producer[next(n for n in model.graph.node if n.op_type == "ConstantOfShape").input[0]]
+    hidden = next(producer[i] for i in concat.input[::-1] if producer.get(i) and producer[i].op_type == "Constant")
+    size = numpy_helper.to_array(hidden.attribute[0].t)
+    hidden.attribute[0].t.CopyFrom(numpy_helper.from_array(value(size), hidden.attribute[0].t.name))
+    data = model.SerializeToString()
+    (folder / "model.onnx").write_bytes(data)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["files"]["model.onnx"]["sha256"] = hashlib.sha256(data).hexdigest()
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_fuzz_finding_a_constant_asking_for_a_tensor_larger_than_any_weight_is_refused_before_it_runs(tiny_bundles,
+                                                                                                      tmp_path):
+    """One flipped bit made the BiLSTM's hidden size 16 + 2**32: ONNX Runtime loaded the graph and its first run
+    filled 17 GB of zeros for the LSTM's initial state. The load now infers the graph's shapes from its constants
+    and refuses it before ONNX Runtime sees it (Python only: the Node runtime would allocate the 17 GB)."""
+    import resource
+
+    from kdedge_runtime import BundleError
+
+    folder = tmp_path / "b"
+    _lstm_state_size_set_to(tiny_bundles["bilstm-dynamic"], folder, lambda size: size + 2**32)
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(BundleError) as refused:
+        Classifier(folder)
+    message = str(refused.value)
+    assert message.startswith(f"{folder / 'model.onnx'}: tensor ") and "\n" not in message
+    assert f"{2**32 + 16}]" in message and message.endswith("its constants were changed")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 1 << 20  # KiB: under 1 GiB more
+
+
+def test_a_model_that_fails_its_probe_for_another_reason_is_named_as_such_in_both_runtimes(tiny_bundles, tmp_path):
+    """A hidden size one short (the LSTM then refuses its initial state): the probe at load fails, and the error says
+    the model failed with ONNX Runtime's first line, not that the tokenizer outgrew the embedding table."""
+    from kdedge_runtime import BundleError
+    from tests.test_runtime import node_logits
+
+    folder = tmp_path / "b"
+    _lstm_state_size_set_to(tiny_bundles["bilstm-dynamic"], folder, lambda size: size - 1)
+    with pytest.raises(BundleError) as refused:
+        Classifier(folder)
+    expected = f"{folder / 'model.onnx'} failed on a probe input at load ("
+    assert str(refused.value).startswith(expected) and "embedding table" not in str(refused.value)
+    node = node_logits(folder, ["x"]).get("error")
+    assert node and node["name"] == "BundleError" and node["message"].startswith(expected), node

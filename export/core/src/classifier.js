@@ -142,7 +142,11 @@ export class Classifier {
     let width;
     try {
       width = (await this.session.run(this.pad([{ inputs }]), ["logits"])).logits.dims.at(-1);
-    } catch {
+    } catch (e) {
+      // ONNX Runtime's words when a Gather's index is past its table; anything else: a model that cannot run at all
+      if (!String(e?.message ?? e).includes("out of data bounds")) {
+        throw new BundleError(`${modelName} failed on a probe input at load (${firstLine(e)})`);
+      }
       throw new BundleError(`${tokenizerName} has ${size} tokens but the embedding table of ${modelName} is ` +
         "smaller: the tokenizer and the model come from different exports");
     }

@@ -20,6 +20,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from kdedge_runtime import ngram, plugins
+from kdedge_runtime.graph import check_tensor_sizes
 from kdedge_runtime.manifest import BUNDLE_FORMAT, BundleError, bundle_file, read_manifest  # noqa: F401 (re-exported)
 from kdedge_runtime.session import session_options
 from kdedge_runtime.wordcache import WordCache
@@ -33,6 +34,8 @@ _INPUT_SOURCES = {"input_ids": (0, "ids"), "attention_mask": (0, "attention_mask
 # logits then depend on the other rows of its batch and their padding, so accuracy is scored one example at a time
 # (the way an app at the edge calls the bundle, and the one score that does not depend on the batch).
 DYNAMIC_SCHEMES = frozenset({"dynamic", "qat"})
+# ONNX Runtime's words when a Gather's index is past its table (export/core/src/classifier.js reads the same)
+_OUT_OF_TABLE = "out of data bounds"
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,11 @@ class Classifier:
         self.path = Path(bundle_dir)
         self.manifest = read_manifest(self.path)
         model_file = bundle_file(self.path, "model.onnx")
+        model_bytes = model_file.read_bytes()
         if verify_checksum:
-            _check_checksum(model_file, self.manifest)
+            _check_checksum(model_bytes, model_file, self.manifest)
+        check_tensor_sizes(model_bytes, model_file)
+        del model_bytes  # a teacher's is hundreds of MB; ONNX Runtime reads the file itself
         providers = list(providers or ["CPUExecutionProvider"])
         options = session_options(providers, threads)
         plugged = [p for p in providers if plugins.is_plugin(p)]
@@ -233,7 +239,9 @@ class Classifier:
         probe = {name: [size - 1] if name in _ID_INPUTS else [1 if "mask" in name else 0] for name in self.input_names}
         try:
             logits = self.session.run(["logits"], self.pad([probe]))[0]
-        except Exception:
+        except Exception as e:
+            if _OUT_OF_TABLE not in str(e):  # not the embedding lookup: a model that cannot run at all
+                raise BundleError(f"{model_file} failed on a probe input at load ({_first_line(e)})") from None
             raise BundleError(f"{tokenizer_file} has {size} tokens but the embedding table of {model_file} is smaller: "
                               "the tokenizer and the model come from different exports") from None
         # one logit per label (one score for regression), or the logits would not fit what the manifest says they
@@ -346,11 +354,8 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0][:200] if text else type(error).__name__
 
 
-def _check_checksum(model_file: Path, manifest: dict) -> None:
-    digest = hashlib.sha256()
-    with open(model_file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+def _check_checksum(model_bytes: bytes, model_file: Path, manifest: dict) -> None:
+    digest = hashlib.sha256(model_bytes)
     expected = manifest["files"]["model.onnx"]["sha256"]
     if digest.hexdigest() != expected:
         raise BundleError(f"{model_file} does not match its manifest (sha256 {digest.hexdigest()[:12]}… vs "
