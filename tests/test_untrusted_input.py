@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
@@ -485,6 +486,39 @@ def test_fuzz_finding_a_tokenizer_template_naming_a_token_it_has_no_id_for_is_re
     with pytest.raises(BundleError, match=r'tokenizer.json is not a valid tokenizer \(post_processor: special token '
                                           r'"\[CLR\]" has no ids in the vocabulary\)$'):
         Classifier(folder)
+
+
+@pytest.mark.parametrize("sep_ids", [3, 1000])
+def test_fuzz_finding_a_special_token_of_several_ids_counts_each_id_in_both_runtimes(tiny_bundles, tmp_path, sep_ids):
+    """The JS long run (export/node/test/fuzz.test.js, seed 7, case 2661): a template whose "[SEP]" stands for 1,000
+    ids. The Rust library keeps every special id when it truncates; Node budgeted one position per special token, so
+    a text came out 1,003 ids long and the model's 256 positions failed in ONNX Runtime. Now both runtimes count the
+    ids: a template that leaves the text no room within max_length is refused at load in the same words, and one
+    that leaves some gives the same logits in both."""
+    from kdedge_runtime import BundleError
+    from tests.test_runtime import node_logits
+
+    folder = tmp_path / "b"
+    shutil.copytree(tiny_bundles["tinybert-none"], folder)
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    sep = spec["post_processor"]["special_tokens"]["[SEP]"]
+    sep["ids"] = sep["ids"] * sep_ids
+    sep["tokens"] = sep["tokens"] * sep_ids
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    max_length = json.loads((folder / "manifest.json").read_text())["max_length"]
+    texts = ["a long text " * max_length, "short"]
+    node = node_logits(folder, texts)
+    if sep_ids + 1 >= max_length:
+        expected = (f"{folder / 'tokenizer.json'} is not a valid tokenizer (post_processor.single: its special tokens "
+                    f"take {sep_ids + 1} of the {max_length} positions (max_length), leaving none for the text)")
+        with pytest.raises(BundleError) as refused:
+            Classifier(folder)
+        assert str(refused.value) == expected
+        assert node.get("error", {}).get("message") == expected, node
+    else:
+        python = Classifier(folder)
+        assert len(python.encode(texts, None)["input_ids"][0]) == max_length
+        assert np.allclose(np.asarray(node["logits"]), python.logits(texts), atol=1e-5), node
 
 
 @pytest.mark.parametrize("texts", ["one text", ["a batch", "of two"]])

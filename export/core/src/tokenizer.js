@@ -66,11 +66,13 @@ function checkTokenizerJson(json) {
   }
 }
 
-// The special-token template: every item a special token it defines (with ids of the vocabulary) or sequence A or B.
-function checkTemplate(template, size) {
+// The special-token template: every item a special token it defines (with ids of the vocabulary) or sequence A or B,
+// and room left for the text within `maxLength` (Python's Classifier counts the same ids, as the Rust library does).
+function checkTemplate(template, size, maxLength) {
   const specials = isObject(template.special_tokens) ? template.special_tokens : {};
   for (const kind of ["single", "pair"]) {
     if (!Array.isArray(template[kind])) throw new Error(`post_processor.${kind} must be a list`);
+    let added = 0;
     for (const item of template[kind]) {
       const special = item?.SpecialToken;
       const sequence = item?.Sequence;
@@ -79,9 +81,14 @@ function checkTemplate(template, size) {
         if (!Array.isArray(ids) || !ids.every((id) => isId(id) && id < size)) {
           throw new Error(`post_processor: special token ${JSON.stringify(special.id).slice(0, 60)} has no ids in the vocabulary`);
         }
+        added += ids.length;
       } else if (!(isObject(sequence) && (sequence.id === "A" || sequence.id === "B") && isId(sequence.type_id))) {
         throw new Error(`post_processor.${kind} holds ${JSON.stringify(item)?.slice(0, 60)}, not a SpecialToken or Sequence A or B`);
       }
+    }
+    if (added >= maxLength) {
+      throw new Error(`post_processor.${kind}: its special tokens take ${added} of the ${maxLength} positions ` +
+        "(max_length), leaving none for the text");
     }
   }
 }
@@ -273,7 +280,7 @@ export class BundleTokenizer {
       throw new Error(`unsupported post-processor ${this.template.type} in tokenizer.json (TemplateProcessing, ` +
         "RobertaProcessing or BertProcessing expected)");
     }
-    if (this.template) checkTemplate(this.template, vocabularySize(tokenizerJson));
+    if (this.template) checkTemplate(this.template, vocabularySize(tokenizerJson), maxLength);
     this.parts = this.template ? { single: compileTemplate(this.template, "single"), pair: compileTemplate(this.template, "pair") } : null;
     this.specials = { single: this.specialCount("single"), pair: this.specialCount("pair") };
     this.ascii = AsciiWordPiece.of(rules, tokenizerConfig ?? {}, this.tokenizer);
@@ -290,8 +297,9 @@ export class BundleTokenizer {
     return Math.max(0, ...this.template[kind].map((item) => (item.SpecialToken ?? item.Sequence).type_id));
   }
 
+  // The ids the template adds around the text: a special token may stand for several
   specialCount(kind) {
-    return this.template ? this.template[kind].filter((item) => item.SpecialToken).length : 0;
+    return this.parts ? this.parts[kind].reduce((count, part) => count + (part.ids?.length ?? 0), 0) : 0;
   }
 
   // {ids, typeIds} for one text, or a pair joined into one sequence.

@@ -8,7 +8,8 @@
 // The property: a BundleError whose message is one line, or a correct result; never another exception, a crash, a
 // hang (each case is timed) or a file read outside the bundle folder. `npm test` runs a few hundred cases in seconds;
 //   KDEDGE_FUZZ_CASES=5000 KDEDGE_FUZZ_SEED=7 node --test test/fuzz.test.js   (from export/node) runs each target
-// for 5000 cases; KDEDGE_FUZZ_CASE=N replays one case; KDEDGE_FUZZ_BUNDLES=dir1:dir2 fuzzes other bundles.
+// for 5000 cases, KDEDGE_FUZZ_SECONDS=1800 for 30 minutes each (--test-name-pattern=... picks
+// targets); KDEDGE_FUZZ_CASE=N replays one case; KDEDGE_FUZZ_BUNDLES=dir1:dir2 fuzzes other bundles.
 // On the same bundles, not fuzz: predict() of one text (its direct batch-1 feed) against the batched path.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -30,6 +31,7 @@ const ROOT = path.resolve(NODE_DIR, "..", "..");
 const SEED = Number(process.env.KDEDGE_FUZZ_SEED ?? 48);
 const SCALE = process.env.KDEDGE_FUZZ_CASES ? Number(process.env.KDEDGE_FUZZ_CASES) : null;
 const ONLY = process.env.KDEDGE_FUZZ_CASE === undefined ? null : Number(process.env.KDEDGE_FUZZ_CASE);
+const SECONDS = Number(process.env.KDEDGE_FUZZ_SECONDS ?? 0);
 const CASE_LIMIT_MS = 10_000; // a case slower than this is a hang
 
 // ---- the seeded generator -------------------------------------------------------------------------------------
@@ -46,12 +48,17 @@ function random(seed) { // mulberry32: small, fast, and the same sequence on eve
 }
 const hash = (s) => [...s].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0, 2166136261);
 
-// Runs `count` cases of `target` (KDEDGE_FUZZ_CASES overrides the count), each with its own generator, so a failure
-// names the seed and case that replay it.
+// Runs `count` cases of `target` (KDEDGE_FUZZ_CASES overrides the count; KDEDGE_FUZZ_SECONDS runs cases until that
+// many seconds are spent on the target, as benchmarks/fuzz.sh does for Python), each with its own generator, so a
+// failure names the seed and case that replay it.
 async function fuzz(target, count, runCase) {
-  const cases = ONLY !== null ? [ONLY] : Array.from({ length: SCALE ?? count }, (_, i) => i);
+  const deadline = SECONDS ? performance.now() + SECONDS * 1000 : Infinity;
+  const cases = ONLY !== null ? [ONLY] : SECONDS ? naturals() : Array.from({ length: SCALE ?? count }, (_, i) => i);
   let slowest = 0;
+  let tried = 0;
   for (const i of cases) {
+    if (performance.now() >= deadline) break;
+    tried++;
     const r = random(hash(target) ^ Math.imul(SEED, 0x9e3779b1) ^ Math.imul(i + 1, 0x85ebca6b));
     const started = performance.now();
     try {
@@ -64,7 +71,11 @@ async function fuzz(target, count, runCase) {
     slowest = Math.max(slowest, took);
     assert.ok(took < CASE_LIMIT_MS, `${target}, case ${i} (KDEDGE_FUZZ_SEED=${SEED}) took ${Math.round(took)} ms`);
   }
-  return { cases: cases.length, slowestMs: Math.round(slowest) };
+  return { cases: tried, slowestMs: Math.round(slowest) };
+}
+
+function* naturals() {
+  for (let i = 0; ; i++) yield i;
 }
 
 const PATH_TRICKS = ["../tokenizer.json", "../outside.json", "../../../../../../etc/passwd", "/etc/passwd",

@@ -76,7 +76,7 @@ class Classifier:
         try:
             # n-gram rules in the manifest: the n-gram student's word list and hashing (kdedge_runtime.ngram)
             self.tokenizer = (ngram.load(tokenizer_file, rules["ngram"]) if "ngram" in rules
-                              else _checked(Tokenizer.from_file(str(tokenizer_file)), rules))
+                              else _checked(Tokenizer.from_file(str(tokenizer_file)), rules, self.max_length))
         except Exception as e:  # the tokenizers library raises a bare Exception for a broken file
             raise BundleError(f"{tokenizer_file} is not a valid tokenizer ({_first_line(e)})") from None
         self.tokenizer.no_padding()
@@ -303,11 +303,12 @@ def scoring_batch_size(scheme: str | None, batched: int) -> int:
     return 1 if scheme in DYNAMIC_SCHEMES else batched
 
 
-def _checked(tokenizer: Tokenizer, rules: dict) -> Tokenizer:
+def _checked(tokenizer: Tokenizer, rules: dict, max_length: int) -> Tokenizer:
     """`tokenizer`, refused now for what the tokenizers library finds only when a text needs it, as
     export/core/src/tokenizer.js refuses it at load: a model that maps the words it lacks to an unknown token
     (WordLevel, WordPiece; BPE where it names one) missing from its vocabulary, or a post-processor that cannot
-    build the bundle's sequences (a template naming a special token it has no id for panics in Rust)."""
+    build the bundle's sequences (a template naming a special token it has no id for panics in Rust) or leaves no
+    room for the text (truncation keeps every special id, so the sequence would outgrow `max_length`)."""
     unknown = getattr(tokenizer.model, "unk_token", None)
     if unknown is not None and tokenizer.model.token_to_id(unknown) is None:
         raise ValueError(f"model.unk_token {json.dumps(unknown)[:60]} is not in model.vocab")
@@ -315,6 +316,11 @@ def _checked(tokenizer: Tokenizer, rules: dict) -> Tokenizer:
     if special:
         size = tokenizer.get_vocab_size(with_added_tokens=True)
         _check_template(json.loads(tokenizer.to_str()).get("post_processor"), size)
+        for kind, is_pair in (("single", False), ("pair", True)):
+            added = tokenizer.post_processor.num_special_tokens_to_add(is_pair) if tokenizer.post_processor else 0
+            if added >= max_length:
+                raise ValueError(f"post_processor.{kind}: its special tokens take {added} of the {max_length} "
+                                 "positions (max_length), leaving none for the text")
     try:
         tokenizer.encode("probe", add_special_tokens=special)
         if rules["pair_encoding"] == "joint":
