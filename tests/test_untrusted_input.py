@@ -521,6 +521,54 @@ def test_fuzz_finding_a_special_token_of_several_ids_counts_each_id_in_both_runt
         assert np.allclose(np.asarray(node["logits"]), python.logits(texts), atol=1e-5), node
 
 
+@pytest.mark.parametrize("kind, change", [("pair", lambda t: t.insert(3, {"Sequence": {"id": "B", "type_id": 1}})),
+                                          ("single", lambda t: t.insert(1, {"Sequence": {"id": "B", "type_id": 0}}))])
+def test_fuzz_finding_a_template_naming_a_sequence_twice_is_refused_alike_in_both_runtimes(tiny_bundles, tmp_path,
+                                                                                            kind, change):
+    """The JS long run (seed 8, case 176004): a pair template naming sequence B twice. The Rust library repeats the
+    second text past its truncation (253 ids for max_length 128); a single text's template naming B panics in Rust.
+    Both runtimes refuse such templates at load, in the same words."""
+    from kdedge_runtime import BundleError
+    from tests.test_runtime import node_logits
+
+    folder = tmp_path / "b"
+    shutil.copytree(tiny_bundles["tinybert-none"], folder)
+    spec = json.loads((folder / "tokenizer.json").read_text())
+    change(spec["post_processor"][kind])
+    (folder / "tokenizer.json").write_text(json.dumps(spec))
+    second = "B once" if kind == "pair" else "no B"
+    expected = (f"{folder / 'tokenizer.json'} is not a valid tokenizer (post_processor.{kind} must hold sequence A "
+                f"once and {second})")
+    with pytest.raises(BundleError) as refused:
+        Classifier(folder)
+    assert str(refused.value) == expected
+    assert node_logits(folder, ["x"]).get("error", {}).get("message") == expected
+
+
+def test_a_model_that_fails_on_a_long_input_after_load_is_one_bundle_error_in_both_runtimes(tiny_bundles, tmp_path):
+    """A manifest whose max_length (1,024) is past the model's 256 positions: the probe at load passes, and a long
+    text fails in ONNX Runtime. Python said so in a BundleError; Node let ONNX Runtime's own error out of predict()
+    (the JS long run, seed 7). Both now give one BundleError naming the model."""
+    from kdedge_runtime import BundleError
+    from tests.test_runtime import node_logits
+
+    folder = tmp_path / "b"
+    shutil.copytree(tiny_bundles["tinybert-none"], folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["max_length"] = 1024
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    long_text = "word " * 600
+    expected = f"{folder / 'model.onnx'} failed on this input ("
+    classifier = Classifier(folder)
+    assert classifier.predict("short").label in classifier.labels
+    for texts in (long_text, [long_text, "short"]):
+        with pytest.raises(BundleError) as failed:
+            classifier.predict(texts)
+        assert str(failed.value).startswith(expected) and "\n" not in str(failed.value)
+        node = node_logits(folder, [long_text] if isinstance(texts, str) else texts).get("error", {})
+        assert node.get("name") == "BundleError" and node.get("message", "").startswith(expected), node
+
+
 @pytest.mark.parametrize("texts", ["one text", ["a batch", "of two"]])
 def test_a_tokenizer_that_panics_past_the_load_probe_is_one_bundle_error(tiny_bundles, tmp_path, texts):
     """A Rust panic the probe at load did not meet (here the template above, swapped in after load) ends predict()

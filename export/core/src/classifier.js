@@ -125,7 +125,7 @@ export class Classifier {
     } catch (e) {
       throw new BundleError(`${files.tokenizerName} is not a valid tokenizer (${firstLine(e)})`);
     }
-    const classifier = new this(manifest, session, tokenizer, platform.ort.Tensor);
+    const classifier = new this(manifest, session, tokenizer, platform.ort.Tensor, modelName);
     await classifier.checkVocabulary(size, files.tokenizerName, modelName, files.manifestName);
     return classifier;
   }
@@ -170,8 +170,9 @@ export class Classifier {
     }
   }
 
-  constructor(manifest, session, tokenizer, Tensor) {
+  constructor(manifest, session, tokenizer, Tensor, modelName = "model.onnx") {
     this.manifest = manifest;
+    this.modelName = modelName;
     this.session = session;
     this.tokenizer = tokenizer;
     this.Tensor = Tensor;
@@ -192,7 +193,7 @@ export class Classifier {
       // one text (an app's usual call): tokenized straight into its batch-1 feed, no batching, sorting or padding
       const [, pairList] = this.checkInputs(texts, pairs);
       checkBatchSize(batchSize);
-      return this.decode(firstRow(await this.session.run(this.feedOf(texts, pairList ? pairList[0] : null), FETCHES)));
+      return this.decode(firstRow(await this.runModel(this.feedOf(texts, pairList ? pairList[0] : null))));
     }
     const logits = await this.logits(texts, pairs, { batchSize });
     return logits.map((row) => this.decode(row));
@@ -208,7 +209,7 @@ export class Classifier {
     const out = new Array(texts.length);
     for (let start = 0; start < order.length; start += batchSize) {
       const rows = order.slice(start, start + batchSize);
-      const result = await this.session.run(this.pad(rows.map((i) => features[i])), FETCHES);
+      const result = await this.runModel(this.pad(rows.map((i) => features[i])));
       const { data, dims } = result.logits;
       const width = dims[dims.length - 1];
       for (let k = 0; k < rows.length; k++) out[rows[k]] = Array.from(data.subarray(k * width, (k + 1) * width));
@@ -219,7 +220,17 @@ export class Classifier {
   // The logits of one text (and pair): the same ids and the same batch-1 feed as encode() and pad() give, built
   // directly as int64 tensors.
   async logitsOf(text, pair) {
-    return firstRow(await this.session.run(this.feedOf(text, pair), FETCHES));
+    return firstRow(await this.runModel(this.feedOf(text, pair)));
+  }
+
+  // The model's outputs for one feed. The probe at load passed, so a failure here is a broken bundle meeting this
+  // input: one BundleError, in the words of Python's Classifier.run_batch.
+  async runModel(feed) {
+    try {
+      return await this.session.run(feed, FETCHES);
+    } catch (e) {
+      throw new BundleError(`${this.modelName} failed on this input (${firstLine(e)})`);
+    }
   }
 
   // The batch-1 feed of one text (and pair): its inputs views of one buffer, written without a BigInt per element

@@ -67,12 +67,15 @@ function checkTokenizerJson(json) {
 }
 
 // The special-token template: every item a special token it defines (with ids of the vocabulary) or sequence A or B,
-// and room left for the text within `maxLength` (Python's Classifier counts the same ids, as the Rust library does).
+// each sequence once (the Rust library repeats a text named twice, past any truncation, and panics on B in a single
+// text's template), and room left for the text within `maxLength` (Python's Classifier counts the same ids, as the
+// Rust library does).
 function checkTemplate(template, size, maxLength) {
   const specials = isObject(template.special_tokens) ? template.special_tokens : {};
+  const added = {};
   for (const kind of ["single", "pair"]) {
     if (!Array.isArray(template[kind])) throw new Error(`post_processor.${kind} must be a list`);
-    let added = 0;
+    added[kind] = 0;
     for (const item of template[kind]) {
       const special = item?.SpecialToken;
       const sequence = item?.Sequence;
@@ -81,13 +84,19 @@ function checkTemplate(template, size, maxLength) {
         if (!Array.isArray(ids) || !ids.every((id) => isId(id) && id < size)) {
           throw new Error(`post_processor: special token ${JSON.stringify(special.id).slice(0, 60)} has no ids in the vocabulary`);
         }
-        added += ids.length;
+        added[kind] += ids.length;
       } else if (!(isObject(sequence) && (sequence.id === "A" || sequence.id === "B") && isId(sequence.type_id))) {
         throw new Error(`post_processor.${kind} holds ${JSON.stringify(item)?.slice(0, 60)}, not a SpecialToken or Sequence A or B`);
       }
     }
-    if (added >= maxLength) {
-      throw new Error(`post_processor.${kind}: its special tokens take ${added} of the ${maxLength} positions ` +
+    const times = (id) => template[kind].filter((item) => item?.Sequence?.id === id).length;
+    if (times("A") !== 1 || times("B") !== (kind === "pair" ? 1 : 0)) {
+      throw new Error(`post_processor.${kind} must hold sequence A once and ${kind === "pair" ? "B once" : "no B"}`);
+    }
+  }
+  for (const kind of ["single", "pair"]) { // after the template is known good, as Python's Classifier checks them
+    if (added[kind] >= maxLength) {
+      throw new Error(`post_processor.${kind}: its special tokens take ${added[kind]} of the ${maxLength} positions ` +
         "(max_length), leaving none for the text");
     }
   }

@@ -340,7 +340,9 @@ def _tokenizer_error(error: BaseException) -> str:
 
 def _check_template(processor, size: int) -> None:
     """A TemplateProcessing post-processor's special tokens each have ids in the vocabulary (the probe in `_checked`
-    would meet a missing one as a Rust panic); export/core/src/tokenizer.js:checkTemplate says the same words."""
+    would meet a missing one as a Rust panic), and it holds each sequence once (the Rust library repeats a text named
+    twice, past any truncation, and panics on B in a single text's template); export/core/src/tokenizer.js:
+    checkTemplate says the same words."""
     if not (isinstance(processor, dict) and processor.get("type") == "TemplateProcessing"):
         return
     specials = processor.get("special_tokens") or {}
@@ -353,6 +355,10 @@ def _check_template(processor, size: int) -> None:
             if not (isinstance(ids, list) and all(isinstance(i, int) and 0 <= i < size for i in ids)):
                 raise ValueError(f"post_processor: special token {json.dumps(name, ensure_ascii=False)[:60]} has no "
                                  "ids in the vocabulary")
+        sequences = [item.get("Sequence", {}).get("id") for item in processor.get(kind) or [] if isinstance(item, dict)]
+        if sequences.count("A") != 1 or sequences.count("B") != (kind == "pair"):
+            second = "B once" if kind == "pair" else "no B"
+            raise ValueError(f"post_processor.{kind} must hold sequence A once and {second}")
 
 
 def _first_line(error: BaseException) -> str:
