@@ -9,6 +9,7 @@ Rebuilt only when kdedge's code or this script changed (OUT/stamp).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -94,16 +95,20 @@ def build(out: Path) -> None:
 
 def main(out: Path) -> None:
     wanted = stamp()
-    if (out / "stamp").is_file() and (out / "stamp").read_text() == wanted:
-        print(f"fixtures: {out} is up to date")
-        return
     partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    build(partial)
-    (partial / "stamp").write_text(wanted)
-    shutil.rmtree(out, ignore_errors=True)
-    partial.rename(out)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    # test runs started side by side build the fixtures once: the first holds the lock, the others then find them
+    with open(out.with_name(out.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (out / "stamp").is_file() and (out / "stamp").read_text() == wanted:
+            print(f"fixtures: {out} is up to date")
+            return
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        build(partial)
+        (partial / "stamp").write_text(wanted)
+        shutil.rmtree(out, ignore_errors=True)
+        partial.rename(out)
 
 
 if __name__ == "__main__":
