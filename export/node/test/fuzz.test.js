@@ -66,6 +66,8 @@ async function fuzz(target, count, runCase) {
     } catch (e) {
       e.message = `${target}, case ${i} (replay: KDEDGE_FUZZ_SEED=${SEED} KDEDGE_FUZZ_CASE=${i}): ${e.message}`;
       throw e;
+    } finally { // each case's bundle copies go with it: a 10-minute target wrote 4 GB of them
+      for (const entry of fs.readdirSync(SCRATCH)) fs.rmSync(path.join(SCRATCH, entry), { recursive: true, force: true });
     }
     const took = performance.now() - started;
     slowest = Math.max(slowest, took);
