@@ -55,16 +55,17 @@ class Classifier:
         if verify_checksum:
             _check_checksum(model_bytes, model_file, self.manifest)
         check_tensor_sizes(model_bytes, model_file)
-        del model_bytes  # a teacher's is hundreds of MB; ONNX Runtime reads the file itself
         providers = list(providers or ["CPUExecutionProvider"])
         options = session_options(providers, threads)
         plugged = [p for p in providers if plugins.is_plugin(p)]
         for provider in plugged:  # e.g. OpenVINO from onnxruntime-ep-openvino: attached per device, CPU as fallback
             plugins.attach(options, provider)
         try:
-            self.session = ort.InferenceSession(str(model_file), options, providers=None if plugged else providers)
+            # from the bytes checked above, not the file: read once, and what runs is what was checked
+            self.session = ort.InferenceSession(model_bytes, options, providers=None if plugged else providers)
         except Exception as e:  # ONNX Runtime raises its own types for a file it cannot parse
             raise BundleError(f"{model_file} is not a model ONNX Runtime can load ({_first_line(e)})") from None
+        del model_bytes  # a teacher's is hundreds of MB, and the session holds its own copy
         self.input_names = [i.name for i in self.session.get_inputs()]
         for kind, actual in (("inputs", self.input_names), ("outputs", [o.name for o in self.session.get_outputs()])):
             expected = [i["name"] for i in self.manifest[kind]]
@@ -74,9 +75,13 @@ class Classifier:
         rules = self.manifest["tokenizer"]
         tokenizer_file = self._tokenizer_file = bundle_file(self.path, rules["file"], "tokenizer.file")
         try:
-            # n-gram rules in the manifest: the n-gram student's word list and hashing (kdedge_runtime.ngram)
-            self.tokenizer = (ngram.load(tokenizer_file, rules["ngram"]) if "ngram" in rules
-                              else _checked(Tokenizer.from_file(str(tokenizer_file)), rules, self.max_length))
+            spec = None  # tokenizer.json as the library reads it, serialised once (20 ms for BERT's vocabulary)
+            if "ngram" in rules:  # the n-gram student's word list and hashing (kdedge_runtime.ngram)
+                self.tokenizer = ngram.load(tokenizer_file, rules["ngram"])
+            else:
+                self.tokenizer = Tokenizer.from_file(str(tokenizer_file))
+                spec = json.loads(self.tokenizer.to_str())
+                _check_tokenizer(self.tokenizer, spec, rules, self.max_length)
         except Exception as e:  # the tokenizers library raises a bare Exception for a broken file
             raise BundleError(f"{tokenizer_file} is not a valid tokenizer ({_first_line(e)})") from None
         self.tokenizer.no_padding()
@@ -92,7 +97,7 @@ class Classifier:
         # one text's ids without an Encoding, where the tokenizer has such a path: `ids(text)`, None when it does not
         # apply to that text (the n-gram tokenizer's always does); with them, the other inputs are constant
         self._pair = self.is_pair
-        self._words = (WordCache.of(self.tokenizer, self.add_special_tokens, self.max_length)
+        self._words = (WordCache.of(self.tokenizer, self.add_special_tokens, self.max_length, spec)
                        if isinstance(self.tokenizer, Tokenizer) else self.tokenizer)
         self._constant_inputs = [(name, {"attention_mask": 1, "type_ids": 0}[attribute])
                                  for name, _, attribute, _ in self._sources if attribute != "ids"]
@@ -303,8 +308,8 @@ def scoring_batch_size(scheme: str | None, batched: int) -> int:
     return 1 if scheme in DYNAMIC_SCHEMES else batched
 
 
-def _checked(tokenizer: Tokenizer, rules: dict, max_length: int) -> Tokenizer:
-    """`tokenizer`, refused now for what the tokenizers library finds only when a text needs it, as
+def _check_tokenizer(tokenizer: Tokenizer, spec: dict, rules: dict, max_length: int) -> None:
+    """Refuses `tokenizer` (`spec` its JSON) now for what the tokenizers library finds only when a text needs it, as
     export/core/src/tokenizer.js refuses it at load: a model that maps the words it lacks to an unknown token
     (WordLevel, WordPiece; BPE where it names one) missing from its vocabulary, or a post-processor that cannot
     build the bundle's sequences (a template naming a special token it has no id for panics in Rust) or leaves no
@@ -315,7 +320,7 @@ def _checked(tokenizer: Tokenizer, rules: dict, max_length: int) -> Tokenizer:
     special = rules["add_special_tokens"]
     if special:
         size = tokenizer.get_vocab_size(with_added_tokens=True)
-        _check_template(json.loads(tokenizer.to_str()).get("post_processor"), size)
+        _check_template(spec.get("post_processor"), size)
         for kind, is_pair in (("single", False), ("pair", True)):
             added = tokenizer.post_processor.num_special_tokens_to_add(is_pair) if tokenizer.post_processor else 0
             if added >= max_length:
@@ -327,7 +332,6 @@ def _checked(tokenizer: Tokenizer, rules: dict, max_length: int) -> Tokenizer:
             tokenizer.encode("probe", "probe", add_special_tokens=special)
     except BaseException as e:
         raise ValueError(f"it cannot encode a text ({_tokenizer_error(e)})") from None
-    return tokenizer
 
 
 def _tokenizer_error(error: BaseException) -> str:
@@ -339,7 +343,7 @@ def _tokenizer_error(error: BaseException) -> str:
 
 
 def _check_template(processor, size: int) -> None:
-    """A TemplateProcessing post-processor's special tokens each have ids in the vocabulary (the probe in `_checked`
+    """A TemplateProcessing post-processor's special tokens each have ids in the vocabulary (the probe in `_check_tokenizer`
     would meet a missing one as a Rust panic), and it holds each sequence once (the Rust library repeats a text named
     twice, past any truncation, and panics on B in a single text's template); export/core/src/tokenizer.js:
     checkTemplate says the same words."""

@@ -35,13 +35,14 @@ class WordCache:
         self.pieces: dict[str, list[int]] = {}
 
     @classmethod
-    def of(cls, tokenizer: Tokenizer, add_special_tokens: bool, max_length: int) -> WordCache | None:
-        """The short path for `tokenizer` (set up to truncate to `max_length`), or None when its pipeline is not one
-        this reproduces."""
-        spec = json.loads(tokenizer.to_str())
+    def of(cls, tokenizer: Tokenizer, add_special_tokens: bool, max_length: int,
+           spec: dict | None = None) -> WordCache | None:
+        """The short path for `tokenizer` (set up to truncate to `max_length`; `spec` its JSON where the caller has
+        it), or None when its pipeline is not one this reproduces."""
+        spec = spec if spec is not None else json.loads(tokenizer.to_str())
         normalizer, pre_tokenizer, model = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}, spec["model"]
         if (normalizer.get("type") != "BertNormalizer" or pre_tokenizer.get("type") != "BertPreTokenizer"
-                or model.get("type") not in _MODELS or (spec.get("truncation") or {}).get("direction") != "Right"):
+                or model.get("type") not in _MODELS or (tokenizer.truncation or {}).get("direction") != "right"):
             return None
         added = [t["content"] for t in spec.get("added_tokens") or [] if t["content"]]
         probe = "probe"
