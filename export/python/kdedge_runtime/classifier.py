@@ -343,10 +343,10 @@ def _tokenizer_error(error: BaseException) -> str:
 
 
 def _check_template(processor, size: int) -> None:
-    """A TemplateProcessing post-processor's special tokens each have ids in the vocabulary (the probe in `_check_tokenizer`
-    would meet a missing one as a Rust panic), and it holds each sequence once (the Rust library repeats a text named
-    twice, past any truncation, and panics on B in a single text's template); export/core/src/tokenizer.js:
-    checkTemplate says the same words."""
+    """A TemplateProcessing post-processor's special tokens each have ids in the vocabulary (the probe in
+    `_check_tokenizer` would meet a missing one as a Rust panic), and it holds each sequence once (the Rust library
+    repeats a text named twice, past any truncation, and panics on B in a single text's template);
+    export/core/src/tokenizer.js: checkTemplate says the same words."""
     if not (isinstance(processor, dict) and processor.get("type") == "TemplateProcessing"):
         return
     specials = processor.get("special_tokens") or {}
