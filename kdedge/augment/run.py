@@ -164,10 +164,10 @@ def _augment(cfg: AugmentConfig, methods: list[str], run: RunDir) -> Path:
         "shards": written, "wall_time_s": round(wall, 2), "teacher_labelling_s": round(label_time, 2),
         "examples_per_s": round(total / wall, 2) if wall else None,
     }
-    sources = {name: {"source": str(path), "sha256": sha256_file(path)} for name, path in unlabeled.items()}
-    inputs = {**data.describe(), "eval_sets": describe_sets(eval_sets), "unlabeled": sources,
-              "teacher": {"name": cfg.teacher, "sha256_weights": model_fingerprint(teacher)}}
     if run.is_main:  # every process has the same figures; one writes them (two would race on the stats files)
+        sources = {name: {"source": str(path), "sha256": sha256_file(path)} for name, path in unlabeled.items()}
+        inputs = {**data.describe(), "eval_sets": describe_sets(eval_sets), "unlabeled": sources,
+                  "teacher": {"name": cfg.teacher, "sha256_weights": model_fingerprint(teacher)}}
         write_json(run.work / "manifest.json", manifest(
             "augment", to_dict(cfg), inputs=inputs, metrics=summary, wall_time_s=wall,
             extra={"task": task.to_dict(), "max_length": cfg.max_length, "seed": cfg.seed,
