@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -19,14 +20,23 @@ STAGES = ["teacher", "transfer", "pruned-2l-128-ffn256-long", "bilstm-glove",
           "export-bilstm-glove-int8", "export-bilstm-glove-fp32", "bench-torch", "bench-onnx"]
 
 
+def _smoke_env(base: Path, glue_dir: Path) -> dict:
+    # the device image has no `kdedge` command (kdedge is not installed there, only on PYTHONPATH): the PATH here
+    # leaves out the venv's console script, as the first GPU call found out
+    path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if not (Path(d) / "kdedge").exists())
+    return {**os.environ, "PATH": path, "DEVICE": "cpu", "SMOKE": "1", "RUN": str(base / "run"),
+            "OUT": str(base / "out"), "PYTHON": sys.executable, "KDEDGE_DATA_DIR": str(glue_dir), "THREADS": "1"}
+
+
+def _run_script(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "benchmarks/gpu/run.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory, glue_dir):
     base = tmp_path_factory.mktemp("gpu-smoke")
-    env = {**os.environ, "DEVICE": "cpu", "SMOKE": "1", "RUN": str(base / "run"), "RES": str(base / "results"),
-           "OUT": str(base / "out"), "PYTHON": sys.executable, "KDEDGE_DATA_DIR": str(glue_dir),
-           "THREADS": "1"}
-    proc = subprocess.run(["bash", "benchmarks/gpu/run.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=900)
+    proc = _run_script({**_smoke_env(base, glue_dir), "RES": str(base / "results")})
     return proc, base
 
 
@@ -107,3 +117,20 @@ def test_prepare_builds_a_folder_that_run_unpacks(tmp_path, glue_dir, monkeypatc
     assert len(train) == prepare.SMOKE_ROWS["train.tsv"] + 1
     first = (tmp_path / "inputs" / "vectors.txt").read_text().splitlines()[0].split(" ")
     assert len(first) > 2 and all(float(v) == float(v) for v in first[1:])
+
+
+def test_a_second_call_resumes_the_first(smoke_run, glue_dir):
+    """Two device calls on one warm machine: the second finds the first's results folder through the run folder
+    (no RES given), runs only what is not finished (here the ONNX bench, its report removed) and packs it all."""
+    first, base = smoke_run
+    assert first.returncode == 0
+    shutil.rmtree(base / "results" / "bench-onnx")
+    before = (base / "results" / "times.txt").read_text().splitlines()
+    proc = _run_script(_smoke_env(base, glue_dir))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    after = (base / "results" / "times.txt").read_text().splitlines()
+    added = [line.split()[0] for line in after[len(before):]]
+    assert added == ["bench-onnx", "total"] and after[:len(before)] == before
+    for stage in STAGES[:-1]:
+        assert f"{stage}: done by an earlier call" in proc.stdout
+    assert (base / "results" / "bench-onnx" / "report.json").is_file()

@@ -27,6 +27,8 @@ T0=$(date +%s)
 DEVICE=${DEVICE:-cuda}
 SMOKE=${SMOKE:-0}
 RUN=${RUN:-benchmarks/runs/gpu}
+# a second call on the same machine resumes the first one's run: its results folder, its finished stages
+if [ -z "${RES:-}" ] && [ -f "$RUN/results-dir" ]; then RES=$(cat "$RUN/results-dir"); fi
 RES=${RES:-benchmarks/results/gpu/run-$(date -u +%Y%m%d-%H%M)}
 OUT=${OUT:-$RUN/out}
 PY=${PYTHON:-python3}
@@ -47,7 +49,8 @@ THREADS=${THREADS:-$(nproc)}
 
 mkdir -p "$RES" "$RUN" "$OUT"
 RES=$(cd "$RES" && pwd) RUN=$(cd "$RUN" && pwd) OUT=$(cd "$OUT" && pwd)
-exec > >(tee "$RES/run.log") 2>&1
+echo "$RES" > "$RUN/results-dir"
+exec > >(tee -a "$RES/run.log") 2>&1
 echo "gpu run: DEVICE=$DEVICE SMOKE=$SMOKE PRECISION=$PRECISION METHOD=$METHOD BUDGET_S=$BUDGET_S RES=$RES"
 
 # --- environment: the carried wheels, kdedge from this checkout, everything offline --------------------------------
@@ -68,7 +71,10 @@ export KDEDGE_CACHE_DIR=$RUN/cache KDEDGE_DATA_DIR=$RUN/inputs/glue
 if [ "$DEVICE" = cpu ]; then export CUDA_VISIBLE_DEVICES=""; fi
 "$PY" benchmarks/gpu/prepare.py unpack "$CARRY" "$RUN/inputs" || exit 1
 VECTORS=$RUN/inputs/vectors.txt
-kdedge() { "$PY" -m kdedge.cli "$@"; }
+# an executable, not a shell function: stage() runs it under `timeout`, which cannot call functions
+mkdir -p "$RUN/bin"
+printf '#!/bin/sh\nexec %q -m kdedge.cli "$@"\n' "$PY" > "$RUN/bin/kdedge" && chmod +x "$RUN/bin/kdedge"
+export PATH="$RUN/bin:$PATH"
 # progress bars out of the logs (tqdm joins them with carriage returns)
 without_progress() { tr '\r' '\n' | { grep -av '%|' || [ $? = 1 ]; }; }
 {
@@ -78,12 +84,14 @@ print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torc
 print('gpu', torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, 'cpus', __import__('os').cpu_count())"
   kdedge doctor
 } > "$RES/environment.txt" 2>&1
-: > "$RES/times.txt"
+touch "$RES/times.txt"  # appended to by every call; collect.py reads the last line of each stage
 
-# stage NAME MIN_S command...: run it within what is left of the budget (skipped when under MIN_S seconds are left);
-# its log in $RES/NAME.log, its wall time and exit status in $RES/times.txt
+# stage NAME MIN_S OUTPUT command...: run it within what is left of the budget (skipped when under MIN_S seconds are
+# left); its log in $RES/NAME.log, its wall time and exit status in $RES/times.txt. A stage whose OUTPUT (a model or
+# bundle folder, or a file) an earlier call finished is not run again.
 stage() {
-  local name=$1 min=$2; shift 2
+  local name=$1 min=$2 output=$3; shift 3
+  if done_ "$output" || [ -f "$output" ]; then echo "$name: done by an earlier call"; return 0; fi
   local left=$(( BUDGET_S - ($(date +%s) - T0) - RESERVE_S ))
   if (( left < min )); then
     echo "$name skipped=budget left_s=$left min_s=$min" | tee -a "$RES/times.txt"
@@ -122,10 +130,10 @@ replace=()
 case ",$METHOD," in *,replace,*) replace=(--word-vectors "$VECTORS");; esac
 
 # --- 1-2: teacher, transfer set -----------------------------------------------------------------------------------
-stage teacher 30 kdedge teacher --config configs/sst2-teacher.yaml --model "$CARRY/teacher-base" --out "$T" \
+stage teacher 30 "$T" kdedge teacher --config configs/sst2-teacher.yaml --model "$CARRY/teacher-base" --out "$T" \
   "${common[@]}" "${teacher_size[@]}"
 if done_ "$T"; then
-  stage transfer 20 kdedge augment --task sst2 --teacher "$T" --method "$METHOD" "${replace[@]}" --variants 2 \
+  stage transfer 20 "$TS" kdedge augment --task sst2 --teacher "$T" --method "$METHOD" "${replace[@]}" --variants 2 \
     --tagger none --out "$TS" "${common[@]}" "${augment_size[@]}"
 else
   skip no_teacher transfer
@@ -134,11 +142,11 @@ fi
 # --- 3: the students ----------------------------------------------------------------------------------------------
 if done_ "$TS"; then
   distil_2l() {
-    stage pruned-2l-128-ffn256-long 30 kdedge distill --teacher "$T" --transfer "$TS" --config configs/sst2-frontier.yaml \
+    stage pruned-2l-128-ffn256-long 30 "$S2" kdedge distill --teacher "$T" --transfer "$TS" --config configs/sst2-frontier.yaml \
       --init prune "${student_size[@]}" --out "$S2" "${common[@]}"
   }
   distil_bilstm() {
-    stage bilstm-glove 20 kdedge distill --teacher "$T" --transfer "$TS" --config configs/sst2-bilstm.yaml \
+    stage bilstm-glove 20 "$SB" kdedge distill --teacher "$T" --transfer "$TS" --config configs/sst2-bilstm.yaml \
       --word-vectors "$VECTORS" "${bilstm_size[@]}" --out "$SB" "${common[@]}"
   }
   if [ "$PARALLEL" = 1 ]; then
@@ -161,7 +169,7 @@ for s in "$S2" "$SB"; do
   [ "$s" = "$S2" ] && options=(--optimize)
   for precision in int8 fp32; do
     quantize=dynamic; [ "$precision" = fp32 ] && quantize=none
-    stage "export-$name-$precision" 15 kdedge export --model "$s" --out "$B/$name-$precision" --quantize "$quantize" \
+    stage "export-$name-$precision" 15 "$B/$name-$precision" kdedge export --model "$s" --out "$B/$name-$precision" --quantize "$quantize" \
       "${options[@]}" --overwrite &
     exports+=($!)
   done
@@ -173,9 +181,9 @@ done
 
 # --- 5: bench --------------------------------------------------------------------------------------------------------
 if done_ "$T"; then
-  stage bench-torch 30 kdedge bench --teacher "$T" "${students[@]}" --backends "$TORCH_BACKENDS" "${bench_size[@]}" \
+  stage bench-torch 30 "$RES/bench-torch/report.json" kdedge bench --teacher "$T" "${students[@]}" --backends "$TORCH_BACKENDS" "${bench_size[@]}" \
     --out "$RES/bench-torch" --overwrite
-  stage bench-onnx 30 kdedge bench --teacher "$T" "${bundles[@]}" --backends "$ONNX_BACKENDS" --threads "$THREADS" \
+  stage bench-onnx 30 "$RES/bench-onnx/report.json" kdedge bench --teacher "$T" "${bundles[@]}" --backends "$ONNX_BACKENDS" --threads "$THREADS" \
     "${bench_size[@]}" --out "$RES/bench-onnx" --overwrite
 else
   skip no_teacher bench-torch bench-onnx
@@ -187,7 +195,8 @@ fi
 status=$?
 cat "$RES/summary.md"
 echo "total wall_s=$(( $(date +%s) - T0 ))" | tee -a "$RES/times.txt"
-grep -q " rc=[^0]\|skipped=" "$RES/times.txt" && status=1
+# the last line of each stage says how it ended (an earlier call's skip is superseded by a later run)
+awk '{last[$1] = $0} END {for (k in last) print last[k]}' "$RES/times.txt" | grep -q " rc=[^0]\|skipped=" && status=1
 cp "$RES/summary.md" "$RES/times.txt" "$OUT/" 2>/dev/null
 tar -czf "$OUT/results.tar.gz" -C "$(dirname "$RES")" --exclude='*.onnx' "$(basename "$RES")"
 cp "$RES/run.log" "$OUT/run.log"
