@@ -332,7 +332,12 @@ class ExportConfig(ModelDataOptions):
     exporter: Literal["auto", "optimum", "torch"] = opt(
         "auto", "Transformer students: optimum's ONNX exporter or torch.onnx (the same inputs, outputs, axes and "
         "config.json either way); auto: optimum when it is installed, else torch.")
-    calibration_size: int = opt(128, "static: number of training examples used for calibration.", valid=COUNT)
+    calibration_size: int = opt(128, "static, --keep-float auto: number of training examples used for calibration.",
+                                valid=COUNT)
+    keep_float: str = opt(
+        "none", "dynamic: nodes left in float. none; auto: searched on --calibration-size training examples (the few "
+        "MatMuls whose float precision removes most of int8's error on the logits; minutes for a base-size model); "
+        "or comma-separated parts of node names.")
     optimize: bool = opt(False, "Fuse attention/LayerNorm/GELU with ONNX Runtime's transformer optimizer.")
     first_token: bool = opt(True, "Run the nodes after the last attention on the position the classifier reads "
                                   "only (the same logits, less work); --no-first-token keeps every position.")

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import click
 import numpy as np
 import onnx
 
@@ -24,6 +25,7 @@ from kdedge.data.recorded import model_data_options
 from kdedge.errors import KdedgeError
 from kdedge.models.students import load_student
 from kdedge.onnx.export import EXPORTERS, ONNX_FILE
+from kdedge.onnx import keep_float
 from kdedge.onnx.first_token import first_token_only
 from kdedge.onnx.parity import compare, cpu_session, onnx_logits
 from kdedge.onnx.quantize import optimize_transformer, quantize, to_fp16
@@ -63,10 +65,13 @@ def export_bundle(cfg: ExportConfig) -> Path:
     if cfg.quantize == "qat" and trained_for_first_token(student.meta.get("qat")) and not cfg.first_token:
         raise KdedgeError(f"{student_dir} was trained quantization-aware for the first-token graph (its last layer's "
                           "int8 ranges are the first token's): drop --no-first-token")
+    if cfg.keep_float != "none" and (cfg.quantize != "dynamic" or arch == "ngram"):
+        raise KdedgeError("--keep-float leaves nodes of --quantize dynamic in float" + (
+            "; the n-gram student's int8 keeps its head float already" if arch == "ngram" else ""))
     if student.meta.get("qat") and cfg.quantize != "qat":
         strip_qat(student.model)  # other exports compare against the float model
     data_options = model_data_options(student_dir, student.meta["task"]["name"], cfg)
-    data = load_task_data(data_options, train_optional=cfg.quantize != "static")
+    data = load_task_data(data_options, train_optional=not _needs_calibration(cfg))
     if list(data.task.label_names) != list(student.meta["task"]["label_names"]):
         raise KdedgeError(f"the student predicts {student.meta['task']['label_names']} but the task's labels are "
                           f"{list(data.task.label_names)}")
@@ -148,9 +153,12 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
             shutil.copy(pooled, stage_dir / ONNX_FILE)
         if cfg.quantize != "none":
             quantized = Path(tmp) / "quantized.onnx"
-            calibration = _calibration(cfg, student, data, max_length, current) if cfg.quantize == "static" else []
-            transforms["quantization"] = quantize(cfg.quantize, current, quantized, architecture=arch,
-                                                  preset=_preset(cfg.preset), calibration=calibration)
+            calibration = _calibration(cfg, student, data, max_length, current) if _needs_calibration(cfg) else []
+            options = {"architecture": arch, "preset": _preset(cfg.preset), "calibration": calibration}
+            kept, search = _keep_float(cfg, current, options, Path(tmp))
+            transforms["quantization"] = quantize(cfg.quantize, current, quantized, keep_float=kept, **options)
+            if search:
+                transforms["quantization"]["keep_float_search"] = search
             if cfg.quantize == "dynamic" and cfg.preset == "auto":
                 machine, flags = read_cpu()
                 transforms["quantization"]["preset_chosen_for"] = {"machine": machine,
@@ -215,6 +223,27 @@ def _verify(cfg: ExportConfig, student, data, session, max_length: int) -> tuple
            "onnx": compute_metrics(data.task, exported_logits, data.dev.labels), "examples": len(features),
            "onnx_batch_size": onnx_batch_size}
     return parity, dev
+
+
+def _needs_calibration(cfg: ExportConfig) -> bool:
+    return cfg.quantize == "static" or cfg.keep_float == "auto"
+
+
+def _keep_float(cfg: ExportConfig, model: Path, options: dict, tmp: Path) -> tuple[list[str], dict | None]:
+    """--keep-float: the nodes dynamic int8 leaves in float, and (auto) the search that chose them."""
+    if cfg.keep_float == "none":
+        return [], None
+    if cfg.keep_float != "auto":
+        return keep_float.select(model, [p.strip() for p in cfg.keep_float.split(",") if p.strip()]), None
+    nodes = keep_float.quantizable_nodes(model)
+    click.echo(f"--keep-float auto: searching {len(nodes)} nodes on {len(options['calibration'])} training examples",
+               err=True)
+    search = keep_float.search(
+        model, lambda kept, dst: quantize(cfg.quantize, model, dst, keep_float=kept, **options), options["calibration"],
+        tmp)
+    click.echo(f"--keep-float auto: {', '.join(search['nodes']) or 'no node'} left in float (relative error on the "
+               f"logits {' -> '.join(map(str, search['relative_error']))})", err=True)
+    return search["nodes"], search
 
 
 def _calibration(cfg: ExportConfig, student, data, max_length: int, model_path: Path) -> list[dict]:

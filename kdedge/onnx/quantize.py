@@ -28,13 +28,15 @@ _QUANTIZER_NOISE = (("", r"^Please consider to run pre-processing"), ("", r"^Axi
 DYNAMIC_REVISION = 2
 
 
-def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, embeddings: str = "rows", **_) -> dict:
+def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, embeddings: str = "rows",
+                     keep_float: Iterable[str] = (), **_) -> dict:
     """int8 weights (symmetric, per channel; uint8 or int8 as the preset for the target CPU says); activations
     uint8, quantized on the fly; embedding tables int8 per row (kdedge.onnx.embeddings). For transformers the
     MatMuls are optimum's `AutoQuantizationConfig.<preset>(is_static=False, per_channel=True)`, done with ONNX
     Runtime's own quantizer (optimum not needed, same graph: every MatMul, the attention products included); the
     BiLSTM's LSTMs become DynamicQuantizeLSTM. `embeddings` "onnxruntime" (its uint8 per-tensor tables) and "float"
-    are there for benchmarks/embedding_int8.py to compare with."""
+    are there for benchmarks/embedding_int8.py to compare with. `keep_float` names nodes left in float
+    (kdedge.onnx.keep_float chooses them)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic as ort_quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -62,8 +64,12 @@ def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, em
             description |= {"reduce_range": False,
                             "tool": "onnxruntime.quantization.quantize_dynamic (optimum's AutoQuantizationConfig preset)"}
         tables = embedding_readers(prepared) if embeddings != "onnxruntime" else {}
+        kept = list(keep_float)
         ort_quantize_dynamic(str(prepared), str(dst), per_channel=True,
-                             nodes_to_exclude=[node for readers in tables.values() for node in readers], **options)
+                             nodes_to_exclude=[node for readers in tables.values() for node in readers] + kept,
+                             **options)
+        if kept:
+            description["kept_float"] = kept
     if architecture == "bilstm":
         retie_lstm_weights(dst)
     if embeddings == "rows":
