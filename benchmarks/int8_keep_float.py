@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "export" / "python")]
@@ -38,6 +37,7 @@ from kdedge.data.recorded import recorded_data_options  # noqa: E402
 from kdedge.onnx import keep_float  # noqa: E402
 from kdedge.onnx.quantize import quantize  # noqa: E402
 from kdedge_runtime import Classifier  # noqa: E402
+from kdedge_runtime.cpu import preset_for, read_cpu  # noqa: E402
 
 # node-name parts of a BERT-family export (torch.onnx / optimum names: .../layer.K/attention/..., .../intermediate/...)
 GROUPS = {
@@ -113,7 +113,6 @@ def main() -> None:
         options["data_dir"] = args.data_dir
     data = load_task_data(DataOptions(**options))
     model, preset = args.fp32 / "model.onnx", manifest.get("config", {}).get("preset", "auto")
-    from kdedge_runtime.cpu import preset_for, read_cpu
     preset = preset_for(*read_cpu()) if preset in (None, "auto") else preset
     variants = args.variants.split(",")
     if "ffn-out-each" in variants:

@@ -24,8 +24,8 @@ from kdedge.data.tasks import file_layout
 from kdedge.data.recorded import model_data_options
 from kdedge.errors import KdedgeError
 from kdedge.models.students import load_student
-from kdedge.onnx.export import EXPORTERS, ONNX_FILE
 from kdedge.onnx import keep_float
+from kdedge.onnx.export import EXPORTERS, ONNX_FILE
 from kdedge.onnx.first_token import first_token_only
 from kdedge.onnx.parity import compare, cpu_session, onnx_logits
 from kdedge.onnx.quantize import optimize_transformer, quantize, to_fp16

@@ -13,8 +13,8 @@ A node is kept only while it removes a good share of the error that is left.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import onnx
