@@ -109,7 +109,7 @@ for task in "${TASKS[@]}"; do
   bundles=()
   folder_bundles bundles "$B"
   kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --rounds 3 --batch-sizes 1,32 \
-    --seq-lens 128 --out "$RES/$task" --overwrite > "$RES/bench.log"
+    --seq-lens 128 --out "$RES/$task" --overwrite --resume > "$RES/bench.log"
   kdedge doctor > "$RES/doctor.txt"
   python benchmarks/collect_frontier.py "$RES" "$B" --task "$task" --targets small-data > "$RES/summary.md"
   cat "$RES/summary.md"

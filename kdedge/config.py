@@ -471,6 +471,8 @@ class BenchConfig(ModelDataOptions):
                                    valid=POSITIVE)
     out: str | None = opt(None, "Report folder to write (report.json, report.md, report.png).", required=True)
     overwrite: bool = opt(False, "Replace an existing report folder.")
+    resume: bool = opt(False, "Continue an interrupted bench: the model-backend pairs (and rounds) it finished are "
+                              "not timed again.")
 
     def int_list(self, name: str) -> list[int]:
         raw = getattr(self, name)

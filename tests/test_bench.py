@@ -358,3 +358,36 @@ def test_bundles_with_the_slow_fusions_are_named(tiny_tinybert_student, glue_dir
     assert fusion_warnings([current]) == []
     [warning] = fusion_warnings([dataclasses.replace(current, name="old", path=str(old))])
     assert warning.startswith("old: its graph has SkipLayerNormalization") and "export it again" in warning
+
+
+def test_an_interrupted_bench_resumes_without_timing_again_what_it_finished(tiny_bundles, glue_dir, tmp_path,
+                                                                            monkeypatch):
+    import kdedge.bench.run as bench_run
+
+    real, calls = bench_run.run_in_process, []
+
+    def counted(job, tmp):
+        calls.append((job["model"]["name"], job["accuracy"]))
+        if len(calls) == interrupt_at:
+            raise KeyboardInterrupt
+        return real(job, tmp)
+
+    monkeypatch.setattr(bench_run, "run_in_process", counted)
+    bundles = (str(tiny_bundles["bilstm-none"]), str(tiny_bundles["tinybert-none"]))
+    interrupt_at = 3  # two models, two rounds: round 1 finished, then the interruption
+    with pytest.raises(KeyboardInterrupt):
+        _bench(tmp_path, glue_dir, bundle=bundles, backends="ort-cpu", rounds=2)
+    assert len(list((tmp_path / "report.partial" / "stage-jobs").glob("*.json"))) == 2
+    assert not (tmp_path / "report").exists()
+    with pytest.raises(KdedgeError, match="pass --resume to continue it"):
+        _bench(tmp_path, glue_dir, bundle=bundles, backends="ort-cpu", rounds=2)
+
+    calls.clear()
+    interrupt_at = None
+    out, _ = _bench(tmp_path, glue_dir, bundle=bundles, backends="ort-cpu", rounds=2, resume=True)
+    assert sorted(calls) == [("bilstm-none", False), ("tinybert-none", False)]  # round 2 only
+    report = json.loads((out / "report.json").read_text())
+    for row in report["rows"]:
+        assert row["status"] == "ok" and row["metric"] is not None
+        assert len(row["latency"]["real"]["1"]["p50_rounds_ms"]) == 2
+    assert not (out / "stage-jobs").exists()

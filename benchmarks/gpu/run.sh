@@ -88,7 +88,8 @@ touch "$RES/times.txt"  # appended to by every call; collect.py reads the last l
 
 # stage NAME MIN_S OUTPUT command...: run it within what is left of the budget (skipped when under MIN_S seconds are
 # left); its log in $RES/NAME.log, its wall time and exit status in $RES/times.txt. A stage whose OUTPUT (a model or
-# bundle folder, or a file) an earlier call finished is not run again.
+# bundle folder, or a file) an earlier call finished is not run again; a bench cut off by the budget resumes in the
+# next call without timing again the pairs it finished (kdedge bench --resume).
 stage() {
   local name=$1 min=$2 output=$3; shift 3
   if done_ "$output" || [ -f "$output" ]; then echo "$name: done by an earlier call"; return 0; fi
@@ -182,9 +183,9 @@ done
 # --- 5: bench --------------------------------------------------------------------------------------------------------
 if done_ "$T"; then
   stage bench-torch 30 "$RES/bench-torch/report.json" kdedge bench --teacher "$T" "${students[@]}" --backends "$TORCH_BACKENDS" "${bench_size[@]}" \
-    --out "$RES/bench-torch" --overwrite
+    --out "$RES/bench-torch" --overwrite --resume
   stage bench-onnx 30 "$RES/bench-onnx/report.json" kdedge bench --teacher "$T" "${bundles[@]}" --backends "$ONNX_BACKENDS" --threads "$THREADS" \
-    "${bench_size[@]}" --out "$RES/bench-onnx" --overwrite
+    "${bench_size[@]}" --out "$RES/bench-onnx" --overwrite --resume
 else
   skip no_teacher bench-torch bench-onnx
 fi

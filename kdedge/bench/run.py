@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from kdedge.data.evalsets import load_eval_sets
 from kdedge.data.recorded import model_data_options
 from kdedge.errors import KdedgeError
 from kdedge.models.teacher_cache import default_cache_dir
-from kdedge.outputs import RunDir, manifest, sha256_file, write_json
+from kdedge.outputs import RunDir, manifest, read_json, sha256_file, write_json
 from kdedge_runtime.cpu import preset_mismatch, read_cpu
 
 
@@ -52,44 +53,50 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
     warnings = preset_warnings(models) + fusion_warnings(models)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
-    run = RunDir(cfg.out, overwrite=cfg.overwrite, resume=False, resumable=False)
-    started = time.time()
-    if cfg.teacher and any(b.kind == "onnx" and b.unavailable() is None for b in backends):
-        click.echo("exporting the teacher to fp32 and int8 ONNX for the ort-* backends (cached)")
-        models[1:1] = teacher_bundles(cfg.teacher, cfg, default_cache_dir())
-    identities = [_identity(m) for m in models]
-    # device reports are checked before any job runs: a report for other bundles or data stops the bench now
-    on_devices = device_rows(cfg.device_report or (), [{**m.to_dict(), **i} for m, i in zip(models, identities)],
-                             data.dev.source, len(data.dev))
-    jobs = [(model, backend) for model in models for backend in backends if backend.kind == model.kind]
-    results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        unavailable = {b.name: b.unavailable() for b in backends}  # said once, without a worker process each
-        for model, backend in jobs:
-            click.echo(f"{model.name} on {backend.name} ...")
-            if unavailable[backend.name]:
-                results.append({"model": model.to_dict(), "backend": backend.name, "status": "unavailable",
-                                "why": unavailable[backend.name]})
-                continue
-            job = bench_job(cfg, model, backend.name, data, eval_sets, batch_sizes, seq_lens)
-            results.append({"model": model.to_dict(), "backend": backend.name, **run_in_process(job, Path(tmp))})
-        warnings += time_more_rounds(cfg, jobs, results, data, batch_sizes, seq_lens, Path(tmp))
-    rows = build_rows(results, data.task, data.dev.labels, on_devices, {n: s.labels for n, s in eval_sets.items()})
-    report = {"config": to_dict(cfg), "environment": environment(), "task": data.task.to_dict(),
-              "dev_examples": len(data.dev), "eval_sets": describe_sets(eval_sets), "rows": rows, "warnings": warnings,
-              "wall_time_s": round(time.time() - started, 1)}
-    write_report(run.work, report)
-    failures = check_gates(rows, gates, cfg.max_p99_ms)
-    write_json(run.work / "gates.json", {"min_retention": gates, "max_p99_ms": cfg.max_p99_ms,
-                                         "failures": failures})
-    summary = [{**{k: r.get(k) for k in ("model", "backend", "precision", "status", "p50_ms", "metric", "retention")},
-                **({"eval": {n: {k: v for k, v in e.items() if k != "metrics"} for n, e in r["eval"].items()}}
-                   if r.get("eval") else {})} for r in rows]
-    write_json(run.work / "manifest.json", manifest(
-        "bench", to_dict(cfg), inputs={**data.describe(), "eval_sets": describe_sets(eval_sets), "models": identities},
-        metrics={"rows": summary, "gate_failures": failures}, wall_time_s=report["wall_time_s"]))
-    return run.finalize(), failures
-
+    with RunDir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume) as run:  # a refusal leaves no folder
+        finished = FinishedJobs(run.work / "stage-jobs")
+        started = time.time()
+        if cfg.teacher and any(b.kind == "onnx" and b.unavailable() is None for b in backends):
+            click.echo("exporting the teacher to fp32 and int8 ONNX for the ort-* backends (cached)")
+            models[1:1] = teacher_bundles(cfg.teacher, cfg, default_cache_dir())
+        identities = [_identity(m) for m in models]
+        identity = {m.name: i for m, i in zip(models, identities)}
+        # device reports are checked before any job runs: a report for other bundles or data stops the bench now
+        on_devices = device_rows(cfg.device_report or (), [{**m.to_dict(), **i} for m, i in zip(models, identities)],
+                                 data.dev.source, len(data.dev))
+        jobs = [(model, backend) for model in models for backend in backends if backend.kind == model.kind]
+        results = []
+        with tempfile.TemporaryDirectory() as tmp:
+            unavailable = {b.name: b.unavailable() for b in backends}  # said once, without a worker process each
+            for model, backend in jobs:
+                click.echo(f"{model.name} on {backend.name} ...")
+                if unavailable[backend.name]:
+                    results.append({"model": model.to_dict(), "backend": backend.name, "status": "unavailable",
+                                    "why": unavailable[backend.name]})
+                    continue
+                job = bench_job(cfg, model, backend.name, data, eval_sets, batch_sizes, seq_lens)
+                results.append({"model": model.to_dict(), "backend": backend.name,
+                                **finished.run(job, identity[model.name], 0, Path(tmp))})
+            warnings += time_more_rounds(cfg, jobs, results, data, batch_sizes, seq_lens, Path(tmp),
+                                         finished, [identity[m.name] for m, _ in jobs])
+        rows = build_rows(results, data.task, data.dev.labels, on_devices,
+                          {n: s.labels for n, s in eval_sets.items()})
+        report = {"config": to_dict(cfg), "environment": environment(), "task": data.task.to_dict(),
+                  "dev_examples": len(data.dev), "eval_sets": describe_sets(eval_sets), "rows": rows,
+                  "warnings": warnings, "wall_time_s": round(time.time() - started, 1)}
+        write_report(run.work, report)
+        failures = check_gates(rows, gates, cfg.max_p99_ms)
+        write_json(run.work / "gates.json", {"min_retention": gates, "max_p99_ms": cfg.max_p99_ms,
+                                             "failures": failures})
+        summary = [{**{k: r.get(k) for k in ("model", "backend", "precision", "status", "p50_ms", "metric",
+                                             "retention")},
+                    **({"eval": {n: {k: v for k, v in e.items() if k != "metrics"} for n, e in r["eval"].items()}}
+                       if r.get("eval") else {})} for r in rows]
+        write_json(run.work / "manifest.json", manifest(
+            "bench", to_dict(cfg),
+            inputs={**data.describe(), "eval_sets": describe_sets(eval_sets), "models": identities},
+            metrics={"rows": summary, "gate_failures": failures}, wall_time_s=report["wall_time_s"]))
+        return run.finalize(), failures
 
 
 def _check_distinct_names(models: list, with_teacher_exports: bool) -> None:
@@ -144,7 +151,7 @@ def bench_job(cfg: BenchConfig, model: BenchModel, backend: str, data, eval_sets
 
 
 def time_more_rounds(cfg: BenchConfig, jobs: list, results: list[dict], data, batch_sizes, seq_lens,
-                     tmp: Path) -> list[str]:
+                     tmp: Path, finished: FinishedJobs, identities: list[dict]) -> list[str]:
     """Rounds 2..N of --rounds (latency only), then each result's latency is the median over its rounds; returns a
     warning per round that failed (the row keeps the rounds that ran)."""
     rounds = {i: [r["latency"]] for i, r in enumerate(results) if r["status"] == "ok"}
@@ -154,7 +161,7 @@ def time_more_rounds(cfg: BenchConfig, jobs: list, results: list[dict], data, ba
             model, backend = jobs[i]
             click.echo(f"{model.name} on {backend.name}, round {round_index + 1}/{cfg.rounds} ...")
             job = {**bench_job(cfg, model, backend.name, data, {}, batch_sizes, seq_lens), "accuracy": False}
-            result = run_in_process(job, tmp)
+            result = finished.run(job, identities[i], round_index, tmp)
             if result["status"] == "ok":
                 rounds[i].append(result["latency"])
             else:
@@ -163,6 +170,26 @@ def time_more_rounds(cfg: BenchConfig, jobs: list, results: list[dict], data, ba
     for i, latencies in rounds.items():
         results[i]["latency"] = median_over_rounds(latencies)
     return warnings
+
+
+class FinishedJobs:
+    """The jobs an interrupted bench finished, kept in its .partial folder (stage-jobs/, dropped when the report is
+    written) so that --resume does not run them again. A job's key covers all it measured: its options and texts,
+    the model's weights and the round."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder  # made at the first job kept: until then a refused run leaves nothing to resume
+
+    def run(self, job: dict, identity: dict, round_index: int, tmp: Path) -> dict:
+        key = hashlib.sha256(json.dumps([job, identity, round_index], sort_keys=True).encode()).hexdigest()[:32]
+        path = self.folder / f"{key}.json"
+        if path.is_file():
+            return read_json(path)
+        result = run_in_process(job, tmp)
+        if result.get("status") == "ok":  # a failed job runs again on --resume
+            self.folder.mkdir(exist_ok=True)
+            write_json(path, result)
+        return result
 
 
 def run_in_process(job: dict, tmp: Path) -> dict:
