@@ -31,7 +31,7 @@ done
 
 students=()
 for b in "$GBS"/bundles/*-s4[234]-int8; do students+=(--bundle "$b"); done
-kdedge bench --bundle "$RUN/teacher-optimized-int8-keep-float-none" --bundle "$RUN/teacher-optimized-int8-keep-float-auto" \
-  "${students[@]}" --backends ort-cpu --threads 1 --rounds 3 --batch-sizes 1,32 --seq-lens 128 \
-  --out "$RES/bench" --overwrite > "$RES/bench.log" 2>&1
+[ -f "$RES/bench/report.json" ] || kdedge bench --bundle "$RUN/teacher-optimized-int8-keep-float-none" \
+  --bundle "$RUN/teacher-optimized-int8-keep-float-auto" "${students[@]}" --backends ort-cpu --threads 1 --rounds 3 \
+  --batch-sizes 1,32 --seq-lens 128 --out "$RES/bench" --resume > "$RES/bench.log" 2>&1
 }

@@ -391,3 +391,14 @@ def test_an_interrupted_bench_resumes_without_timing_again_what_it_finished(tiny
         assert row["status"] == "ok" and row["metric"] is not None
         assert len(row["latency"]["real"]["1"]["p50_rounds_ms"]) == 2
     assert not (out / "stage-jobs").exists()
+
+    # what was kept is keyed by all it measured: the same interruption with other timing options times it all again
+    calls.clear()
+    interrupt_at = 3
+    with pytest.raises(KeyboardInterrupt):
+        _bench(tmp_path, glue_dir, bundle=bundles, backends="ort-cpu", rounds=2, out=str(tmp_path / "again"))
+    calls.clear()
+    interrupt_at = None
+    _bench(tmp_path, glue_dir, bundle=bundles, backends="ort-cpu", rounds=2, out=str(tmp_path / "again"),
+           min_runs=4, resume=True)
+    assert len(calls) == 4

@@ -11,7 +11,7 @@
 #      rows with the reason they cannot run;
 #   6. collect.py: rows/s per stage against the 2-core CPU's recorded runs (benchmarks/results/sst2_frontier_r8),
 #      dev accuracy against the CPU seeds, the bench's figures -> summary.md.
-# Everything measured goes to $RES (benchmarks/results/gpu/run-<UTC time>) and, packed, to $OUT (what the device
+# Everything measured goes to $RES ($RUN/results/run-<UTC time>, in the ignored run folder) and, packed, to $OUT (what the device
 # tool brings back: summary.md, times.txt, run.log, results.tar.gz).
 #
 # On the GPU (after `bash benchmarks/gpu/prepare.sh` here; benchmarks/results/gpu/README.md has the device call):
@@ -27,9 +27,10 @@ T0=$(date +%s)
 DEVICE=${DEVICE:-cuda}
 SMOKE=${SMOKE:-0}
 RUN=${RUN:-benchmarks/runs/gpu}
-# a second call on the same machine resumes the first one's run: its results folder, its finished stages
+# a second call on the same machine resumes the first one's run: its results folder (inside the ignored run folder,
+# which the device keeps between calls), its finished stages
 if [ -z "${RES:-}" ] && [ -f "$RUN/results-dir" ]; then RES=$(cat "$RUN/results-dir"); fi
-RES=${RES:-benchmarks/results/gpu/run-$(date -u +%Y%m%d-%H%M)}
+RES=${RES:-$RUN/results/run-$(date -u +%Y%m%d-%H%M)}
 OUT=${OUT:-$RUN/out}
 PY=${PYTHON:-python3}
 SEED=${SEED:-42}
@@ -49,6 +50,13 @@ THREADS=${THREADS:-$(nproc)}
 
 mkdir -p "$RES" "$RUN" "$OUT"
 RES=$(cd "$RES" && pwd) RUN=$(cd "$RUN" && pwd) OUT=$(cd "$OUT" && pwd)
+# a run folder resumes only the run it was made for
+options="DEVICE=$DEVICE SMOKE=$SMOKE PRECISION=$PRECISION METHOD=$METHOD SEED=$SEED PARALLEL=$PARALLEL"
+if [ -f "$RUN/options" ] && [ "$(cat "$RUN/options")" != "$options" ]; then
+  echo "$RUN holds a run made with other options ($(cat "$RUN/options")): remove it, or give another RUN"
+  exit 1
+fi
+echo "$options" > "$RUN/options"
 echo "$RES" > "$RUN/results-dir"
 exec > >(tee -a "$RES/run.log") 2>&1
 echo "gpu run: DEVICE=$DEVICE SMOKE=$SMOKE PRECISION=$PRECISION METHOD=$METHOD BUDGET_S=$BUDGET_S RES=$RES"
@@ -73,7 +81,7 @@ if [ "$DEVICE" = cpu ]; then export CUDA_VISIBLE_DEVICES=""; fi
 VECTORS=$RUN/inputs/vectors.txt
 # an executable, not a shell function: stage() runs it under `timeout`, which cannot call functions
 mkdir -p "$RUN/bin"
-printf '#!/bin/sh\nexec %q -m kdedge.cli "$@"\n' "$PY" > "$RUN/bin/kdedge" && chmod +x "$RUN/bin/kdedge"
+printf '#!/usr/bin/env bash\nexec %q -m kdedge.cli "$@"\n' "$PY" > "$RUN/bin/kdedge" && chmod +x "$RUN/bin/kdedge"
 export PATH="$RUN/bin:$PATH"
 # progress bars out of the logs (tqdm joins them with carriage returns)
 without_progress() { tr '\r' '\n' | { grep -av '%|' || [ $? = 1 ]; }; }

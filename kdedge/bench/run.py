@@ -54,7 +54,7 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     with RunDir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume) as run:  # a refusal leaves no folder
-        finished = FinishedJobs(run.work / "stage-jobs")
+        finished = FinishedJobs(run.work / "stage-jobs", environment())
         started = time.time()
         if cfg.teacher and any(b.kind == "onnx" and b.unavailable() is None for b in backends):
             click.echo("exporting the teacher to fp32 and int8 ONNX for the ort-* backends (cached)")
@@ -69,14 +69,14 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
         with tempfile.TemporaryDirectory() as tmp:
             unavailable = {b.name: b.unavailable() for b in backends}  # said once, without a worker process each
             for model, backend in jobs:
-                click.echo(f"{model.name} on {backend.name} ...")
                 if unavailable[backend.name]:
                     results.append({"model": model.to_dict(), "backend": backend.name, "status": "unavailable",
                                     "why": unavailable[backend.name]})
                     continue
                 job = bench_job(cfg, model, backend.name, data, eval_sets, batch_sizes, seq_lens)
                 results.append({"model": model.to_dict(), "backend": backend.name,
-                                **finished.run(job, identity[model.name], 0, Path(tmp))})
+                                **finished.run(job, identity[model.name], 0, Path(tmp),
+                                               f"{model.name} on {backend.name}")})
             warnings += time_more_rounds(cfg, jobs, results, data, batch_sizes, seq_lens, Path(tmp),
                                          finished, [identity[m.name] for m, _ in jobs])
         rows = build_rows(results, data.task, data.dev.labels, on_devices,
@@ -135,10 +135,13 @@ def fusion_warnings(models: list[BenchModel]) -> list[str]:
 
 
 def _identity(model: BenchModel) -> dict:
-    """What was measured: the model's folder and the sha256 of its weights."""
-    weights = Path(model.path) / ("model.onnx" if model.kind == "onnx" else "model.safetensors")
+    """What was measured: the model's folder, the sha256 of its weights and of its other files (the tokenizer, the
+    manifest, ...)."""
+    folder = Path(model.path)
+    weights = folder / ("model.onnx" if model.kind == "onnx" else "model.safetensors")
+    others = {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p != weights}
     return {"name": model.name, "role": model.role, "kind": model.kind, "path": model.path,
-            "weights_sha256": sha256_file(weights)}
+            "weights_sha256": sha256_file(weights), "files_sha256": others}
 
 
 def bench_job(cfg: BenchConfig, model: BenchModel, backend: str, data, eval_sets: dict, batch_sizes, seq_lens) -> dict:
@@ -159,9 +162,9 @@ def time_more_rounds(cfg: BenchConfig, jobs: list, results: list[dict], data, ba
     for round_index in range(1, cfg.rounds):
         for i in (i for i in round_order(len(jobs), round_index) if i in rounds):
             model, backend = jobs[i]
-            click.echo(f"{model.name} on {backend.name}, round {round_index + 1}/{cfg.rounds} ...")
             job = {**bench_job(cfg, model, backend.name, data, {}, batch_sizes, seq_lens), "accuracy": False}
-            result = finished.run(job, identities[i], round_index, tmp)
+            result = finished.run(job, identities[i], round_index, tmp,
+                                  f"{model.name} on {backend.name}, round {round_index + 1}/{cfg.rounds}")
             if result["status"] == "ok":
                 rounds[i].append(result["latency"])
             else:
@@ -175,16 +178,20 @@ def time_more_rounds(cfg: BenchConfig, jobs: list, results: list[dict], data, ba
 class FinishedJobs:
     """The jobs an interrupted bench finished, kept in its .partial folder (stage-jobs/, dropped when the report is
     written) so that --resume does not run them again. A job's key covers all it measured: its options and texts,
-    the model's weights and the round."""
+    the model's files, the round, and the machine and library versions it ran on."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, context: dict):
         self.folder = folder  # made at the first job kept: until then a refused run leaves nothing to resume
+        self.context = context
 
-    def run(self, job: dict, identity: dict, round_index: int, tmp: Path) -> dict:
-        key = hashlib.sha256(json.dumps([job, identity, round_index], sort_keys=True).encode()).hexdigest()[:32]
+    def run(self, job: dict, identity: dict, round_index: int, tmp: Path, label: str) -> dict:
+        key = hashlib.sha256(json.dumps([job, identity, round_index, self.context], sort_keys=True,
+                                        default=str).encode()).hexdigest()[:32]
         path = self.folder / f"{key}.json"
         if path.is_file():
+            click.echo(f"{label}: finished before the interruption")
             return read_json(path)
+        click.echo(f"{label} ...")
         result = run_in_process(job, tmp)
         if result.get("status") == "ok":  # a failed job runs again on --resume
             self.folder.mkdir(exist_ok=True)

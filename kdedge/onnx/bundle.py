@@ -66,8 +66,8 @@ def export_bundle(cfg: ExportConfig) -> Path:
         raise KdedgeError(f"{student_dir} was trained quantization-aware for the first-token graph (its last layer's "
                           "int8 ranges are the first token's): drop --no-first-token")
     if cfg.keep_float != "none" and (cfg.quantize != "dynamic" or arch == "ngram"):
-        raise KdedgeError("--keep-float leaves nodes of --quantize dynamic in float" + (
-            "; the n-gram student's int8 keeps its head float already" if arch == "ngram" else ""))
+        raise KdedgeError(f"--keep-float needs --quantize dynamic, not --quantize {cfg.quantize}" if arch != "ngram"
+                          else "--keep-float: the n-gram student's int8 leaves its head in float already; drop it")
     if student.meta.get("qat") and cfg.quantize != "qat":
         strip_qat(student.model)  # other exports compare against the float model
     data_options = model_data_options(student_dir, student.meta["task"]["name"], cfg)

@@ -8,7 +8,8 @@ the 6.4 points (benchmarks/results/int8_keep_float). One float MatMul out of 98 
 `search` finds such nodes on calibration examples. It compares the int8 model's logits with the float model's and
 looks for the node whose float precision removes the most error. It bisects: it keeps half the candidates in float,
 then the other half, and goes on into the better half, so each node found costs about 2·log2(n) quantizations.
-A node is kept only while it removes a good share of the error that is left.
+A node is kept only while it removes a good share of the error that is left: the search is greedy and stops at the
+first node found that does not.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import onnx
 from kdedge.errors import KdedgeError
 from kdedge.onnx.parity import cpu_session
 
-# what ONNX Runtime's dynamic quantizer turns into int8 (MatMulInteger, DynamicQuantizeLSTM, QAttention)
+# what ONNX Runtime's dynamic quantizer turns into int8: MatMulInteger (from MatMul, and from Gemm, which it splits
+# into a MatMul and an Add first), QAttention, DynamicQuantizeLSTM
 QUANTIZABLE = ("MatMul", "Gemm", "Attention", "LSTM")
 MAX_KEPT = 4  # each node kept costs float time; a model that needs more is not one dynamic int8 suits
 MIN_GAIN = 0.25  # a node is kept when it removes at least this share of the error left

@@ -64,12 +64,16 @@ def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, em
             description |= {"reduce_range": False,
                             "tool": "onnxruntime.quantization.quantize_dynamic (optimum's AutoQuantizationConfig preset)"}
         tables = embedding_readers(prepared) if embeddings != "onnxruntime" else {}
+        # the quantizer splits a Gemm into a MatMul named <gemm>_MatMul and an Add before it quantizes: that MatMul
+        # is the node to leave out
+        gemms = {n.name for n in onnx.load(str(prepared), load_external_data=False).graph.node if n.op_type == "Gemm"}
         kept = list(keep_float)
+        kept += [f"{name}_MatMul" for name in kept if name in gemms]
         ort_quantize_dynamic(str(prepared), str(dst), per_channel=True,
                              nodes_to_exclude=[node for readers in tables.values() for node in readers] + kept,
                              **options)
-        if kept:
-            description["kept_float"] = kept
+        if keep_float:
+            description["kept_float"] = list(keep_float)
     if architecture == "bilstm":
         retie_lstm_weights(dst)
     if embeddings == "rows":
