@@ -307,3 +307,14 @@ def test_bad_ngram_options_are_one_clear_error_each():
                            ({"ngram_dim": 0}, "--ngram-dim must be")):
         with pytest.raises(KdedgeError, match=words):
             build_config(DistillConfig, None, task="sst2", teacher="t", student="ngram", **options)
+
+
+def test_keep_float_is_refused_for_the_ngram_student(ngram_student, glue_dir, tmp_path):
+    """Its int8 quantizes the embedding table alone: there is no MatMul to leave in float."""
+    from tests.conftest import export_tiny
+
+    from kdedge.errors import KdedgeError
+
+    with pytest.raises(KdedgeError, match="the n-gram student's int8 leaves its head in float already; drop it"):
+        export_tiny(ngram_student, glue_dir, tmp_path / "b", quantize="dynamic", keep_float="auto")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "b.partial").exists()
