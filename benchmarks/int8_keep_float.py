@@ -19,7 +19,6 @@ Resumes: a variant whose bundle and score exist is not redone.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import sys
@@ -36,6 +35,7 @@ from kdedge.data import compute_metrics, load_task_data  # noqa: E402
 from kdedge.data.recorded import recorded_data_options  # noqa: E402
 from kdedge.onnx import keep_float  # noqa: E402
 from kdedge.onnx.quantize import quantize  # noqa: E402
+from kdedge.outputs import sha256_file  # noqa: E402
 from kdedge_runtime import Classifier  # noqa: E402
 from kdedge_runtime.cpu import preset_for, read_cpu  # noqa: E402
 
@@ -49,13 +49,11 @@ GROUPS = {
 }
 
 
-def layers(model: Path) -> int:
-    names = keep_float.quantizable_nodes(model)
-    return 1 + max((int(n.split("layer.")[1].split("/")[0]) for n in names if "layer." in n), default=-1)
+def layers(all_nodes: list[str]) -> int:
+    return 1 + max((int(n.split("layer.")[1].split("/")[0]) for n in all_nodes if "layer." in n), default=-1)
 
 
-def nodes_of(model: Path, variant: str) -> list[str]:
-    all_nodes = keep_float.quantizable_nodes(model)
+def nodes_of(all_nodes: list[str], variant: str) -> list[str]:
     if variant == "int8":
         return []
     if variant.startswith("ffn-out-"):
@@ -73,9 +71,11 @@ def write_bundle(fp32: Path, out: Path, model: Path, description: dict) -> None:
     shutil.copytree(fp32, partial, ignore=shutil.ignore_patterns("model.onnx"))
     shutil.copy(model, partial / "model.onnx")
     manifest = json.loads((fp32 / "manifest.json").read_text())
-    data = (partial / "model.onnx").read_bytes()
-    manifest["files"]["model.onnx"] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    manifest["files"]["model.onnx"] = {"sha256": sha256_file(partial / "model.onnx"),
+                                       "bytes": (partial / "model.onnx").stat().st_size}
     manifest["precision"], manifest["quantization"] = "int8", description
+    for measured_on_fp32 in ("dev", "parity"):  # the fp32 export's figures; this script scores the copy itself
+        manifest.pop(measured_on_fp32, None)
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=1))
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
@@ -114,10 +114,11 @@ def main() -> None:
     data = load_task_data(DataOptions(**options))
     model, preset = args.fp32 / "model.onnx", manifest.get("config", {}).get("preset", "auto")
     preset = preset_for(*read_cpu()) if preset in (None, "auto") else preset
+    all_nodes = keep_float.quantizable_nodes(model)
     variants = args.variants.split(",")
     if "ffn-out-each" in variants:
         i = variants.index("ffn-out-each")
-        variants[i:i + 1] = [f"ffn-out-{k}" for k in range(layers(model))]
+        variants[i:i + 1] = [f"ffn-out-{k}" for k in range(layers(all_nodes))]
 
     args.out.mkdir(parents=True, exist_ok=True)
     results_file = args.out / "results.json"
@@ -143,7 +144,7 @@ def main() -> None:
                                            args.out / "work")
                 kept, entry["search"] = search["nodes"], search
             else:
-                kept = nodes_of(model, variant)
+                kept = nodes_of(all_nodes, variant)
             description = quantize_keeping(kept, quantized)
             write_bundle(args.fp32, bundle, quantized, description)
             entry["kept_float"] = kept

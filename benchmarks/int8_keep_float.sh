@@ -25,7 +25,8 @@ for kept in none auto; do
   out=$RUN/teacher-optimized-int8-keep-float-$kept
   [ -f "$out/manifest.json" ] || kdedge export --model "$T" --out "$out" --quantize dynamic --optimize \
     --keep-float "$kept" --overwrite 2> "$RES/export-keep-float-$kept.log"
-  python -c "import json, sys; m = json.load(open(sys.argv[1])); print(json.dumps({k: m[k] for k in ('dev', 'quantization')}, indent=1))" \
+  python -c "import json, sys; m = json.load(open(sys.argv[1]))
+print(json.dumps({k: m[k] for k in ('dev', 'quantization')}, indent=1))" \
     "$out/manifest.json" > "$RES/export-keep-float-$kept.json"
 done
 

@@ -11,8 +11,8 @@
 #      rows with the reason they cannot run;
 #   6. collect.py: rows/s per stage against the 2-core CPU's recorded runs (benchmarks/results/sst2_frontier_r8),
 #      dev accuracy against the CPU seeds, the bench's figures -> summary.md.
-# Everything measured goes to $RES ($RUN/results/run-<UTC time>, in the ignored run folder) and, packed, to $OUT (what the device
-# tool brings back: summary.md, times.txt, run.log, results.tar.gz).
+# Everything measured goes to $RES ($RUN/results/run-<UTC time>, in the ignored run folder) and, packed, to $OUT
+# (what the device tool brings back: summary.md, times.txt, run.log, results.tar.gz).
 #
 # On the GPU (after `bash benchmarks/gpu/prepare.sh` here; benchmarks/results/gpu/README.md has the device call):
 #   bash benchmarks/gpu/run.sh
@@ -151,8 +151,8 @@ fi
 # --- 3: the students ----------------------------------------------------------------------------------------------
 if done_ "$TS"; then
   distil_2l() {
-    stage pruned-2l-128-ffn256-long 30 "$S2" kdedge distill --teacher "$T" --transfer "$TS" --config configs/sst2-frontier.yaml \
-      --init prune "${student_size[@]}" --out "$S2" "${common[@]}"
+    stage pruned-2l-128-ffn256-long 30 "$S2" kdedge distill --teacher "$T" --transfer "$TS" \
+      --config configs/sst2-frontier.yaml --init prune "${student_size[@]}" --out "$S2" "${common[@]}"
   }
   distil_bilstm() {
     stage bilstm-glove 20 "$SB" kdedge distill --teacher "$T" --transfer "$TS" --config configs/sst2-bilstm.yaml \
@@ -178,8 +178,8 @@ for s in "$S2" "$SB"; do
   [ "$s" = "$S2" ] && options=(--optimize)
   for precision in int8 fp32; do
     quantize=dynamic; [ "$precision" = fp32 ] && quantize=none
-    stage "export-$name-$precision" 15 "$B/$name-$precision" kdedge export --model "$s" --out "$B/$name-$precision" --quantize "$quantize" \
-      "${options[@]}" --overwrite &
+    stage "export-$name-$precision" 15 "$B/$name-$precision" kdedge export --model "$s" --out "$B/$name-$precision" \
+      --quantize "$quantize" "${options[@]}" --overwrite &
     exports+=($!)
   done
 done
@@ -190,10 +190,10 @@ done
 
 # --- 5: bench --------------------------------------------------------------------------------------------------------
 if done_ "$T"; then
-  stage bench-torch 30 "$RES/bench-torch/report.json" kdedge bench --teacher "$T" "${students[@]}" --backends "$TORCH_BACKENDS" "${bench_size[@]}" \
-    --out "$RES/bench-torch" --overwrite --resume
-  stage bench-onnx 30 "$RES/bench-onnx/report.json" kdedge bench --teacher "$T" "${bundles[@]}" --backends "$ONNX_BACKENDS" --threads "$THREADS" \
-    "${bench_size[@]}" --out "$RES/bench-onnx" --overwrite --resume
+  stage bench-torch 30 "$RES/bench-torch/report.json" kdedge bench --teacher "$T" "${students[@]}" \
+    --backends "$TORCH_BACKENDS" "${bench_size[@]}" --out "$RES/bench-torch" --overwrite --resume
+  stage bench-onnx 30 "$RES/bench-onnx/report.json" kdedge bench --teacher "$T" "${bundles[@]}" \
+    --backends "$ONNX_BACKENDS" --threads "$THREADS" "${bench_size[@]}" --out "$RES/bench-onnx" --overwrite --resume
 else
   skip no_teacher bench-torch bench-onnx
 fi

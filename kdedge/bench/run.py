@@ -54,7 +54,8 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
     with RunDir(cfg.out, overwrite=cfg.overwrite, resume=cfg.resume) as run:  # a refusal leaves no folder
-        finished = FinishedJobs(run.work / "stage-jobs", environment())
+        env = environment()
+        finished = FinishedJobs(run.work / "stage-jobs", env)
         started = time.time()
         if cfg.teacher and any(b.kind == "onnx" and b.unavailable() is None for b in backends):
             click.echo("exporting the teacher to fp32 and int8 ONNX for the ort-* backends (cached)")
@@ -81,7 +82,7 @@ def run_bench(cfg: BenchConfig) -> tuple[Path, list[str]]:
                                          finished, [identity[m.name] for m, _ in jobs])
         rows = build_rows(results, data.task, data.dev.labels, on_devices,
                           {n: s.labels for n, s in eval_sets.items()})
-        report = {"config": to_dict(cfg), "environment": environment(), "task": data.task.to_dict(),
+        report = {"config": to_dict(cfg), "environment": env, "task": data.task.to_dict(),
                   "dev_examples": len(data.dev), "eval_sets": describe_sets(eval_sets), "rows": rows,
                   "warnings": warnings, "wall_time_s": round(time.time() - started, 1)}
         write_report(run.work, report)

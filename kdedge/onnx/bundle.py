@@ -235,14 +235,12 @@ def _keep_float(cfg: ExportConfig, model: Path, options: dict, tmp: Path) -> tup
         return [], None
     if cfg.keep_float != "auto":
         return keep_float.select(model, [p.strip() for p in cfg.keep_float.split(",") if p.strip()]), None
-    nodes = keep_float.quantizable_nodes(model)
-    click.echo(f"--keep-float auto: searching {len(nodes)} nodes on {len(options['calibration'])} training examples",
-               err=True)
+    click.echo(f"--keep-float auto: searching on {len(options['calibration'])} training examples", err=True)
     search = keep_float.search(
         model, lambda kept, dst: quantize(cfg.quantize, model, dst, keep_float=kept, **options), options["calibration"],
         tmp)
-    click.echo(f"--keep-float auto: {', '.join(search['nodes']) or 'no node'} left in float (relative error on the "
-               f"logits {' -> '.join(map(str, search['relative_error']))})", err=True)
+    click.echo(f"--keep-float auto: {', '.join(search['nodes']) or 'no node'} of {search['candidates']} left in float "
+               f"(relative error on the logits {' -> '.join(map(str, search['relative_error']))})", err=True)
     return search["nodes"], search
 
 

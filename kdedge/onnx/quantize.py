@@ -64,11 +64,10 @@ def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, em
             description |= {"reduce_range": False,
                             "tool": "onnxruntime.quantization.quantize_dynamic (optimum's AutoQuantizationConfig preset)"}
         tables = embedding_readers(prepared) if embeddings != "onnxruntime" else {}
-        # the quantizer splits a Gemm into a MatMul named <gemm>_MatMul and an Add before it quantizes: that MatMul
-        # is the node to leave out
-        gemms = {n.name for n in onnx.load(str(prepared), load_external_data=False).graph.node if n.op_type == "Gemm"}
         kept = list(keep_float)
-        kept += [f"{name}_MatMul" for name in kept if name in gemms]
+        if kept:  # the quantizer splits a Gemm into a MatMul named <gemm>_MatMul and an Add first: leave that out
+            graph = onnx.load(str(prepared), load_external_data=False).graph
+            kept += [f"{n.name}_MatMul" for n in graph.node if n.op_type == "Gemm" and n.name in keep_float]
         ort_quantize_dynamic(str(prepared), str(dst), per_channel=True,
                              nodes_to_exclude=[node for readers in tables.values() for node in readers] + kept,
                              **options)
