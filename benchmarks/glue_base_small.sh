@@ -90,7 +90,7 @@ student_seed() {  # every recipe in ONLY, one after another, for seed $1
 }
 
 for task in "${TASKS[@]}"; do
-  W=$RUN/$task RES=$RES_ROOT/$task
+  W=$RUN/$task RES=$RES_ROOT/$task task_t0=$(date +%s)
   T=$W/teacher B=$W/bundles
   mkdir -p "$RES" "$B"
   stage teacher "$T" "$RES" kdedge teacher --config configs/glue-base-teacher.yaml --task "$task" --model "$MODEL" \
@@ -119,6 +119,9 @@ for task in "${TASKS[@]}"; do
   kdedge doctor > "$RES/doctor.txt"
   python benchmarks/collect_frontier.py "$RES" "$B" --task "$task" --targets small-data > "$RES/summary.md"
   cat "$RES/summary.md"
+  # the whole task in this call (a cached stage costs nothing): does a task fit one session from scratch?
+  echo "task wall_s=$(( $(date +%s) - task_t0 )) (this call, on $(python -c 'from kdedge_runtime.cpu import cpu_identity, cpu_model
+print(cpu_model(), cpu_identity(), sep=", ")'))" | tee -a "$RES/times.txt"
 done
 exit
 }
