@@ -6,11 +6,12 @@
 #     (configs/glue-pair-teacher.yaml), three seeds, exported fp32 and int8 (bundles minilm-direct-s<seed>-<precision>);
 #   - transfer set: the task's rows plus VARIANTS word-replaced (GloVe) and VARIANTS rule-based variants of each (each
 #     variant rewrites one text of a pair, in turn), near-duplicate and dev-leak filtered, labelled by the teacher;
-#   - a general student (once for every task): the MPNet encoder itself (not fine-tuned) distilled task-agnostically
-#     (`kdedge distill --recipe general`) on text that stands for the user's unlabelled text: SST-2's training
-#     sentences and the IMDB sample (GENERAL_ROWS of them), pruned by activation to the students' shape;
+#   - general students (once for every task): an encoder (not fine-tuned) distilled task-agnostically (`kdedge
+#     distill --recipe general`) on text that stands for the user's unlabelled text: SST-2's training sentences and
+#     the IMDB sample (GENERAL_ROWS of them), pruned by activation to the students' shape. Two: from the MPNet teacher's
+#     own encoder, and from the pretrained all-MiniLM-L6-v2 (the assisted students' layout and tokenizer);
 #   - students (RECIPES below), three seeds each, int8 bundles named <recipe>-s<seed>-int8;
-#   - per task one `kdedge bench --rounds 3` (ort-cpu, batch 1 and 32, 1 thread) of the teacher's fp32 and int8
+#   - per task one `kdedge bench --rounds 3` (ort-cpu, batch 1 (BATCH_SIZES), 1 thread) of the teacher's fp32 and int8
 #     bundles (and its int8 export with --optimize, as the students', with and without --keep-float auto, the latter
 #     where int8 costs it dev accuracy), the minilm-direct bundles and the students;
 #     summary.md, frontier.png and the issue's targets from collect_frontier.py --targets small-data.
@@ -30,7 +31,8 @@ MP=${MIXED_PRECISION:-$(python -c 'from kdedge_runtime.cpu import native_bf16, r
 print("bf16" if native_bf16(read_cpu()[1]) else "no")')}
 . benchmarks/sst2_recipes.sh  # shape, export_bundle, GLOVE
 pair=(--config configs/glue-pair-frontier.yaml --mixed-precision "$MP")
-GEN=$RUN/general/mpnet-3l-256
+GEN=$RUN/general/mpnet-3l-256 GEN_MINILM=$RUN/general/minilm-4l-224
+MINILM=sentence-transformers/all-MiniLM-L6-v2
 IMDB=${KDEDGE_IMDB:-${KDEDGE_DATA_DIR:-../shared/data/glue}/../imdb/test-2k.tsv}
 declare -A RECIPES=(
   # pruned from the MPNet teacher (whole heads of 64), the intermediate stage on a sample of the transfer set (the
@@ -49,15 +51,24 @@ declare -A RECIPES=(
   # round 3: four layers narrowed to 224 (7 heads of 32) to fit 6 MB, and a third prediction epoch (round 2's 4L kept
   # its checkpoints late: step 3,500 of 3,820)
   [minilm-assisted-4l-224]="${pair[*]} --intermediate-teacher %W%/minilm-direct-s42 $(shape 4 224 7 1024) --intermediate-epochs 3 --epochs 3 --trim-min-count 10"
+  # the same cut to two epochs in each stage (about 30 of its 93 minutes on RTE) so that a whole task fits one session
+  [minilm-assisted-4l-224-e2]="${pair[*]} --intermediate-teacher %W%/minilm-direct-s42 $(shape 4 224 7 1024) --intermediate-epochs 2 --epochs 2 --trim-min-count 10"
+  # minilm-assisted-4l-224 started from the general MiniLM student instead of pruned from the fine-tuned assistant:
+  # general distillation against --init prune at the best recipe's shape, cost and tokenizer
+  [minilm-general-4l-224]="${pair[*]} --init pretrained:$GEN_MINILM --intermediate-teacher %W%/minilm-direct-s42 --intermediate-epochs 3 --epochs 3 --trim-min-count 10"
 )
 read -r -a ONLY <<< "${ONLY:-mpnet-pruned-3l-256 mpnet-general-3l-256}"
+# the targets are batch 1; with batch 32 too the fp32 teacher alone took 11 minutes a round on RTE's long pairs, a
+# bench of over an hour (MRPC and STS-B were benched with BATCH_SIZES=1,32)
+BATCH_SIZES=${BATCH_SIZES:-1}
 bash benchmarks/fetch_mpnet.sh "$MODEL" > /dev/null
 
-general() {  # the general student, once for every task
-  stage general "$GEN" "$RES_ROOT/general" kdedge distill --recipe general --student tinybert --teacher "$MODEL" \
-    --unlabeled "sst2=${KDEDGE_DATA_DIR:-../shared/data/glue}/SST-2/train.tsv" --unlabeled "imdb=$IMDB" \
-    --unlabeled-column sentence --max-train-samples "${GENERAL_ROWS:-40000}" --init prune $(shape 3 256 4 1024) \
-    --epochs 2 --batch-size 32 --lr 3e-4 --max-length 128 --save-steps 200 --mixed-precision "$MP"
+general() {  # general OUT TEACHER SHAPE...: a general student, once for every task
+  local out=$1 teacher=$2; shift 2
+  stage "general-${out##*/}" "$out" "$RES_ROOT/general" kdedge distill --recipe general --student tinybert \
+    --teacher "$teacher" --unlabeled "sst2=${KDEDGE_DATA_DIR:-../shared/data/glue}/SST-2/train.tsv" \
+    --unlabeled "imdb=$IMDB" --unlabeled-column sentence --max-train-samples "${GENERAL_ROWS:-40000}" --init prune \
+    "$@" --epochs 2 --batch-size 32 --lr 3e-4 --max-length 128 --save-steps 200 --mixed-precision "$MP"
 }
 
 # side_by_side FUNCTION: FUNCTION SEED for every seed at once, one thread each (on 2 cores three small trainings side
@@ -112,7 +123,8 @@ for task in "${TASKS[@]}"; do
       > "$RES/transfer.log"
     echo "transfer wall_s=$(( $(date +%s) - t0 ))$resumed" | tee -a "$RES/times.txt"
   fi
-  [[ " ${ONLY[*]} " != *" mpnet-general-"* ]] || general
+  [[ " ${ONLY[*]} " != *" mpnet-general-"* ]] || general "$GEN" "$MODEL" $(shape 3 256 4 1024)
+  [[ " ${ONLY[*]} " != *" minilm-general-"* ]] || general "$GEN_MINILM" "$MINILM" $(shape 4 224 7 1024)
   side_by_side student_seed
   [ "${BENCH:-1}" = 0 ] && continue
   teacher_bundle "$B" > /dev/null  # the teacher exported --optimize too, as the students are: the fair int8 teacher
@@ -126,7 +138,7 @@ for task in "${TASKS[@]}"; do
   fi
   bundles=()
   folder_bundles bundles "$B"
-  kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --rounds 3 --batch-sizes 1,32 \
+  kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --rounds 3 --batch-sizes "$BATCH_SIZES" \
     --seq-lens 128 --out "$RES/$task" --overwrite --resume > "$RES/bench.log"
   kdedge doctor > "$RES/doctor.txt"
   python benchmarks/collect_frontier.py "$RES" "$B" --task "$task" --targets small-data > "$RES/summary.md"
