@@ -31,6 +31,8 @@ MP=${MIXED_PRECISION:-$(python -c 'from kdedge_runtime.cpu import native_bf16, r
 print("bf16" if native_bf16(read_cpu()[1]) else "no")')}
 . benchmarks/sst2_recipes.sh  # shape, export_bundle, GLOVE
 pair=(--config configs/glue-pair-frontier.yaml --mixed-precision "$MP")
+# the teacher assistant's recipes (below): its layers come from minilm-direct seed 42
+assisted=("${pair[@]}" --intermediate-teacher %W%/minilm-direct-s42)
 GEN=$RUN/general/mpnet-3l-256 GEN_MINILM=$RUN/general/minilm-4l-224
 MINILM=sentence-transformers/all-MiniLM-L6-v2
 IMDB=${KDEDGE_IMDB:-${KDEDGE_DATA_DIR:-../shared/data/glue}/../imdb/test-2k.tsv}
@@ -44,19 +46,19 @@ declare -A RECIPES=(
   # MiniLM-L6 (seed 42; heads of 32, WordPiece vocabulary) and matched to its layers for 3 epochs over the small-data
   # preset's 20,000-row sample (3x mpnet-pruned's intermediate steps, each about an eighth of MPNet's cost); the
   # prediction stage learns the MPNet teacher's labels
-  [minilm-assisted-3l-256]="${pair[*]} --intermediate-teacher %W%/minilm-direct-s42 $(shape 3 256 8 1024) --intermediate-epochs 3 --trim-min-count 5"
+  [minilm-assisted-3l-256]="${assisted[*]} $(shape 3 256 8 1024) --intermediate-epochs 3 --trim-min-count 5"
   # one layer more, the vocabulary cut to the pieces seen 10+ times to pay for it (it did not: 6.73 MB on MRPC,
   # where trimming at 10 instead of 5 removed only 651 of 12,396 pieces)
-  [minilm-assisted-4l-256]="${pair[*]} --intermediate-teacher %W%/minilm-direct-s42 $(shape 4 256 8 1024) --intermediate-epochs 3 --trim-min-count 10"
+  [minilm-assisted-4l-256]="${assisted[*]} $(shape 4 256 8 1024) --intermediate-epochs 3 --trim-min-count 10"
   # round 3: four layers narrowed to 224 (7 heads of 32) to fit 6 MB, and a third prediction epoch (round 2's 4L kept
   # its checkpoints late: step 3,500 of 3,820)
-  [minilm-assisted-4l-224]="${pair[*]} --intermediate-teacher %W%/minilm-direct-s42 $(shape 4 224 7 1024) --intermediate-epochs 3 --epochs 3 --trim-min-count 10"
+  [minilm-assisted-4l-224]="${assisted[*]} $(shape 4 224 7 1024) --intermediate-epochs 3 --epochs 3 --trim-min-count 10"
   # the same cut to two epochs in each stage so that a whole task fits one session: on RTE 57 minutes instead of 96,
   # and 2 points of accuracy
-  [minilm-assisted-4l-224-e2]="${pair[*]} --intermediate-teacher %W%/minilm-direct-s42 $(shape 4 224 7 1024) --intermediate-epochs 2 --epochs 2 --trim-min-count 10"
+  [minilm-assisted-4l-224-e2]="${assisted[*]} $(shape 4 224 7 1024) --intermediate-epochs 2 --epochs 2 --trim-min-count 10"
   # minilm-assisted-4l-224 started from the general MiniLM student instead of pruned from the fine-tuned assistant:
   # general distillation against --init prune at the best recipe's shape, cost and tokenizer
-  [minilm-general-4l-224]="${pair[*]} --init pretrained:$GEN_MINILM --intermediate-teacher %W%/minilm-direct-s42 --intermediate-epochs 3 --epochs 3 --trim-min-count 10"
+  [minilm-general-4l-224]="${assisted[*]} --init pretrained:$GEN_MINILM --intermediate-epochs 3 --epochs 3 --trim-min-count 10"
 )
 read -r -a ONLY <<< "${ONLY:-mpnet-pruned-3l-256 mpnet-general-3l-256}"
 # the targets are batch 1; with batch 32 too the fp32 teacher alone took 11 minutes a round on RTE's long pairs (at
