@@ -97,7 +97,7 @@ side_by_side() {
 # on gold alone.
 distilled_assistant() {
   stage minilm-kd-s42 "$W/minilm-kd-s42" "$RES" kdedge distill --task "$task" --teacher "$T" --transfer "$W/transfer" \
-    --defaults built-in --seed 42 --student tinybert --init "pretrained:$W/minilm-direct-s42" --recipe prediction \
+    --seed 42 --student tinybert --init "pretrained:$W/minilm-direct-s42" --recipe prediction \
     --soft-loss soft_ce --temperature 2 --alpha 0 --epochs "${ASSISTANT_EPOCHS:-1}" --batch-size 32 --lr 5e-5 \
     --warmup-ratio 0.1 --max-length 128 --eval-steps 250 --save-steps 250 --mixed-precision "$MP"
   export_bundle "$W/minilm-kd-s42" "$B" int8 --optimize

@@ -42,11 +42,23 @@ def test_flags_and_config_file_win_over_the_preset(tmp_path):
     assert (cfg.defaults, cfg.layers, cfg.hidden, cfg.epochs, cfg.trim_min_count) == ("small-data", 2, 128, 5, 5)
 
 
-@pytest.mark.parametrize("given", [{"student": "bilstm"}, {"student": "ngram"}, {"recipe": "general"}])
-def test_auto_leaves_other_students_and_general_distillation_alone(tmp_path, given):
+@pytest.mark.parametrize("given", [{"student": "bilstm"}, {"student": "ngram"}, {"recipe": "general"},
+                                   {"recipe": "prediction"}, {"recipe": "joint"}])
+def test_auto_leaves_other_students_and_recipes_alone(tmp_path, given):
     cfg, said = build_with_defaults(DistillConfig, "distill", **_task(tmp_path, 40), **given)
     assert (cfg.defaults, said) == ("built-in", None)
     assert cfg.lr is None and cfg.epochs == 10  # not the preset's 3e-4 and 2
+    assert cfg.intermediate_samples is None  # the preset's 20,000 would be refused outside the two-stage recipe
+
+
+def test_a_prediction_run_on_a_small_task_is_not_refused_for_the_presets_options(tmp_path):
+    """Distilling a small pretrained model on the teacher's labels alone (a teacher assistant) on a small task: the
+    preset's intermediate-stage budget used to be refused as if the user had given --intermediate-samples."""
+    from kdedge.distill.run import _validate
+
+    cfg, _ = build_with_defaults(DistillConfig, "distill", **_task(tmp_path, 40), student="tinybert",
+                                 init="pretrained:some/model", recipe="prediction")
+    assert _validate(cfg).recipe == "prediction"
 
 
 def test_asked_for_by_name_and_refused_when_unknown(tmp_path):

@@ -38,6 +38,9 @@ def auto_preset(cfg: Any, explicit: dict[str, Any]) -> tuple[str, str]:
         return BUILT_IN, "task-agnostic distillation reads no task"
     if explicit.get("student", "tinybert") != "tinybert":  # its budgets are a transformer's, not a BiLSTM's
         return BUILT_IN, f"the small-data preset is a TinyBERT recipe, not --student {explicit['student']}'s"
+    if explicit.get("recipe", "two-stage") != "two-stage":  # its budgets are both stages'; its intermediate keys
+        # would be refused with another recipe, naming options the user never gave
+        return BUILT_IN, f"the small-data preset is a two-stage recipe, not --recipe {explicit['recipe']}'s"
     from kdedge.data import load_task_data  # only here: reading the task is the one costly step
 
     try:
