@@ -17,7 +17,9 @@
 #     summary.md, frontier.png and the issue's targets from collect_frontier.py --targets small-data.
 # The seeds of minilm-direct and of the students train side by side, one thread each (SIDE_BY_SIDE=0: one after
 # another); the teacher, the transfer set and the bench run alone on every core.
-# TASKS, SEEDS, ONLY (recipe names) and VARIANTS narrow the run; BENCH=0 skips the benches; every stage is cached
+# TASKS, SEEDS, ONLY (recipe names) and VARIANTS narrow the run; BENCH=0 skips the benches; BENCH_ONLY (names) with
+# BENCH_AS benches only those recipes' int8 bundles, with the teacher's and minilm-direct's, into
+# benchmarks/results/glue_base_small/BENCH_AS/<task>, leaving the task's own report; every stage is cached
 # in RUN_DIR and resumes, and each task's results land in benchmarks/results/glue_base_small/<task>/.
 # Usage: bash benchmarks/glue_base_small.sh [RUN_DIR]
 . "$(dirname "$0")/lib.sh"
@@ -119,6 +121,18 @@ student_seed() {  # every recipe in ONLY, one after another, for seed $1
   done
 }
 
+# bench_selection DIR NAME...: DIR holds links to the teacher's int8 bundles and to the int8 bundles of minilm-direct
+# and of each NAME (a recipe, or minilm-kd: the distilled assistant), every seed
+bench_selection() {
+  local dir=$1 bundle name; shift
+  mkdir -p "$dir"
+  for bundle in "$B"/*/; do
+    bundle=${bundle%/} name=${bundle##*/}
+    [[ $name == teacher-optimized-int8* || " minilm-direct $* " == *" ${name%-s[0-9]*-int8} "* ]] || continue
+    ln -sfn "$(realpath "$bundle")" "$dir/$name"
+  done
+}
+
 # int8_costs_accuracy BUNDLE: whether the bundle's dev metrics (its manifest, measured at export) are below PyTorch's
 int8_costs_accuracy() {
   python - "$1/manifest.json" <<'PY'
@@ -156,13 +170,22 @@ for task in "${TASKS[@]}"; do
     kdedge export --model "$T" --out "$kf" --quantize dynamic --optimize --keep-float auto 2>&1 | without_progress \
       | tail -2 >&2
   fi
+  bench_res=$RES bench_bundles=$B
+  if [ -n "${BENCH_ONLY:-}" ]; then  # a later round's bench beside the task's own report, which it leaves as it is
+    bench_res=$RES_ROOT/${BENCH_AS:?BENCH_ONLY needs BENCH_AS, the results folder to write}/$task
+    bench_bundles=$W/bench-$BENCH_AS
+    read -r -a picked <<< "$BENCH_ONLY"
+    bench_selection "$bench_bundles" "${picked[@]}"
+  fi
+  mkdir -p "$bench_res"
   bundles=()
-  folder_bundles bundles "$B"
+  folder_bundles bundles "$bench_bundles"
   kdedge bench --teacher "$T" "${bundles[@]}" --backends ort-cpu --threads 1 --rounds 3 --batch-sizes "$BATCH_SIZES" \
-    --seq-lens 128 --out "$RES/$task" --overwrite --resume > "$RES/bench.log"
-  kdedge doctor > "$RES/doctor.txt"
-  python benchmarks/collect_frontier.py "$RES" "$B" --task "$task" --targets small-data > "$RES/summary.md"
-  cat "$RES/summary.md"
+    --seq-lens 128 --out "$bench_res/$task" --overwrite --resume > "$bench_res/bench.log"
+  kdedge doctor > "$bench_res/doctor.txt"
+  python benchmarks/collect_frontier.py "$bench_res" "$bench_bundles" --task "$task" --targets small-data \
+    > "$bench_res/summary.md"
+  cat "$bench_res/summary.md"
   # the whole task in this call (a cached stage costs nothing): does a task fit one session from scratch?
   cpu=$(python -c 'from kdedge_runtime.cpu import cpu_identity, cpu_model; print(cpu_model(), cpu_identity(), sep=", ")')
   echo "task wall_s=$(( $(date +%s) - task_t0 )) (this call, on $cpu)" | tee -a "$RES/times.txt"
