@@ -34,12 +34,11 @@ def preset_path(command: str, name: str) -> Path:
 
 def auto_preset(cfg: Any, explicit: dict[str, Any]) -> tuple[str, str]:
     """The preset `--defaults auto` stands for with these options (`explicit`: those the user set), and why."""
-    if getattr(cfg, "recipe", None) == "general":
-        return BUILT_IN, "task-agnostic distillation reads no task"
     if explicit.get("student", "tinybert") != "tinybert":  # its budgets are a transformer's, not a BiLSTM's
         return BUILT_IN, f"the small-data preset is a TinyBERT recipe, not --student {explicit['student']}'s"
-    if explicit.get("recipe", "two-stage") != "two-stage":  # its budgets are both stages'; its intermediate keys
-        # would be refused with another recipe, naming options the user never gave
+    # its budgets are both stages' of a task's run: with another recipe (general distillation reads no task) its
+    # intermediate keys would be refused, naming options the user never gave
+    if explicit.get("recipe", "two-stage") != "two-stage":
         return BUILT_IN, f"the small-data preset is a two-stage recipe, not --recipe {explicit['recipe']}'s"
     from kdedge.data import load_task_data  # only here: reading the task is the one costly step
 
