@@ -48,6 +48,19 @@ def test_measure_runs_until_both_minimums_and_stops_at_the_maximum():
     assert len(times) == 7
 
 
+def test_each_input_shape_is_run_once_before_the_timing():
+    """A shape's first call can cost a GPU ~40 ms, so every distinct batch shape is warmed, once."""
+    from kdedge.bench.worker import warm_each_shape
+
+    def row(n):
+        return {"input_ids": [1] * n, "attention_mask": [1] * n}
+
+    batches = [[row(n)] for n in (5, 7, 5, 9, 7)] + [[row(5), row(9)]]
+    calls = []
+    warm_each_shape([lambda i=i: calls.append(i) for i in range(len(batches))], batches)
+    assert calls == [0, 1, 3]  # lengths 5, 7 and 9; the pair batch pads to 9
+
+
 def test_unknown_backend_is_a_clear_error():
     with pytest.raises(KdedgeError, match="unknown backend.*ort-gpu.*known: torch-cpu"):
         parse_backends("ort-cpu,ort-gpu")

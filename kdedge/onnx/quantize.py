@@ -54,8 +54,10 @@ def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, em
             untie_lstm_weights(src, prepared)
         else:
             # Type every tensor first (fused com.microsoft ops from --optimize are opaque to the quantizer otherwise).
+            # auto_merge: ONNX Runtime 1.30's optimizer leaves graphs whose symbolic shapes stay incomplete without it.
             fused = any(n.domain == "com.microsoft" for n in onnx.load(str(src)).graph.node)
-            quant_pre_process(str(src), str(prepared), skip_optimization=True, skip_symbolic_shape=not fused)
+            quant_pre_process(str(src), str(prepared), skip_optimization=True, skip_symbolic_shape=not fused,
+                              auto_merge=True)
             # optimum's presets: symmetric weights, asymmetric activations, full range, and MatMuls whose both inputs
             # are activations quantized too (ONNX Runtime's own default skips them).
             options = {"weight_type": weight_type, "reduce_range": False,
