@@ -430,3 +430,30 @@ def test_dynamic_int8_quantizes_lstms_that_share_weights(tmp_path):
     assert len(graph.initializer) == len({name for name in first.input[1:] if name})
     y, y_b = run("int8.onnx")
     assert np.abs(y - float_y).max() < 0.05 and np.abs(y_b - float_y_b).max() < 0.05
+
+
+@pytest.mark.parametrize("family", ["bert", "mpnet"])
+def test_position_rows_past_max_length_are_cut_without_changing_a_logit(family, tiny_tinybert_student, glue_dir,
+                                                                         tmp_path):
+    """A bundle keeps the position rows an input of max_length reads: BERT's first 128 of its table, MPNet's
+    128 + padding_idx + 1 (it numbers positions after the padding id); over-long text gives PyTorch's logits."""
+    from kdedge_runtime import Classifier
+    from tests.conftest import _distil_at, build_tiny_mpnet
+    from tests.test_runtime import torch_logits
+
+    student = tiny_tinybert_student
+    if family == "mpnet":
+        train = load_task_data(DataOptions(task="sst2", data_dir=str(glue_dir), max_train_samples=2000)).train
+        teacher = build_tiny_mpnet(tmp_path / "teacher", train.text)
+        student = _distil_at(tmp_path / "student", teacher, glue_dir, student="tinybert", layers=1,
+                             init="teacher-layers", lr=1e-3, max_train_samples=100, epochs=1)
+    loaded = load_student(student)
+    config = loaded.model.config
+    expected = loaded.meta["max_length"] + (config.pad_token_id + 1 if family == "mpnet" else 0)
+    bundle = _export(student, glue_dir, tmp_path / "bundle")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["transforms"]["positions"] == {"kept": expected, "of": config.max_position_embeddings}
+    tables = [t for t in onnx.load(str(bundle / "model.onnx")).graph.initializer if "position_embeddings" in t.name]
+    assert [t.dims[0] for t in tables] == [expected]
+    texts = ["a " * 400, "an over long review " * 40, "short"]
+    np.testing.assert_allclose(Classifier(bundle).logits(texts), torch_logits(student, texts), atol=1e-4)

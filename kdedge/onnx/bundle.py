@@ -28,6 +28,7 @@ from kdedge.onnx import keep_float
 from kdedge.onnx.export import EXPORTERS, ONNX_FILE
 from kdedge.onnx.first_token import first_token_only
 from kdedge.onnx.parity import compare, cpu_session, onnx_logits
+from kdedge.onnx.positions import trim_positions
 from kdedge.onnx.quantize import optimize_transformer, quantize, to_fp16
 from kdedge.outputs import RunDir, library_versions, sha256_file, write_json
 from kdedge.quant.qat import strip_qat, trained_for_first_token
@@ -137,6 +138,10 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
         stage_dir.mkdir()
         transforms["exporter"] = EXPORTERS[arch](student, student_dir, stage_dir, cfg.opset, exporter=cfg.exporter)
         current = stage_dir / ONNX_FILE
+        # before the optimizer, which fuses the position table into its embedding op
+        positions = trim_positions(current, current, max_length, getattr(student.tokenizer, "pad_token_id", None))
+        if positions:
+            transforms["positions"] = positions
         if cfg.optimize:
             optimized = Path(tmp) / "optimized.onnx"
             c = student.model.config
