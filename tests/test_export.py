@@ -437,6 +437,8 @@ def test_position_rows_past_max_length_are_cut_without_changing_a_logit(family, 
                                                                          tmp_path):
     """A bundle keeps the position rows an input of max_length reads: BERT's first 128 of its table, MPNet's
     128 + padding_idx + 1 (it numbers positions after the padding id); over-long text gives PyTorch's logits."""
+    from transformers import AutoTokenizer
+
     from kdedge_runtime import Classifier
     from tests.conftest import _distil_at, build_tiny_mpnet
     from tests.test_runtime import torch_logits
@@ -455,5 +457,8 @@ def test_position_rows_past_max_length_are_cut_without_changing_a_logit(family, 
     assert manifest["transforms"]["positions"] == {"kept": expected, "of": config.max_position_embeddings}
     tables = [t for t in onnx.load(str(bundle / "model.onnx")).graph.initializer if "position_embeddings" in t.name]
     assert [t.dims[0] for t in tables] == [expected]
+    # transformers' tokenizer truncates there too (optimum and pipeline() read the bundle's tokenizer files)
+    ids = AutoTokenizer.from_pretrained(bundle)("a " * 400, truncation=True)["input_ids"]
+    assert len(ids) == loaded.meta["max_length"]
     texts = ["a " * 400, "an over long review " * 40, "short"]
     np.testing.assert_allclose(Classifier(bundle).logits(texts), torch_logits(student, texts), atol=1e-4)

@@ -182,7 +182,19 @@ def _write_model(cfg: ExportConfig, student, student_dir: Path, data, work: Path
                 and item.name != "config.json":
             shutil.copy(item, work / item.name)
     _compact_tokenizer(work)
+    if "positions" in transforms:
+        _cap_model_max_length(work, max_length)
     return transforms
+
+
+def _cap_model_max_length(work: Path, max_length: int) -> None:
+    """transformers' tokenizer (optimum, pipeline()) truncates at tokenizer_config.json's model_max_length: the
+    bundle's graph has position rows for max_length tokens only."""
+    config = work / "tokenizer_config.json"
+    if config.is_file():
+        spec = json.loads(config.read_text(encoding="utf-8"))
+        config.write_text(json.dumps({**spec, "model_max_length": max_length}, indent=2, ensure_ascii=False),
+                          encoding="utf-8")
 
 
 def _compact_tokenizer(work: Path) -> None:
