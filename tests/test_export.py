@@ -462,3 +462,22 @@ def test_position_rows_past_max_length_are_cut_without_changing_a_logit(family, 
     assert len(ids) == loaded.meta["max_length"]
     texts = ["a " * 400, "an over long review " * 40, "short"]
     np.testing.assert_allclose(Classifier(bundle).logits(texts), torch_logits(student, texts), atol=1e-4)
+
+
+def test_a_position_table_the_probe_cannot_read_is_left_whole(tmp_path):
+    """The cut is a saving only: a graph whose position lookup the probe cannot run (here its indices are int32,
+    the probe's output int64) keeps every row, and the file is not rewritten."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from kdedge.onnx.positions import trim_positions
+
+    table = numpy_helper.from_array(np.zeros((16, 4), np.float32), "embeddings.position_embeddings.weight")
+    nodes = [helper.make_node("Cast", ["input_ids"], ["positions"], to=TensorProto.INT32),
+             helper.make_node("Gather", ["embeddings.position_embeddings.weight", "positions"], ["logits"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "n"])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)], [table])
+    path = tmp_path / "model.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    before = path.read_bytes()
+    assert trim_positions(path, path, max_length=8, pad_token_id=0) is None
+    assert path.read_bytes() == before
