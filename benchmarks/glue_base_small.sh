@@ -6,6 +6,8 @@
 #     (configs/glue-pair-teacher.yaml), three seeds, exported fp32 and int8 (bundles minilm-direct-s<seed>-<precision>);
 #   - transfer set: the task's rows plus VARIANTS word-replaced (GloVe) and VARIANTS rule-based variants of each (each
 #     variant rewrites one text of a pair, in turn), near-duplicate and dev-leak filtered, labelled by the teacher;
+#     for the recipes named in TRANSFER_OF a second one (transfer-pairs) with other GLUE tasks' training pairs as well
+#     (UNLABELED_PAIRS, labels dropped), standing for the user's unlabelled pairs (`kdedge augment --unlabeled`);
 #   - general students (once for every task): an encoder (not fine-tuned) distilled task-agnostically (`kdedge
 #     distill --recipe general`) on text that stands for the user's unlabelled text: SST-2's training sentences and
 #     the IMDB sample (GENERAL_ROWS of them), pruned by activation to the students' shape. Two: from the MPNet teacher's
@@ -64,11 +66,19 @@ declare -A RECIPES=(
   # the same from the distilled assistant with round 3's 3 + 3 epochs, its vocabulary cut to pieces seen 15+ times:
   # on RTE's transfer set 11,526 pieces instead of 13,490 at 10+ (about 0.45 MB of int8 rows), to fit 6 MB there
   [minilm-kd-assisted-4l-224-t15]="${pair[*]} --intermediate-teacher %W%/minilm-kd-s42 $(shape 4 224 7 1024) --intermediate-epochs 3 --epochs 3 --trim-min-count 15"
+  # the same at two epochs a stage, on a transfer set with unlabelled pairs as well (transfer-pairs, below): whether
+  # more of the teacher's outputs on real pairs lift a task as small as RTE
+  [minilm-kd-assisted-4l-224-e2-t15-pairs]="${pair[*]} --intermediate-teacher %W%/minilm-kd-s42 $(shape 4 224 7 1024) --intermediate-epochs 2 --epochs 2 --trim-min-count 15"
   # minilm-assisted-4l-224 started from the general MiniLM student instead of pruned from the fine-tuned assistant:
   # general distillation against --init prune at the best recipe's shape, cost and tokenizer
   [minilm-general-4l-224]="${assisted[*]} --init pretrained:$GEN_MINILM --intermediate-epochs 3 --epochs 3 --trim-min-count 10"
 )
 read -r -a ONLY <<< "${ONLY:-mpnet-pruned-3l-256 mpnet-general-3l-256}"
+# recipes trained on another transfer set than the task's own (transfer): its folder in the task's run folder
+declare -A TRANSFER_OF=([minilm-kd-assisted-4l-224-e2-t15-pairs]=transfer-pairs)
+# transfer-pairs stands for a user's unlabelled pairs with the training pairs of these other GLUE pair tasks (their
+# labels dropped; the task's own is left out), labelled by the teacher beside the task's own transfer set
+read -r -a UNLABELED_PAIRS <<< "${UNLABELED_PAIRS:-mrpc stsb}"
 # the targets are batch 1; with batch 32 too the fp32 teacher alone took 11 minutes a round on RTE's long pairs (at
 # batch 1 the whole bench took 5); MRPC and STS-B were benched with BATCH_SIZES=1,32
 BATCH_SIZES=${BATCH_SIZES:-1}
@@ -119,9 +129,25 @@ student_seed() {  # every recipe in ONLY, one after another, for seed $1
   for name in "${ONLY[@]}"; do
     # shellcheck disable=SC2086  # the recipe's options are words
     stage "$name-s$1" "$W/students/$name-s$1" "$RES" kdedge distill --task "$task" --teacher "$T" \
-      --transfer "$W/transfer" --seed "$1" ${RECIPES[$name]//%W%/$W}
+      --transfer "$W/${TRANSFER_OF[$name]:-transfer}" --seed "$1" ${RECIPES[$name]//%W%/$W}
     export_bundle "$W/students/$name-s$1" "$B" int8 --optimize
   done
+}
+
+# other_pairs FILE: the training pairs of UNLABELED_PAIRS but the task's own, as JSON lines {"text", "text_pair"}
+other_pairs() {
+  [ -f "$1" ] || python - "$1" "$task" "${UNLABELED_PAIRS[@]}" <<'PY'
+import json, os, sys
+from kdedge.config import DataOptions
+from kdedge.data.loaders import load_task_data
+out, own, *tasks = sys.argv[1:]
+with open(out + ".partial", "w", encoding="utf-8") as f:
+    for name in (t for t in tasks if t != own):
+        train = load_task_data(DataOptions(task=name)).train
+        for text, pair in zip(train.text, train.text_pair):
+            f.write(json.dumps({"text": text, "text_pair": pair}, ensure_ascii=False) + "\n")
+os.replace(out + ".partial", out)
+PY
 }
 
 # bench_selection DIR NAME...: DIR holds links to the teacher's int8 bundles and to the int8 bundles of minilm-direct
@@ -152,12 +178,14 @@ for task in "${TASKS[@]}"; do
   stage teacher "$T" "$RES" kdedge teacher --config configs/glue-base-teacher.yaml --task "$task" --model "$MODEL" \
     --mixed-precision "$MP"
   side_by_side direct_seed
-  if [ ! -f "$W/transfer/manifest.json" ]; then
-    t0=$(date +%s) resumed=$(resume_note "$W/transfer")
-    kdedge augment --task "$task" --teacher "$T" --method replace,rules --word-vectors "$GLOVE" \
-      --variants "${VARIANTS:-8}" --mixed-precision "$MP" --out "$W/transfer" --resume 2>&1 | without_progress \
-      > "$RES/transfer.log"
-    echo "transfer wall_s=$(( $(date +%s) - t0 ))$resumed" | tee -a "$RES/times.txt"
+  # the task's rows plus VARIANTS word-replaced (GloVe) and VARIANTS rule-based variants of each, teacher-labelled
+  augment=(--task "$task" --variants "${VARIANTS:-8}" --mixed-precision "$MP")
+  build_transfer "$W/transfer" "$RES/transfer.log" "${augment[@]}"
+  sets=(); for name in "${ONLY[@]}"; do sets+=("${TRANSFER_OF[$name]:-transfer}"); done
+  if [[ " ${sets[*]} " == *" transfer-pairs "* ]]; then
+    other_pairs "$W/unlabeled-pairs.jsonl"
+    build_transfer "$W/transfer-pairs" "$RES/transfer-pairs.log" "${augment[@]}" \
+      --unlabeled "pairs=$W/unlabeled-pairs.jsonl" --unlabeled-column text --unlabeled-pair-column text_pair
   fi
   [[ " ${ONLY[*]} " != *" mpnet-general-"* ]] || general "$GEN" "$MODEL" $(shape 3 256 4 1024)
   [[ " ${ONLY[*]} " != *" minilm-general-"* ]] || general "$GEN_MINILM" "$MINILM" $(shape 4 224 7 1024)

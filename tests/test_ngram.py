@@ -2,11 +2,16 @@
 processes, the student's ONNX export against PyTorch, the bundle in both runtimes, and a tiny distillation."""
 
 import json
+import shutil
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kdedge_runtime import ngram
 from kdedge_runtime.ngram import (
     NgramRulesError,
     NgramTokenizer,
@@ -62,6 +67,70 @@ def test_the_hash_is_the_same_in_another_process_and_hash_seed():
                              capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": seed,
                                                                               "PATH": "/usr/bin:/bin"})
         assert json.loads(out.stdout) == here
+
+
+# ------------------------------------------------------------------------------- the compiled ASCII path (_ngramc.c)
+
+def test_an_install_with_a_c_compiler_built_the_compiled_path():
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C compiler ({compiler}) here: the runtime installs without its compiled path")
+    assert ngram.AsciiIds is not None, "pip install -e . should have built kdedge_runtime._ngramc (_ngramc.c)"
+
+
+def python_only(tokenizer: NgramTokenizer) -> NgramTokenizer:
+    """The same tokenizer with the compiled path turned off: the written rules in Python."""
+    plain = NgramTokenizer(tokenizer.words, tokenizer.rules, tokenizer.max_words)
+    plain._ascii = None
+    return plain
+
+
+@pytest.mark.parametrize("spec", GOLDEN["tokenizers"], ids=lambda s: s["name"])
+def test_golden_ids_in_python_alone(spec):
+    tokenizer = python_only(NgramTokenizer(spec["words"], check_rules(spec["rules"], "golden"), spec["max_length"]))
+    for case in spec["cases"]:
+        assert tokenizer.ids(case["text"]) == case["ids"], case["text"][:60]
+
+
+ASCII = st.text(st.characters(max_codepoint=127), max_size=80)
+WORDY = st.lists(st.sampled_from(["a", "Film", "film", "FILM", "x1", "it's", "--", "!", " ", "\t", "\x7f", "\x00"]),
+                 max_size=30).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data(), text=st.one_of(ASCII, WORDY))
+def test_the_compiled_path_gives_the_python_rules_ids(data, text):
+    if ngram.AsciiIds is None:
+        pytest.skip("installed without the compiled path")
+    words = data.draw(st.lists(st.sampled_from(["a", "film", "x1", "it", "'", "s", "-", "!", "é", "z" * 40]),
+                               max_size=8), label="words")  # repeats too: the last of equal words keeps its id
+    rules = {**RULES, "word_ngrams": data.draw(st.integers(1, 3), label="word_ngrams"),
+             "char_ngrams": data.draw(st.lists(st.integers(1, 7), unique=True, max_size=3), label="char_ngrams"),
+             "buckets": data.draw(st.sampled_from([1, 7, 2**31 - 1]), label="buckets")}
+    tokenizer = NgramTokenizer(words, rules, data.draw(st.one_of(st.none(), st.integers(0, 6)), label="max_words"))
+    expected = python_only(tokenizer).ids(text)
+    assert tokenizer.ids(text) == expected
+    assert tokenizer.row(text).tolist() == [expected]
+
+
+def test_the_compiled_path_reads_over_long_text_and_leaves_other_text_to_python():
+    if ngram.AsciiIds is None:
+        pytest.skip("installed without the compiled path")
+    tokenizer = NgramTokenizer(["a", "b"], {**RULES, "char_ngrams": [3]}, None)
+    long_text = "A b! " * 5000  # past the compiled path's stack buffers
+    assert tokenizer.ids(long_text) == python_only(tokenizer).ids(long_text)
+    tokenizer.max_words = 3
+    assert tokenizer.ids(long_text) == python_only(tokenizer).ids(long_text)
+    assert tokenizer.ids("ÅNGSTRÖM a") == python_only(tokenizer).ids("ÅNGSTRÖM a")  # not ASCII: the Python rules
+
+
+def test_the_compiled_path_classifies_and_lowercases_every_ascii_character_as_python_does():
+    if ngram.AsciiIds is None:
+        pytest.skip("installed without the compiled path")
+    every = [chr(c) for c in range(128)]
+    text = "".join(a + b + " " for a in every for b in every)  # each character beside each other one
+    tokenizer = NgramTokenizer([c.lower() for c in every if c.isalnum()], {**RULES, "char_ngrams": [1, 2]})
+    assert tokenizer.ids(text) == python_only(tokenizer).ids(text)
 
 
 @pytest.mark.parametrize("change, words", [

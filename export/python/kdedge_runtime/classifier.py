@@ -94,7 +94,7 @@ class Classifier:
         self._regression = self.is_regression
         self._sources = [(name, *_INPUT_SOURCES[name], self.pad_token_id if name in _ID_INPUTS else 0)
                          for name in self.input_names if name in _INPUT_SOURCES]
-        # one text's ids without an Encoding, where the tokenizer has such a path: `ids(text)`, None when it does not
+        # one text's ids without an Encoding, where the tokenizer has such a path: `row(text)`, None when it does not
         # apply to that text (the n-gram tokenizer's always does); with them, the other inputs are constant
         self._pair = self.is_pair
         self._words = (WordCache.of(self.tokenizer, self.add_special_tokens, self.max_length, spec)
@@ -192,13 +192,12 @@ class Classifier:
                 or not texts.isascii()):  # ASCII: nothing for valid_text to replace
             return None
         try:
-            ids = self._words.ids(texts)
+            row = self._words.row(texts)
         except BaseException as e:
             raise self._tokenizer_failed(e) from None
-        if not ids:  # no ids at all: the padding rule of `pad` applies
+        if row is None or not row.size:  # no ids at all: the padding rule of `pad` applies
             return None
-        row = np.array(ids, dtype=np.int64)[None]  # one unpadded text: mask all ones, token types all zeros
-        feed = {"input_ids": row}
+        feed = {"input_ids": row}  # one unpadded text: mask all ones, token types all zeros
         for name, fill in self._constant_inputs:
             feed[name] = np.full_like(row, fill)
         return self.run_batch(feed)

@@ -19,6 +19,10 @@ both to the same ids):
    of "<" + word + ">" (code points), by start position, leaving out the whole "<word>" itself.
 
 The model averages the embeddings of the ids (the mask marks them), so the order matters only to the golden file.
+
+ASCII text, an app's usual call, takes a compiled path where the install built it (`_ngramc.c`, an optional C
+extension): in Python the ids of one sentence cost about as much as the model's run. Other text, or an install
+without a C compiler, takes the Python rules below; tests/test_ngram.py holds the two to the same ids.
 """
 
 from __future__ import annotations
@@ -27,6 +31,13 @@ import json
 import re
 import unicodedata
 from pathlib import Path
+
+import numpy as np
+
+try:
+    from kdedge_runtime._ngramc import AsciiIds
+except ImportError:  # installed without a C compiler: the Python rules alone
+    AsciiIds = None
 
 # The rules this runtime implements, by field: what each must be. A bundle with another value, or with a field not
 # listed here (a rule this runtime would ignore, and so compute other ids), is refused.
@@ -175,6 +186,9 @@ class NgramTokenizer:
         self.bucket_offset = PAD_ID + 1 + len(self.words)
         # feature (a string, or a word n-gram's tuple of words) -> id: the same n-grams come back call after call
         self._hashed: dict[str | tuple[str, ...], int] = {}
+        # the compiled ASCII path for these words and rules, where the install has it
+        self._ascii = None if AsciiIds is None else AsciiIds(
+            self.words, self.bucket_offset, rules["buckets"], rules["word_ngrams"], tuple(rules["char_ngrams"]))
 
     @property
     def vocab_size(self) -> int:
@@ -191,6 +205,17 @@ class NgramTokenizer:
 
     def ids(self, text: str) -> list[int]:
         """Rules 1 to 4."""
+        if self._ascii is not None and text.isascii():
+            return memoryview(self._ascii.ids(text, self.max_words)).cast("q").tolist()
+        return self._python_ids(text)
+
+    def row(self, text: str) -> np.ndarray:
+        """The ids of one text as a batch of one (int64, shape 1 x n): a model's feed without a list between."""
+        if self._ascii is not None and text.isascii():
+            return np.frombuffer(self._ascii.ids(text, self.max_words), dtype=np.int64)[None]
+        return np.array(self._python_ids(text), dtype=np.int64).reshape(1, -1)
+
+    def _python_ids(self, text: str) -> list[int]:
         words = words_of(text, self.max_words)
         cached = self._hashed.get
         ids = [i for i in map(self.word_ids.get, words) if i]  # ids are positive: a missing word is None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 from tokenizers import Tokenizer
 
 _MODELS = ("WordPiece", "WordLevel")  # whose `tokenize(word)` is the whole story of a pre-token's ids
@@ -75,3 +76,8 @@ class WordCache:
                 del body[self.body_limit:]
                 break
         return self.prefix + body + self.suffix
+
+    def row(self, text: str) -> np.ndarray | None:
+        """`ids` as a batch of one (int64, shape 1 x n), or None where this path does not apply."""
+        ids = self.ids(text)
+        return None if ids is None else np.array(ids, dtype=np.int64)[None]
