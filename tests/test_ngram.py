@@ -116,7 +116,9 @@ def test_the_compiled_path_gives_the_python_rules_ids(data, text):
 def test_the_compiled_path_reads_over_long_text_and_leaves_other_text_to_python():
     if ngram.AsciiIds is None:
         pytest.skip("installed without the compiled path")
-    tokenizer = NgramTokenizer(["a", "b"], {**RULES, "char_ngrams": [3]}, None)
+    # words ASCII text cannot match (one not even valid UTF-8, as a JSON file can spell it) keep their ids
+    tokenizer = NgramTokenizer(["\ud800", "a", "é", "b"], {**RULES, "char_ngrams": [3]}, None)
+    assert tokenizer.ids("b a") == [4, 2, tokenizer.hashed("b a")]
     long_text = "A b! " * 5000  # past the compiled path's stack buffers
     assert tokenizer.ids(long_text) == python_only(tokenizer).ids(long_text)
     tokenizer.max_words = 3

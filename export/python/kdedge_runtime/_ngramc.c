@@ -87,13 +87,17 @@ static int AsciiIds_init(AsciiIds *self, PyObject *args, PyObject *kwargs) {
         PyErr_SetString(PyExc_ValueError, "too many words");
         return -1;
     }
+    /* only ASCII words can match ASCII text: the others are left out of the table (their ids are kept) */
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t len;
-        if (!PyUnicode_Check(PyList_GET_ITEM(words, i)) || !PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(words, i), &len)) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "words must be strings");
+        PyObject *word = PyList_GET_ITEM(words, i);
+        if (!PyUnicode_Check(word)) {
+            PyErr_SetString(PyExc_TypeError, "words must be strings");
             return -1;
         }
-        total += len;
+#if PY_VERSION_HEX < 0x030C0000
+        if (PyUnicode_READY(word) < 0) return -1;
+#endif
+        if (PyUnicode_IS_ASCII(word)) total += PyUnicode_GET_LENGTH(word);
     }
     size_t size = 8;
     while (size < (size_t)n * 2) size <<= 1;  /* at most half full */
@@ -110,10 +114,12 @@ static int AsciiIds_init(AsciiIds *self, PyObject *args, PyObject *kwargs) {
     self->n_words = n;
     Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        Py_ssize_t len;
-        const char *s = PyUnicode_AsUTF8AndSize(PyList_GET_ITEM(words, i), &len);
+        PyObject *word = PyList_GET_ITEM(words, i);
+        self->start[i] = self->start[i + 1] = at;
+        if (!PyUnicode_IS_ASCII(word)) continue;
+        Py_ssize_t len = PyUnicode_GET_LENGTH(word);
+        const char *s = (const char *)PyUnicode_1BYTE_DATA(word);
         memcpy(self->text + at, s, len);
-        self->start[i] = at;
         self->start[i + 1] = at + len;
         /* an empty slot, or the one of an equal word: the last of equal words keeps its id, as in a dict built in
          * order (a bundle's word list is distinct) */
