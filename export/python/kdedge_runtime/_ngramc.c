@@ -36,7 +36,6 @@ typedef struct {
     size_t mask;
     char *text;          /* every word's UTF-8 bytes, back to back */
     Py_ssize_t *start;   /* word i is text[start[i] : start[i + 1]] */
-    Py_ssize_t n_words;
     int64_t bucket_offset;
     uint32_t buckets;
     int word_ngrams;
@@ -111,7 +110,6 @@ static int AsciiIds_init(AsciiIds *self, PyObject *args, PyObject *kwargs) {
         return -1;
     }
     self->mask = size - 1;
-    self->n_words = n;
     Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *word = PyList_GET_ITEM(words, i);
