@@ -61,6 +61,9 @@ declare -A RECIPES=(
   # n-gram student before the hidden layer (sst2_fast_end)
   [ngram-linear]="--config configs/sst2-ngram.yaml --ngram-hidden 0 --max-vocab 20000 --ngram-buckets 20000 --epochs 5
     --patience 2"
+  # the n-gram recipe with DAN's word dropout (Iyyer et al. 2015 used 0.3), given more epochs since each sees a thinned
+  # text (sst2_fast_end)
+  [ngram-wd3]="--config configs/sst2-ngram.yaml --ngram-word-dropout 0.3 --epochs 15 --patience 4"
 )
 # Recipes trained on another transfer set than the frontier's: recipe -> its folder under RUN_DIR and the augment
 # options it is built with (build_transfer)

@@ -190,6 +190,32 @@ def test_distillation_lowers_the_soft_loss_and_writes_a_student_that_reloads(ngr
     assert len(student.tokenizer) == 1 + len(words) + 500 == student.model.embedding.num_embeddings
 
 
+def test_word_dropout_averages_a_random_subset_in_training_and_every_id_in_eval():
+    import itertools
+
+    import torch
+
+    from kdedge.models.ngram import NgramConfig, NgramStudent
+
+    torch.manual_seed(0)
+    model = NgramStudent(NgramConfig(vocab_size=10, num_labels=2, embedding_dim=4, dropout=0.0, word_dropout=0.5))
+    ids, rows = torch.tensor([[3, 5, 7, 9, 0]]), model.embedding.weight.detach()[[3, 5, 7, 9]]
+    means = {kept: (rows[list(kept)].mean(0) if kept else torch.zeros(4))
+             for n in range(5) for kept in itertools.combinations(range(4), n)}
+
+    def subset_of(vector):
+        return next(kept for kept, mean in means.items() if torch.allclose(vector, mean, atol=1e-6))
+
+    model.eval()
+    with torch.no_grad():
+        assert subset_of(model.encode(ids, None)[0]) == (0, 1, 2, 3)
+        assert subset_of(model.encode(ids, torch.tensor([[1, 1, 1, 1, 0]]))[0]) == (0, 1, 2, 3)
+        model.train()
+        seen = [subset_of(model.encode(ids, mask)[0]) for _ in range(100) for mask in (None, ids > 0)]
+    kept = sum(map(len, seen)) / (4 * len(seen))
+    assert len(set(seen)) > 5 and 0.4 < kept < 0.6  # about half of the ids, different ones each time
+
+
 def test_the_fp32_bundle_gives_pytorchs_logits_and_int8_is_close(ngram_student, ngram_bundles, glue_dir):
     import numpy as np
     from kdedge_runtime import Classifier

@@ -24,6 +24,9 @@ class NgramConfig:
     embedding_dim: int = 50
     hidden: int = 0  # 0: the averaged embedding goes straight to the logits, as in fastText
     dropout: float = 0.1
+    # training only: each id of a text is left out of its mean with this probability (DAN's word dropout, Iyyer et
+    # al. 2015), so that no single word or n-gram decides a label; the exported graph never drops
+    word_dropout: float = 0.0
     pad_token_id: int = 0
     pair: bool = False
 
@@ -49,6 +52,11 @@ class NgramStudent(SiameseClassifier):
         self.classifier = nn.Sequential(*layers, nn.Linear(features, config.num_labels))
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if self.training and self.config.word_dropout:
+            keep = torch.rand(input_ids.shape, device=input_ids.device) >= self.config.word_dropout
+            if attention_mask is None:
+                attention_mask = input_ids > self.config.pad_token_id
+            attention_mask = attention_mask.bool() & keep
         if attention_mask is None:  # ids alone (the exported graph): the padding id's row is zero (padding_idx keeps
             # it so), so the plain sum is the masked sum; the n-gram rules pad with 0 and give every feature an id
             # above it (one Greater node: ONNX has no not-equal)
