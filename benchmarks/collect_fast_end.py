@@ -41,20 +41,20 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 
 def targets(summary: list[dict]) -> list[tuple[str, bool, str]]:
-    """(target, met, the figures) for the issue's targets that these rows can decide."""
-    by = {e["name"]: e for e in summary}
+    """(target, met, the figures) for the issue's targets that these rows can decide; the n-gram student's for every
+    n-gram recipe in the rows."""
+    fasttext = next((e for e in summary if e["name"] == "fasttext-gold"), None)
     checks = []
-    ngram, fasttext = by.get("ngram-int8"), by.get("fasttext-gold")
-    if ngram:
-        checks.append(("n-gram student: SST-2 dev accuracy >= 0.85", ngram["sst2_acc"] >= 0.85,
-                       f"{ngram['sst2_acc']:.4f}"))
-        checks.append(("n-gram student: <= 2 MB", ngram["size_mb"] <= 2.0, f"{ngram['size_mb']:.2f} MB"))
+    for ngram in [e for e in summary if e["kind"] == "kdedge" and e["name"].startswith("ngram")]:  # each recipe
+        name = ngram["name"]
+        checks.append((f"{name}: SST-2 dev accuracy >= 0.85", ngram["sst2_acc"] >= 0.85, f"{ngram['sst2_acc']:.4f}"))
+        checks.append((f"{name}: <= 2 MB", ngram["size_mb"] <= 2.0, f"{ngram['size_mb']:.2f} MB"))
         if fasttext:
             ratio = ngram["per_call_ms"] / fasttext["per_call_ms"]
-            checks.append(("n-gram student: per call <= 2x fastText's", ratio <= 2.0,
+            checks.append((f"{name}: per call <= 2x fastText's", ratio <= 2.0,
                            f"{ngram['per_call_ms'] * 1000:.1f} us vs {fasttext['per_call_ms'] * 1000:.1f} us: "
                            f"{ratio:.2f}x"))
-            checks.append(("n-gram student: IMDB accuracy >= fastText's", ngram["imdb_acc"] >= fasttext["imdb_acc"],
+            checks.append((f"{name}: IMDB accuracy >= fastText's", ngram["imdb_acc"] >= fasttext["imdb_acc"],
                            f"{ngram['imdb_acc']:.4f} vs {fasttext['imdb_acc']:.4f}"))
     ours = [e for e in summary if e["kind"] == "kdedge"]
     beaten = [f"{p['name']} beats {k['name']}" for p in summary if p["kind"] == "peer" for k in ours
@@ -77,7 +77,7 @@ def markdown(summary: list[dict], meta: dict) -> str:
         return f"{e[metric] * scale:.{digits}f}{spread}"
 
     lines = [f"CPU: {meta.get('cpu')}; {meta.get('threads')} thread; command: `{meta.get('command')}`", "",
-             "| row | kind | seeds | SST-2 dev acc | IMDB-2k acc | MB | per call µs (app) | model µs |",
+             "| row | kind | seeds | SST-2 dev acc | IMDB acc (--ood) | MB | per call µs (app) | model µs |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for e in summary:
         lines.append(f"| {e['name']} | {e['kind']} | {e['seeds']} | {cell(e, 'sst2_acc', 4)} | "

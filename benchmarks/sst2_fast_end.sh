@@ -11,6 +11,10 @@
 #     domain), size on disk, and the time an app sees per call (text in, label out, tokenization included; for
 #     bundles the model's own run too), then summary.json/summary.md/frontier.png and the issue's targets from
 #     benchmarks/collect_fast_end.py.
+# IMDB_HALF=1 is the user's case with unlabelled text from where the model will run, as sst2_to_imdb.sh builds it
+# (and shares with it): the IMDB sample split into 1,000 unlabelled reviews and 1,000 held out, the students and
+# fastText (transfer) trained on the SST-2 set plus those reviews labelled by the teacher (students named
+# <recipe>-imdb-s<seed>), and every row's IMDB accuracy read on the held-out half. Use another RES for it.
 # SEEDS, ONLY and PEERS narrow the run; every stage is cached in RUN_DIR and resumes, peers.py resumes row by row.
 # Usage: bash benchmarks/sst2_fast_end.sh [RUN_DIR]
 . "$(dirname "$0")/lib.sh"
@@ -29,16 +33,28 @@ mkdir -p "$RES" "$B"
 . benchmarks/sst2_recipes.sh  # RECIPES, EXPORT_OPTIONS, build_transfer, export_bundle, teacher_bundle
 
 stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
-build_transfer "$RUN/transfer-full" "$RES/transfer.log"
+if [ "${IMDB_HALF:-0}" = 1 ]; then  # the paths and options of sst2_to_imdb.sh's set (b), so the two share it
+  W=$RUN/imdb TRANSFER=$RUN/imdb/transfer STUDENTS=$RUN/imdb/students SUFFIX=-imdb OOD=$RUN/imdb/eval.tsv
+  mkdir -p "$W"
+  python benchmarks/split_labelled.py "$IMDB" "$W/unlabeled.txt" "$OOD" --unlabeled-rows 1000 --seed 0 \
+    | tee "$RES/split.txt"
+  build_transfer "$TRANSFER" "$RES/transfer.log" --unlabeled "imdb=$W/unlabeled.txt" --augment-unlabeled \
+    --eval-file "imdb=$OOD" --max-words 3000
+  extra=(--eval-file "imdb=$OOD")
+else
+  TRANSFER=$RUN/transfer-full STUDENTS=$RUN/frontier SUFFIX= OOD=$IMDB extra=()
+  build_transfer "$TRANSFER" "$RES/transfer.log"
+fi
 bundles=(--bundle "$(teacher_bundle "$B")")
 for seed in "${SEEDS[@]}"; do
   for name in "${ONLY[@]}"; do
+    student=$name$SUFFIX-s$seed
     # shellcheck disable=SC2086  # the recipe's options are words
-    stage "$name-s$seed" "$RUN/frontier/$name-s$seed" "$RES" kdedge distill --teacher "$T" \
-      --transfer "$RUN/transfer-full" --seed "$seed" ${RECIPES[$name]}
+    stage "$student" "$STUDENTS/$student" "$RES" kdedge distill --teacher "$T" \
+      --transfer "$TRANSFER" --seed "$seed" "${extra[@]}" ${RECIPES[$name]}
     # shellcheck disable=SC2086
-    export_bundle "$RUN/frontier/$name-s$seed" "$B" int8 ${EXPORT_OPTIONS[$name]:-}
-    bundles+=(--bundle "$B/$name-s$seed-int8")
+    export_bundle "$STUDENTS/$student" "$B" int8 ${EXPORT_OPTIONS[$name]:-}
+    bundles+=(--bundle "$B/$student-int8")
   done
 done
 
@@ -50,7 +66,7 @@ fi
 # the bundles are timed through this checkout's runtime, whatever an older venv installed
 "$PEERS_VENV/bin/pip" install -q --no-deps -e ./export/python
 "$PEERS_VENV/bin/python" benchmarks/peers.py --train "$DATA/SST-2/train.tsv" --dev "$DATA/SST-2/dev.tsv" \
-  --ood "$IMDB" --transfer "$RUN/transfer-full" "${bundles[@]}" --peers "$PEERS" --seeds "${SEEDS[*]// /,}" --out "$RES/rows.json" \
+  --ood "$OOD" --transfer "$TRANSFER" "${bundles[@]}" --peers "$PEERS" --seeds "${SEEDS[*]// /,}" --out "$RES/rows.json" \
   2>&1 | without_progress > "$RES/peers.log"
 kdedge doctor > "$RES/doctor.txt"
 python benchmarks/collect_fast_end.py "$RES/rows.json" "$RES"
