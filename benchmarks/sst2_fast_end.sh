@@ -66,7 +66,7 @@ fi
 # the bundles are timed through this checkout's runtime, whatever an older venv installed
 "$PEERS_VENV/bin/pip" install -q --no-deps -e ./export/python
 "$PEERS_VENV/bin/python" benchmarks/peers.py --train "$DATA/SST-2/train.tsv" --dev "$DATA/SST-2/dev.tsv" \
-  --ood "$OOD" --transfer "$TRANSFER" "${bundles[@]}" --peers "$PEERS" --seeds "${SEEDS[*]// /,}" --out "$RES/rows.json" \
+  --ood "$OOD" --transfer "$TRANSFER" "${bundles[@]}" --peers "$PEERS" --seeds "$(IFS=,; echo "${SEEDS[*]}")" --out "$RES/rows.json" \
   2>&1 | without_progress > "$RES/peers.log"
 kdedge doctor > "$RES/doctor.txt"
 python benchmarks/collect_fast_end.py "$RES/rows.json" "$RES"
