@@ -7,8 +7,17 @@ line, labels dropped) and a labelled evaluation half, by a seeded shuffle: the s
 from __future__ import annotations
 
 import argparse
+import os
 import random
 from pathlib import Path
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write through a temporary file and rename it, so that a reader (another run sharing the folder) never sees
+    half a file."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def main() -> None:
@@ -24,8 +33,8 @@ def main() -> None:
     rows = [r for r in rows if r.strip()]
     random.Random(args.seed).shuffle(rows)
     mine, held = rows[: args.unlabeled_rows], rows[args.unlabeled_rows:]
-    args.unlabeled.write_text("".join(r.split("\t")[0] + "\n" for r in mine), encoding="utf-8")
-    args.eval.write_text("\n".join([header, *held]) + "\n", encoding="utf-8")
+    write_whole(args.unlabeled, "".join(r.split("\t")[0] + "\n" for r in mine))
+    write_whole(args.eval, "\n".join([header, *held]) + "\n")
     print(f"{args.unlabeled}: {len(mine)} texts; {args.eval}: {len(held)} labelled rows (seed {args.seed})")
 
 

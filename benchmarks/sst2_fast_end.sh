@@ -30,16 +30,12 @@ PEERS=${PEERS-fasttext,model2vec}  # the peers trained and measured (peers.py --
 read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
 read -r -a ONLY <<< "${ONLY:-ngram ngram-linear bilstm-glove pruned-2l-128-ffn256-long}"
 mkdir -p "$RES" "$B"
-. benchmarks/sst2_recipes.sh  # RECIPES, EXPORT_OPTIONS, build_transfer, export_bundle, teacher_bundle
+. benchmarks/sst2_recipes.sh  # RECIPES, EXPORT_OPTIONS, build_transfer, build_imdb_half, export_bundle, teacher_bundle
 
 stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
-if [ "${IMDB_HALF:-0}" = 1 ]; then  # the paths and options of sst2_to_imdb.sh's set (b), so the two share it
-  W=$RUN/imdb TRANSFER=$RUN/imdb/transfer STUDENTS=$RUN/imdb/students SUFFIX=-imdb OOD=$RUN/imdb/eval.tsv
-  mkdir -p "$W"
-  python benchmarks/split_labelled.py "$IMDB" "$W/unlabeled.txt" "$OOD" --unlabeled-rows 1000 --seed 0 \
-    | tee "$RES/split.txt"
-  build_transfer "$TRANSFER" "$RES/transfer.log" --unlabeled "imdb=$W/unlabeled.txt" --augment-unlabeled \
-    --eval-file "imdb=$OOD" --max-words 3000
+if [ "${IMDB_HALF:-0}" = 1 ]; then  # sst2_to_imdb.sh's folder for set (b), so the two share it
+  TRANSFER=$RUN/imdb/transfer STUDENTS=$RUN/imdb/students SUFFIX=-imdb OOD=$RUN/imdb/eval.tsv
+  build_imdb_half "$IMDB" "$RUN/imdb" "$RES/transfer.log"
   extra=(--eval-file "imdb=$OOD")
 else
   TRANSFER=$RUN/transfer-full STUDENTS=$RUN/frontier SUFFIX= OOD=$IMDB extra=()
@@ -58,7 +54,7 @@ for seed in "${SEEDS[@]}"; do
   done
 done
 
-[ -n "$PEERS" ] || exit
+[ -n "$PEERS" ] || exit 0  # PEERS empty: train and export only
 if [ ! -x "$PEERS_VENV/bin/python" ]; then
   python -m venv "$PEERS_VENV"
   "$PEERS_VENV/bin/pip" install -q -r benchmarks/peers-requirements.txt

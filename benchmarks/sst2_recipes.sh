@@ -1,5 +1,6 @@
-# The SST-2 benchmarks' shared pieces (sourced by sst2_frontier.sh and sst2_to_imdb.sh, after lib.sh): the student
-# recipes, the replace+rules transfer set, and the export of a student to a bundle.
+# The SST-2 benchmarks' shared pieces (sourced by sst2_frontier.sh, sst2_to_imdb.sh and sst2_fast_end.sh, after
+# lib.sh): the student recipes, the replace+rules transfer set (and with the IMDB half), and the export of a student
+# to a bundle.
 GLOVE=${KDEDGE_GLOVE:-glove.6B.100d.txt}
 BERT_TINY=${KDEDGE_BERT_TINY:-../shared/models/bert-tiny-splade}
 
@@ -96,6 +97,19 @@ build_transfer() {
   kdedge augment --task sst2 --teacher "$T" --method replace,rules --word-vectors "$GLOVE" --variants 2 "$@" \
     --out "$out" --resume 2>&1 | without_progress > "$log"
   echo "$(basename "$out") wall_s=$(( $(date +%s) - t0 ))$resumed" | tee -a "$(dirname "$log")/times.txt"
+}
+
+# build_imdb_half IMDB_TSV W LOG: the labelled reviews split with a fixed seed into 1,000 unlabelled ones
+# (W/unlabeled.txt, labels dropped) and the rest held out (W/eval.tsv; the split's line in LOG's folder, split.txt),
+# then set (b) in W/transfer: build_transfer's SST-2 set plus the unlabelled reviews and their variants, labelled by
+# $T, the held-out half kept out of it and reviews kept whole (the models read their first ids)
+build_imdb_half() {
+  local imdb=$1 w=$2 log=$3
+  mkdir -p "$w"
+  python benchmarks/split_labelled.py "$imdb" "$w/unlabeled.txt" "$w/eval.tsv" --unlabeled-rows 1000 --seed 0 \
+    | tee "$(dirname "$log")/split.txt"
+  build_transfer "$w/transfer" "$log" --unlabeled "imdb=$w/unlabeled.txt" --augment-unlabeled \
+    --eval-file "imdb=$w/eval.tsv" --max-words 3000
 }
 
 # export_bundle STUDENT_DIR BUNDLES_DIR PRECISION [export options...]: the student's fp32 or int8 (--preset auto)

@@ -27,14 +27,11 @@ IMDB=${KDEDGE_IMDB:-../shared/data/imdb/test-2k.tsv}
 read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
 read -r -a ONLY <<< "${ONLY:-bilstm-glove pruned-2l-128-long ngram}"
 mkdir -p "$RES" "$W/bundles"
-. benchmarks/sst2_recipes.sh  # RECIPES, build_transfer, export_bundle
+. benchmarks/sst2_recipes.sh  # RECIPES, build_transfer, build_imdb_half, export_bundle
 
-python benchmarks/split_labelled.py "$IMDB" "$W/unlabeled.txt" "$W/eval.tsv" --unlabeled-rows 1000 --seed 0 \
-  | tee "$RES/split.txt"
 stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
 build_transfer "$RUN/transfer-full" "$RES/transfer-sst2.log"
-build_transfer "$W/transfer" "$RES/transfer-sst2+imdb.log" --unlabeled "imdb=$W/unlabeled.txt" --augment-unlabeled \
-  --eval-file "imdb=$W/eval.tsv" --max-words 3000
+build_imdb_half "$IMDB" "$W" "$RES/transfer-sst2+imdb.log"
 
 for seed in "${SEEDS[@]}"; do
   for name in "${ONLY[@]}"; do
