@@ -4,6 +4,7 @@ two cores): it runs every stage once, as the GPU call will."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -134,3 +135,65 @@ def test_a_second_call_resumes_the_first(smoke_run, glue_dir):
     for stage in STAGES[:-1]:
         assert f"{stage}: done by an earlier call" in proc.stdout
     assert (base / "results" / "bench-onnx" / "report.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def fast_end_run(tmp_path_factory, glue_dir):
+    base = tmp_path_factory.mktemp("fast-end-smoke")
+    env = {**_smoke_env(base, glue_dir), "SEEDS": "42 43"}
+    proc = subprocess.run(["bash", "benchmarks/gpu/fast_end.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900)
+    return proc, base
+
+
+def test_the_fast_end_script_trains_both_caps_and_packs_what_the_cpu_measures(fast_end_run):
+    """benchmarks/gpu/fast_end.sh (issue 49) in its smoke mode: teacher, set (b) with the carried IMDB halves, the
+    n-gram students at both caps for each seed, their bundles and the teacher's, and $OUT within the device tool's
+    bounds (at most 8 files, each under 16 MiB; the larger two in pieces that join back into tars)."""
+    proc, base = fast_end_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    students = [f"{name}-imdb-s{seed}" for seed in (42, 43) for name in ("ngram", "ngram-long")]
+    times = (base / "run" / "results-dir").read_text().strip()
+    last = dict(line.split(" ", 1) for line in (Path(times) / "times.txt").read_text().splitlines())
+    stages = ["teacher", "transfer", "export-teacher", *students, *(f"export-{s}" for s in students)]
+    assert [s for s in stages if "rc=0" not in last.get(s, "")] == []
+    out = base / "out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "results.tar.gz", "students.tar", "teacher.tar.00", "times.txt", "transfer.tar.00"]
+    assert all(p.stat().st_size < 16 * 2 ** 20 for p in out.iterdir())
+    with tarfile.open(out / "students.tar") as tar:
+        caps = {Path(n).parent.name: json.load(tar.extractfile(n))["max_length"]
+                for n in tar.getnames() if n.endswith("manifest.json")}
+    assert caps == {f"{s}-int8": (2048 if "long" in s else 128) for s in students}
+    for piece in ("teacher", "transfer"):
+        joined = b"".join(p.read_bytes() for p in sorted(out.glob(f"{piece}.tar.*")))
+        with tarfile.open(fileobj=io.BytesIO(joined)) as tar:
+            manifest = json.load(tar.extractfile(next(n for n in tar.getnames() if n.endswith("/manifest.json"))))
+        if piece == "transfer":  # the reviews are in set (b), the held-out half is its evaluation set
+            assert "imdb" in json.dumps(manifest["inputs"])
+    with tarfile.open(out / "results.tar.gz") as tar:
+        metrics = json.load(tar.extractfile(next(n for n in tar.getnames()
+                                                 if n.endswith("students/ngram-long-imdb-s42/metrics.json"))))
+    assert 0 <= metrics["eval"]["imdb"]["student"]["accuracy"] <= 1
+
+
+def test_prepare_carries_the_imdb_halves_as_the_cpu_splits_them(tmp_path, glue_dir, monkeypatch):
+    sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
+    try:
+        import prepare
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks" / "gpu"))
+    monkeypatch.setenv("KDEDGE_DATA_DIR", str(glue_dir))
+    prepare.build(tmp_path / "carry", smoke=True, imdb=True)
+    prepare.unpack(tmp_path / "carry", tmp_path / "inputs")
+    sample = (glue_dir.parent / "imdb" / "test-2k.tsv").read_text(encoding="utf-8").split("\n")
+    head = "\n".join(sample[: prepare.SMOKE_ROWS["imdb"] + 1])
+    (tmp_path / "head.tsv").write_text(head, encoding="utf-8")
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "split_labelled.py"), str(tmp_path / "head.tsv"),
+                    str(tmp_path / "u.txt"), str(tmp_path / "e.tsv"), "--unlabeled-rows",
+                    str(prepare.SMOKE_ROWS["imdb"] // 2), "--seed", "0"], check=True, capture_output=True)
+    for mine, cpu in (("unlabeled.txt", "u.txt"), ("eval.tsv", "e.tsv")):
+        assert (tmp_path / "inputs" / "imdb" / mine).read_bytes() == (tmp_path / cpu).read_bytes()
+    unlabeled = (tmp_path / "inputs" / "imdb" / "unlabeled.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    held = [r.split("\t")[0] for r in (tmp_path / "e.tsv").read_text(encoding="utf-8").split("\n")[1:] if r]
+    assert len(unlabeled) == len(held) == prepare.SMOKE_ROWS["imdb"] // 2 and not set(unlabeled) & set(held)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 46: build the folder that travels to the GPU machine with benchmarks/gpu/run.sh (the device call names it in
 # `carry`; .gitignore keeps it out of git). Run here, on the CPU machine, with the project's venv active:
-#   bash benchmarks/gpu/prepare.sh            # -> benchmarks/gpu/carry
+#   bash benchmarks/gpu/prepare.sh            # -> benchmarks/gpu/carry, for run.sh
+#   bash benchmarks/gpu/prepare.sh benchmarks/gpu/carry --imdb   # for fast_end.sh: the IMDB halves too
 # It holds (benchmarks/gpu/prepare.py says why each is exact):
 #   teacher-base/  all-MiniLM-L6-v2 in float16 (~44 MiB), its config and tokenizer
 #   data.tar.xz    SST-2 train.tsv and dev.tsv
@@ -19,7 +20,7 @@ CARRY=${1:-benchmarks/gpu/carry}
 LIMIT_MIB=${LIMIT_MIB:-60}
 PY=${PYTHON:-python}
 
-"$PY" benchmarks/gpu/prepare.py build "$CARRY"
+"$PY" benchmarks/gpu/prepare.py build "$CARRY" "${@:2}"
 
 # wheels for the device's Python 3.12 (the device tool's README), the versions this venv runs
 rm -rf "$CARRY/wheels"

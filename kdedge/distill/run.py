@@ -30,7 +30,7 @@ from kdedge.distill.general import distill_general
 from kdedge.distill.intermediate import IntermediateDistiller
 from kdedge.distill.losses import PredictionDistillLoss
 from kdedge.errors import KdedgeError
-from kdedge.models.students import Student, save_student
+from kdedge.models.students import ARCHITECTURES, Student, save_student
 from kdedge.models.teacher import load_teacher, model_fingerprint
 from kdedge.models.teacher_cache import teacher_logits
 from kdedge.outputs import RunDir, manifest, read_json, write_json
@@ -171,9 +171,9 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
     # the model the student's layers come from and are matched to: --teacher, or a smaller teacher assistant
     encoder, encoder_tokenizer = (load_teacher(cfg.intermediate_teacher, task) if cfg.intermediate_teacher
                                   else (teacher, teacher_tokenizer))
-    transfer_logits = None
+    transfer_logits, teacher_max_length = None, cfg.max_length
     if cfg.transfer:
-        data, transfer_logits = _with_transfer_set(cfg, data, teacher)
+        data, transfer_logits, teacher_max_length = _with_transfer_set(cfg, data, teacher)
 
     set_seed(cfg.seed)
     student = STUDENT_BUILDERS[cfg.student](cfg, task, encoder, encoder_tokenizer, data.train)
@@ -185,7 +185,8 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
 
     accelerator = make_accelerator(cfg.mixed_precision)
     t0 = time.time()
-    common = dict(max_length=cfg.max_length, batch_size=cfg.eval_batch_size, cache_dir=cfg.cache_dir,
+    # the teacher reads as many of its tokens as it read when it labelled the transfer set
+    common = dict(max_length=teacher_max_length, batch_size=cfg.eval_batch_size, cache_dir=cfg.cache_dir,
                   accelerator=accelerator)
     if transfer_logits is None:
         train_logits, cache_path = teacher_logits(teacher, teacher_tokenizer, data.train, **common)
@@ -307,8 +308,9 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
 
 
 def _with_transfer_set(cfg: DistillConfig, data, teacher):
-    """Train on a `kdedge augment` transfer set: its rows (gold labels where known) and its stored logits, which
-    must come from this teacher, task and max length."""
+    """Train on a `kdedge augment` transfer set: its rows (gold labels where known), its stored logits, which must
+    come from this teacher and task (and max length, for a student that reads the teacher's tokens), and the max
+    length the teacher labelled it at."""
     from kdedge.data.transfer import load_transfer_set
 
     split, logits, transfer = load_transfer_set(cfg.transfer, data.task.is_regression)
@@ -317,14 +319,15 @@ def _with_transfer_set(cfg: DistillConfig, data, teacher):
         (f"task {transfer['task']['name']} (not {data.task.name})", transfer["task"]["name"] == data.task.name),
         (f"teacher weights {labelled_by[:12]}… (not --teacher's {model_fingerprint(teacher)[:12]}…)",
          labelled_by == model_fingerprint(teacher)),
-        (f"max length {transfer['max_length']} (not {cfg.max_length})", transfer["max_length"] == cfg.max_length),
+        (f"max length {transfer['max_length']} (not {cfg.max_length})",
+         transfer["max_length"] == cfg.max_length or ARCHITECTURES[cfg.student].length_in_words),
     ) if not ok]
     if mismatches:
         raise KdedgeError(f"--transfer {cfg.transfer} was built for {'; '.join(mismatches)}: rebuild it with "
                           "`kdedge augment` for this teacher and task, or change the options")
     if (rows := sample_rows(len(split), cfg.max_train_samples)) is not None:
         split, logits = split.select(rows), logits[rows]
-    return dataclasses.replace(data, train=split), logits
+    return dataclasses.replace(data, train=split), logits, transfer["max_length"]
 
 
 def _on_sets(run: RunDir, teacher_on_sets: dict, main: str) -> dict:

@@ -58,6 +58,8 @@ class Architecture:
     # A tokenizer of its own (folder, student.json -> tokenizer) and its files; None: a Hugging Face tokenizer folder
     load_tokenizer: Callable[[Path, dict], object] | None = None
     tokenizer_files: tuple[str, ...] = ("tokenizer.json", "tokenizer_config.json")
+    # --max-length counts words (its own split), not the teacher's tokens: a transfer set labelled at any length fits
+    length_in_words: bool = False
 
 
 def _bilstm_save(model, path: Path, meta: dict) -> None:
@@ -95,7 +97,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     "bilstm": Architecture(_bilstm_save, _bilstm_load, lambda m, b: m(**bilstm_inputs(b)), (WEIGHTS_FILE,)),
     "tinybert": Architecture(_hf_save, _hf_load, lambda m, b: m(**hf_inputs(b)).logits),
     "ngram": Architecture(_bilstm_save, _ngram_load, lambda m, b: m(**bilstm_inputs(b)), (WEIGHTS_FILE,),
-                          NgramTextTokenizer.load, (VOCAB_FILE,)),
+                          NgramTextTokenizer.load, (VOCAB_FILE,), length_in_words=True),
 }
 
 
