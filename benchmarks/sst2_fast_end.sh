@@ -15,6 +15,9 @@
 # (and shares with it): the IMDB sample split into 1,000 unlabelled reviews and 1,000 held out, the students and
 # fastText (transfer) trained on the SST-2 set plus those reviews labelled by the teacher (students named
 # <recipe>-imdb-s<seed>), and every row's IMDB accuracy read on the held-out half. Use another RES for it.
+# FROM_GPU=DIR (with IMDB_HALF=1) takes the stages up to the bundles from the files benchmarks/gpu/fast_end.sh brought
+# back from a GPU (the device tool's folder): set (b), the teacher's and the students' int8 bundles, its logs (in
+# RES/gpu); only the peers and the measurement run here.
 # SEEDS, ONLY and PEERS narrow the run; every stage is cached in RUN_DIR and resumes, peers.py resumes row by row.
 # Usage: bash benchmarks/sst2_fast_end.sh [RUN_DIR]
 . "$(dirname "$0")/lib.sh"
@@ -32,7 +35,13 @@ read -r -a ONLY <<< "${ONLY:-ngram ngram-linear bilstm-glove pruned-2l-128-ffn25
 mkdir -p "$RES" "$B"
 . benchmarks/sst2_recipes.sh  # RECIPES, EXPORT_OPTIONS, build_transfer, build_imdb_half, export_bundle, teacher_bundle
 
-stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
+FROM_GPU=${FROM_GPU:-}
+if [ -n "$FROM_GPU" ]; then
+  [ "${IMDB_HALF:-0}" = 1 ] || { echo "FROM_GPU holds set (b): give IMDB_HALF=1 with it" >&2; exit 1; }
+  unpack_from_gpu "$FROM_GPU"
+else
+  stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
+fi
 if [ "${IMDB_HALF:-0}" = 1 ]; then  # sst2_to_imdb.sh's folder for set (b), so the two share it
   TRANSFER=$RUN/imdb/transfer STUDENTS=$RUN/imdb/students SUFFIX=-imdb OOD=$RUN/imdb/eval.tsv
   build_imdb_half "$IMDB" "$RUN/imdb" "$RES/transfer.log"
@@ -45,11 +54,15 @@ bundles=(--bundle "$(teacher_bundle "$B")")
 for seed in "${SEEDS[@]}"; do
   for name in "${ONLY[@]}"; do
     student=$name$SUFFIX-s$seed
-    # shellcheck disable=SC2086  # the recipe's options are words
-    stage "$student" "$STUDENTS/$student" "$RES" kdedge distill --teacher "$T" \
-      --transfer "$TRANSFER" --seed "$seed" "${extra[@]}" ${RECIPES[$name]}
-    # shellcheck disable=SC2086
-    export_bundle "$STUDENTS/$student" "$B" int8 ${EXPORT_OPTIONS[$name]:-}
+    if [ -z "$FROM_GPU" ]; then
+      # shellcheck disable=SC2086  # the recipe's options are words
+      stage "$student" "$STUDENTS/$student" "$RES" kdedge distill --teacher "$T" \
+        --transfer "$TRANSFER" --seed "$seed" "${extra[@]}" ${RECIPES[$name]}
+      # shellcheck disable=SC2086
+      export_bundle "$STUDENTS/$student" "$B" int8 ${EXPORT_OPTIONS[$name]:-}
+    elif [ ! -f "$B/$student-int8/manifest.json" ]; then
+      echo "$FROM_GPU has no bundle $student-int8 (ONLY and SEEDS as the GPU run had them)" >&2; exit 1
+    fi
     bundles+=(--bundle "$B/$student-int8")
   done
 done

@@ -1,6 +1,6 @@
 # The SST-2 benchmarks' shared pieces (sourced by sst2_frontier.sh, sst2_to_imdb.sh and sst2_fast_end.sh, after
-# lib.sh): the student recipes, the replace+rules transfer set (and with the IMDB half), and the export of a student
-# to a bundle.
+# lib.sh): the student recipes, the replace+rules transfer set (and with the IMDB half), the export of a student to a
+# bundle, and a GPU run's files unpacked.
 GLOVE=${KDEDGE_GLOVE:-glove.6B.100d.txt}
 BERT_TINY=${KDEDGE_BERT_TINY:-../shared/models/bert-tiny-splade}
 
@@ -121,6 +121,17 @@ export_bundle() {
   local out=$2/$(basename "$1")-$3 model=$1 precision=$3; shift 3
   [ -f "$out/manifest.json" ] || kdedge export --model "$model" --out "$out" \
     --quantize "$([ "$precision" = fp32 ] && echo none || echo dynamic)" "$@" 2>&1 | without_progress | tail -1
+}
+
+# unpack_from_gpu DIR: benchmarks/gpu/fast_end.sh's files (its $OUT) into this run's layout: set (b) in $RUN/imdb,
+# the teacher's and students' bundles in $B, its logs and times in $RES/gpu (what is there already stays)
+unpack_from_gpu() {
+  local dir=$1
+  mkdir -p "$RUN/imdb" "$B" "$RES/gpu"
+  [ -f "$RUN/imdb/transfer/manifest.json" ] || cat "$dir"/transfer.tar.* | tar -xf - -C "$RUN/imdb"
+  [ -f "$B/teacher-optimized-int8/manifest.json" ] || cat "$dir"/teacher.tar.* | tar -xf - -C "$B"
+  tar -xf "$dir/students.tar" -C "$B" --skip-old-files
+  tar -xzf "$dir/results.tar.gz" -C "$RES/gpu" --strip-components=1
 }
 
 # teacher_bundle BUNDLES_DIR: the teacher $T exported int8 with --optimize, once, as a bundle row beside the students,

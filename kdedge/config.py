@@ -92,7 +92,8 @@ class DataOptions(Checked):
         None, "Use a fixed random sample of N training rows (seeded: the same rows in every command), a budget "
         "for quick runs. With --transfer: N rows of the transfer set.", valid=COUNT)
     max_eval_samples: int | None = opt(None, "Use only the first N dev rows.", valid=COUNT)
-    max_length: int = opt(128, "Maximum sequence length in tokens; longer inputs are truncated.", valid=Range(4))
+    max_length: int = opt(128, "Maximum sequence length in tokens (words, for --student ngram); longer inputs are "
+                          "truncated.", valid=Range(4))
 
     def resolved_data_dir(self) -> str | None:
         return self.data_dir or os.environ.get("KDEDGE_DATA_DIR") or None
