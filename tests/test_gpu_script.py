@@ -98,14 +98,20 @@ def test_the_bench_rows_cover_every_backend_and_say_why_not(smoke_run):
     assert "ort-tensorrt" in markdown and "Rows per second" in markdown
 
 
-def test_prepare_builds_a_folder_that_run_unpacks(tmp_path, glue_dir, monkeypatch):
-    """prepare.py's layout (smoke build; the real one differs only in the teacher and the row counts)."""
+@pytest.fixture
+def prepare(glue_dir, monkeypatch):
+    """benchmarks/gpu/prepare.py as a module, reading the test GLUE folder."""
     sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
     try:
         import prepare
     finally:
         sys.path.remove(str(ROOT / "benchmarks" / "gpu"))
     monkeypatch.setenv("KDEDGE_DATA_DIR", str(glue_dir))
+    return prepare
+
+
+def test_prepare_builds_a_folder_that_run_unpacks(tmp_path, glue_dir, prepare):
+    """prepare.py's layout (smoke build; the real one differs only in the teacher and the row counts)."""
     prepare.build(tmp_path / "carry", smoke=True)
     import torch
     from safetensors.torch import load_file
@@ -177,13 +183,7 @@ def test_the_fast_end_script_trains_both_caps_and_packs_what_the_cpu_measures(fa
     assert 0 <= metrics["eval"]["imdb"]["student"]["accuracy"] <= 1
 
 
-def test_prepare_carries_the_imdb_halves_as_the_cpu_splits_them(tmp_path, glue_dir, monkeypatch):
-    sys.path.insert(0, str(ROOT / "benchmarks" / "gpu"))
-    try:
-        import prepare
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks" / "gpu"))
-    monkeypatch.setenv("KDEDGE_DATA_DIR", str(glue_dir))
+def test_prepare_carries_the_imdb_halves_as_the_cpu_splits_them(tmp_path, glue_dir, prepare):
     prepare.build(tmp_path / "carry", smoke=True, imdb=True)
     prepare.unpack(tmp_path / "carry", tmp_path / "inputs")
     sample = (glue_dir.parent / "imdb" / "test-2k.tsv").read_text(encoding="utf-8").split("\n")
