@@ -15,6 +15,9 @@
 # (and shares with it): the IMDB sample split into 1,000 unlabelled reviews and 1,000 held out, the students and
 # fastText (transfer) trained on the SST-2 set plus those reviews labelled by the teacher (students named
 # <recipe>-imdb-s<seed>), and every row's IMDB accuracy read on the held-out half. Use another RES for it.
+# LABEL_LENGTH (with IMDB_HALF=1; default 128) is the teacher's max length, in its tokens, when it labels set (b):
+# 512 reads most of a review where 128 reads its first hundred words or so (set transfer-l512, students
+# <recipe>-imdb512-s<seed>; the n-gram student's own cap counts words and fits any). Use another RES for it.
 # FROM_GPU=DIR (with IMDB_HALF=1) takes the stages up to the bundles from the files benchmarks/gpu/fast_end.sh brought
 # back from a GPU (the device tool's folder): set (b), the teacher's and the students' int8 bundles, its logs (in
 # RES/gpu); only the peers and the measurement run here.
@@ -42,9 +45,14 @@ if [ -n "$FROM_GPU" ]; then
 else
   stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
 fi
-if [ "${IMDB_HALF:-0}" = 1 ]; then  # sst2_to_imdb.sh's folder for set (b), so the two share it
-  TRANSFER=$RUN/imdb/transfer STUDENTS=$RUN/imdb/students SUFFIX=-imdb OOD=$RUN/imdb/eval.tsv
-  build_imdb_half "$IMDB" "$RUN/imdb" "$RES/transfer.log"
+LABEL_LENGTH=${LABEL_LENGTH:-128}
+if [ "${IMDB_HALF:-0}" = 1 ]; then  # at 128, sst2_to_imdb.sh's folder for set (b), so the two share it
+  name=transfer SUFFIX=-imdb label=()
+  if [ "$LABEL_LENGTH" != 128 ]; then
+    name=transfer-l$LABEL_LENGTH SUFFIX=-imdb$LABEL_LENGTH label=(--max-length "$LABEL_LENGTH")
+  fi
+  TRANSFER=$RUN/imdb/$name STUDENTS=$RUN/imdb/students OOD=$RUN/imdb/eval.tsv
+  build_imdb_half "$IMDB" "$RUN/imdb" "$RES/transfer.log" "$name" "${label[@]}"
   extra=(--eval-file "imdb=$OOD")
 else
   TRANSFER=$RUN/transfer-full STUDENTS=$RUN/frontier SUFFIX= OOD=$IMDB extra=()

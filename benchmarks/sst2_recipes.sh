@@ -102,17 +102,19 @@ build_transfer() {
   echo "$(basename "$out") wall_s=$(( $(date +%s) - t0 ))$resumed" | tee -a "$(dirname "$log")/times.txt"
 }
 
-# build_imdb_half IMDB_TSV W LOG: the labelled reviews split with a fixed seed into 1,000 unlabelled ones
-# (W/unlabeled.txt, labels dropped) and the rest held out (W/eval.tsv; the split's line in LOG's folder, split.txt),
-# then set (b) in W/transfer: build_transfer's SST-2 set plus the unlabelled reviews and their variants, labelled by
-# $T, the held-out half kept out of it and reviews kept whole (the models read their first ids)
+# build_imdb_half IMDB_TSV W LOG [NAME [augment options...]]: the labelled reviews split with a fixed seed into 1,000
+# unlabelled ones (W/unlabeled.txt, labels dropped) and the rest held out (W/eval.tsv; the split's line in LOG's
+# folder, split.txt), then set (b) in W/NAME (default transfer): build_transfer's SST-2 set plus the unlabelled
+# reviews and their variants, labelled by $T, the held-out half kept out of it and reviews kept whole (the models
+# read their first ids); options given go to kdedge augment (e.g. --max-length 512: the teacher reads more of each)
 build_imdb_half() {
-  local imdb=$1 w=$2 log=$3
+  local imdb=$1 w=$2 log=$3 name=${4:-transfer}
+  shift $(( $# < 4 ? $# : 4 ))
   mkdir -p "$w"
   python benchmarks/split_labelled.py "$imdb" "$w/unlabeled.txt" "$w/eval.tsv" --unlabeled-rows 1000 --seed 0 \
     | tee "$(dirname "$log")/split.txt"
-  build_transfer "$w/transfer" "$log" --unlabeled "imdb=$w/unlabeled.txt" --augment-unlabeled \
-    --eval-file "imdb=$w/eval.tsv" --max-words 3000
+  build_transfer "$w/$name" "$log" --unlabeled "imdb=$w/unlabeled.txt" --augment-unlabeled \
+    --eval-file "imdb=$w/eval.tsv" --max-words 3000 "$@"
 }
 
 # export_bundle STUDENT_DIR BUNDLES_DIR PRECISION [export options...]: the student's fp32 or int8 (--preset auto)
