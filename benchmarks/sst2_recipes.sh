@@ -57,17 +57,18 @@ declare -A RECIPES=(
   # round 6: 3L-192 at FFN 512, target 1's student (sst2_frontier_r6; today's figures: sst2_frontier_r9)
   [pruned-3l-192-ffn512-long]="${pruned[*]} $(shape 3 192 6 512) ${long[*]}"
   # the fast end: fastText's architecture distilled from the teacher's soft labels (issue 49; sst2_fast_end)
-  [ngram]="--config configs/sst2-ngram.yaml"
+  [ngram]="--config configs/sst2-ngram.yaml --max-length 128"
   # fastText's own read-out (no hidden layer) at the first recipe's table (20,000 + 20,000 rows, 5 epochs): the
   # n-gram student before the hidden layer (sst2_fast_end)
-  [ngram-linear]="--config configs/sst2-ngram.yaml --ngram-hidden 0 --max-vocab 20000 --ngram-buckets 20000 --epochs 5
+  [ngram-linear]="--config configs/sst2-ngram.yaml --max-length 128 --ngram-hidden 0 --max-vocab 20000 --ngram-buckets 20000 --epochs 5
     --patience 2"
   # the n-gram recipe with DAN's word dropout (Iyyer et al. 2015 used 0.3), given more epochs since each sees a thinned
   # text (sst2_fast_end)
-  [ngram-wd3]="--config configs/sst2-ngram.yaml --ngram-word-dropout 0.3 --epochs 15 --patience 4"
+  [ngram-wd3]="--config configs/sst2-ngram.yaml --max-length 128 --ngram-word-dropout 0.3 --epochs 15 --patience 4"
   # the n-gram recipe reading up to 2,048 words a text instead of 128: the shared IMDB sample's reviews hold 294 on average
-  # (87 % of them more than 128, one in 2,000 more than 2,048), and fastText reads every word (sst2_fast_end_r3)
-  [ngram-long]="--config configs/sst2-ngram.yaml --max-length 2048"
+  # (87 % of them more than 128, one in 2,000 more than 2,048), and fastText reads every word (sst2_fast_end_r3); the
+  # config's cap since then, so the recipes above give theirs
+  [ngram-long]="--config configs/sst2-ngram.yaml"
 )
 # Recipes trained on another transfer set than the frontier's: recipe -> its folder under RUN_DIR and the augment
 # options it is built with (build_transfer)
