@@ -1,6 +1,7 @@
 """The n-gram (fastText-style) student: its tokenizer rules against the shared golden file, the hash across
 processes, the student's ONNX export against PyTorch, the bundle in both runtimes, and a tiny distillation."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -404,6 +405,25 @@ def test_bad_ngram_options_are_one_clear_error_each():
                            ({"ngram_dim": 0}, "--ngram-dim must be")):
         with pytest.raises(KdedgeError, match=words):
             build_config(DistillConfig, None, task="sst2", teacher="t", student="ngram", **options)
+
+
+def test_the_teacher_reads_no_more_tokens_than_it_can_for_a_student_that_counts_words():
+    """--max-length 2048 is 2,048 words for the n-gram student; a BERT-base teacher labelling the same rows reads at
+    most its tokenizer's 512 tokens, where a transformer student's --max-length is the teacher's too."""
+    from types import SimpleNamespace
+
+    from kdedge.config import DistillConfig, build_config
+    from kdedge.distill.run import _teacher_max_length
+
+    bert = SimpleNamespace(model_max_length=512)
+    words = build_config(DistillConfig, None, task="sst2", teacher="t", student="ngram", max_length=2048,
+                         out="s")
+    tokens = build_config(DistillConfig, None, task="sst2", teacher="t", student="tinybert", max_length=256,
+                          out="s")
+    assert _teacher_max_length(words, bert) == 512
+    assert _teacher_max_length(dataclasses.replace(words, max_length=64), bert) == 64
+    assert _teacher_max_length(tokens, bert) == 256
+    assert _teacher_max_length(words, SimpleNamespace(model_max_length=int(1e30))) == 2048  # a tokenizer with no limit
 
 
 def test_keep_float_is_refused_for_the_ngram_student(ngram_student, glue_dir, tmp_path):

@@ -171,7 +171,7 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
     # the model the student's layers come from and are matched to: --teacher, or a smaller teacher assistant
     encoder, encoder_tokenizer = (load_teacher(cfg.intermediate_teacher, task) if cfg.intermediate_teacher
                                   else (teacher, teacher_tokenizer))
-    transfer_logits, teacher_max_length = None, cfg.max_length
+    transfer_logits, teacher_max_length = None, _teacher_max_length(cfg, teacher_tokenizer)
     if cfg.transfer:
         data, transfer_logits, teacher_max_length = _with_transfer_set(cfg, data, teacher)
 
@@ -305,6 +305,15 @@ def _distill(cfg: DistillConfig, run: RunDir, on_evaluate: Callable[[float], Non
                "layer_mapping": [p.describe() for p in pairs] if pairs else None},
     ))
     return run.finalize()
+
+
+def _teacher_max_length(cfg: DistillConfig, tokenizer) -> int:
+    """How many of its tokens the teacher reads to label this run's rows (without a transfer set): --max-length, or
+    for a student whose --max-length counts words (the n-gram student) at most what the teacher's tokenizer says the
+    teacher can read (512 for BERT-base-class models), since a long text's words may need more tokens than that."""
+    if ARCHITECTURES[cfg.student].length_in_words:
+        return min(cfg.max_length, tokenizer.model_max_length)
+    return cfg.max_length
 
 
 def _with_transfer_set(cfg: DistillConfig, data, teacher):
