@@ -69,6 +69,10 @@ declare -A RECIPES=(
   # (87 % of them more than 128, one in 2,000 more than 2,048), and fastText reads every word (sst2_fast_end_r3); the
   # config's cap since then, so the recipes above give theirs
   [ngram-long]="--config configs/sst2-ngram.yaml"
+  # the n-gram recipe learning the teacher's probabilities at T 2 (soft cross-entropy, Hinton et al. 2015) instead of
+  # its logits (MSE): the students overfit after 3-6 epochs, and a softer signal is the lever left in the tune space
+  # (sst2_fast_end_r3)
+  [ngram-sce2]="--config configs/sst2-ngram.yaml --soft-loss soft_ce --temperature 2"
 )
 # Recipes trained on another transfer set than the frontier's: recipe -> its folder under RUN_DIR and the augment
 # options it is built with (build_transfer)
