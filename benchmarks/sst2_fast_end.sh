@@ -40,7 +40,8 @@ mkdir -p "$RES" "$B"
 
 FROM_GPU=${FROM_GPU:-}
 if [ -n "$FROM_GPU" ]; then
-  [ "${IMDB_HALF:-0}" = 1 ] || { echo "FROM_GPU holds set (b): give IMDB_HALF=1 with it" >&2; exit 1; }
+  [ "${IMDB_HALF:-0}" = 1 ] && [ "${LABEL_LENGTH:-128}" = 128 ] \
+    || { echo "FROM_GPU holds set (b) labelled at 128 tokens: give IMDB_HALF=1 and no LABEL_LENGTH with it" >&2; exit 1; }
   unpack_from_gpu "$FROM_GPU"
 else
   stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
