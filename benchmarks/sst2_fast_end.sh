@@ -18,6 +18,8 @@
 # LABEL_LENGTH (with IMDB_HALF=1; default 128) is the teacher's max length, in its tokens, when it labels set (b):
 # 512 reads most of a review where 128 reads its first hundred words or so (set transfer-l512, students
 # <recipe>-imdb512-s<seed>; the n-gram student's own cap counts words and fits any). Use another RES for it.
+# VARIANTS (with IMDB_HALF=1; default 2) is how many word-replaced and how many rule-based variants set (b) takes a
+# sentence (and a review): 8 makes a set about three times as large (set transfer-v8, students <recipe>-imdb-v8-s<seed>).
 # FROM_GPU=DIR (with IMDB_HALF=1) takes the stages up to the bundles from the files benchmarks/gpu/fast_end.sh brought
 # back from a GPU (the device tool's folder): set (b), the teacher's and the students' int8 bundles, its logs (in
 # RES/gpu); only the peers and the measurement run here.
@@ -40,17 +42,21 @@ mkdir -p "$RES" "$B"
 
 FROM_GPU=${FROM_GPU:-}
 if [ -n "$FROM_GPU" ]; then
-  [ "${IMDB_HALF:-0}" = 1 ] && [ "${LABEL_LENGTH:-128}" = 128 ] \
-    || { echo "FROM_GPU holds set (b) labelled at 128 tokens: give IMDB_HALF=1 and no LABEL_LENGTH with it" >&2; exit 1; }
+  [ "${IMDB_HALF:-0}" = 1 ] && [ "${LABEL_LENGTH:-128}" = 128 ] && [ "${VARIANTS:-2}" = 2 ] || {
+    echo "FROM_GPU holds set (b) labelled at 128 tokens, 2 + 2 variants: give IMDB_HALF=1 and no LABEL_LENGTH or" \
+      "VARIANTS with it" >&2; exit 1; }
   unpack_from_gpu "$FROM_GPU"
 else
   stage teacher "$T" "$RES" kdedge teacher --config configs/sst2-teacher.yaml
 fi
-LABEL_LENGTH=${LABEL_LENGTH:-128}
-if [ "${IMDB_HALF:-0}" = 1 ]; then  # at 128, sst2_to_imdb.sh's folder for set (b), so the two share it
+LABEL_LENGTH=${LABEL_LENGTH:-128} VARIANTS=${VARIANTS:-2}
+if [ "${IMDB_HALF:-0}" = 1 ]; then  # at 128 and 2, sst2_to_imdb.sh's folder for set (b), so the two share it
   name=transfer SUFFIX=-imdb label=()
   if [ "$LABEL_LENGTH" != 128 ]; then
     name=transfer-l$LABEL_LENGTH SUFFIX=-imdb$LABEL_LENGTH label=(--max-length "$LABEL_LENGTH")
+  fi
+  if [ "$VARIANTS" != 2 ]; then
+    name=$name-v$VARIANTS SUFFIX=$SUFFIX-v$VARIANTS label+=(--variants "$VARIANTS")
   fi
   TRANSFER=$RUN/imdb/$name STUDENTS=$RUN/imdb/students OOD=$RUN/imdb/eval.tsv
   build_imdb_half "$IMDB" "$RUN/imdb" "$RES/transfer.log" "$name" "${label[@]}"
