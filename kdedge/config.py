@@ -200,6 +200,8 @@ class DistillConfig(TrainOptions, DataOptions):
     ngram_dim: int = opt(50, "ngram: embedding size of words and n-grams.", valid=COUNT)
     ngram_hidden: int = opt(0, "ngram: size of a ReLU hidden layer before the logits (0: none, as fastText).",
                             valid=NATURAL)
+    ngram_hidden_layers: int = opt(1, "ngram: how many ReLU hidden layers of --ngram-hidden are stacked (DAN used "
+                                      "up to 3, Iyyer et al. 2015).", valid=COUNT)
     ngram_word_dropout: float = opt(0.0, "ngram: while training, leave each word and n-gram out of a text's mean "
                                          "with this probability (word dropout, as in DAN).", valid=Range(0, 0.99))
     ngram_buckets: int = opt(20000, "ngram: hash buckets shared by the word n-grams and character n-grams (with the "

@@ -345,9 +345,10 @@ def test_a_vocabulary_file_that_is_not_one_is_refused(ngram_bundles, tmp_path):
         Classifier(bundle)
 
 
-def test_a_siamese_pair_student_with_a_hidden_layer_and_character_ngrams_exports_exactly(tmp_path_factory,
+def test_a_siamese_pair_student_with_two_hidden_layers_and_character_ngrams_exports_exactly(tmp_path_factory,
                                                                                          tiny_pair_teacher, glue_dir):
     import numpy as np
+    import onnx
     from kdedge_runtime import Classifier
 
     from kdedge.config import DataOptions
@@ -356,14 +357,16 @@ def test_a_siamese_pair_student_with_a_hidden_layer_and_character_ngrams_exports
     from tests.test_runtime import torch_logits
 
     student = _distil(tmp_path_factory, tiny_pair_teacher, glue_dir, "ngram-pair", task="stsb", student="ngram",
-                      ngram_dim=8, ngram_hidden=8, ngram_buckets=300, ngram_chars="3-4", max_train_samples=200,
-                      max_eval_samples=100, epochs=1)
+                      ngram_dim=8, ngram_hidden=8, ngram_hidden_layers=2, ngram_buckets=300, ngram_chars="3-4",
+                      max_train_samples=200, max_eval_samples=100, epochs=1)
     bundle = export_tiny(student, glue_dir, tmp_path_factory.mktemp("ngram-pair-bundle") / "b")
     dev = load_task_data(DataOptions(task="stsb", data_dir=str(glue_dir), max_eval_samples=50)).dev
     texts, pairs = list(dev.text) + ["", "naïve café"], list(dev.text_pair) + ["something", ""]
     classifier = Classifier(bundle)
     assert classifier.pair_encoding == "separate" and classifier.manifest["tokenizer"]["ngram"]["char_ngrams"] == [3, 4]
     assert classifier.input_names == ["input_ids", "input_ids_b"]
+    linear = [n for n in onnx.load(str(bundle / "model.onnx")).graph.node if n.op_type in ("Gemm", "MatMul")]
+    assert len(linear) == 3  # two hidden layers and the logits
     assert np.abs(classifier.logits(texts, pairs, batch_size=7) - torch_logits(student, texts, pairs)).max() < 1e-5
 
 
@@ -402,6 +405,7 @@ def test_bad_ngram_options_are_one_clear_error_each():
                            ({"ngram_buckets": 0}, "--ngram-buckets must be"),
                            ({"ngram_words": 9}, "--ngram-words must be"),
                            ({"ngram_hidden": -1}, "--ngram-hidden must be"),
+                           ({"ngram_hidden_layers": 0}, "--ngram-hidden-layers must be"),
                            ({"ngram_dim": 0}, "--ngram-dim must be")):
         with pytest.raises(KdedgeError, match=words):
             build_config(DistillConfig, None, task="sst2", teacher="t", student="ngram", **options)

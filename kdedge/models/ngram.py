@@ -1,6 +1,6 @@
 """The bag-of-n-grams student (fastText's architecture, Joulin et al. 2017): the embeddings of a text's word ids and
 hashed n-gram ids (kdedge_runtime.ngram computes them, outside the graph) averaged over the ids present, optionally one
-ReLU hidden layer, then logits.
+ReLU hidden layers, then logits.
 
 Pairs use one shared (siamese) encoder and the features [u, v, |u - v|, u * v], as the BiLSTM does. The mean is a
 masked sum divided by the count (at least 1: a text with no known id is the zero vector), which exports to ONNX as
@@ -23,6 +23,7 @@ class NgramConfig:
     num_labels: int
     embedding_dim: int = 50
     hidden: int = 0  # 0: the averaged embedding goes straight to the logits, as in fastText
+    hidden_layers: int = 1  # how many hidden layers of that width (with hidden 0: none)
     dropout: float = 0.1
     # training only: each id of a text is left out of its mean with this probability (DAN's word dropout, Iyyer et
     # al. 2015), so that no single word or n-gram decides a label; the exported graph never drops
@@ -46,7 +47,7 @@ class NgramStudent(SiameseClassifier):
         self.dropout = nn.Dropout(config.dropout)
         features = config.embedding_dim * (4 if config.pair else 1)
         layers: list[nn.Module] = []
-        if config.hidden:
+        for _ in range(config.hidden_layers if config.hidden else 0):
             layers += [nn.Linear(features, config.hidden), nn.ReLU(), nn.Dropout(config.dropout)]
             features = config.hidden
         self.classifier = nn.Sequential(*layers, nn.Linear(features, config.num_labels))

@@ -57,8 +57,8 @@ def build_ngram(cfg, task: Task, teacher, teacher_tokenizer, train: Split) -> St
     words = build_vocabulary(train.text + (train.text_pair or []), cfg.min_word_freq, cfg.max_vocab)
     tokenizer = NgramTextTokenizer(words, rules)
     config = NgramConfig(vocab_size=len(tokenizer), num_labels=task.num_labels, embedding_dim=cfg.ngram_dim,
-                         hidden=cfg.ngram_hidden, dropout=cfg.dropout, word_dropout=cfg.ngram_word_dropout,
-                         pad_token_id=tokenizer.pad_token_id, pair=task.is_pair)
+                         hidden=cfg.ngram_hidden, hidden_layers=cfg.ngram_hidden_layers, dropout=cfg.dropout,
+                         word_dropout=cfg.ngram_word_dropout, pad_token_id=tokenizer.pad_token_id, pair=task.is_pair)
     meta = {"architecture": "ngram", "model": config.to_dict(), "ngram": rules, "vocabulary_words": len(words),
             "siamese": task.is_pair, "add_special_tokens": False}
     model = NgramStudent(config)
