@@ -25,7 +25,10 @@ METRIC_TOLERANCE = 0.1
 def _run(launcher, args, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([*launcher, *args], capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
-    assert proc.returncode == 0, "\n".join(l for l in proc.stderr.splitlines() if "rank1" in l or "Error" in l)[-3000:]
+    # a failure shows why: each rank's error lines, and the launcher's last lines (a rank killed by a signal, e.g. a
+    # C++ abort in the process group, leaves no Python "Error" line)
+    why = [l for l in proc.stderr.splitlines() if any(w in l for w in ("rank", "Error", "terminate", "what()"))]
+    assert proc.returncode == 0, "\n".join(why)[-3000:] + "\n...\n" + proc.stderr[-2000:]
     return proc.stdout
 
 
@@ -98,3 +101,16 @@ def test_teacher_labelling_under_two_processes_is_complete_in_order_and_once(tin
     assert len(two) == len(one) and list(two.text) == list(one.text) and not two.text.duplicated().any()
     np.testing.assert_allclose(np.stack(two.logits), np.stack(one.logits), atol=1e-5)
     assert json.loads((tmp_path / "two" / "manifest.json").read_text())["metrics"]["rows"] == len(one)
+
+
+def test_a_command_takes_its_process_group_down_before_the_interpreter_exits(tmp_path):
+    """end_processes: a no-op without a process group, and the group gone after it (one process over gloo)."""
+    import torch.distributed as dist
+
+    from kdedge.processes import end_processes
+
+    end_processes()  # none yet: nothing to do
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    end_processes()
+    assert not dist.is_initialized()
