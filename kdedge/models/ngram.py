@@ -1,5 +1,5 @@
 """The bag-of-n-grams student (fastText's architecture, Joulin et al. 2017): the embeddings of a text's word ids and
-hashed n-gram ids (kdedge_runtime.ngram computes them, outside the graph) averaged over the ids present, optionally one
+hashed n-gram ids (kdedge_runtime.ngram computes them, outside the graph) averaged over the ids present, optionally
 ReLU hidden layers, then logits.
 
 Pairs use one shared (siamese) encoder and the features [u, v, |u - v|, u * v], as the BiLSTM does. The mean is a
