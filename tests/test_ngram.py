@@ -346,7 +346,7 @@ def test_a_vocabulary_file_that_is_not_one_is_refused(ngram_bundles, tmp_path):
 
 
 def test_a_siamese_pair_student_with_two_hidden_layers_and_character_ngrams_exports_exactly(tmp_path_factory,
-                                                                                         tiny_pair_teacher, glue_dir):
+                                                                                            tiny_pair_teacher, glue_dir):
     import numpy as np
     import onnx
     from kdedge_runtime import Classifier
