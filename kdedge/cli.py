@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import sys
 import typing
 from typing import Literal
 
@@ -48,11 +47,6 @@ def config_options(cls, skip: tuple[str, ...] = (), defaults_for: str | None = N
                 return fn(cfg)
             except KdedgeError as e:
                 raise click.ClickException(str(e)) from None
-            finally:
-                if "kdedge.processes" in sys.modules:  # loaded (with torch) only by a command that may start processes
-                    from kdedge.processes import end_processes
-
-                    end_processes()
 
         for f in reversed(dataclasses.fields(cls)):
             if f.name in skip:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+
 import torch
 from accelerate import PartialState
 
@@ -17,3 +19,7 @@ def end_processes() -> None:
     two-process tests under load; pytorch/pytorch#179291 describes the cause)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+
+
+# whatever started the processes (a command, a tune study, a library call), they end whole
+atexit.register(end_processes)

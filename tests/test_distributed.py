@@ -103,8 +103,9 @@ def test_teacher_labelling_under_two_processes_is_complete_in_order_and_once(tin
     assert json.loads((tmp_path / "two" / "manifest.json").read_text())["metrics"]["rows"] == len(one)
 
 
-def test_a_command_takes_its_process_group_down_before_the_interpreter_exits(tmp_path):
-    """end_processes: a no-op without a process group, and the group gone after it (one process over gloo)."""
+def test_the_process_group_is_taken_down_before_the_interpreter_exits(tmp_path):
+    """end_processes (run at exit once kdedge.processes is loaded): a no-op without a process group, and the group
+    gone after it (one process over gloo)."""
     import torch.distributed as dist
 
     from kdedge.processes import end_processes
