@@ -82,6 +82,10 @@ declare -A RECIPES=(
   # ngram-long-e4 with a second hidden layer of 256 (DAN stacked up to three, Iyyer et al. 2015): on set v8 the
   # one-layer student's dev accuracy is flat near 0.84 after its first epoch (sst2_fast_end_r4)
   [ngram-long-e4-h2]="--config configs/sst2-ngram.yaml --epochs 4 --patience 2 --ngram-hidden-layers 2"
+  # ngram-long-e4-fine keeping the weights' moving average (--ema-decay 0.9995: about the last 2,000 steps, a seventh
+  # of an epoch of set v8) instead of each step's own: its dev accuracy swung by a point between evaluations a quarter
+  # of an epoch apart, the sign of weights that move with each batch (sst2_fast_end_r5)
+  [ngram-long-e4-ema]="--config configs/sst2-ngram.yaml --epochs 4 --eval-steps 3405 --patience 16 --ema-decay 0.9995"
 )
 # Recipes trained on another transfer set than the frontier's: recipe -> its folder under RUN_DIR and the augment
 # options it is built with (build_transfer)

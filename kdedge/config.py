@@ -24,23 +24,26 @@ from kdedge_runtime.ngram import MAX_CHAR_NGRAM, MAX_WORD_NGRAMS
 
 @dataclass(frozen=True)
 class Range:
-    """The values an option accepts: [lo, hi], or (lo, hi] with `lo_open`."""
+    """The values an option accepts: [lo, hi], open at either end with `lo_open` / `hi_open`."""
 
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False
+    hi_open: bool = False
 
     def accepts(self, value: float) -> bool:
         above = self.lo is None or (value > self.lo if self.lo_open else value >= self.lo)
-        return above and (self.hi is None or value <= self.hi)
+        return above and (self.hi is None or (value < self.hi if self.hi_open else value <= self.hi))
 
     def __str__(self) -> str:
         low = None if self.lo is None else f"{'greater than' if self.lo_open else 'at least'} {self.lo:g}"
         if self.hi is None:
             return low or "any number"
         if self.lo is None:
-            return f"at most {self.hi:g}"
-        return f"in ({self.lo:g}, {self.hi:g}]" if self.lo_open else f"between {self.lo:g} and {self.hi:g}"
+            return f"{'under' if self.hi_open else 'at most'} {self.hi:g}"
+        if not (self.lo_open or self.hi_open):
+            return f"between {self.lo:g} and {self.hi:g}"
+        return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
 
 
 COUNT, NATURAL, POSITIVE, FRACTION = Range(1), Range(0), Range(0, lo_open=True), Range(0, 1)
@@ -137,6 +140,10 @@ class TrainOptions(Checked):
     save_steps: int = opt(500, "Write a resumable checkpoint every N optimizer steps (and at every epoch end).",
                           valid=COUNT)
     log_steps: int = opt(50, "Write the mean training loss to train_log.jsonl every N steps.", valid=COUNT)
+    ema_decay: float | None = opt(None, "Evaluate and keep an exponential moving average of the weights, updated "
+                                        "after every step with this decay (e.g. 0.999: about the last 1,000 steps), "
+                                        "instead of the weights of the step itself (Polyak and Juditsky 1992).",
+                                  valid=Range(0, 1, lo_open=True, hi_open=True))
     seed: int = opt(42, "Random seed (data order, initialisation, dropout).")
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = opt(
         "auto", "Mixed precision; auto = fp16 on CUDA, none on CPU. bf16 also runs on CPUs with bfloat16 "

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from safetensors.torch import load_model, save_model
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
@@ -179,6 +181,8 @@ def train(opts: TrainOptions, run: RunDir, job: TrainJob,
         trainer.train_epoch(t0)
     if job.evaluate_dev and not (run.best_dir / "metrics.json").is_file():  # --epochs 0: the model as it starts
         trainer.evaluate()
+    if not job.evaluate_dev and trainer.ema is not None:  # the caller keeps the final weights: the averaged ones
+        accelerator.unwrap_model(trainer.model).load_state_dict(trainer.kept().state_dict())
     accelerator.wait_for_everyone()
     accelerator.free_memory()
     best = read_json(run.best_dir / "metrics.json")["dev"] if job.evaluate_dev else {}
@@ -206,6 +210,10 @@ class _Trainer:
                                   collate_fn=PadCollator(job.pad_token_id),
                                   generator=torch.Generator().manual_seed(opts.seed))
         optimizer = torch.optim.AdamW(_param_groups(job.model, opts.weight_decay, job.lr_overrides), lr=opts.lr)
+        # a copy of the model made before accelerate wraps it (a copy made after would call the original's forward)
+        self.ema = (None if opts.ema_decay is None else
+                    AveragedModel(job.model, device=accelerator.device,
+                                  multi_avg_fn=get_ema_multi_avg_fn(opts.ema_decay)).requires_grad_(False))
         if job.dev_features:
             dev_loader, self.dev_order = eval_loader(job.dev_features, opts.eval_batch_size, job.pad_token_id)
             self.dev_labels = np.asarray([f["labels"] for f in job.dev_features])
@@ -238,6 +246,8 @@ class _Trainer:
                     f"--resume: the checkpoint in {self.checkpoint_dir} cannot be read ({type(e).__name__}: "
                     f"{str(e).splitlines()[0][:160] if str(e) else ''}); it is damaged, so the run cannot continue: "
                     f"start over with --overwrite") from None
+            if self.ema is not None:
+                load_model(self.ema, str(self.checkpoint_dir / _EMA_FILE))
             accelerator.print(f"resuming from step {self.state.global_step} (epoch {self.state.epoch + 1}, "
                               f"batch {self.state.step_in_epoch}/{self.steps_per_epoch})")
         if run.resume and accelerator.is_main_process:  # without a checkpoint the stage starts over: all its lines go
@@ -298,6 +308,8 @@ class _Trainer:
             self.optimizer.step()
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
+            if self.ema is not None and accelerator.sync_gradients:
+                self.ema.update_parameters(accelerator.unwrap_model(self.model))
         state.global_step += 1
         state.step_in_epoch += 1
         return loss.item()
@@ -305,12 +317,22 @@ class _Trainer:
     def _out_of_patience(self) -> bool:
         return self.opts.patience is not None and self.state.evals_since_best >= self.opts.patience
 
+    def kept(self) -> torch.nn.Module:
+        """The model that is evaluated and kept: the weights' moving average with --ema-decay, else the model."""
+        if self.ema is None:
+            return self.model
+        model = self.accelerator.unwrap_model(self.model)
+        for average, current in zip(self.ema.module.buffers(), model.buffers()):  # buffers are not averaged
+            average.copy_(current)
+        return self.ema.module
+
     def evaluate(self) -> dict:
         """Score dev (and the evaluation sets); keep the model in `run.best_dir` when the selection metric improves."""
         job, state, accelerator = self.job, self.state, self.accelerator
-        logits = predict_logits(self.model, self.dev_loader, self.dev_order, job.logits_fn, accelerator, desc="eval")
+        model = self.kept()
+        logits = predict_logits(model, self.dev_loader, self.dev_order, job.logits_fn, accelerator, desc="eval")
         metrics = job.metrics_fn(logits, self.dev_labels)
-        on_sets = {set_name: job.metrics_fn(predict_logits(self.model, loader, order, job.logits_fn, accelerator,
+        on_sets = {set_name: job.metrics_fn(predict_logits(model, loader, order, job.logits_fn, accelerator,
                                                            desc=set_name), labels)
                    for set_name, (loader, order, labels) in self.extra.items()}
         score = (metrics if job.select_on == "dev" else on_sets[job.select_on])[job.main_metric]
@@ -318,7 +340,7 @@ class _Trainer:
         if improved:
             state.best_metric, state.best_step, state.evals_since_best = score, state.global_step, 0
             if accelerator.is_main_process:
-                self._save_best(metrics, on_sets)
+                self._save_best(model, metrics, on_sets)
         else:
             state.evals_since_best += 1
         self._log({"stage": job.stage, "step": state.global_step, "epoch": state.epoch + 1, "dev": metrics,
@@ -329,11 +351,11 @@ class _Trainer:
             job.on_evaluate(score)
         return metrics
 
-    def _save_best(self, metrics: dict, on_sets: dict) -> None:
+    def _save_best(self, model: torch.nn.Module, metrics: dict, on_sets: dict) -> None:
         tmp = self.run.work / "best.tmp"
         if tmp.exists():
             shutil.rmtree(tmp)
-        self.job.save_fn(self.accelerator.unwrap_model(self.model), tmp)
+        self.job.save_fn(self.accelerator.unwrap_model(model), tmp)
         write_json(tmp / "metrics.json", {"dev": metrics, **({"eval": on_sets} if on_sets else {}),
                                           "step": self.state.global_step})
         if self.run.best_dir.exists():
@@ -352,6 +374,8 @@ class _Trainer:
         accelerator.wait_for_everyone()  # ... before the main process renames it
         if accelerator.is_main_process:
             self.state.save(tmp / "trainer_state.json")
+            if self.ema is not None:
+                save_model(self.ema, str(tmp / _EMA_FILE))
             if checkpoint_dir.exists():
                 shutil.rmtree(checkpoint_dir)
             os.replace(tmp, checkpoint_dir)
@@ -361,6 +385,9 @@ class _Trainer:
         if self.accelerator.is_main_process:
             with open(self.run.log_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
+
+
+_EMA_FILE = "ema.safetensors"  # the moving average's weights and count, in each checkpoint
 
 
 def _forget_lines_after(log_path: Path, stage: str, step: int) -> None:

@@ -25,10 +25,11 @@ class Crash(Exception):
     pass
 
 
-@pytest.mark.parametrize("crash_at, saved", [(8, 5), (3, None)])  # after the step-5 checkpoint; before any
+# after the step-5 checkpoint; before any; after it, with the weights' moving average to resume as well
+@pytest.mark.parametrize("crash_at, saved, ema_decay", [(8, 5, None), (3, None, None), (8, 5, 0.9)])
 def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(tiny_teacher, glue_dir, tmp_path,
-                                                                               monkeypatch, crash_at, saved):
-    reference = distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "ref"))
+                                                                               monkeypatch, crash_at, saved, ema_decay):
+    reference = distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "ref", ema_decay=ema_decay))
 
     calls = {"n": 0}
     original = distill_run.PredictionDistillLoss.__call__
@@ -44,7 +45,7 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
     monkeypatch.setenv("KDEDGE_CACHE_DIR", str(tmp_path / "fresh-cache"))
     out = tmp_path / "resumed"
     with pytest.raises(Crash):
-        distill_student(_cfg(tiny_teacher, glue_dir, out))
+        distill_student(_cfg(tiny_teacher, glue_dir, out, ema_decay=ema_decay))
     assert not out.exists()  # nothing half-written where the result goes
     checkpoint = out.with_name("resumed.partial") / "checkpoint"
     if saved:
@@ -53,10 +54,10 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(t
         assert not checkpoint.exists()
 
     with pytest.raises(KdedgeError, match="--resume"):
-        distill_student(_cfg(tiny_teacher, glue_dir, out))
+        distill_student(_cfg(tiny_teacher, glue_dir, out, ema_decay=ema_decay))
 
     calls["n"] = -10**9  # no more crashes
-    resumed = distill_student(_cfg(tiny_teacher, glue_dir, out, resume=True))
+    resumed = distill_student(_cfg(tiny_teacher, glue_dir, out, resume=True, ema_decay=ema_decay))
     a, b = load_file(reference / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys()
     for key in a:
@@ -141,3 +142,33 @@ def test_existing_output_is_kept_without_overwrite(tmp_path):
     (run.work / "new.txt").write_text("new")
     run.finalize()
     assert (out / "new.txt").exists() and not (out / "keep.txt").exists()
+
+
+def test_ema_keeps_the_moving_average_of_the_weights(tiny_teacher, glue_dir, tmp_path, monkeypatch):
+    decay, steps = 0.8, []
+    step = training._Trainer._step
+
+    def recording(self, batch):
+        loss = step(self, batch)
+        steps.append({k: v.detach().clone().numpy() for k, v in self.accelerator.unwrap_model(self.model)
+                      .state_dict().items()})
+        return loss
+
+    monkeypatch.setattr(training._Trainer, "_step", recording)
+    out = distill_student(_cfg(tiny_teacher, glue_dir, tmp_path / "ema", ema_decay=decay))
+    best_step = read_json(out / "metrics.json")["best_step"]
+    average = dict(steps[0])  # the first update copies the weights; each later one moves 1 - decay of the way
+    for weights in steps[1:best_step]:
+        average = {k: decay * average[k] + (1 - decay) * weights[k] for k in average}
+    kept = load_file(out / "model.safetensors")
+    shared = [k for k in kept if k in average and kept[k].dtype.kind == "f"]
+    assert shared
+    for key in shared:
+        np.testing.assert_allclose(kept[key], average[key], rtol=1e-5, atol=1e-6)
+    # and it is not just the step's own weights
+    assert any(not np.allclose(kept[k], steps[best_step - 1][k]) for k in shared)
+
+
+def test_ema_decay_must_be_below_one(tiny_teacher, glue_dir, tmp_path):
+    with pytest.raises(KdedgeError, match=r"ema.decay.*\(0, 1\)"):
+        _cfg(tiny_teacher, glue_dir, tmp_path / "e", ema_decay=1.0)
