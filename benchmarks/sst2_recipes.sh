@@ -86,6 +86,13 @@ declare -A RECIPES=(
   # of an epoch of set v8) instead of each step's own: its dev accuracy swung by a point between evaluations a quarter
   # of an epoch apart, the sign of weights that move with each batch (sst2_fast_end_r5)
   [ngram-long-e4-ema]="--config configs/sst2-ngram.yaml --epochs 4 --eval-steps 3405 --patience 16 --ema-decay 0.9995"
+  # capacity probes, over the 2 MB bar on purpose: does a bag of n-grams pass 0.85 on SST-2 with a larger table?
+  # ngram-long-e4 with rows twice as wide and three times as many (32,000 words + 64,000 buckets of 100, 9.6 MB int8),
+  # and the same starting from GloVe's 100-wide rows (sst2_fast_end_r5)
+  [ngram-wide-probe]="--config configs/sst2-ngram.yaml --epochs 4 --patience 2 --ngram-dim 100 --max-vocab 32000
+    --ngram-buckets 64000"
+  [ngram-wide-glove-probe]="--config configs/sst2-ngram.yaml --epochs 4 --patience 2 --ngram-dim 100 --max-vocab 32000
+    --ngram-buckets 64000 --word-vectors $GLOVE"
 )
 # Recipes trained on another transfer set than the frontier's: recipe -> its folder under RUN_DIR and the augment
 # options it is built with (build_transfer)

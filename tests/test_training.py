@@ -2,11 +2,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from accelerate.state import AcceleratorState
 from safetensors.numpy import load_file
 
 from kdedge import training
-from kdedge.config import DistillConfig, build_config
+from kdedge.config import DistillConfig, TrainOptions, build_config
 from kdedge.distill import run as distill_run
 from kdedge.distill.run import distill_student
 from kdedge.errors import KdedgeError
@@ -172,3 +173,33 @@ def test_ema_keeps_the_moving_average_of_the_weights(tiny_teacher, glue_dir, tmp
 def test_ema_decay_must_be_below_one(tiny_teacher, glue_dir, tmp_path):
     with pytest.raises(KdedgeError, match=r"ema.decay.*\(0, 1\)"):
         _cfg(tiny_teacher, glue_dir, tmp_path / "e", ema_decay=1.0)
+
+
+def test_ema_hands_the_average_to_a_stage_without_dev_evaluation(tmp_path):
+    """A stage the caller keeps the final weights of (TinyBERT's intermediate layers, general distillation) keeps the
+    average too."""
+    decay, steps = 0.5, []
+    model = torch.nn.EmbeddingBag(8, 2)
+    features = [{"input_ids": [i % 8, (i + 3) % 8], "labels": i % 2} for i in range(24)]
+    step = training._Trainer._step
+
+    def recording(self, batch):
+        loss = step(self, batch)
+        steps.append(model.weight.detach().clone())
+        return loss
+
+    job = training.TrainJob(
+        model=model, train_features=features, dev_features=[], pad_token_id=0,
+        loss_fn=lambda m, batch, progress: torch.nn.functional.cross_entropy(m(batch["input_ids"]), batch["labels"]),
+        logits_fn=lambda m, batch: m(batch["input_ids"]), metrics_fn=lambda logits, labels: {},
+        main_metric="accuracy", save_fn=lambda m, path: None, evaluate_dev=False)
+    opts = TrainOptions(out=str(tmp_path / "out"), epochs=2, batch_size=8, lr=0.1, ema_decay=decay)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(training._Trainer, "_step", recording)
+        training.train(opts, RunDir(opts.out), job)
+    average = steps[0]
+    for weights in steps[1:]:
+        average = decay * average + (1 - decay) * weights
+    assert len(steps) == 6
+    torch.testing.assert_close(model.weight.detach(), average)
+    assert not torch.allclose(model.weight.detach(), steps[-1])
