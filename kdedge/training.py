@@ -241,13 +241,13 @@ class _Trainer:
             try:
                 accelerator.load_state(str(self.checkpoint_dir))
                 self.state = TrainState.load(self.checkpoint_dir / "trainer_state.json")
+                if self.ema is not None:
+                    load_model(self.ema, str(self.checkpoint_dir / _EMA_FILE))
             except Exception as e:  # torch, safetensors and json each raise their own types for a damaged file
                 raise KdedgeError(
                     f"--resume: the checkpoint in {self.checkpoint_dir} cannot be read ({type(e).__name__}: "
                     f"{str(e).splitlines()[0][:160] if str(e) else ''}); it is damaged, so the run cannot continue: "
                     f"start over with --overwrite") from None
-            if self.ema is not None:
-                load_model(self.ema, str(self.checkpoint_dir / _EMA_FILE))
             accelerator.print(f"resuming from step {self.state.global_step} (epoch {self.state.epoch + 1}, "
                               f"batch {self.state.step_in_epoch}/{self.steps_per_epoch})")
         if run.resume and accelerator.is_main_process:  # without a checkpoint the stage starts over: all its lines go
