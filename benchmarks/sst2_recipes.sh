@@ -93,6 +93,9 @@ declare -A RECIPES=(
     --ngram-buckets 64000"
   [ngram-wide-glove-probe]="--config configs/sst2-ngram.yaml --epochs 4 --patience 2 --ngram-dim 100 --max-vocab 32000
     --ngram-buckets 64000 --word-vectors $GLOVE"
+  # ngram-long-e4 with word trigrams hashed beside the bigrams in the same 16,000 buckets: the sentences it loses to the
+  # teacher hold negation and contrast words more often than the rest ("not very good" is a trigram) (sst2_fast_end_r5)
+  [ngram-long-e4-w3]="--config configs/sst2-ngram.yaml --epochs 4 --patience 2 --ngram-words 3"
 )
 # Recipes trained on another transfer set than the frontier's: recipe -> its folder under RUN_DIR and the augment
 # options it is built with (build_transfer)
