@@ -322,7 +322,8 @@ class _Trainer:
         if self.ema is None:
             return self.model
         model = self.accelerator.unwrap_model(self.model)
-        for average, current in zip(self.ema.module.buffers(), model.buffers()):  # buffers are not averaged
+        # buffers are copied, not averaged: some are integer counts (e.g. QAT observers), which an average would break
+        for average, current in zip(self.ema.module.buffers(), model.buffers()):
             average.copy_(current)
         return self.ema.module
 
