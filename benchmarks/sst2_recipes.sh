@@ -96,6 +96,11 @@ declare -A RECIPES=(
   # ngram-long-e4 with word trigrams hashed beside the bigrams in the same 16,000 buckets: the sentences it loses to the
   # teacher hold negation and contrast words more often than the rest ("not very good" is a trigram) (sst2_fast_end_r5)
   [ngram-long-e4-w3]="--config configs/sst2-ngram.yaml --epochs 4 --patience 2 --ngram-words 3"
+  # ngram-long-e4 with negation scopes marked: the (at most 4) words after a negator, up to the clause's end, hashed
+  # again as "not_<word>" in the same buckets (Das and Chen 2001; Pang et al. 2002); trigrams did not read "not ...
+  # good" (sst2_fast_end_r5); and the same with the clause after "but" marked too ("but_<word>") (sst2_fast_end_r6)
+  [ngram-long-e4-neg]="--config configs/sst2-ngram.yaml --epochs 4 --patience 2 --ngram-scopes negation"
+  [ngram-long-e4-negbut]="--config configs/sst2-ngram.yaml --epochs 4 --patience 2 --ngram-scopes negation,contrast"
 )
 # Recipes trained on another transfer set than the frontier's: recipe -> its folder under RUN_DIR and the augment
 # options it is built with (build_transfer)

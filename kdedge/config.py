@@ -18,6 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from kdedge.errors import KdedgeError
+from kdedge.models.ngram_tokenizer import SCOPES
 from kdedge_runtime.data import shown
 from kdedge_runtime.ngram import MAX_CHAR_NGRAM, MAX_WORD_NGRAMS
 
@@ -217,6 +218,8 @@ class DistillConfig(TrainOptions, DataOptions):
                            valid=Range(1, MAX_WORD_NGRAMS))
     ngram_chars: str | None = opt(None, "ngram: also hash the character n-grams of every word, MIN-MAX characters "
                                         "long (e.g. 3-5; default: none).")
+    ngram_scopes: str | None = opt(None, "ngram: comma-separated scopes whose words become features of their own "
+                                         f"(the word after 'not' as 'not_good'): {', '.join(SCOPES)} (default: none).")
     # --- transformer (tinybert) students
     layers: int = opt(4, "tinybert: number of encoder layers.", valid=COUNT)
     hidden: int | None = opt(None, "tinybert: hidden size (default: the teacher's).", valid=COUNT)
@@ -281,6 +284,7 @@ class DistillConfig(TrainOptions, DataOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         char_ngram_sizes(self.ngram_chars)  # a malformed --ngram-chars is one clear error when the config is made
+        ngram_scope_names(self.ngram_scopes)
 
 
 def char_ngram_sizes(value: str | None) -> list[int]:
@@ -292,6 +296,16 @@ def char_ngram_sizes(value: str | None) -> list[int]:
         raise KdedgeError(f"--ngram-chars must be MIN-MAX with 1 <= MIN <= MAX <= {MAX_CHAR_NGRAM} (e.g. 3-5), not "
                           f"{value!r}")
     return list(range(int(low), int(high) + 1))
+
+
+def ngram_scope_names(value: str | None) -> list[str]:
+    """--ngram-scopes NAME,NAME as the list of names; [] for None."""
+    names = [] if value is None else [n.strip() for n in str(value).split(",")]
+    wrong = [n for n in names if n not in SCOPES]
+    if wrong or len(set(names)) != len(names):
+        raise KdedgeError(f"--ngram-scopes must be distinct names from {', '.join(SCOPES)}, separated by commas, not "
+                          f"{value!r}")
+    return names
 
 
 @dataclass

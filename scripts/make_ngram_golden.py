@@ -35,6 +35,9 @@ TEXTS = [
     "สวัสดีครับ 日本語のテキスト 한국어 텍스트",
     "the film the film the film",
     "word " * 300,
+    "It's NOT a very good film, but the cast doesn't fail. Not bad",
+    "no no no no good . good ; never , never",
+    "ничего хорошего , но НИКОГДА плохо — not_good but",
 ]
 VOCABULARY = ["the", "film", "a", "fine", ",", "!", "it", "'s", "charming", ".", "café", "真的很好看", "🎬", "stop",
               "'", "t", "naïve", "ångström", "fine", "fullwidth", "istanbul", "σοφος", "text", "word", "_", "1"]
@@ -46,6 +49,12 @@ TOKENIZERS = [
                                                   "buckets": 97}, "max_length": 8},
     {"name": "words-only", "rules": {"normalization": "nfkc-lowercase", "split": "unicode-words", "hash": "fnv1a-32",
                                      "word_ngrams": 1, "char_ngrams": [], "buckets": 1}, "max_length": 128},
+    {"name": "scopes", "rules": {"normalization": "nfkc-lowercase", "split": "unicode-words", "hash": "fnv1a-32",
+                                 "word_ngrams": 2, "char_ngrams": [], "buckets": 1000,
+                                 "scopes": [{"cues": ["not", "t", "no", "never", "ничего", "никогда"],
+                                             "ends": [".", ",", "but", "—"], "words": 3, "prefix": "not_"},
+                                            {"cues": ["but", "но"], "ends": [".", ";"], "words": 8,
+                                             "prefix": "¬"}]}, "max_length": 64},
 ]
 
 

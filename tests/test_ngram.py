@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kdedge_runtime import ngram
+from kdedge.models.ngram_tokenizer import SCOPES
 from kdedge_runtime.ngram import (
     NgramRulesError,
     NgramTokenizer,
@@ -56,6 +57,22 @@ def test_the_split_and_normalisation_rules_by_hand():
     assert tokenizer.ids("") == [] and tokenizer.ids("unknown") == []
 
 
+def test_a_scope_marks_the_words_a_cue_opens_until_an_end_or_its_width():
+    scope = {"cues": ["not", "t"], "ends": [".", "but"], "words": 2, "prefix": "not_"}
+    tokenizer = NgramTokenizer(["good"], {**RULES, "word_ngrams": 1, "scopes": [scope]})
+    marked = lambda *words: [tokenizer.hashed("not_" + w) for w in words]  # noqa: E731
+    assert tokenizer.ids("good") == [1]
+    assert tokenizer.ids("not good") == [1, *marked("good")]
+    assert tokenizer.ids("not very good at all") == [1, *marked("very", "good")]  # two words, then closed
+    assert tokenizer.ids("not very . good") == [1, *marked("very")]  # an end closes it
+    assert tokenizer.ids("not but good") == [1]
+    assert tokenizer.ids("not very not good") == [1, *marked("very", "good")]  # a cue opens it again, unmarked
+    assert tokenizer.ids("doesn't work") == marked("work")  # "n't" is "n", "'", "t" by the split rule
+    assert tokenizer.ids("NOT GOOD") == [1, *marked("good")]  # cues are read after normalisation
+    tokenizer.max_words = 1
+    assert tokenizer.ids("not good") == []  # only the words kept are read
+
+
 def test_the_hash_is_the_same_in_another_process_and_hash_seed():
     texts = ["a fine", "真的 很好", "🎬 film", "cafe\u0301"]
     tokenizer = NgramTokenizer(["film"], {**RULES, "char_ngrams": [2, 3]})
@@ -94,8 +111,8 @@ def test_golden_ids_in_python_alone(spec):
 
 
 ASCII = st.text(st.characters(max_codepoint=127), max_size=80)
-WORDY = st.lists(st.sampled_from(["a", "Film", "film", "FILM", "x1", "it's", "--", "!", " ", "\t", "\x7f", "\x00"]),
-                 max_size=30).map("".join)
+WORDY = st.lists(st.sampled_from(["a", "Film", "film", "FILM", "x1", "it's", "--", "!", " ", "\t", "\x7f", "\x00",
+                                  "not", "No", "don't", "é"]), max_size=30).map("".join)
 
 
 @settings(max_examples=300, deadline=None)
@@ -105,9 +122,15 @@ def test_the_compiled_path_gives_the_python_rules_ids(data, text):
         pytest.skip("installed without the compiled path")
     words = data.draw(st.lists(st.sampled_from(["a", "film", "x1", "it", "'", "s", "-", "!", "é", "z" * 40]),
                                max_size=8), label="words")  # repeats too: the last of equal words keeps its id
+    vocabulary = ["a", "film", "it", "'", "s", "!", "é", "no", "not", "t"]
+    scope = st.fixed_dictionaries({  # cues and ends drawn apart (disjoint), non-ASCII ones too
+        "cues": st.lists(st.sampled_from(vocabulary[:5] + ["ничего"]), min_size=1, max_size=3, unique=True),
+        "ends": st.lists(st.sampled_from(vocabulary[5:]), max_size=3, unique=True),
+        "words": st.integers(1, 4), "prefix": st.sampled_from(["not_", "¬", "but "])})
     rules = {**RULES, "word_ngrams": data.draw(st.integers(1, 3), label="word_ngrams"),
              "char_ngrams": data.draw(st.lists(st.integers(1, 7), unique=True, max_size=3), label="char_ngrams"),
-             "buckets": data.draw(st.sampled_from([1, 7, 2**31 - 1]), label="buckets")}
+             "buckets": data.draw(st.sampled_from([1, 7, 2**31 - 1]), label="buckets"),
+             "scopes": data.draw(st.lists(scope, max_size=2, unique_by=lambda s: s["prefix"]), label="scopes")}
     tokenizer = NgramTokenizer(words, rules, data.draw(st.one_of(st.none(), st.integers(0, 6)), label="max_words"))
     expected = python_only(tokenizer).ids(text)
     assert tokenizer.ids(text) == expected
@@ -142,6 +165,23 @@ def test_the_compiled_path_classifies_and_lowercases_every_ascii_character_as_py
     ({"buckets": 0}, "'tokenizer.ngram.buckets' must be an integer from 1"),
     ({"char_ngrams": [3, 3]}, "'tokenizer.ngram.char_ngrams' must be a list of distinct integers"),
     ({"split": None}, "'tokenizer.ngram.split' is missing"),
+    ({"scopes": {"cues": ["not"]}}, "'tokenizer.ngram.scopes' must be a list of at most 8 scopes"),
+    ({"scopes": [{"cues": ["not"], "ends": [], "words": 3, "prefix": "n_", "until": "."}]},
+     "'tokenizer.ngram.scopes[0]' has field \"until\", which this runtime does not implement"),
+    ({"scopes": [{"cues": ["not"], "ends": [], "words": 3}]}, "'tokenizer.ngram.scopes[0].prefix' is missing"),
+    ({"scopes": [{"cues": ["n't"], "ends": [], "words": 3, "prefix": "n_"}]},
+     "'tokenizer.ngram.scopes[0].cues' must be a list of distinct words, each one lowercase word by the split rule"),
+    ({"scopes": [{"cues": ["Not"], "ends": [], "words": 3, "prefix": "n_"}]}, "'tokenizer.ngram.scopes[0].cues' must"),
+    ({"scopes": [{"cues": [], "ends": [], "words": 3, "prefix": "n_"}]}, "(at least one)"),
+    ({"scopes": [{"cues": ["not"], "ends": ["not"], "words": 3, "prefix": "n_"}]},
+     "'tokenizer.ngram.scopes[0]' has \"not\" both as a cue and as an end"),
+    ({"scopes": [{"cues": ["not"], "ends": [], "words": 0, "prefix": "n_"}]},
+     "'tokenizer.ngram.scopes[0].words' must be an integer from 1 to 64"),
+    ({"scopes": [{"cues": ["not"], "ends": [], "words": 3, "prefix": ""}]},
+     "'tokenizer.ngram.scopes[0].prefix' must be a non-empty string"),
+    ({"scopes": [{"cues": ["not"], "ends": [], "words": 3, "prefix": "n_"},
+                 {"cues": ["no"], "ends": [], "words": 3, "prefix": "n_"}]},
+     "'tokenizer.ngram.scopes[1].prefix' \"n_\" is another scope's prefix too"),
 ])
 def test_rules_a_runtime_does_not_implement_are_refused(change, words):
     rules = {k: v for k, v in {**RULES, **change}.items() if v is not None}
@@ -155,11 +195,12 @@ def test_rules_a_runtime_does_not_implement_are_refused(change, words):
 
 @pytest.fixture(scope="module")
 def ngram_student(tmp_path_factory, tiny_teacher, glue_dir):
-    """A small n-gram student distilled from the tiny teacher's soft labels (alpha 0) on 400 SST-2 rows."""
+    """A small n-gram student distilled from the tiny teacher's soft labels (alpha 0) on 400 SST-2 rows, with its
+    negation scopes marked (rule 5), so that both runtimes read scopes from the bundle."""
     from tests.conftest import _distil
 
     return _distil(tmp_path_factory, tiny_teacher, glue_dir, "ngram", student="ngram", ngram_dim=16, ngram_buckets=500,
-                   alpha=0.0, epochs=4, log_steps=5)
+                   ngram_scopes="negation", alpha=0.0, epochs=4, log_steps=5)
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +282,7 @@ def test_the_bundle_manifest_carries_the_rules_and_int8_stores_the_table_per_row
     for bundle in ngram_bundles.values():
         manifest = json.loads((bundle / "manifest.json").read_text())
         assert manifest["architecture"] == "ngram" and manifest["tokenizer"]["file"] == "ngram.json"
-        assert manifest["tokenizer"]["ngram"] == {**RULES, "buckets": 500}
+        assert manifest["tokenizer"]["ngram"] == {**RULES, "buckets": 500, "scopes": [SCOPES["negation"]]}
         assert manifest["tokenizer"]["add_special_tokens"] is False and manifest["tokenizer"]["pad_token_id"] == 0
     int8 = onnx.load(str(ngram_bundles["dynamic"] / "model.onnx"))
     kinds = {i.name: i.data_type for i in int8.graph.initializer}
@@ -289,7 +330,7 @@ def test_node_gives_pythons_logits(q, ngram_bundles, glue_dir):
 
     from tests.test_runtime import EDGE_CASES, NODE_BATCH, node_logits
 
-    texts = ["a gorgeous , witty film", "dull and lifeless", *EDGE_CASES, "bad \ud800 text", "👩\u200d💻 ﬁne"]
+    texts = ["a gorgeous , witty film", "dull and lifeless", "not a witty film , and it isn't good", *EDGE_CASES, "bad \ud800 text", "👩\u200d💻 ﬁne"]
     python = Classifier(ngram_bundles[q]).logits(texts, batch_size=NODE_BATCH)
     node = node_logits(ngram_bundles[q], texts)
     assert "error" not in node, node
@@ -313,6 +354,8 @@ def test_kdedge_predict_reads_the_bundle(ngram_bundles):
     ({"hash": "xxhash"}, "field 'tokenizer.ngram.hash' must be \"fnv1a-32\""),
     ({"lowercase": False}, "field 'tokenizer.ngram' has rule \"lowercase\""),
     ({"buckets": "many"}, "field 'tokenizer.ngram.buckets' must be an integer"),
+    ({"scopes": [{"cues": ["n't"], "ends": [], "words": 4, "prefix": "not_"}]},
+     "field 'tokenizer.ngram.scopes[0].cues' must be a list of distinct words"),
 ])
 def test_a_bundle_with_unknown_or_malformed_rules_is_refused_by_both_runtimes(change, words, ngram_bundles, tmp_path):
     import shutil
@@ -358,12 +401,15 @@ def test_a_siamese_pair_student_with_two_hidden_layers_and_character_ngrams_expo
 
     student = _distil(tmp_path_factory, tiny_pair_teacher, glue_dir, "ngram-pair", task="stsb", student="ngram",
                       ngram_dim=8, ngram_hidden=8, ngram_hidden_layers=2, ngram_buckets=300, ngram_chars="3-4",
-                      max_train_samples=200, max_eval_samples=100, epochs=1)
+                      ngram_scopes="negation,contrast", max_train_samples=200, max_eval_samples=100, epochs=1)
     bundle = export_tiny(student, glue_dir, tmp_path_factory.mktemp("ngram-pair-bundle") / "b")
     dev = load_task_data(DataOptions(task="stsb", data_dir=str(glue_dir), max_eval_samples=50)).dev
-    texts, pairs = list(dev.text) + ["", "naïve café"], list(dev.text_pair) + ["something", ""]
+    texts = list(dev.text) + ["", "naïve café", "not a bad film , but not good either"]
+    pairs = list(dev.text_pair) + ["something", "", "it isn't dull"]
     classifier = Classifier(bundle)
-    assert classifier.pair_encoding == "separate" and classifier.manifest["tokenizer"]["ngram"]["char_ngrams"] == [3, 4]
+    rules = classifier.manifest["tokenizer"]["ngram"]
+    assert classifier.pair_encoding == "separate" and rules["char_ngrams"] == [3, 4]
+    assert rules["scopes"] == [SCOPES["negation"], SCOPES["contrast"]]
     assert classifier.input_names == ["input_ids", "input_ids_b"]
     linear = [n for n in onnx.load(str(bundle / "model.onnx")).graph.node if n.op_type in ("Gemm", "MatMul")]
     assert len(linear) == 3  # two hidden layers and the logits
@@ -406,7 +452,10 @@ def test_bad_ngram_options_are_one_clear_error_each():
                            ({"ngram_words": 9}, "--ngram-words must be"),
                            ({"ngram_hidden": -1}, "--ngram-hidden must be"),
                            ({"ngram_hidden_layers": 0}, "--ngram-hidden-layers must be"),
-                           ({"ngram_dim": 0}, "--ngram-dim must be")):
+                           ({"ngram_dim": 0}, "--ngram-dim must be"),
+                           ({"ngram_scopes": "negation,irony"}, "--ngram-scopes must be distinct names from negation, "
+                                                                "contrast"),
+                           ({"ngram_scopes": "negation,negation"}, "--ngram-scopes must be distinct names")):
         with pytest.raises(KdedgeError, match=words):
             build_config(DistillConfig, None, task="sst2", teacher="t", student="ngram", **options)
 

@@ -55,7 +55,7 @@ def apply(case: dict, base: dict):
 def test_the_schema_is_a_versioned_draft_2020_12_schema_that_describes_every_field():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     assert SCHEMA["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert SCHEMA["$id"].endswith(":1.1") and SCHEMA["properties"]["format"]["const"] == BUNDLE_FORMAT
+    assert SCHEMA["$id"].endswith(":1.2") and SCHEMA["properties"]["format"]["const"] == BUNDLE_FORMAT
     assert SCHEMA["$defs"]["input"]["properties"]["name"]["enum"] == list(INPUT_NAMES)
 
     def described(node, where):

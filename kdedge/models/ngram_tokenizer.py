@@ -23,11 +23,30 @@ from kdedge.errors import KdedgeError
 
 VOCAB_FILE = "ngram.json"  # {"words": [...]}: word i has id 1 + i
 
+_CLAUSE_ENDS = [".", ",", ";", ":", "!", "?"]
+# --ngram-scopes: named scope rules (the runtime's rule 5). The words after a cue, up to the clause's end, become
+# features of their own ("not_good"), so that an average of embeddings can tell praise from praise denied.
+SCOPES = {
+    # negation marking to the next punctuation (Das and Chen 2001; Pang et al. 2002), at most 4 words; the cues are
+    # the common English negators (Councill et al. 2010's lexicon, in part). The split rule reads "n't" as "n", "'",
+    # "t": the cue is "t".
+    "negation": {"cues": ["not", "no", "never", "t", "nothing", "nobody", "none", "neither", "nor", "nowhere",
+                          "cannot", "without", "hardly", "barely", "scarcely", "lacks", "lacking"],
+                 "ends": [*_CLAUSE_ENDS, "but"], "words": 4, "prefix": "not_"},
+    # the clause after a contrast: in "a fine cast , but the script is a mess" the second clause carries the review
+    "contrast": {"cues": ["but", "however", "nevertheless", "nonetheless"], "ends": [".", ";", "!", "?"],
+                 "words": 8, "prefix": "but_"},
+}
 
-def ngram_rules(word_ngrams: int, char_ngrams: list[int], buckets: int) -> dict:
-    """The rules a new student is trained with (version 1: the only normalisation, split and hash there are)."""
-    return check_rules({"normalization": NORMALIZATIONS[0], "split": SPLITS[0], "hash": HASHES[0],
-                        "word_ngrams": word_ngrams, "char_ngrams": list(char_ngrams), "buckets": buckets}, "rules")
+
+def ngram_rules(word_ngrams: int, char_ngrams: list[int], buckets: int, scopes: list[str] = ()) -> dict:
+    """The rules a new student is trained with (version 1: the only normalisation, split and hash there are), with
+    the named SCOPES; without scopes the rules have no "scopes" field, so that older runtimes read the bundle."""
+    rules = {"normalization": NORMALIZATIONS[0], "split": SPLITS[0], "hash": HASHES[0], "word_ngrams": word_ngrams,
+             "char_ngrams": list(char_ngrams), "buckets": buckets}
+    if scopes:
+        rules["scopes"] = [SCOPES[name] for name in scopes]
+    return check_rules(rules, "rules")
 
 
 def build_vocabulary(texts, min_count: int = 1, max_words: int | None = None) -> list[str]:

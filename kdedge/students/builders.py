@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from kdedge.config import char_ngram_sizes
+from kdedge.config import char_ngram_sizes, ngram_scope_names
 from kdedge.data.loaders import Split
 from kdedge.data.tasks import Task
 from kdedge.errors import KdedgeError
@@ -53,7 +53,8 @@ def build_bilstm(cfg, task: Task, teacher, teacher_tokenizer, train: Split) -> S
 def build_ngram(cfg, task: Task, teacher, teacher_tokenizer, train: Split) -> Student:
     """fastText's bag of n-grams: a word vocabulary from the training (transfer) texts plus hash buckets for word
     n-grams (and character n-grams with --ngram-chars), embedded from scratch; nothing is taken from the teacher."""
-    rules = ngram_rules(cfg.ngram_words, char_ngram_sizes(cfg.ngram_chars), cfg.ngram_buckets)
+    rules = ngram_rules(cfg.ngram_words, char_ngram_sizes(cfg.ngram_chars), cfg.ngram_buckets,
+                        ngram_scope_names(cfg.ngram_scopes))
     words = build_vocabulary(train.text + (train.text_pair or []), cfg.min_word_freq, cfg.max_vocab)
     tokenizer = NgramTextTokenizer(words, rules)
     config = NgramConfig(vocab_size=len(tokenizer), num_labels=task.num_labels, embedding_dim=cfg.ngram_dim,

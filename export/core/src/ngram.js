@@ -11,7 +11,11 @@ export const HASHES = ["fnv1a-32"];
 export const MAX_WORD_NGRAMS = 5;
 export const MAX_CHAR_NGRAM = 16;
 const MAX_BUCKETS = 2 ** 31 - 1;
-export const RULE_FIELDS = ["normalization", "split", "hash", "word_ngrams", "char_ngrams", "buckets"];
+// every field is required but "scopes" (rule 5), which older bundles do not have: absent is the same as []
+export const RULE_FIELDS = ["normalization", "split", "hash", "word_ngrams", "char_ngrams", "buckets", "scopes"];
+export const SCOPE_FIELDS = ["cues", "ends", "words", "prefix"];
+export const MAX_SCOPES = 8;
+export const MAX_SCOPE_WORDS = 64;
 export const PAD_ID = 0;
 
 // Rule 2: runs of letters, marks and digits; each punctuation or symbol character alone; anything else separates.
@@ -60,7 +64,60 @@ export function checkNgramRules(rules, where) {
     throw new NgramRulesError(`${where}: field '${field}.char_ngrams' must be a list of distinct integers from 1 to ` +
       `${MAX_CHAR_NGRAM}, not ${shown(chars)}`);
   }
+  if (Object.hasOwn(rules, "scopes")) checkScopes(rules.scopes, `${where}: field '${field}.scopes`);
   return rules;
+}
+
+// A list of distinct strings, each one word by rules 1 and 2 (so that a word of the text can equal it).
+function isWordList(value) {
+  const isOneWord = (w) => {
+    const words = wordsOf(w);
+    return words.length === 1 && words[0] === w;
+  };
+  return Array.isArray(value) && new Set(value).size === value.length
+    && value.every((w) => typeof w === "string" && isOneWord(w));
+}
+
+// Rule 5's scopes checked; `at` is "<where>: field '<field>.scopes" (the closing quote comes after the index).
+function checkScopes(scopes, at) {
+  if (!(Array.isArray(scopes) && scopes.length <= MAX_SCOPES)) {
+    throw new NgramRulesError(`${at}' must be a list of at most ${MAX_SCOPES} scopes, not ${shown(scopes)}`);
+  }
+  const prefixes = [];
+  scopes.forEach((scope, i) => {
+    const here = `${at}[${i}]`;
+    if (scope === null || typeof scope !== "object" || Array.isArray(scope)) {
+      throw new NgramRulesError(`${here}' must be an object, not ${shown(scope)}`);
+    }
+    const unknown = Object.keys(scope).filter((k) => !SCOPE_FIELDS.includes(k));
+    if (unknown.length) {
+      throw new NgramRulesError(`${here}' has field ${shown(unknown[0])}, which this runtime does not implement ` +
+        `(it knows ${SCOPE_FIELDS.join(", ")})`);
+    }
+    const missing = SCOPE_FIELDS.filter((k) => !Object.hasOwn(scope, k));
+    if (missing.length) throw new NgramRulesError(`${here}.${missing[0]}' is missing`);
+    for (const name of ["cues", "ends"]) {
+      if (!isWordList(scope[name]) || (name === "cues" && !scope[name].length)) {
+        throw new NgramRulesError(`${here}.${name}' must be a list of distinct words, each one lowercase word by ` +
+          `the split rule${name === "ends" ? "" : " (at least one)"}, not ${shown(scope[name])}`);
+      }
+    }
+    const both = scope.cues.filter((cue) => scope.ends.includes(cue));
+    if (both.length) throw new NgramRulesError(`${here}' has ${shown(both[0])} both as a cue and as an end`);
+    if (!(isInt(scope.words) && scope.words >= 1 && scope.words <= MAX_SCOPE_WORDS)) {
+      throw new NgramRulesError(`${here}.words' must be an integer from 1 to ${MAX_SCOPE_WORDS}, not ` +
+        `${shown(scope.words)}`);
+    }
+    const { prefix } = scope;
+    if (!(typeof prefix === "string" && prefix && prefix.replace(LONE_SURROGATE, "\uFFFD") === prefix)) {
+      throw new NgramRulesError(`${here}.prefix' must be a non-empty string with no lone surrogate, not ` +
+        `${shown(prefix)}`);
+    }
+    if (prefixes.includes(prefix)) {
+      throw new NgramRulesError(`${here}.prefix' ${shown(prefix)} is another scope's prefix too`);
+    }
+    prefixes.push(prefix);
+  });
 }
 
 // A manifest's tokenizer block with n-gram rules: the rules, and the fields the rules fix (ids are the text's own,
@@ -200,6 +257,11 @@ export class NgramTokenizer {
     this.wordIds = new Map(this.words.map((w, i) => [w, PAD_ID + 1 + i]));
     this.wordTable = KeyTable.of(this.words, this.words.map((w, i) => PAD_ID + 1 + i)); // the same, for asciiWords
     this.bucketOffset = PAD_ID + 1 + this.words.length;
+    // rule 5, ready to read: each scope's cues and ends as sets, and its prefix's FNV state (a feature's hash goes on
+    // with the word)
+    this.scopes = (rules.scopes ?? []).map((s) => ({
+      cues: new Set(s.cues), ends: new Set(s.ends), width: s.words, prefix: fnvFeed(FNV_BASIS, s.prefix),
+    }));
   }
 
   get vocabularySize() { return this.bucketOffset + this.rules.buckets; }
@@ -207,8 +269,8 @@ export class NgramTokenizer {
   hashed(feature) { return this.bucketOffset + (fnv1a32(feature) % this.rules.buckets); }
 
   // The ids in rule order: the words found in the vocabulary, then each n-gram size's word n-grams (joined by a space),
-  // then each word's character n-grams. An n-gram's hash is its first word's FNV state fed the rest, so nothing is
-  // joined; the bytes hashed are those of the joined text.
+  // then each word's character n-grams, then each scope's features (rule 5). An n-gram's hash is its first word's FNV
+  // state fed the rest, so nothing is joined; the bytes hashed are those of the joined text (a scope's: prefix + word).
   ids(text) {
     const { buckets, word_ngrams: longest, char_ngrams: sizes } = this.rules;
     const offset = this.bucketOffset;
@@ -250,6 +312,22 @@ export class NgramTokenizer {
             let h = FNV_BASIS;
             for (let k = i; k < i + n; k++) h = fnvFeed(h, marked[k]);
             ids.push(offset + bucketOf(h, buckets));
+          }
+        }
+      }
+    }
+    if (this.scopes.length) {
+      words ??= ascii.starts.map((start, i) => ascii.lower.slice(start, ascii.ends[i]));
+      for (const { cues, ends, width, prefix } of this.scopes) {
+        let left = 0;
+        for (const w of words) {
+          if (cues.has(w)) {
+            left = width;
+          } else if (ends.has(w)) {
+            left = 0;
+          } else if (left) {
+            ids.push(offset + bucketOf(fnvFeed(prefix, w), buckets));
+            left--;
           }
         }
       }

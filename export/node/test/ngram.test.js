@@ -42,6 +42,22 @@ test("rules a runtime does not implement, and malformed ones, are refused naming
     [{ ...good, char_ngrams: [3, 3] }, "'tokenizer.ngram.char_ngrams' must be a list of distinct integers"],
     [Object.fromEntries(Object.entries(good).filter(([k]) => k !== "split")), "'tokenizer.ngram.split' is missing"],
     ["nfkc", "'tokenizer.ngram' must be an object"],
+    [{ ...good, scopes: { cues: ["not"] } }, "'tokenizer.ngram.scopes' must be a list of at most 8 scopes"],
+    [{ ...good, scopes: [{ cues: ["not"], ends: [], words: 3, prefix: "n_", until: "." }] },
+      "'tokenizer.ngram.scopes[0]' has field \"until\", which this runtime does not implement"],
+    [{ ...good, scopes: [{ cues: ["not"], ends: [], words: 3 }] }, "'tokenizer.ngram.scopes[0].prefix' is missing"],
+    [{ ...good, scopes: [{ cues: ["n't"], ends: [], words: 3, prefix: "n_" }] },
+      "'tokenizer.ngram.scopes[0].cues' must be a list of distinct words, each one lowercase word by the split rule"],
+    [{ ...good, scopes: [{ cues: ["Not"], ends: [], words: 3, prefix: "n_" }] }, "'tokenizer.ngram.scopes[0].cues' must"],
+    [{ ...good, scopes: [{ cues: [], ends: [], words: 3, prefix: "n_" }] }, "(at least one)"],
+    [{ ...good, scopes: [{ cues: ["not"], ends: ["not"], words: 3, prefix: "n_" }] },
+      "'tokenizer.ngram.scopes[0]' has \"not\" both as a cue and as an end"],
+    [{ ...good, scopes: [{ cues: ["not"], ends: [], words: 0, prefix: "n_" }] },
+      "'tokenizer.ngram.scopes[0].words' must be an integer from 1 to 64"],
+    [{ ...good, scopes: [{ cues: ["not"], ends: [], words: 3, prefix: "\ud800" }] },
+      "'tokenizer.ngram.scopes[0].prefix' must be a non-empty string"],
+    [{ ...good, scopes: [{ cues: ["not"], ends: [], words: 3, prefix: "n_" }, { cues: ["no"], ends: [], words: 3, prefix: "n_" }] },
+      "'tokenizer.ngram.scopes[1].prefix' \"n_\" is another scope's prefix too"],
   ];
   for (const [rules, words] of cases) {
     assert.throws(() => checkNgramRules(rules, "m.json"), (e) => e instanceof NgramRulesError
@@ -71,13 +87,21 @@ function referenceIds(text, words, rules, maxWords) {
       for (let i = 0; i + n <= marked.length; i++) ids.push(bucket(marked.slice(i, i + n).join("")));
     }
   }
+  for (const { cues, ends, words: width, prefix } of rules.scopes ?? []) {
+    let left = 0;
+    for (const w of kept) {
+      if (cues.includes(w)) left = width;
+      else if (ends.includes(w)) left = 0;
+      else if (left > 0) ids.push(bucket(prefix + w)), left--;
+    }
+  }
   return ids;
 }
 
 test("ASCII texts (the direct path) and any other get the ids the rules give", () => {
   let state = 48;
   const rnd = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
-  const words = ["the", "film", "a", "!", "9", "x1", "it's"];
+  const words = ["the", "film", "a", "!", "9", "x1", "it's", "not", "t"];
   const pieces = [...words, "The", "FILM", " ", "  ", "\t", ".", ",", "-", "'", "\u0000", "\u007f", "é", "ß", "ﬁ", "🎬",
     "\ud800", "e\u0301", "ＡＢＣ"];
   const texts = Array.from({ length: 3000 }, (_, i) => {
@@ -88,7 +112,10 @@ test("ASCII texts (the direct path) and any other get the ids the rules give", (
     return text;
   });
   const base = golden.tokenizers[0].rules;
-  for (const rules of [base, { ...base, word_ngrams: 5, buckets: 2 ** 31 - 1 }, { ...base, word_ngrams: 3, char_ngrams: [1, 3, 5] }]) {
+  const scopes = [{ cues: ["not", "t", "é"], ends: [".", "!"], words: 2, prefix: "not_" },
+    { cues: ["a"], ends: [], words: 5, prefix: "¬" }];
+  for (const rules of [base, { ...base, word_ngrams: 5, buckets: 2 ** 31 - 1 }, { ...base, word_ngrams: 3, char_ngrams: [1, 3, 5] },
+    { ...base, scopes }, { ...base, word_ngrams: 1, char_ngrams: [2], scopes }]) {
     for (const maxWords of [null, 4]) {
       const tokenizer = new NgramTokenizer({ words }, checkNgramRules(rules, "test"), { maxLength: maxWords });
       for (const text of texts) {

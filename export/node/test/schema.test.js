@@ -42,7 +42,7 @@ function apply(c, base) {
 test("the schema compiles in strict mode and names the format the core reads", () => {
   assert.equal(schema.$schema, "https://json-schema.org/draft/2020-12/schema");
   assert.equal(schema.properties.format.const, BUNDLE_FORMAT);
-  assert.match(schema.$id, /:1\.1$/);
+  assert.match(schema.$id, /:1\.2$/);
 });
 
 test("every example manifest is valid for the schema and the core", () => {

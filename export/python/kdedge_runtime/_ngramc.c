@@ -3,8 +3,9 @@
  * is, and ASCII's Unicode categories are fixed, so rules 1 and 2 reduce to lowercasing and a byte classification.
  * Other text stays with the Python implementation. tests/test_ngram.py holds the two to the same ids.
  *
- * AsciiIds(words, bucket_offset, buckets, word_ngrams, char_ngrams).ids(text, max_words) -> bytes: the ids as native
- * int64, for numpy.frombuffer; max_words None keeps every word. */
+ * AsciiIds(words, bucket_offset, buckets, word_ngrams, char_ngrams, scopes=()).ids(text, max_words) -> bytes: the ids
+ * as native int64, for numpy.frombuffer; max_words None keeps every word. scopes: rule 5's scopes as tuples
+ * (cues, ends, words, prefix), cues and ends tuples of str. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
@@ -29,6 +30,19 @@ static void init_byte_kind(void) {
     }
 }
 
+/* a short list of words (a scope's cues or ends), ASCII ones only: no other can equal a word of ASCII text */
+typedef struct {
+    char *text;
+    Py_ssize_t *start; /* word i is text[start[i] : start[i + 1]] */
+    Py_ssize_t n;
+} WordList;
+
+typedef struct {
+    WordList cues, ends;
+    long width;         /* words a cue's scope reads */
+    uint32_t prefix;    /* FNV-1a state after the prefix's UTF-8 bytes: a feature's hash goes on with the word */
+} Scope;
+
 typedef struct {
     PyObject_HEAD
     /* the word list as an open-addressing table: slot -> word index + 1 (0 empty), keyed by FNV-1a of the bytes */
@@ -41,13 +55,101 @@ typedef struct {
     int word_ngrams;
     int *char_ngrams;
     Py_ssize_t n_char_ngrams;
+    Scope *scopes;
+    Py_ssize_t n_scopes;
 } AsciiIds;
+
+static void free_scopes(AsciiIds *self) {
+    for (Py_ssize_t i = 0; i < self->n_scopes; i++) {
+        PyMem_Free(self->scopes[i].cues.text);
+        PyMem_Free(self->scopes[i].cues.start);
+        PyMem_Free(self->scopes[i].ends.text);
+        PyMem_Free(self->scopes[i].ends.start);
+    }
+    PyMem_Free(self->scopes);
+    self->scopes = NULL, self->n_scopes = 0;
+}
+
+/* `list` (a tuple of str) as a WordList of its ASCII words; -1 with an exception set on a wrong type or no memory */
+static int read_word_list(PyObject *list, WordList *out) {
+    if (!PyTuple_Check(list)) {
+        PyErr_SetString(PyExc_TypeError, "a scope's cues and ends must be tuples of str");
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(list), total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *word = PyTuple_GET_ITEM(list, i);
+        if (!PyUnicode_Check(word)) {
+            PyErr_SetString(PyExc_TypeError, "a scope's cues and ends must be tuples of str");
+            return -1;
+        }
+        if (PyUnicode_IS_ASCII(word)) total += PyUnicode_GET_LENGTH(word);
+    }
+    out->text = PyMem_Malloc(total + 1);
+    out->start = PyMem_Malloc((n + 1) * sizeof(Py_ssize_t));
+    if (!out->text || !out->start) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    out->n = 0;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *word = PyTuple_GET_ITEM(list, i);
+        if (!PyUnicode_IS_ASCII(word)) continue;
+        Py_ssize_t len = PyUnicode_GET_LENGTH(word);
+        memcpy(out->text + at, PyUnicode_1BYTE_DATA(word), len);
+        out->start[out->n++] = at;
+        at += len;
+    }
+    out->start[out->n] = at;
+    return 0;
+}
+
+static int in_word_list(const WordList *list, const char *s, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < list->n; i++) {
+        if (list->start[i + 1] - list->start[i] == n && memcmp(list->text + list->start[i], s, n) == 0) return 1;
+    }
+    return 0;
+}
+
+/* rule 5's scopes from a tuple of (cues, ends, words, prefix) */
+static int read_scopes(AsciiIds *self, PyObject *scopes) {
+    if (!PyTuple_Check(scopes)) {
+        PyErr_SetString(PyExc_TypeError, "scopes must be a tuple of (cues, ends, words, prefix)");
+        return -1;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(scopes);
+    self->scopes = PyMem_Calloc(n + 1, sizeof(Scope));
+    if (!self->scopes) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *cues, *ends, *prefix;
+        long width;
+        Scope *scope = &self->scopes[i];
+        self->n_scopes = i + 1; /* freed with the rest, even if half read */
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(scopes, i), "OOlU", &cues, &ends, &width, &prefix)) return -1;
+        if (width < 1) {
+            PyErr_SetString(PyExc_ValueError, "a scope's words must be positive");
+            return -1;
+        }
+        if (read_word_list(cues, &scope->cues) || read_word_list(ends, &scope->ends)) return -1;
+        Py_ssize_t size;
+        const char *bytes = PyUnicode_AsUTF8AndSize(prefix, &size);
+        if (!bytes) return -1;
+        scope->prefix = fnv_bytes(FNV_OFFSET, bytes, size);
+        scope->width = width;
+    }
+    return 0;
+}
 
 static void AsciiIds_dealloc(AsciiIds *self) {
     PyMem_Free(self->slots);
     PyMem_Free(self->text);
     PyMem_Free(self->start);
     PyMem_Free(self->char_ngrams);
+    free_scopes(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -64,18 +166,19 @@ static int64_t word_id(const AsciiIds *self, const char *s, Py_ssize_t n) {
 }
 
 static int AsciiIds_init(AsciiIds *self, PyObject *args, PyObject *kwargs) {
-    static char *names[] = {"words", "bucket_offset", "buckets", "word_ngrams", "char_ngrams", NULL};
-    PyObject *words, *chars;
+    static char *names[] = {"words", "bucket_offset", "buckets", "word_ngrams", "char_ngrams", "scopes", NULL};
+    PyObject *words, *chars, *scopes = NULL;
     long long offset;
     unsigned long buckets;
     int word_ngrams;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!LkiO!", names, &PyList_Type, &words, &offset, &buckets,
-                                     &word_ngrams, &PyTuple_Type, &chars))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!LkiO!|O", names, &PyList_Type, &words, &offset,
+                                     &buckets, &word_ngrams, &PyTuple_Type, &chars, &scopes))
         return -1;
     PyMem_Free(self->slots);  /* __init__ called again: start over */
     PyMem_Free(self->text);
     PyMem_Free(self->start);
     PyMem_Free(self->char_ngrams);
+    free_scopes(self);
     self->slots = NULL, self->text = NULL, self->start = NULL, self->char_ngrams = NULL;
     if (buckets < 1 || buckets > 0x7FFFFFFFul || word_ngrams < 1) {
         PyErr_SetString(PyExc_ValueError, "buckets and word_ngrams must be positive");
@@ -139,6 +242,7 @@ static int AsciiIds_init(AsciiIds *self, PyObject *args, PyObject *kwargs) {
         }
         self->char_ngrams[i] = (int)value;
     }
+    if (scopes && read_scopes(self, scopes)) return -1;
     self->bucket_offset = offset;
     self->buckets = (uint32_t)buckets;
     self->word_ngrams = word_ngrams;
@@ -241,6 +345,23 @@ static PyObject *AsciiIds_ids(AsciiIds *self, PyObject *const *args, Py_ssize_t 
                     h = (h ^ byte) * FNV_PRIME;
                 }
                 if (push(&out, self->bucket_offset + h % self->buckets)) goto nomem;
+            }
+        }
+    }
+    /* rule 5: each scope's prefix + word for the words read while a cue's scope is open */
+    for (Py_ssize_t c = 0; c < self->n_scopes; c++) {
+        const Scope *scope = &self->scopes[c];
+        long left = 0;
+        for (Py_ssize_t w = 0; w < words; w++) {
+            const char *word = text + spans[2 * w];
+            Py_ssize_t wlen = spans[2 * w + 1] - spans[2 * w];
+            if (in_word_list(&scope->cues, word, wlen)) {
+                left = scope->width;
+            } else if (in_word_list(&scope->ends, word, wlen)) {
+                left = 0;
+            } else if (left) {
+                if (push(&out, self->bucket_offset + fnv_bytes(scope->prefix, word, wlen) % self->buckets)) goto nomem;
+                left--;
             }
         }
     }

@@ -16,7 +16,14 @@ both to the same ids):
    language (never Python's salted hash()).
 4. Order: the word ids, in text order; then for n = 2 .. word_ngrams the word n-grams, s = the n words joined by one
    space, in text order; then for each word in text order and each n in char_ngrams as listed, the character n-grams
-   of "<" + word + ">" (code points), by start position, leaving out the whole "<word>" itself.
+   of "<" + word + ">" (code points), by start position, leaving out the whole "<word>" itself; then, for each scope
+   in `scopes` as listed (an optional rule; absent or [] adds nothing), its scope features in text order (rule 5).
+5. Scopes (negation marking, Das and Chen 2001; Pang et al. 2002): each scope is {"cues", "ends", "words", "prefix"}.
+   Its words are read in text order: a cue opens the scope for the next `words` words (again from the start if it is
+   open), an end closes it, and any other word read while it is open is a hashed feature s = prefix + word, and uses
+   up one of the scope's words. Cues and ends are words by rules 1 and 2 (lowercase, one word each). So "not very
+   good ." with the scope {"cues": ["not"], "ends": ["."], "words": 4, "prefix": "not_"} adds "not_very" and
+   "not_good": a bag of n-grams then tells "good" from "good" said under a negation.
 
 The model averages the embeddings of the ids (the mask marks them), so the order matters only to the golden file.
 
@@ -47,7 +54,11 @@ HASHES = ("fnv1a-32",)
 MAX_WORD_NGRAMS = 5
 MAX_CHAR_NGRAM = 16
 MAX_BUCKETS = 2**31 - 1
-RULE_FIELDS = ("normalization", "split", "hash", "word_ngrams", "char_ngrams", "buckets")
+# every field is required but "scopes" (rule 5), which older bundles do not have: absent is the same as []
+RULE_FIELDS = ("normalization", "split", "hash", "word_ngrams", "char_ngrams", "buckets", "scopes")
+SCOPE_FIELDS = ("cues", "ends", "words", "prefix")
+MAX_SCOPES = 8
+MAX_SCOPE_WORDS = 64
 PAD_ID = 0
 
 _FNV_OFFSET, _FNV_PRIME = 0x811C9DC5, 0x01000193
@@ -99,8 +110,53 @@ def check_rules(rules, where: str) -> dict:
             and len(set(chars)) == len(chars)):
         raise NgramRulesError(f"{where}: field '{field}.char_ngrams' must be a list of distinct integers from 1 to "
                               f"{MAX_CHAR_NGRAM}, not {_shown(chars)}")
-    return {**rules, "word_ngrams": int(rules["word_ngrams"]), "buckets": int(rules["buckets"]),
-            "char_ngrams": [int(n) for n in chars]}
+    checked = {**rules, "word_ngrams": int(rules["word_ngrams"]), "buckets": int(rules["buckets"]),
+               "char_ngrams": [int(n) for n in chars]}
+    if "scopes" in rules:
+        checked["scopes"] = _check_scopes(rules["scopes"], f"{where}: field '{field}.scopes")
+    return checked
+
+
+def _is_word_list(value) -> bool:
+    """A list of distinct strings, each one word by rules 1 and 2 (so that a word of the text can equal it)."""
+    return (isinstance(value, list) and len(set(map(str, value))) == len(value)
+            and all(isinstance(w, str) and words_of(w) == [w] for w in value))
+
+
+def _check_scopes(scopes, at: str) -> list[dict]:
+    """Rule 5's scopes checked; `at` is "<where>: field '<field>.scopes" (the closing quote comes after the index)."""
+    if not (isinstance(scopes, list) and len(scopes) <= MAX_SCOPES):
+        raise NgramRulesError(f"{at}' must be a list of at most {MAX_SCOPES} scopes, not {_shown(scopes)}")
+    checked = []
+    for i, scope in enumerate(scopes):
+        here = f"{at}[{i}]"
+        if not isinstance(scope, dict):
+            raise NgramRulesError(f"{here}' must be an object, not {_shown(scope)}")
+        unknown = [k for k in scope if k not in SCOPE_FIELDS]
+        if unknown:
+            raise NgramRulesError(f"{here}' has field {_shown(unknown[0])}, which this runtime does not implement "
+                                  f"(it knows {', '.join(SCOPE_FIELDS)})")
+        missing = [k for k in SCOPE_FIELDS if k not in scope]
+        if missing:
+            raise NgramRulesError(f"{here}.{missing[0]}' is missing")
+        for name in ("cues", "ends"):
+            if not _is_word_list(scope[name]) or (name == "cues" and not scope[name]):
+                raise NgramRulesError(f"{here}.{name}' must be a list of distinct words, each one lowercase word by "
+                                      f"the split rule{'' if name == 'ends' else ' (at least one)'}, not "
+                                      f"{_shown(scope[name])}")
+        both = [cue for cue in scope["cues"] if cue in scope["ends"]]
+        if both:
+            raise NgramRulesError(f"{here}' has {_shown(both[0])} both as a cue and as an end")
+        if not (_is_int(scope["words"]) and 1 <= scope["words"] <= MAX_SCOPE_WORDS):
+            raise NgramRulesError(f"{here}.words' must be an integer from 1 to {MAX_SCOPE_WORDS}, not "
+                                  f"{_shown(scope['words'])}")
+        prefix = scope["prefix"]
+        if not (isinstance(prefix, str) and prefix and well_formed(prefix) == prefix):
+            raise NgramRulesError(f"{here}.prefix' must be a non-empty string with no lone surrogate, not {_shown(prefix)}")
+        if any(prefix == other["prefix"] for other in checked):
+            raise NgramRulesError(f"{here}.prefix' {_shown(prefix)} is another scope's prefix too")
+        checked.append({**scope, "words": int(scope["words"])})
+    return checked
 
 
 def check_tokenizer(tokenizer: dict, where: str) -> None:
@@ -175,6 +231,21 @@ def char_ngrams(word: str, sizes: list[int]) -> list[str]:
     return [marked[i:i + n] for n in sizes for i in range(len(marked) - n + 1) if n != len(marked)]
 
 
+def scope_features(words: list[str], scope: dict) -> list[str]:
+    """Rule 5 for one scope: prefix + each word read while a cue's scope is open, in text order."""
+    cues, ends, prefix, width = frozenset(scope["cues"]), frozenset(scope["ends"]), scope["prefix"], scope["words"]
+    features, left = [], 0
+    for word in words:
+        if word in cues:
+            left = width
+        elif word in ends:
+            left = 0
+        elif left:
+            features.append(prefix + word)
+            left -= 1
+    return features
+
+
 class NgramTokenizer:
     """Texts -> ids by a bundle's (or a student's) n-gram rules and word list."""
 
@@ -188,7 +259,8 @@ class NgramTokenizer:
         self._hashed: dict[str | tuple[str, ...], int] = {}
         # the compiled ASCII path for these words and rules, where the install has it
         self._ascii = None if AsciiIds is None else AsciiIds(
-            self.words, self.bucket_offset, rules["buckets"], rules["word_ngrams"], tuple(rules["char_ngrams"]))
+            self.words, self.bucket_offset, rules["buckets"], rules["word_ngrams"], tuple(rules["char_ngrams"]),
+            tuple((tuple(c["cues"]), tuple(c["ends"]), c["words"], c["prefix"]) for c in rules.get("scopes", ())))
 
     @property
     def vocab_size(self) -> int:
@@ -225,6 +297,8 @@ class NgramTokenizer:
             ids += [cached(g) or self._hashed_words(g) for g in grams]
         if self.rules["char_ngrams"]:
             ids += [cached(g) or self.hashed(g) for w in words for g in char_ngrams(w, self.rules["char_ngrams"])]
+        for scope in self.rules.get("scopes", ()):
+            ids += [cached(g) or self.hashed(g) for g in scope_features(words, scope)]
         return ids
 
     def _hashed_words(self, words: tuple[str, ...]) -> int:
