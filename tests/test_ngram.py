@@ -112,7 +112,7 @@ def test_golden_ids_in_python_alone(spec):
 
 ASCII = st.text(st.characters(max_codepoint=127), max_size=80)
 WORDY = st.lists(st.sampled_from(["a", "Film", "film", "FILM", "x1", "it's", "--", "!", " ", "\t", "\x7f", "\x00",
-                                  "not", "No", "don't", "é"]), max_size=30).map("".join)
+                                  "not", "No", "don't", "é", "z" * 70]), max_size=30).map("".join)
 
 
 @settings(max_examples=300, deadline=None)
@@ -124,7 +124,8 @@ def test_the_compiled_path_gives_the_python_rules_ids(data, text):
                                max_size=8), label="words")  # repeats too: the last of equal words keeps its id
     vocabulary = ["a", "film", "it", "'", "s", "!", "é", "no", "not", "t"]
     scope = st.fixed_dictionaries({  # cues and ends drawn apart (disjoint), non-ASCII ones too
-        "cues": st.lists(st.sampled_from(vocabulary[:5] + ["ничего"]), min_size=1, max_size=3, unique=True),
+        "cues": st.lists(st.sampled_from(vocabulary[:5] + ["ничего", "z" * 70, "z" * 71]), min_size=1, max_size=3,
+                         unique=True),
         "ends": st.lists(st.sampled_from(vocabulary[5:]), max_size=3, unique=True),
         "words": st.integers(1, 4), "prefix": st.sampled_from(["not_", "¬", "but "])})
     rules = {**RULES, "word_ngrams": data.draw(st.integers(1, 3), label="word_ngrams"),

@@ -35,6 +35,7 @@ typedef struct {
     char *text;
     Py_ssize_t *start; /* word i is text[start[i] : start[i + 1]] */
     Py_ssize_t n;
+    uint64_t seen[128]; /* bit min(length, 63) of seen[first byte]: set for each word; most words of a text miss it */
 } WordList;
 
 typedef struct {
@@ -92,12 +93,14 @@ static int read_word_list(PyObject *list, WordList *out) {
         return -1;
     }
     out->n = 0;
+    memset(out->seen, 0, sizeof out->seen);
     Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *word = PyTuple_GET_ITEM(list, i);
         if (!PyUnicode_IS_ASCII(word)) continue;
         Py_ssize_t len = PyUnicode_GET_LENGTH(word);
         memcpy(out->text + at, PyUnicode_1BYTE_DATA(word), len);
+        if (len) out->seen[(uint8_t)out->text[at]] |= 1ull << (len < 63 ? len : 63);
         out->start[out->n++] = at;
         at += len;
     }
@@ -106,6 +109,7 @@ static int read_word_list(PyObject *list, WordList *out) {
 }
 
 static int in_word_list(const WordList *list, const char *s, Py_ssize_t n) {
+    if (!(list->seen[(uint8_t)s[0] & 127] >> (n < 63 ? n : 63) & 1)) return 0;
     for (Py_ssize_t i = 0; i < list->n; i++) {
         if (list->start[i + 1] - list->start[i] == n && memcmp(list->text + list->start[i], s, n) == 0) return 1;
     }
