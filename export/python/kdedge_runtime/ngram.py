@@ -85,12 +85,7 @@ def check_rules(rules, where: str) -> dict:
     """`rules` (the manifest's tokenizer.ngram) checked: one NgramRulesError line naming the first wrong field.
     export/core/src/ngram.js checks the same in the same order with the same words."""
     field = "tokenizer.ngram"
-    if not isinstance(rules, dict):
-        raise NgramRulesError(f"{where}: field '{field}' must be an object, not {_shown(rules)}")
-    unknown = [k for k in rules if k not in RULE_FIELDS]
-    if unknown:
-        raise NgramRulesError(f"{where}: field '{field}' has rule {_shown(unknown[0])}, which this runtime does not "
-                              f"implement (it knows {', '.join(RULE_FIELDS)})")
+    _only_known(rules, RULE_FIELDS, f"{where}: field '{field}", "rule")
     for name, known in (("normalization", NORMALIZATIONS), ("split", SPLITS), ("hash", HASHES)):
         if name not in rules:
             raise NgramRulesError(f"{where}: field '{field}.{name}' is missing")
@@ -117,6 +112,16 @@ def check_rules(rules, where: str) -> dict:
     return checked
 
 
+def _only_known(value, fields: tuple[str, ...], at: str, kind: str) -> None:
+    """`value` must be an object of `fields` alone; `at` names it, up to its closing quote."""
+    if not isinstance(value, dict):
+        raise NgramRulesError(f"{at}' must be an object, not {_shown(value)}")
+    unknown = [k for k in value if k not in fields]
+    if unknown:
+        raise NgramRulesError(f"{at}' has {kind} {_shown(unknown[0])}, which this runtime does not implement (it "
+                              f"knows {', '.join(fields)})")
+
+
 def _is_word_list(value) -> bool:
     """A list of distinct strings, each one word by rules 1 and 2 (so that a word of the text can equal it)."""
     return (isinstance(value, list) and len(set(map(str, value))) == len(value)
@@ -130,12 +135,7 @@ def _check_scopes(scopes, at: str) -> list[dict]:
     checked = []
     for i, scope in enumerate(scopes):
         here = f"{at}[{i}]"
-        if not isinstance(scope, dict):
-            raise NgramRulesError(f"{here}' must be an object, not {_shown(scope)}")
-        unknown = [k for k in scope if k not in SCOPE_FIELDS]
-        if unknown:
-            raise NgramRulesError(f"{here}' has field {_shown(unknown[0])}, which this runtime does not implement "
-                                  f"(it knows {', '.join(SCOPE_FIELDS)})")
+        _only_known(scope, SCOPE_FIELDS, here, "field")
         missing = [k for k in SCOPE_FIELDS if k not in scope]
         if missing:
             raise NgramRulesError(f"{here}.{missing[0]}' is missing")
