@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from kdedge.errors import KdedgeError
-from kdedge.models.ngram_tokenizer import SCOPES
+from kdedge.ngram_scopes import SCOPES
 from kdedge_runtime.data import shown
 from kdedge_runtime.ngram import MAX_CHAR_NGRAM, MAX_WORD_NGRAMS
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kdedge_runtime import ngram
-from kdedge.models.ngram_tokenizer import SCOPES
+from kdedge.ngram_scopes import SCOPES
 from kdedge_runtime.ngram import (
     NgramRulesError,
     NgramTokenizer,
@@ -331,7 +331,8 @@ def test_node_gives_pythons_logits(q, ngram_bundles, glue_dir):
 
     from tests.test_runtime import EDGE_CASES, NODE_BATCH, node_logits
 
-    texts = ["a gorgeous , witty film", "dull and lifeless", "not a witty film , and it isn't good", *EDGE_CASES, "bad \ud800 text", "👩\u200d💻 ﬁne"]
+    texts = ["a gorgeous , witty film", "dull and lifeless", "not a witty film , and it isn't good", *EDGE_CASES,
+             "bad \ud800 text", "👩\u200d💻 ﬁne"]
     python = Classifier(ngram_bundles[q]).logits(texts, batch_size=NODE_BATCH)
     node = node_logits(ngram_bundles[q], texts)
     assert "error" not in node, node

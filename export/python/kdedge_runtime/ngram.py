@@ -152,7 +152,8 @@ def _check_scopes(scopes, at: str) -> list[dict]:
                                   f"{_shown(scope['words'])}")
         prefix = scope["prefix"]
         if not (isinstance(prefix, str) and prefix and well_formed(prefix) == prefix):
-            raise NgramRulesError(f"{here}.prefix' must be a non-empty string with no lone surrogate, not {_shown(prefix)}")
+            raise NgramRulesError(f"{here}.prefix' must be a non-empty string with no lone surrogate, not "
+                                  f"{_shown(prefix)}")
         if any(prefix == other["prefix"] for other in checked):
             raise NgramRulesError(f"{here}.prefix' {_shown(prefix)} is another scope's prefix too")
         checked.append({**scope, "words": int(scope["words"])})
