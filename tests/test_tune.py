@@ -260,6 +260,11 @@ def test_shipped_spaces_load_and_their_recipe_applies():
         values = {p.name: p.choices[0] if p.kind == "choice" else (int(p.low) if p.kind == "int" else p.low)
                   for p in space}
         assert isinstance(apply(recipe, values), DistillConfig), path.name
+        # and every choice alone, since a trial checks the values it draws again (a scope name the config refuses
+        # would fail each trial that draws it)
+        for param in space:
+            for choice in param.choices:
+                apply(recipe, {param.name: choice})
 
 
 def _postgres_bin() -> Path | None:
@@ -334,3 +339,4 @@ def test_two_workers_share_one_postgresql_study(postgres, tiny_trained_teacher, 
     best = max(study.trials, key=lambda t: t.user_attrs["retention"])
     assert json.loads((tmp_path / "w2" / "best" / "manifest.json").read_text())["trial"] == best.number
     assert len(_trials(tmp_path / "w2")) == len(numbers)
+
