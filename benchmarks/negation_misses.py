@@ -7,10 +7,10 @@ Usage: python benchmarks/negation_misses.py --dev SST-2/dev.tsv --teacher BUNDLE
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 
 from kdedge_runtime.classifier import Classifier
+from kdedge_runtime.data import read_labelled
 
 # words that turn or qualify what follows them, which a mean of word and bigram rows reads only one word ahead
 NEGATION = re.compile(r"\b(not|no|never|nothing|without|but|yet|though|although)\b|n't", re.IGNORECASE)
@@ -27,11 +27,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--teacher", required=True, help="the teacher's bundle")
     parser.add_argument("students", nargs="+", help="student bundles")
     args = parser.parse_args(argv)
-    with open(args.dev, newline="") as f:
-        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
-    texts = [r[0] for r in rows]
+    texts, _, label_ids = read_labelled(args.dev, ["sentence", "label"], True, ["0", "1"])
     teacher = Classifier(args.teacher, threads=1)
-    gold = [teacher.labels[int(r[1])] for r in rows]
+    gold = [teacher.labels[i] for i in label_ids]
     by_teacher = [p.label for p in teacher.predict(texts)]
     print(f"all dev sentences: {share(texts, list(range(len(texts))))}")
     for bundle in args.students:

@@ -35,14 +35,7 @@ export class NgramRulesError extends Error {
 // The manifest's tokenizer.ngram checked: one line naming the first wrong field, as kdedge_runtime.ngram.check_rules.
 export function checkNgramRules(rules, where) {
   const field = "tokenizer.ngram";
-  if (rules === null || typeof rules !== "object" || Array.isArray(rules)) {
-    throw new NgramRulesError(`${where}: field '${field}' must be an object, not ${shown(rules)}`);
-  }
-  const unknown = Object.keys(rules).filter((k) => !RULE_FIELDS.includes(k));
-  if (unknown.length) {
-    throw new NgramRulesError(`${where}: field '${field}' has rule ${shown(unknown[0])}, which this runtime does not ` +
-      `implement (it knows ${RULE_FIELDS.join(", ")})`);
-  }
+  onlyKnown(rules, RULE_FIELDS, `${where}: field '${field}`, "rule");
   for (const [name, known] of [["normalization", NORMALIZATIONS], ["split", SPLITS], ["hash", HASHES]]) {
     if (!Object.hasOwn(rules, name)) throw new NgramRulesError(`${where}: field '${field}.${name}' is missing`);
     if (!known.includes(rules[name])) {
@@ -68,6 +61,18 @@ export function checkNgramRules(rules, where) {
   return rules;
 }
 
+// `value` must be an object of `fields` alone; `at` names it, up to its closing quote.
+function onlyKnown(value, fields, at, kind) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new NgramRulesError(`${at}' must be an object, not ${shown(value)}`);
+  }
+  const unknown = Object.keys(value).filter((k) => !fields.includes(k));
+  if (unknown.length) {
+    throw new NgramRulesError(`${at}' has ${kind} ${shown(unknown[0])}, which this runtime does not implement (it ` +
+      `knows ${fields.join(", ")})`);
+  }
+}
+
 // A list of distinct strings, each one word by rules 1 and 2 (so that a word of the text can equal it).
 function isWordList(value) {
   const isOneWord = (w) => {
@@ -86,14 +91,7 @@ function checkScopes(scopes, at) {
   const prefixes = [];
   scopes.forEach((scope, i) => {
     const here = `${at}[${i}]`;
-    if (scope === null || typeof scope !== "object" || Array.isArray(scope)) {
-      throw new NgramRulesError(`${here}' must be an object, not ${shown(scope)}`);
-    }
-    const unknown = Object.keys(scope).filter((k) => !SCOPE_FIELDS.includes(k));
-    if (unknown.length) {
-      throw new NgramRulesError(`${here}' has field ${shown(unknown[0])}, which this runtime does not implement ` +
-        `(it knows ${SCOPE_FIELDS.join(", ")})`);
-    }
+    onlyKnown(scope, SCOPE_FIELDS, here, "field");
     const missing = SCOPE_FIELDS.filter((k) => !Object.hasOwn(scope, k));
     if (missing.length) throw new NgramRulesError(`${here}.${missing[0]}' is missing`);
     for (const name of ["cues", "ends"]) {

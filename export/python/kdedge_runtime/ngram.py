@@ -124,8 +124,8 @@ def _only_known(value, fields: tuple[str, ...], at: str, kind: str) -> None:
 
 def _is_word_list(value) -> bool:
     """A list of distinct strings, each one word by rules 1 and 2 (so that a word of the text can equal it)."""
-    return (isinstance(value, list) and len(set(map(str, value))) == len(value)
-            and all(isinstance(w, str) and words_of(w) == [w] for w in value))
+    return (isinstance(value, list) and all(isinstance(w, str) and words_of(w) == [w] for w in value)
+            and len(set(value)) == len(value))
 
 
 def _check_scopes(scopes, at: str) -> list[dict]:
@@ -233,8 +233,9 @@ def char_ngrams(word: str, sizes: list[int]) -> list[str]:
 
 
 def scope_features(words: list[str], scope: dict) -> list[str]:
-    """Rule 5 for one scope: prefix + each word read while a cue's scope is open, in text order."""
-    cues, ends, prefix, width = frozenset(scope["cues"]), frozenset(scope["ends"]), scope["prefix"], scope["words"]
+    """Rule 5 for one scope: prefix + each word read while a cue's scope is open, in text order. Its cues and ends may
+    be lists or, faster, sets."""
+    cues, ends, prefix, width = scope["cues"], scope["ends"], scope["prefix"], scope["words"]
     features, left = [], 0
     for word in words:
         if word in cues:
@@ -258,6 +259,9 @@ class NgramTokenizer:
         self.bucket_offset = PAD_ID + 1 + len(self.words)
         # feature (a string, or a word n-gram's tuple of words) -> id: the same n-grams come back call after call
         self._hashed: dict[str | tuple[str, ...], int] = {}
+        # rule 5's scopes with their cues and ends as sets, made once: other text reads them word by word
+        self._scopes = [{**c, "cues": frozenset(c["cues"]), "ends": frozenset(c["ends"])}
+                        for c in rules.get("scopes", ())]
         # the compiled ASCII path for these words and rules, where the install has it
         self._ascii = None if AsciiIds is None else AsciiIds(
             self.words, self.bucket_offset, rules["buckets"], rules["word_ngrams"], tuple(rules["char_ngrams"]),
@@ -298,7 +302,7 @@ class NgramTokenizer:
             ids += [cached(g) or self._hashed_words(g) for g in grams]
         if self.rules["char_ngrams"]:
             ids += [cached(g) or self.hashed(g) for w in words for g in char_ngrams(w, self.rules["char_ngrams"])]
-        for scope in self.rules.get("scopes", ()):
+        for scope in self._scopes:
             ids += [cached(g) or self.hashed(g) for g in scope_features(words, scope)]
         return ids
 
