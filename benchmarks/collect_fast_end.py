@@ -13,7 +13,7 @@ import statistics
 from pathlib import Path
 
 SEED = re.compile(r"-s(\d+)(?=-int8$|$)")
-METRICS = ("sst2_acc", "imdb_acc", "size_mb", "per_call_ms", "model_ms")
+METRICS = ("sst2_acc", "imdb_acc", "size_mb", "per_call_ms", "model_ms", "per_call_onnxruntime_ms", "compiled_model_ms")
 
 
 def group_name(row: dict) -> str:
@@ -63,7 +63,11 @@ def targets(summary: list[dict]) -> list[tuple[str, bool, str]]:
         checks.append(("no peer point better than a kdedge point on both accuracy and per-call time", not beaten,
                        "; ".join(beaten) or "none"))
     for e in ours + [e for e in summary if e["kind"] == "teacher"]:
-        if e["model_ms"]:
+        if e.get("compiled_model_ms"):  # the model the call runs is the compiled one; ONNX Runtime's run beside it
+            ratio = e["per_call_ms"] / e["compiled_model_ms"]
+            checks.append((f"{e['name']}: predict() <= 1.3x the model's own run (compiled)", ratio <= 1.3,
+                           f"{ratio:.2f}x; {e['per_call_ms'] / e['model_ms']:.2f}x ONNX Runtime's run of it"))
+        elif e["model_ms"]:
             ratio = e["per_call_ms"] / e["model_ms"]
             checks.append((f"{e['name']}: predict() <= 1.3x the model's own run", ratio <= 1.3, f"{ratio:.2f}x"))
     return checks
@@ -77,12 +81,14 @@ def markdown(summary: list[dict], meta: dict) -> str:
         return f"{e[metric] * scale:.{digits}f}{spread}"
 
     lines = [f"CPU: {meta.get('cpu')}; {meta.get('threads')} thread; command: `{meta.get('command')}`", "",
-             "| row | kind | seeds | SST-2 dev acc | IMDB acc (--ood) | MB | per call µs (app) | model µs |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| row | kind | seeds | SST-2 dev acc | IMDB acc (--ood) | MB | per call µs (app) | model µs (ONNX Runtime) "
+             "| per call µs, all in ONNX Runtime | compiled model µs |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e in summary:
         lines.append(f"| {e['name']} | {e['kind']} | {e['seeds']} | {cell(e, 'sst2_acc', 4)} | "
                      f"{cell(e, 'imdb_acc', 4)} | {cell(e, 'size_mb', 2)} | {cell(e, 'per_call_ms', 1, 1000)} | "
-                     f"{cell(e, 'model_ms', 1, 1000)} |")
+                     f"{cell(e, 'model_ms', 1, 1000)} | {cell(e, 'per_call_onnxruntime_ms', 1, 1000)} | "
+                     f"{cell(e, 'compiled_model_ms', 1, 1000)} |")
     lines += ["", "| target | met | figures |", "|---|---|---|"]
     lines += [f"| {name} | {'yes' if met else '**no**'} | {figures} |" for name, met, figures in targets(summary)]
     return "\n".join(lines) + "\n"

@@ -13,7 +13,9 @@ teacher's labels (`transfer`: the same text kdedge's students learn from, which 
 kdedge's bundles (--bundle) are measured the same way through kdedge_runtime: accuracy on the dev set and on the
 out-of-domain set (--ood), size on disk, and the time an app sees per call, text in and label out (tokenization
 included, one sentence per call, one thread, cycling through the dev sentences): p50 of MEASURE. For bundles the
-model's own run (the feed tokenized beforehand) is measured too, as `kdedge bench` measures it.
+model's own run in ONNX Runtime (the feed tokenized beforehand) is measured too, as `kdedge bench` measures it. Where
+the runtime runs a bundle's model in its compiled code (the n-gram student's: kdedge_runtime/ngram_model.py), the row
+also has that run (`compiled_model_ms`) and the call with every model in ONNX Runtime (`per_call_onnxruntime_ms`).
 
 Usage: .venv-peers/bin/python benchmarks/peers.py --train TRAIN.tsv --dev DEV.tsv --ood IMDB.tsv \
            [--transfer DIR] [--bundle DIR ...] [--seeds 42,43,44] --out rows.json
@@ -33,7 +35,7 @@ import platform  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable  # noqa: E402
 
@@ -60,7 +62,8 @@ class Trained:
     predict: Callable[[list[str]], list[str]]
     call: Callable[[str], str]
     size_mb: float
-    model_ms: float | None = None
+    model_ms: float | None = None  # the model's run in ONNX Runtime, for kdedge's bundles
+    extra: dict = field(default_factory=dict)  # more figures of a row (a compiled model's)
 
 
 def folder_mb(path: Path) -> float:
@@ -139,10 +142,19 @@ def kdedge_bundle(path: Path, dev: list[str]) -> Trained:
         return [index[p.label] for p in classifier.predict(texts, batch_size=1)]  # int8 is scored one at a time
 
     encoded = classifier.encode(dev, None)
-    feeds = itertools.cycle([classifier.pad([{k: encoded[k][i] for k in classifier.input_names}])
-                             for i in range(len(dev))])
-    model_ms = summarize(measure(lambda: classifier.run_batch(next(feeds)), **MEASURE), 1)["p50_ms"]
-    return Trained(predict, lambda text: index[classifier.predict(text).label], folder_mb(path), model_ms)
+    feeds = [classifier.pad([{k: encoded[k][i] for k in classifier.input_names}]) for i in range(len(dev))]
+
+    def p50_ms(run) -> float:
+        cycle = itertools.cycle(feeds)
+        return summarize(measure(lambda: run(next(cycle)), **MEASURE), 1)["p50_ms"]
+
+    model_ms = p50_ms(lambda feed: classifier.session.run(["logits"], feed))  # as `kdedge bench` times the model
+    extra = {}
+    if classifier.compiled:  # the n-gram student's model in the runtime's compiled code: its run, and a call without it
+        plain = Classifier(path, threads=1, compiled=False)
+        extra = {"compiled_model_ms": p50_ms(classifier.run_batch),
+                 "per_call_onnxruntime_ms": per_call_ms(lambda text: index[plain.predict(text).label], dev)}
+    return Trained(predict, lambda text: index[classifier.predict(text).label], folder_mb(path), model_ms, extra)
 
 
 def per_call_ms(call: Callable[[str], str], texts: list[str]) -> float:
@@ -159,7 +171,7 @@ def row(name: str, kind: str, seed: int | None, trained_on: str, model: Trained,
     return {"name": name, "kind": kind, "seed": seed, "trained_on": trained_on, "sst2_acc": accuracy(model, dev),
             "imdb_acc": accuracy(model, ood), "size_mb": round(model.size_mb, 3),
             "per_call_ms": per_call_ms(model.call, dev.texts), "model_ms": model.model_ms,
-            "train_s": None if train_s is None else round(train_s, 1)}
+            "train_s": None if train_s is None else round(train_s, 1), **model.extra}
 
 
 def main(argv: list[str] | None = None) -> None:

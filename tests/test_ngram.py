@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kdedge_runtime import ngram
+from kdedge_runtime import ngram, ngram_model
 from kdedge.ngram_scopes import SCOPES
 from kdedge_runtime.ngram import (
     NgramRulesError,
@@ -218,6 +218,57 @@ def test_one_text_takes_the_short_path_to_the_same_answer(ngram_bundles):
 
     for bundle in ngram_bundles.values():
         assert_one_text_path_is_the_batch_path(Classifier(bundle), ONE_TEXT_CASES)
+
+
+needs_compiled_model = pytest.mark.skipif(ngram_model.Model is None, reason="installed without a C compiler")
+
+
+@needs_compiled_model
+def test_the_runtime_runs_the_bundles_compiled_with_onnx_runtimes_answers(ngram_bundles):
+    """kdedge_runtime/ngram_model.py: the model without ONNX Runtime's cost per run (tests/test_ngram_model.py holds
+    the arithmetic to ONNX Runtime's on graphs of random shapes)."""
+    import numpy as np
+    from kdedge_runtime import Classifier
+
+    from tests.test_runtime import EDGE_CASES
+
+    texts = ["a gorgeous , witty film", "not a witty film , and it isn't good", *EDGE_CASES, "bad \ud800 text"]
+    for bundle in ngram_bundles.values():
+        compiled, plain = Classifier(bundle), Classifier(bundle, compiled=False)
+        assert compiled.compiled and not plain.compiled
+        for batch_size in (1, 4):
+            np.testing.assert_allclose(compiled.logits(texts, batch_size=batch_size),
+                                       plain.logits(texts, batch_size=batch_size), rtol=1e-5, atol=1e-6)
+        assert [p.label for p in compiled.predict(texts)] == [p.label for p in plain.predict(texts)]
+
+
+@needs_compiled_model
+def test_a_compiled_model_that_disagrees_with_onnx_runtime_at_load_is_not_used(ngram_bundles, monkeypatch):
+    import onnx
+    from kdedge_runtime import Classifier
+
+    real = ngram_model.compile_graph
+
+    def shifted(model_bytes):  # the bundle's model with its last bias moved by one
+        table, scale, layers = ngram_model._match(onnx.load_from_string(model_bytes).graph)
+        weight, bias = layers[-1]
+        return ngram_model.Model(table, scale, [*layers[:-1], (weight, bias + 1.0)])
+
+    assert Classifier(ngram_bundles["dynamic"]).compiled
+    monkeypatch.setattr(ngram_model, "compile_graph", shifted)
+    assert not Classifier(ngram_bundles["dynamic"]).compiled
+    monkeypatch.setattr(ngram_model, "compile_graph", real)
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_an_id_past_the_table_is_one_error_with_or_without_the_compiled_model(compiled, ngram_bundles):
+    import numpy as np
+    from kdedge_runtime import Classifier
+    from kdedge_runtime.manifest import BundleError
+
+    classifier = Classifier(ngram_bundles["dynamic"], compiled=compiled)
+    with pytest.raises(BundleError, match="model.onnx failed on this input"):
+        classifier.run_batch({"input_ids": np.asarray([[1, 10**6]], dtype=np.int64)})
 
 
 def test_distillation_lowers_the_soft_loss_and_writes_a_student_that_reloads(ngram_student):

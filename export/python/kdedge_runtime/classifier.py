@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from kdedge_runtime import ngram, plugins
+from kdedge_runtime import ngram, ngram_model, plugins
 from kdedge_runtime.graph import check_tensor_sizes
 from kdedge_runtime.manifest import BUNDLE_FORMAT, BundleError, bundle_file, read_manifest  # noqa: F401 (re-exported)
 from kdedge_runtime.session import session_options
@@ -47,7 +47,9 @@ class Prediction:
 
 class Classifier:
     def __init__(self, bundle_dir: str | Path, *, providers: Sequence[str] | None = None,
-                 threads: int | None = None, verify_checksum: bool = True):
+                 threads: int | None = None, verify_checksum: bool = True, compiled: bool = True):
+        """`compiled`: run the n-gram student's model in the runtime's compiled code where its graph allows
+        (kdedge_runtime/ngram_model.py; on the CPU provider alone); False runs every model in ONNX Runtime."""
         self.path = Path(bundle_dir)
         self.manifest = read_manifest(self.path)
         model_file = bundle_file(self.path, "model.onnx")
@@ -65,6 +67,9 @@ class Classifier:
             self.session = ort.InferenceSession(model_bytes, options, providers=None if plugged else providers)
         except Exception as e:  # ONNX Runtime raises its own types for a file it cannot parse
             raise BundleError(f"{model_file} is not a model ONNX Runtime can load ({_first_line(e)})") from None
+        # the n-gram student's model without ONNX Runtime's cost per run; None: every run goes to the session
+        self._compiled = (ngram_model.compile_graph(model_bytes) if compiled and providers == ["CPUExecutionProvider"]
+                          and "ngram" in self.manifest["tokenizer"] else None)
         del model_bytes  # a teacher's is hundreds of MB, and the session holds its own copy
         self.input_names = [i.name for i in self.session.get_inputs()]
         for kind, actual in (("inputs", self.input_names), ("outputs", [o.name for o in self.session.get_outputs()])):
@@ -102,6 +107,7 @@ class Classifier:
         self._constant_inputs = [(name, {"attention_mask": 1, "type_ids": 0}[attribute])
                                  for name, _, attribute, _ in self._sources if attribute != "ids"]
         self._check_vocabulary(tokenizer_file, model_file)
+        self._check_compiled()
 
     @property
     def labels(self) -> list[str]:
@@ -132,7 +138,7 @@ class Classifier:
         UTF-8 decoding with errors="replace" reads such bytes; anything but strings is a TypeError."""
         short = self._short(texts, pairs, batch_size)
         if short is not None:
-            return self._decode(short.tolist()[0])
+            return self._decode(short)
         # a few floats a row: plain Python decodes them faster than NumPy's per-call cost
         predictions = [self._decode(row) for row in self.logits(texts, pairs, batch_size=batch_size).tolist()]
         return predictions[0] if isinstance(texts, str) else predictions
@@ -141,7 +147,7 @@ class Classifier:
                batch_size: int = 32) -> np.ndarray:
         short = self._short(texts, pairs, batch_size)
         if short is not None:
-            return short
+            return np.array([short], dtype=np.float32)
         one = isinstance(texts, str) and (pairs is None or isinstance(pairs, str))
         texts, pairs = self._check_inputs(texts, pairs)
         if batch_size < 1:
@@ -158,12 +164,24 @@ class Classifier:
             out[rows] = self.run_batch(feed)
         return out
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the model runs in the runtime's compiled code (the n-gram student's), not in ONNX Runtime."""
+        return self._compiled is not None
+
     def run_batch(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         """The logits of one padded batch (see `pad`)."""
         try:
+            if self._compiled is not None:  # its one input: the ids
+                ids = feed["input_ids"]
+                return np.frombuffer(self._compiled.run(ids), dtype=np.float32).reshape(len(ids), -1)
             return self.session.run(["logits"], feed)[0]
-        except Exception as e:  # the probe at load passed, yet the graph fails on this input: the model is broken
-            raise BundleError(f"{self.path / 'model.onnx'} failed on this input ({_first_line(e)})") from None
+        except Exception as e:
+            raise self._model_failed(e) from None
+
+    def _model_failed(self, error: Exception) -> BundleError:
+        """The error for a model that fails on an input although the probe at load passed: it is broken."""
+        return BundleError(f"{self.path / 'model.onnx'} failed on this input ({_first_line(error)})")
 
     def encode(self, texts: list[str], pairs: list[str] | None) -> dict:
         """Token ids per example (lists, unpadded) for each model input, plus each example's length."""
@@ -184,23 +202,30 @@ class Classifier:
         features["lengths"] = np.asarray(lengths)
         return features
 
-    def _short(self, texts, pairs, batch_size: int) -> np.ndarray | None:
-        """The logits of one ASCII text (no pair) through the tokenizer's short path (`ids(text)`, no Encoding, the
-        feed built from the ids alone), or None where that path does not apply and `logits` takes over. An app's
-        usual call: for the smallest students, everything around the model's run counts."""
+    def _short(self, texts, pairs, batch_size: int) -> list[float] | None:
+        """The logits of one ASCII text (no pair) through the tokenizer's short path (`row(text)`, no Encoding, the
+        feed built from the ids alone; for the compiled n-gram model, its ids as bytes and no array at all), or None
+        where that path does not apply and `logits` takes over. An app's usual call: for the smallest students,
+        everything around the model's run counts."""
         if (pairs is not None or not isinstance(texts, str) or self._words is None or self._pair or batch_size < 1
                 or not texts.isascii()):  # ASCII: nothing for valid_text to replace
             return None
         try:
-            row = self._words.row(texts)
+            packed = self.tokenizer.packed(texts) if self._compiled is not None else None
+            row = self._words.row(texts) if packed is None else None
         except BaseException as e:
             raise self._tokenizer_failed(e) from None
+        if packed is not None:  # the compiled n-gram model reads the ids as they come
+            try:
+                return self._compiled.one(packed) if packed else None  # no ids: the padding rule of `pad` applies
+            except Exception as e:
+                raise self._model_failed(e) from None
         if row is None or not row.size:  # no ids at all: the padding rule of `pad` applies
             return None
         feed = {"input_ids": row}  # one unpadded text: mask all ones, token types all zeros
         for name, fill in self._constant_inputs:
             feed[name] = np.full_like(row, fill)
-        return self.run_batch(feed)
+        return self.run_batch(feed).tolist()[0]
 
     def _feed_of_one(self, text: str, pair: str | None) -> dict[str, np.ndarray]:
         """The feed of one example: what `pad(encode(...))` gives for it, without the batch machinery."""
@@ -257,6 +282,22 @@ class Classifier:
             said = ("field 'task.is_regression' is true" if self.is_regression
                     else f"field 'label_names' names {expected} labels")
             raise BundleError(f"{self.path / 'manifest.json'}: {said}, but {self.path / 'model.onnx'} gives {given}")
+
+    def _check_compiled(self) -> None:
+        """The compiled model and ONNX Runtime give the same logits on probe ids (up to 4,096 rows of the table,
+        first and last among them, with padding, and a row of padding alone), or ONNX Runtime runs the model: the
+        graph was matched node by node, so the two differ only in the order of float additions."""
+        if self._compiled is None:
+            return
+        size = self.tokenizer.get_vocab_size(with_added_tokens=True)
+        ids = np.unique(np.linspace(0, size - 1, min(size, 4096)).astype(np.int64))
+        ids = np.concatenate([np.zeros(64, dtype=np.int64), ids, np.zeros(-len(ids) % 64, dtype=np.int64)])
+        ids = ids.reshape(-1, 64)
+        compiled = np.frombuffer(self._compiled.run(ids), dtype=np.float32).reshape(len(ids), -1)
+        expected = self.session.run(["logits"], {"input_ids": ids})[0]
+        if compiled.shape != expected.shape or not np.allclose(compiled, expected, rtol=1e-4, atol=1e-5,
+                                                                equal_nan=True):
+            self._compiled = None
 
     def _check_inputs(self, texts, pairs) -> tuple[list[str], list[str] | None]:
         texts = _as_strings(texts, "texts")

@@ -286,6 +286,11 @@ class NgramTokenizer:
             return memoryview(self._ascii.ids(text, self.max_words)).cast("q").tolist()
         return self._python_ids(text)
 
+    def packed(self, text: str) -> bytes | None:
+        """The ids of one ASCII text as native int64 bytes from the compiled path (what the compiled model reads),
+        or None where that path does not apply (other text, no extension)."""
+        return self._ascii.ids(text, self.max_words) if self._ascii is not None and text.isascii() else None
+
     def row(self, text: str) -> np.ndarray:
         """The ids of one text as a batch of one (int64, shape 1 x n): a model's feed without a list between."""
         if self._ascii is not None and text.isascii():
