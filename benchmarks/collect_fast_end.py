@@ -13,7 +13,8 @@ import statistics
 from pathlib import Path
 
 SEED = re.compile(r"-s(\d+)(?=-int8$|$)")
-METRICS = ("sst2_acc", "imdb_acc", "size_mb", "per_call_ms", "model_ms", "per_call_onnxruntime_ms", "compiled_model_ms")
+METRICS = ("sst2_acc", "imdb_acc", "size_mb", "per_call_ms", "model_ms", "per_call_onnxruntime_ms",
+           "compiled_model_ms")
 
 
 def group_name(row: dict) -> str:
@@ -81,8 +82,8 @@ def markdown(summary: list[dict], meta: dict) -> str:
         return f"{e[metric] * scale:.{digits}f}{spread}"
 
     lines = [f"CPU: {meta.get('cpu')}; {meta.get('threads')} thread; command: `{meta.get('command')}`", "",
-             "| row | kind | seeds | SST-2 dev acc | IMDB acc (--ood) | MB | per call µs (app) | model µs (ONNX Runtime) "
-             "| per call µs, all in ONNX Runtime | compiled model µs |",
+             "| row | kind | seeds | SST-2 dev acc | IMDB acc (--ood) | MB | per call µs (app) "
+             "| model µs (ONNX Runtime) | per call µs, all in ONNX Runtime | compiled model µs |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e in summary:
         lines.append(f"| {e['name']} | {e['kind']} | {e['seeds']} | {cell(e, 'sst2_acc', 4)} | "

@@ -20,6 +20,8 @@
 # <recipe>-imdb512-s<seed>; the n-gram student's own cap counts words and fits any). Use another RES for it.
 # VARIANTS (with IMDB_HALF=1; default 2) is how many word-replaced and how many rule-based variants set (b) takes a
 # sentence (and a review): 8 makes a set about three times as large (set transfer-v8, students <recipe>-imdb-v8-s<seed>).
+# UNLABELED_SENTENCES=1 (with IMDB_HALF=1) splits the unlabelled reviews into sentences before they join set (b)
+# (benchmarks/split_sentences.py; set <name>-sent, students <recipe>-imdb...-sent-s<seed>): SST-2's unit of text.
 # FROM_GPU=DIR (with IMDB_HALF=1) takes the stages up to the bundles from the files benchmarks/gpu/fast_end.sh brought
 # back from a GPU (the device tool's folder): set (b), the teacher's and the students' int8 bundles, its logs (in
 # RES/gpu); only the peers and the measurement run here.
@@ -57,6 +59,9 @@ if [ "${IMDB_HALF:-0}" = 1 ]; then  # at 128 and 2, sst2_to_imdb.sh's folder for
   fi
   if [ "$VARIANTS" != 2 ]; then
     name=$name-v$VARIANTS SUFFIX=$SUFFIX-v$VARIANTS label+=(--variants "$VARIANTS")
+  fi
+  if [ "${UNLABELED_SENTENCES:-0}" = 1 ]; then  # build_imdb_half reads it too
+    name=$name-sent SUFFIX=$SUFFIX-sent
   fi
   TRANSFER=$RUN/imdb/$name STUDENTS=$RUN/imdb/students OOD=$RUN/imdb/eval.tsv
   build_imdb_half "$IMDB" "$RUN/imdb" "$RES/transfer.log" "$name" "${label[@]}"

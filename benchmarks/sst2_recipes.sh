@@ -139,14 +139,20 @@ build_transfer() {
 # unlabelled ones (W/unlabeled.txt, labels dropped) and the rest held out (W/eval.tsv; the split's line in LOG's
 # folder, split.txt), then set (b) in W/NAME (default transfer): build_transfer's SST-2 set plus the unlabelled
 # reviews and their variants, labelled by $T, the held-out half kept out of it and reviews kept whole (the models
-# read their first ids); options given go to kdedge augment (e.g. --max-length 512: the teacher reads more of each)
+# read their first ids); options given go to kdedge augment (e.g. --max-length 512: the teacher reads more of each).
+# UNLABELED_SENTENCES=1: the unlabelled reviews split into sentences first (W/unlabeled-sentences.txt,
+# benchmarks/split_sentences.py), the unit SST-2's rows come in
 build_imdb_half() {
-  local imdb=$1 w=$2 log=$3 name=${4:-transfer}
+  local imdb=$1 w=$2 log=$3 name=${4:-transfer} unlabeled=$2/unlabeled.txt
   shift $(( $# < 4 ? $# : 4 ))
   mkdir -p "$w"
   python benchmarks/split_labelled.py "$imdb" "$w/unlabeled.txt" "$w/eval.tsv" --unlabeled-rows 1000 --seed 0 \
     | tee "$(dirname "$log")/split.txt"
-  build_transfer "$w/$name" "$log" --unlabeled "imdb=$w/unlabeled.txt" --augment-unlabeled \
+  if [ "${UNLABELED_SENTENCES:-0}" = 1 ]; then
+    unlabeled=$w/unlabeled-sentences.txt
+    python benchmarks/split_sentences.py "$w/unlabeled.txt" "$unlabeled" | tee -a "$(dirname "$log")/split.txt"
+  fi
+  build_transfer "$w/$name" "$log" --unlabeled "imdb=$unlabeled" --augment-unlabeled \
     --eval-file "imdb=$w/eval.tsv" --max-words 3000 "$@"
 }
 

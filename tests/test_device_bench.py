@@ -58,6 +58,7 @@ def test_device_bench_runs_without_torch_and_scores_as_kdedge_bench(tiny_bundles
         assert 0 < r["load_ms"] < r["first_prediction_ms"] and r["peak_rss_mb"] > 10 and r["size_mb"] > 0
         # what an app sees per call: the model's own run plus tokenization and decoding
         assert r["predict"]["runs"] >= 3 and r["predict"]["p50_ms"] > 0
+        assert r["model_engine"] == "onnxruntime"  # only the n-gram student's model runs compiled (test_ngram.py)
     # dynamic int8 scored one example at a time, as kdedge bench scores it (its batched logits depend on the batch)
     assert [r["eval_batch_size"] for r in report["bundles"]] == [8, 1, 1]
     row = rows[student.name]

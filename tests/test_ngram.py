@@ -260,6 +260,17 @@ def test_a_compiled_model_that_disagrees_with_onnx_runtime_at_load_is_not_used(n
     monkeypatch.setattr(ngram_model, "compile_graph", real)
 
 
+@needs_compiled_model
+def test_the_device_bench_says_which_engine_ran_the_model(ngram_bundles, glue_dir, tmp_path):
+    from tests.test_device_bench import FAST, _device_bench, load_report
+
+    result = _device_bench(tmp_path, ngram_bundles["dynamic"], "--data", glue_dir / "SST-2" / "dev.tsv",
+                           "--max-examples", "30", "--out", tmp_path / "device.json", *FAST)
+    assert result.returncode == 0, result.stderr
+    (row,) = load_report(tmp_path / "device.json")["bundles"]
+    assert row["model_engine"] == "compiled" and row["predict"]["p50_ms"] > 0
+
+
 @pytest.mark.parametrize("compiled", [True, False])
 def test_an_id_past_the_table_is_one_error_with_or_without_the_compiled_model(compiled, ngram_bundles):
     import numpy as np

@@ -81,7 +81,8 @@ static int Model_init(Model *self, PyObject *args, PyObject *kwargs) {
         PyObject *weight, *bias, *layer = PySequence_Fast_GET_ITEM(seq, i);
         Py_buffer w = {0}, b = {0};
         int ok = PyArg_ParseTuple(layer, "OO;each layer must be a (weight, bias)", &weight, &bias) &&
-                 get_array(weight, &w, 2, "f", "a layer's weight") == 0 && get_array(bias, &b, 1, "f", "a layer's bias") == 0;
+                 get_array(weight, &w, 2, "f", "a layer's weight") == 0 &&
+                 get_array(bias, &b, 1, "f", "a layer's bias") == 0;
         Py_ssize_t in = self->width[i], out = ok ? w.shape[0] : 0;
         if (ok && (w.shape[1] != in || b.shape[0] != out)) {
             PyErr_Format(PyExc_ValueError, "layer %zd's weight must be [out, %zd] and its bias [out]", i, in);
@@ -193,8 +194,8 @@ static PyObject *Model_run(Model *self, PyObject *ids_obj) {
     if (!result) goto done;
     float *logits = (float *)PyByteArray_AS_STRING(result);
     for (Py_ssize_t r = 0; r < batch; r++) {
-        if (forward(self, (const char *)ids.buf + r * length * (Py_ssize_t)sizeof(int64_t), length, scratch, scratch + self->widest,
-                    logits + r * outs) < 0) {
+        const char *row = (const char *)ids.buf + r * length * (Py_ssize_t)sizeof(int64_t);
+        if (forward(self, row, length, scratch, scratch + self->widest, logits + r * outs) < 0) {
             Py_CLEAR(result);
             break;
         }

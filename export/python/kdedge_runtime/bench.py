@@ -124,6 +124,8 @@ def measure_bundle(job: dict) -> dict:
         "name": Path(job["bundle"]).name, "role": job["role"], "path": str(job["bundle"]),
         "model_sha256": manifest["files"]["model.onnx"]["sha256"], "task": manifest["task"]["name"],
         "architecture": manifest.get("architecture"), "precision": manifest.get("precision"),
+        # who ran the model that `latency` times: ONNX Runtime, or the runtime's compiled n-gram model
+        "model_engine": "compiled" if classifier.compiled else "onnxruntime",
         "parameters": manifest.get("parameters"), "quantization_preset": preset, "eval_batch_size": eval_batch_size,
         "preset_warning": preset_mismatch(preset, *read_cpu()) if preset else None,
         "size_mb": round(sum(f.stat().st_size for f in Path(job["bundle"]).rglob("*") if f.is_file()) / 1e6, 3),

@@ -31,7 +31,8 @@ _DEFAULTS = {"Gather": {"axis": 0}, "ReduceSum": {"keepdims": 1, "noop_with_empt
 
 
 def compile_graph(model_bytes: bytes):
-    """The compiled model of an n-gram student's graph (`.run(ids) -> bytes` of float32 logits), or None."""
+    """The compiled model of an n-gram student's graph (`_ngram_modelc.Model`: `.one(ids)` for one text's logits,
+    `.run(ids)` for a batch's), or None."""
     if Model is None:
         return None
     model = onnx.ModelProto()
@@ -63,15 +64,14 @@ class _Graph:
         self.at = 0
 
     def take(self, op: str, inputs: list[str | None], **attributes) -> str | None:
-        """The next node's output where it is `op` on `inputs` (None: any name) with `attributes` (and the defaults
-        for the rest), else None."""
+        """The next node's output where it is `op` on exactly `inputs` (a None among them, a step before that did not
+        match, matches nothing) with `attributes` (and the defaults for the rest), else None."""
         if self.at >= len(self.nodes):
             return None
         node = self.nodes[self.at]
         defaults = _DEFAULTS.get(op, {})
         found = {**defaults, **{a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}}
-        if (node.op_type != op or node.domain not in ("", "ai.onnx") or len(node.input) != len(inputs)
-                or any(want is not None and got != want for got, want in zip(node.input, inputs))
+        if (node.op_type != op or node.domain not in ("", "ai.onnx") or list(node.input) != inputs
                 or found != {**defaults, **attributes} or len(node.output) != 1):
             return None
         self.at += 1
