@@ -245,21 +245,12 @@ done:
     return result;
 }
 
-static PyObject *Model_outputs(Model *self, void *Py_UNUSED(closure)) {
-    return PyLong_FromSsize_t(self->table.obj ? self->width[self->layers] : 0);
-}
-
 static PyMethodDef Model_methods[] = {
     {"run", (PyCFunction)Model_run, METH_O,
      "run(ids): the float32 logits [batch, outputs] of int64 ids [batch, length], as a bytearray."},
     {"one", (PyCFunction)Model_one, METH_O,
      "one(ids): one text's logits, a list of floats, from its ids as native int64 bytes."},
     {NULL, NULL, 0, NULL},
-};
-
-static PyGetSetDef Model_getset[] = {
-    {"outputs", (getter)Model_outputs, NULL, "the number of logits a text gets", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
 };
 
 static PyTypeObject ModelType = {
@@ -270,7 +261,6 @@ static PyTypeObject ModelType = {
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "The n-gram student's model: the mean of embedding rows, then a ReLU network.",
     .tp_methods = Model_methods,
-    .tp_getset = Model_getset,
     .tp_init = (initproc)Model_init,
     .tp_new = PyType_GenericNew,
 };
