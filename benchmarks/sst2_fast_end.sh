@@ -21,7 +21,8 @@
 # VARIANTS (with IMDB_HALF=1; default 2) is how many word-replaced and how many rule-based variants set (b) takes a
 # sentence (and a review): 8 makes a set about three times as large (set transfer-v8, students <recipe>-imdb-v8-s<seed>).
 # UNLABELED_SENTENCES=1 (with IMDB_HALF=1) splits the unlabelled reviews into sentences before they join set (b)
-# (benchmarks/split_sentences.py; set <name>-sent, students <recipe>-imdb...-sent-s<seed>): SST-2's unit of text.
+# (benchmarks/split_sentences.py; set <name>-sent, students <recipe>-imdb...-sent-s<seed>): SST-2's unit of text;
+# UNLABELED_SENTENCES=both takes the sentences and the whole reviews (set <name>-both, students <recipe>-imdb...-both-s<seed>).
 # FROM_GPU=DIR (with IMDB_HALF=1) takes the stages up to the bundles from the files benchmarks/gpu/fast_end.sh brought
 # back from a GPU (the device tool's folder): set (b), the teacher's and the students' int8 bundles, its logs (in
 # RES/gpu); only the peers and the measurement run here.
@@ -60,9 +61,10 @@ if [ "${IMDB_HALF:-0}" = 1 ]; then  # at 128 and 2, sst2_to_imdb.sh's folder for
   if [ "$VARIANTS" != 2 ]; then
     name=$name-v$VARIANTS SUFFIX=$SUFFIX-v$VARIANTS label+=(--variants "$VARIANTS")
   fi
-  if [ "${UNLABELED_SENTENCES:-0}" = 1 ]; then  # build_imdb_half reads it too
-    name=$name-sent SUFFIX=$SUFFIX-sent
-  fi
+  case ${UNLABELED_SENTENCES:-0} in  # build_imdb_half reads it too
+    1) name=$name-sent SUFFIX=$SUFFIX-sent ;;
+    both) name=$name-both SUFFIX=$SUFFIX-both ;;
+  esac
   TRANSFER=$RUN/imdb/$name STUDENTS=$RUN/imdb/students OOD=$RUN/imdb/eval.tsv
   build_imdb_half "$IMDB" "$RUN/imdb" "$RES/transfer.log" "$name" "${label[@]}"
   extra=(--eval-file "imdb=$OOD")

@@ -141,18 +141,24 @@ build_transfer() {
 # reviews and their variants, labelled by $T, the held-out half kept out of it and reviews kept whole (the models
 # read their first ids); options given go to kdedge augment (e.g. --max-length 512: the teacher reads more of each).
 # UNLABELED_SENTENCES=1: the unlabelled reviews split into sentences first (W/unlabeled-sentences.txt,
-# benchmarks/split_sentences.py), the unit SST-2's rows come in
+# benchmarks/split_sentences.py), the unit SST-2's rows come in; =both: the sentences and the whole reviews, as two
+# unlabelled sources (imdb-sent and imdb)
 build_imdb_half() {
-  local imdb=$1 w=$2 log=$3 name=${4:-transfer} unlabeled=$2/unlabeled.txt
+  local imdb=$1 w=$2 log=$3 name=${4:-transfer} sentences=$2/unlabeled-sentences.txt
+  local -a unlabeled=(--unlabeled "imdb=$2/unlabeled.txt")
   shift $(( $# < 4 ? $# : 4 ))
   mkdir -p "$w"
   python benchmarks/split_labelled.py "$imdb" "$w/unlabeled.txt" "$w/eval.tsv" --unlabeled-rows 1000 --seed 0 \
     | tee "$(dirname "$log")/split.txt"
-  if [ "${UNLABELED_SENTENCES:-0}" = 1 ]; then
-    unlabeled=$w/unlabeled-sentences.txt
-    python benchmarks/split_sentences.py "$w/unlabeled.txt" "$unlabeled" | tee -a "$(dirname "$log")/split.txt"
-  fi
-  build_transfer "$w/$name" "$log" --unlabeled "imdb=$unlabeled" --augment-unlabeled \
+  case ${UNLABELED_SENTENCES:-0} in
+    0) ;;
+    1) unlabeled=(--unlabeled "imdb=$sentences") ;;
+    both) unlabeled+=(--unlabeled "imdb-sent=$sentences") ;;
+    *) echo "UNLABELED_SENTENCES is 0, 1 or both, not ${UNLABELED_SENTENCES}" >&2; return 1 ;;
+  esac
+  [ "${UNLABELED_SENTENCES:-0}" = 0 ] \
+    || python benchmarks/split_sentences.py "$w/unlabeled.txt" "$sentences" | tee -a "$(dirname "$log")/split.txt"
+  build_transfer "$w/$name" "$log" "${unlabeled[@]}" --augment-unlabeled \
     --eval-file "imdb=$w/eval.tsv" --max-words 3000 "$@"
 }
 

@@ -228,7 +228,7 @@ def test_the_runtime_runs_the_bundles_compiled_with_onnx_runtimes_answers(ngram_
     """kdedge_runtime/ngram_model.py: the model without ONNX Runtime's cost per run (tests/test_ngram_model.py holds
     the arithmetic to ONNX Runtime's on graphs of random shapes)."""
     import numpy as np
-    from kdedge_runtime import Classifier
+    from kdedge_runtime import Classifier, Prediction
 
     from tests.test_runtime import EDGE_CASES
 
@@ -240,6 +240,10 @@ def test_the_runtime_runs_the_bundles_compiled_with_onnx_runtimes_answers(ngram_
             np.testing.assert_allclose(compiled.logits(texts, batch_size=batch_size),
                                        plain.logits(texts, batch_size=batch_size), rtol=1e-5, atol=1e-6)
         assert [p.label for p in compiled.predict(texts)] == [p.label for p in plain.predict(texts)]
+        for text in texts:  # one text: the compiled path's decoding in C (ASCII text with ids) against Python's
+            fast, slow = compiled.predict(text), plain.predict(text)
+            assert type(fast) is Prediction and fast.label == slow.label
+            np.testing.assert_allclose([fast.score, *fast.logits], [slow.score, *slow.logits], rtol=1e-5, atol=1e-6)
 
 
 @needs_compiled_model

@@ -71,8 +71,29 @@ def test_the_compiled_model_gives_onnx_runtimes_logits(tmp_path_factory, rows, d
     ids[0, length // 2:] = 0  # padding after the text, and (length 1) a row of padding alone
     compiled, expected = both(model_bytes, ids)
     np.testing.assert_allclose(compiled, expected, rtol=1e-5, atol=1e-5)
-    one = ngram_model.compile_graph(model_bytes).one(ids[-1].tobytes())
+    model = ngram_model.compile_graph(model_bytes)
+    one = model.one(ids[-1].tobytes())
     np.testing.assert_array_equal(np.asarray(one, dtype=np.float32), compiled[-1])  # one text: the same arithmetic
+    assert_top_decodes_as_python(model.top(ids[-1].tobytes()), one)
+
+
+def assert_top_decodes_as_python(top: tuple, logits: list[float]) -> None:
+    """`Model.top`'s (index, probability, logits) against Classifier._decode's Python on the same logits."""
+    best = max(logits)
+    index, score, values = top
+    np.testing.assert_array_equal(values, logits)  # NaN equal to NaN
+    assert index == logits.index(best)
+    assert score == pytest.approx(1.0 / sum([np.exp(v - best) for v in logits]), rel=1e-12, nan_ok=True)
+
+
+@needs_compiled
+@pytest.mark.parametrize("bias", [[0.5, 0.5, 0.5], [-1.0, 2.0, 2.0], [float("nan"), 1.0, 0.0], [1.0, float("nan"), 3.0],
+                                  [0.0, float("inf"), float("inf")], [-0.0, 0.0, -1.0]])
+def test_top_picks_the_first_best_label_as_python_does_ties_and_nan_included(bias):
+    table, scale = np.zeros((4, 3), dtype=np.int8), np.ones(4, dtype=np.float32)
+    model = ngram_model.Model(table, scale, [(np.zeros((3, 3), dtype=np.float32), np.asarray(bias, np.float32))])
+    ids = np.asarray([1, 2, 0], dtype=np.int64).tobytes()
+    assert_top_decodes_as_python(model.top(ids), model.one(ids))
 
 
 def mutate(model_bytes: bytes, change) -> bytes:
@@ -145,5 +166,8 @@ def test_the_compiled_model_refuses_what_it_cannot_run():
         model.run(np.asarray([[1, 5]]))
     with pytest.raises(ValueError, match="2-D C-contiguous int64"):
         model.run(np.asarray([[1, 2]], dtype=np.int32))
-    with pytest.raises(ValueError, match="native int64 bytes"):
-        model.one(b"123")
+    for method in (model.one, model.top):
+        with pytest.raises(ValueError, match="native int64 bytes"):
+            method(b"123")
+        with pytest.raises(IndexError, match="id 5 is outside the embedding table"):
+            method(np.asarray([1, 5], dtype=np.int64).tobytes())

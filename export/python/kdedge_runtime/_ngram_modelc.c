@@ -14,6 +14,7 @@
  * position summed (padding included; its row is zero), divided by the count of ids above 0 (at least 1). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -206,9 +207,37 @@ done:
     return result;
 }
 
-/* one text's logits as a list of floats, from its ids as native int64 bytes (AsciiIds.ids gives them): an app's
+/* one text's logits as a list of floats */
+static PyObject *as_list(const float *logits, Py_ssize_t outs) {
+    PyObject *result = PyList_New(outs);
+    if (!result) return NULL;
+    for (Py_ssize_t o = 0; o < outs; o++) {
+        PyObject *value = PyFloat_FromDouble(logits[o]);
+        if (!value) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        PyList_SET_ITEM(result, o, value);
+    }
+    return result;
+}
+
+/* (index, probability, logits): the first of the largest logits, its softmax probability, the logits as a list;
+ * what Python's `values.index(max(values))` and `1 / sum(exp(v - top) for v in values)` give, NaN included */
+static PyObject *as_top(const float *logits, Py_ssize_t outs) {
+    PyObject *list = as_list(logits, outs);
+    if (!list) return NULL;
+    Py_ssize_t best = 0;
+    for (Py_ssize_t o = 1; o < outs; o++)
+        if (logits[o] > logits[best]) best = o;
+    double sum = 0.0;
+    for (Py_ssize_t o = 0; o < outs; o++) sum += exp((double)logits[o] - (double)logits[best]);
+    return Py_BuildValue("(ndN)", best, 1.0 / sum, list);
+}
+
+/* one text's logits from its ids as native int64 bytes (AsciiIds.ids gives them), handed to `finish`: an app's
  * call, without an array on either side */
-static PyObject *Model_one(Model *self, PyObject *ids_obj) {
+static PyObject *run_one(Model *self, PyObject *ids_obj, PyObject *(*finish)(const float *, Py_ssize_t)) {
     if (!self->table.obj) {
         PyErr_SetString(PyExc_TypeError, "Model was not initialised");
         return NULL;
@@ -228,28 +257,25 @@ static PyObject *Model_one(Model *self, PyObject *ids_obj) {
     }
     float *logits = scratch + 2 * self->widest;
     if (forward(self, ids.buf, ids.len / (Py_ssize_t)sizeof(int64_t), scratch, scratch + self->widest,
-                logits) < 0)
-        goto done;
-    if (!(result = PyList_New(outs))) goto done;
-    for (Py_ssize_t o = 0; o < outs; o++) {
-        PyObject *value = PyFloat_FromDouble(logits[o]);
-        if (!value) {
-            Py_CLEAR(result);
-            goto done;
-        }
-        PyList_SET_ITEM(result, o, value);
-    }
+                logits) == 0)
+        result = finish(logits, outs);
 done:
     if (scratch != small) PyMem_Free(scratch);
     PyBuffer_Release(&ids);
     return result;
 }
 
+static PyObject *Model_one(Model *self, PyObject *ids) { return run_one(self, ids, as_list); }
+
+static PyObject *Model_top(Model *self, PyObject *ids) { return run_one(self, ids, as_top); }
+
 static PyMethodDef Model_methods[] = {
     {"run", (PyCFunction)Model_run, METH_O,
      "run(ids): the float32 logits [batch, outputs] of int64 ids [batch, length], as a bytearray."},
     {"one", (PyCFunction)Model_one, METH_O,
      "one(ids): one text's logits, a list of floats, from its ids as native int64 bytes."},
+    {"top", (PyCFunction)Model_top, METH_O,
+     "top(ids): (index, probability, logits) of one text's best label, from its ids as native int64 bytes."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -286,6 +286,12 @@ class NgramTokenizer:
             return memoryview(self._ascii.ids(text, self.max_words)).cast("q").tolist()
         return self._python_ids(text)
 
+    @property
+    def ascii_ids(self):
+        """The compiled path itself, `ids(text, max_words)` of one ASCII text as native int64 bytes, or None without
+        the extension: for callers that check the text themselves and count every Python call."""
+        return None if self._ascii is None else self._ascii.ids
+
     def packed(self, text: str) -> bytes | None:
         """The ids of one ASCII text as native int64 bytes from the compiled path (what the compiled model reads),
         or None where that path does not apply (other text, no extension)."""
