@@ -157,9 +157,9 @@ static void AsciiIds_dealloc(AsciiIds *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* the word id (1 + index) of s[0:n], or 0 */
-static int64_t word_id(const AsciiIds *self, const char *s, Py_ssize_t n) {
-    size_t slot = fnv_bytes(FNV_OFFSET, s, n) & self->mask;
+/* the word id (1 + index) of s[0:n], whose FNV-1a hash is h, or 0 */
+static int64_t word_id(const AsciiIds *self, const char *s, Py_ssize_t n, uint32_t h) {
+    size_t slot = h & self->mask;
     for (;;) {
         uint32_t entry = self->slots[slot];
         if (entry == 0) return 0;
@@ -253,16 +253,20 @@ static int AsciiIds_init(AsciiIds *self, PyObject *args, PyObject *kwargs) {
     return 0;
 }
 
+/* the ids so far: first in `small` (a sentence's fit), on the heap past it */
 typedef struct {
     int64_t *ids;
     Py_ssize_t n, cap;
+    int64_t *small;
 } IdList;
 
 static int push(IdList *list, int64_t id) {
     if (list->n == list->cap) {
         Py_ssize_t cap = list->cap * 2;
-        int64_t *grown = PyMem_Realloc(list->ids, cap * sizeof(int64_t));
+        int64_t *grown = list->ids == list->small ? PyMem_Malloc(cap * sizeof(int64_t))
+                                                  : PyMem_Realloc(list->ids, cap * sizeof(int64_t));
         if (!grown) return -1;
+        if (list->ids == list->small) memcpy(grown, list->small, list->n * sizeof(int64_t));
         list->ids = grown;
         list->cap = cap;
     }
@@ -293,11 +297,15 @@ static PyObject *AsciiIds_ids(AsciiIds *self, PyObject *const *args, Py_ssize_t 
     /* the text lowercased (rule 1) and each word's span in it (rule 2) */
     char small[512];
     Py_ssize_t small_spans[2 * 128];
+    uint32_t small_hashes[128];
+    int64_t small_ids[256];
     char *text = len <= (Py_ssize_t)sizeof small ? small : PyMem_Malloc(len);
     Py_ssize_t span_cap = len + 1, *spans = span_cap <= 128 ? small_spans : PyMem_Malloc(2 * span_cap * sizeof *spans);
-    IdList out = {PyMem_Malloc(64 * sizeof(int64_t)), 0, 64};
+    /* each word's FNV-1a hash: its lookup's key, and the state its word n-grams go on from */
+    uint32_t *hashes = span_cap <= 128 ? small_hashes : PyMem_Malloc(span_cap * sizeof *hashes);
+    IdList out = {small_ids, 0, 256, small_ids};
     PyObject *result = NULL;
-    if (!text || !spans || !out.ids) {
+    if (!text || !spans || !hashes) {
         PyErr_NoMemory();
         goto done;
     }
@@ -321,15 +329,18 @@ static PyObject *AsciiIds_ids(AsciiIds *self, PyObject *const *args, Py_ssize_t 
     }
     /* rule 3 and 4: the word ids in text order */
     for (Py_ssize_t w = 0; w < words; w++) {
-        int64_t id = word_id(self, text + spans[2 * w], spans[2 * w + 1] - spans[2 * w]);
+        const char *word = text + spans[2 * w];
+        const Py_ssize_t n = spans[2 * w + 1] - spans[2 * w];
+        hashes[w] = fnv_bytes(FNV_OFFSET, word, n);
+        int64_t id = word_id(self, word, n, hashes[w]);
         if (id && push(&out, id)) goto nomem;
     }
-    /* word n-grams: the n words joined by one space, hashed */
+    /* word n-grams: the n words joined by one space, hashed (FNV-1a goes on from the first word's hash) */
     for (int n = 2; n <= self->word_ngrams; n++) {
         for (Py_ssize_t w = 0; w + n <= words; w++) {
-            uint32_t h = FNV_OFFSET;
-            for (int k = 0; k < n; k++) {
-                if (k) h = (h ^ (uint8_t)' ') * FNV_PRIME;
+            uint32_t h = hashes[w];
+            for (int k = 1; k < n; k++) {
+                h = (h ^ (uint8_t)' ') * FNV_PRIME;
                 h = fnv_bytes(h, text + spans[2 * (w + k)], spans[2 * (w + k) + 1] - spans[2 * (w + k)]);
             }
             if (push(&out, self->bucket_offset + h % self->buckets)) goto nomem;
@@ -376,7 +387,8 @@ nomem:
 done:
     if (text != small) PyMem_Free(text);
     if (spans != small_spans) PyMem_Free(spans);
-    PyMem_Free(out.ids);
+    if (hashes != small_hashes) PyMem_Free(hashes);
+    if (out.ids != small_ids) PyMem_Free(out.ids);
     return result;
 }
 
