@@ -7,6 +7,7 @@
  * (weight, bias), weight float32 [out, in] (a Gemm with transB), bias float32 [out], ReLU between layers, none after
  * the last.
  *   .one(ids) -> list of floats: one text's logits, from its ids as native int64 bytes (what AsciiIds.ids gives);
+ *   .top(ids) -> (index, probability, logits): the same, with the best label decoded as Classifier._decode does;
  *   .run(ids) -> bytearray: the float32 logits [batch, out] of int64 ids [batch, length] (writable, as ONNX
  *   Runtime's outputs are).
  *
