@@ -40,6 +40,10 @@ PEERS_VENV=${PEERS_VENV:-.venv-peers}
 PEERS=${PEERS-fasttext,model2vec}  # the peers trained and measured (peers.py --peers); empty: train and export only
 read -r -a SEEDS <<< "${SEEDS:-42 43 44}"
 read -r -a ONLY <<< "${ONLY:-ngram ngram-linear bilstm-glove pruned-2l-128-ffn256-long}"
+case ${UNLABELED_SENTENCES:-0} in  # build_imdb_half checks it too, but only after the teacher's stage
+  0 | 1 | both) ;;
+  *) echo "UNLABELED_SENTENCES is 0, 1 or both, not ${UNLABELED_SENTENCES}" >&2; exit 1 ;;
+esac
 mkdir -p "$RES" "$B"
 . benchmarks/sst2_recipes.sh  # RECIPES, EXPORT_OPTIONS, build_transfer, build_imdb_half, export_bundle, teacher_bundle
 

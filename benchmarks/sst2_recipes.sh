@@ -147,15 +147,15 @@ build_imdb_half() {
   local imdb=$1 w=$2 log=$3 name=${4:-transfer} sentences=$2/unlabeled-sentences.txt
   local -a unlabeled=(--unlabeled "imdb=$2/unlabeled.txt")
   shift $(( $# < 4 ? $# : 4 ))
-  mkdir -p "$w"
-  python benchmarks/split_labelled.py "$imdb" "$w/unlabeled.txt" "$w/eval.tsv" --unlabeled-rows 1000 --seed 0 \
-    | tee "$(dirname "$log")/split.txt"
-  case ${UNLABELED_SENTENCES:-0} in
+  case ${UNLABELED_SENTENCES:-0} in  # checked before anything is written
     0) ;;
     1) unlabeled=(--unlabeled "imdb=$sentences") ;;
     both) unlabeled+=(--unlabeled "imdb-sent=$sentences") ;;
     *) echo "UNLABELED_SENTENCES is 0, 1 or both, not ${UNLABELED_SENTENCES}" >&2; return 1 ;;
   esac
+  mkdir -p "$w"
+  python benchmarks/split_labelled.py "$imdb" "$w/unlabeled.txt" "$w/eval.tsv" --unlabeled-rows 1000 --seed 0 \
+    | tee "$(dirname "$log")/split.txt"
   [ "${UNLABELED_SENTENCES:-0}" = 0 ] \
     || python benchmarks/split_sentences.py "$w/unlabeled.txt" "$sentences" | tee -a "$(dirname "$log")/split.txt"
   build_transfer "$w/$name" "$log" "${unlabeled[@]}" --augment-unlabeled \
