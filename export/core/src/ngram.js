@@ -260,6 +260,16 @@ export class NgramTokenizer {
     this.scopes = (rules.scopes ?? []).map((s) => ({
       cues: new Set(s.cues), ends: new Set(s.ends), width: s.words, prefix: fnvFeed(FNV_BASIS, s.prefix),
     }));
+    // the same for an ASCII text's words as ranges: every scope's cues and ends in one table, a word's value its roles
+    // (bit 2k: a cue of scope k, bit 2k + 1: an end), behind a filter of first character and length that most words fail
+    const roles = new Map();
+    this.scopes.forEach(({ cues, ends }, k) => {
+      for (const w of cues) roles.set(w, (roles.get(w) ?? 0) | (1 << (2 * k)));
+      for (const w of ends) roles.set(w, (roles.get(w) ?? 0) | (2 << (2 * k)));
+    });
+    this.scopeRoles = KeyTable.of([...roles.keys()], [...roles.values()]);
+    this.scopeFilter = new Int32Array(128); // bit min(length, 31) of [first character], for each ASCII cue and end
+    for (const w of roles.keys()) if (w.charCodeAt(0) < 128) this.scopeFilter[w.charCodeAt(0)] |= 1 << Math.min(w.length, 31);
   }
 
   get vocabularySize() { return this.bucketOffset + this.rules.buckets; }
@@ -276,7 +286,7 @@ export class NgramTokenizer {
     let words = null;
     let ids;
     let count;
-    let states; // each word's FNV state, then each n-gram's from it
+    let states; // each word's FNV state (an n-gram's goes on from its first word's)
     if (ascii !== null) {
       ({ found: ids, count, states } = ascii);
     } else {
@@ -290,12 +300,14 @@ export class NgramTokenizer {
       if (longest >= 2) states = words.map((w) => fnvFeed(FNV_BASIS, w));
     }
     if (longest >= 2 && count >= 2) {
+      // each n-gram's state goes on from the (n-1)-gram's at the same start; the words' own states stay for rule 5
+      const chain = longest > 2 ? states.slice() : states;
       for (let n = 2; n <= longest && n <= count; n++) {
         for (let i = 0; i + n <= count; i++) {
           const j = i + n - 1;
-          const h0 = Math.imul(states[i] ^ 0x20, 0x01000193);
+          const h0 = Math.imul(chain[i] ^ 0x20, 0x01000193);
           const h = ascii !== null ? fnvRange(h0, ascii.lower, ascii.starts[j], ascii.ends[j]) : fnvFeed(h0, words[j]);
-          states[i] = h;
+          if (n < longest) chain[i] = h;
           ids.push(offset + bucketOf(h, buckets));
         }
       }
@@ -314,8 +326,41 @@ export class NgramTokenizer {
         }
       }
     }
-    if (this.scopes.length) {
-      words ??= ascii.starts.map((start, i) => ascii.lower.slice(start, ascii.ends[i]));
+    if (this.scopes.length && ascii !== null) {
+      // the words as ranges of the lowercased text: the cues and ends among them found once for every scope, each
+      // scope read from its first cue on (most texts have none)
+      const { lower, starts, ends: stops } = ascii;
+      const filter = this.scopeFilter;
+      const marked = []; // word index, its roles; for the words that are some scope's cue or end
+      for (let w = 0; w < count; w++) {
+        const start = starts[w];
+        const stop = stops[w];
+        if (((filter[lower.charCodeAt(start)] >>> Math.min(stop - start, 31)) & 1) === 0) continue;
+        const roles = this.scopeRoles.get(lower, start, stop, states[w], false);
+        if (roles > 0) marked.push(w, roles);
+      }
+      for (let k = 0; k < this.scopes.length; k++) {
+        const { width, prefix } = this.scopes[k];
+        let m = 0;
+        while (m < marked.length && ((marked[m + 1] >> (2 * k)) & 1) === 0) m += 2; // its first cue
+        let left = 0;
+        for (let w = m < marked.length ? marked[m] : count; w < count; w++) {
+          let role = 0;
+          if (m < marked.length && marked[m] === w) {
+            role = (marked[m + 1] >> (2 * k)) & 3;
+            m += 2;
+          }
+          if (role & 1) {
+            left = width;
+          } else if (role & 2) {
+            left = 0;
+          } else if (left) {
+            ids.push(offset + bucketOf(fnvRange(prefix, lower, starts[w], stops[w]), buckets));
+            left--;
+          }
+        }
+      }
+    } else if (this.scopes.length) {
       for (const { cues, ends, width, prefix } of this.scopes) {
         let left = 0;
         for (const w of words) {

@@ -462,6 +462,21 @@ describe("one text: predict's direct path against the batched path", () => {
       assert.ok(kinds.has("single") && kinds.has("pair (joint)") && kinds.has("pair (separate)"), [...kinds].join(", "));
     }
   });
+
+  test("calls in flight together each get their own text's answer (one text's feed buffer is not shared by two)", async () => {
+    for (const bundle of BUNDLES) {
+      const classifier = await Classifier.load(bundle.dir);
+      // texts of different lengths, so that a feed overwritten by the next call's would change the answer
+      const texts = [...TEXTS, "A GORGEOUS, witty film!", "it 's a charming and often affecting journey . "];
+      const pairs = classifier.isPair ? texts.map((_, i) => texts[(i + 5) % texts.length]) : texts.map(() => null);
+      const alone = [];
+      for (let i = 0; i < texts.length; i++) alone.push(await classifier.predict(texts[i], pairs[i]));
+      const together = await Promise.all(texts.map((t, i) => classifier.predict(t, pairs[i])));
+      assert.deepEqual(together, alone, bundle.name);
+      assert.deepEqual(await Promise.all(texts.map((t, i) => classifier.logits(t, pairs[i]))),
+        alone.map((p) => [p.logits]), bundle.name);
+    }
+  });
 });
 
 // ---- the Node example server ----------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ function referenceIds(text, words, rules, maxWords) {
 test("ASCII texts (the direct path) and any other get the ids the rules give", () => {
   let state = 48;
   const rnd = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
-  const words = ["the", "film", "a", "!", "9", "x1", "it's", "not", "t"];
+  const words = ["the", "film", "a", "!", "9", "x1", "it's", "not", "t", "but"];
   const pieces = [...words, "The", "FILM", " ", "  ", "\t", ".", ",", "-", "'", "\u0000", "\u007f", "é", "ß", "ﬁ", "🎬",
     "\ud800", "e\u0301", "ＡＢＣ"];
   const texts = Array.from({ length: 3000 }, (_, i) => {
@@ -114,8 +114,12 @@ test("ASCII texts (the direct path) and any other get the ids the rules give", (
   const base = golden.tokenizers[0].rules;
   const scopes = [{ cues: ["not", "t", "é"], ends: [".", "!"], words: 2, prefix: "not_" },
     { cues: ["a"], ends: [], words: 5, prefix: "¬" }];
+  // a word that opens one scope and closes another, as negation and contrast share "but"
+  const crossed = [{ cues: ["not", "t"], ends: ["but", "."], words: 3, prefix: "n_" },
+    { cues: ["but"], ends: ["."], words: 4, prefix: "b_" }];
   for (const rules of [base, { ...base, word_ngrams: 5, buckets: 2 ** 31 - 1 }, { ...base, word_ngrams: 3, char_ngrams: [1, 3, 5] },
-    { ...base, scopes }, { ...base, word_ngrams: 1, char_ngrams: [2], scopes }]) {
+    { ...base, scopes }, { ...base, word_ngrams: 3, scopes }, { ...base, word_ngrams: 1, char_ngrams: [2], scopes },
+    { ...base, scopes: crossed }]) {
     for (const maxWords of [null, 4]) {
       const tokenizer = new NgramTokenizer({ words }, checkNgramRules(rules, "test"), { maxLength: maxWords });
       for (const text of texts) {
