@@ -240,10 +240,28 @@ def test_the_runtime_runs_the_bundles_compiled_with_onnx_runtimes_answers(ngram_
             np.testing.assert_allclose(compiled.logits(texts, batch_size=batch_size),
                                        plain.logits(texts, batch_size=batch_size), rtol=1e-5, atol=1e-6)
         assert [p.label for p in compiled.predict(texts)] == [p.label for p in plain.predict(texts)]
+        assert compiled._one is not None  # one ASCII text: ids, model and decoding in one C call
         for text in texts:  # one text: the compiled path's decoding in C (ASCII text with ids) against Python's
             fast, slow = compiled.predict(text), plain.predict(text)
             assert type(fast) is Prediction and fast.label == slow.label
             np.testing.assert_allclose([fast.score, *fast.logits], [slow.score, *slow.logits], rtol=1e-5, atol=1e-6)
+
+
+@needs_compiled_model
+def test_a_failure_in_the_one_text_path_is_left_to_the_path_that_names_it(ngram_bundles):
+    import numpy as np
+    from kdedge_runtime import Classifier
+
+    classifier = Classifier(ngram_bundles["dynamic"])
+    expected = classifier.predict("a gorgeous , witty film")
+
+    def failing(text):
+        raise MemoryError("no memory for this one")
+
+    classifier._one = failing
+    got = classifier.predict("a gorgeous , witty film")
+    assert got.label == expected.label
+    np.testing.assert_allclose([got.score, *got.logits], [expected.score, *expected.logits], rtol=1e-6)
 
 
 @needs_compiled_model

@@ -96,6 +96,72 @@ def test_top_picks_the_first_best_label_as_python_does_ties_and_nan_included(bia
     assert_top_decodes_as_python(model.top(ids), model.one(ids))
 
 
+def small_model(bias=(0.25, -0.5, 0.0)):
+    rng = np.random.default_rng(0)
+    table, scale = rng.integers(-127, 128, size=(6, 4), dtype=np.int8), rng.random(6, dtype=np.float32)
+    return ngram_model.Model(table, scale, [(rng.standard_normal((3, 4), dtype=np.float32),
+                                             np.asarray(bias, dtype=np.float32))])
+
+
+def letter_ids(text, max_words):
+    """A stand-in for the compiled tokenizer's ids: a..e as ids 1..5, the rest dropped, at most max_words of them."""
+    ids = [ord(c) - 96 for c in text if "a" <= c <= "e"][:max_words]
+    return np.asarray(ids, dtype=np.int64).tobytes()
+
+
+@needs_compiled
+def test_the_predictor_gives_the_prediction_that_python_builds_from_top():
+    import dataclasses
+
+    from kdedge_runtime import Prediction
+
+    model, labels = small_model(), ("neg", "mid", "pos")
+    one = ngram_model.Predictor(model, letter_ids, 3, labels, Prediction)
+    for text in ["abc", "a", "edcba", "xx b yy", "ABC e", "eeee"]:
+        index, score, logits = model.top(letter_ids(text, 3))
+        made = one(text)
+        assert type(made) is Prediction and made == Prediction(labels[index], score, logits)
+        assert dataclasses.asdict(made) == {"label": labels[index], "score": score, "logits": logits}
+        assert repr(made) == repr(Prediction(labels[index], score, logits))
+        made.label = "changed"  # a plain slots instance: its fields can be set, as the dataclass's
+        assert made.label == "changed"
+    # the path does not apply: the classifier's own path takes these
+    for text in ["xyz", "", "café", "\ud800", b"abc", 3, None]:
+        assert one(text) is None
+
+
+@needs_compiled
+def test_the_predictor_refuses_what_it_cannot_make_and_passes_its_parts_errors_on():
+    from dataclasses import dataclass
+
+    from kdedge_runtime import Prediction
+
+    @dataclass
+    class Plain:  # no slots
+        label: str
+        score: float
+        logits: list
+
+    model = small_model()
+    with pytest.raises(TypeError, match="prediction must keep label in a slot of its own"):
+        ngram_model.Predictor(model, letter_ids, None, ("a", "b", "c"), Plain)
+    with pytest.raises(ValueError, match="labels must name each of the model's outputs"):
+        ngram_model.Predictor(model, letter_ids, None, ("a", "b"), Prediction)
+    with pytest.raises(TypeError, match="Model was not initialised"):
+        ngram_model.Predictor(ngram_model.Model.__new__(ngram_model.Model), letter_ids, None, ("a", "b", "c"),
+                              Prediction)
+    one = ngram_model.Predictor(model, letter_ids, None, ("a", "b", "c"), Prediction)
+    with pytest.raises(TypeError, match="takes one text"):
+        one("a", "b")
+    with pytest.raises(TypeError, match="must give bytes"):
+        ngram_model.Predictor(model, lambda text, max_words: [1], None, ("a", "b", "c"), Prediction)("a")
+    with pytest.raises(IndexError, match="id 9 is outside the embedding table"):
+        ngram_model.Predictor(model, lambda t, m: np.asarray([9], np.int64).tobytes(), None, ("a", "b", "c"),
+                              Prediction)("a")
+    with pytest.raises(ZeroDivisionError):
+        ngram_model.Predictor(model, lambda t, m: 1 / 0, None, ("a", "b", "c"), Prediction)("a")
+
+
 def mutate(model_bytes: bytes, change) -> bytes:
     model = onnx.ModelProto()
     model.ParseFromString(model_bytes)

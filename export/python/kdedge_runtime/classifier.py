@@ -108,11 +108,12 @@ class Classifier:
                                  for name, _, attribute, _ in self._sources if attribute != "ids"]
         self._check_vocabulary(tokenizer_file, model_file)
         self._check_compiled()
-        # predict's path for one ASCII text on the compiled model (classification): the compiled tokenizer's
-        # `ids(text, max_words)` and the model's `top(ids)`, looked up once
-        self._ascii_ids = self.tokenizer.ascii_ids if self._compiled is not None else None
-        self._max_words = self.tokenizer.max_words if self._compiled is not None else None
-        self._top = (self._compiled.top if self._ascii_ids is not None and not self._regression else None)
+        # predict's path for one ASCII text on the compiled model (classification): the compiled tokenizer's ids,
+        # the model's run and its decoding in one C call that makes the Prediction (ngram_model.Predictor)
+        ascii_ids = self.tokenizer.ascii_ids if self._compiled is not None else None
+        self._one = (ngram_model.Predictor(self._compiled, ascii_ids, self.tokenizer.max_words, self._label_names,
+                                           Prediction)
+                     if ascii_ids is not None and not self._regression else None)
 
     @property
     def labels(self) -> list[str]:
@@ -141,19 +142,16 @@ class Classifier:
         """One Prediction for one text (and pair); a list for a list. Text that is not valid Unicode (lone
         surrogates, which Python makes of bytes that are not UTF-8) is read with each of them replaced by U+FFFD, as
         UTF-8 decoding with errors="replace" reads such bytes; anything but strings is a TypeError."""
-        if self._top is not None and pairs is None and type(texts) is str and batch_size > 0 and texts.isascii():
-            # an app's usual call to the compiled n-gram model: the compiled tokenizer's ids (bytes) straight into
-            # the model, decoded in its C as `_decode` decodes; a few microseconds in all, so each Python step counts
+        if self._one is not None and pairs is None and type(texts) is str and batch_size > 0:
+            # an app's usual call to the compiled n-gram model, a few microseconds in all: one C call, decoded as
+            # `_decode` decodes. None for text that is not ASCII or gives no ids (the padding rule of `pad` applies),
+            # and on a failure the path below names the part that failed
             try:
-                packed = self._ascii_ids(texts, self._max_words)
-            except BaseException as e:
-                raise self._tokenizer_failed(e) from None
-            if packed:  # no ids at all: the padding rule of `pad` applies, below
-                try:
-                    index, score, logits = self._top(packed)
-                except Exception as e:
-                    raise self._model_failed(e) from None
-                return Prediction(self._label_names[index], score, logits)
+                prediction = self._one(texts)
+            except Exception:
+                prediction = None
+            if prediction is not None:
+                return prediction
         short = self._short(texts, pairs, batch_size)
         if short is not None:
             return self._decode(short)

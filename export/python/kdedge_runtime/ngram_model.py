@@ -20,9 +20,9 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 try:
-    from kdedge_runtime._ngram_modelc import Model
+    from kdedge_runtime._ngram_modelc import Model, Predictor  # noqa: F401 (Predictor: Classifier.predict's path)
 except ImportError:  # installed without a C compiler: ONNX Runtime runs every model
-    Model = None
+    Model = Predictor = None
 
 _MAX_LAYERS = 8  # as _ngram_modelc.c's MAX_LAYERS
 # each op's attributes where a node leaves them out (the ONNX operators' defaults, opset 13 and later)
