@@ -38,7 +38,9 @@ DYNAMIC_SCHEMES = frozenset({"dynamic", "qat"})
 _OUT_OF_TABLE = "out of data bounds"
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs a tenth of a compiled n-gram call
+# not frozen: a frozen dataclass's __init__ costs a tenth of a compiled n-gram call. ngram_model.Predictor makes
+# instances in C, filling the three slots without __init__: keep __init__ to setting them
+@dataclass(slots=True)
 class Prediction:
     label: str | None  # None for regression tasks
     score: float  # the label's probability; the predicted value for regression

@@ -18,7 +18,7 @@ for run in 1 2; do
     > "$out/before-$run.txt"
   kdedge-device-bench "$@" --data "$data" --threads 1 --out "$out/after-$run.json" > "$out/after-$run.txt"
 done
-python - "$out" <<'PY'
+python - "$out" <<'PY' | tee "$out/summary.txt"
 import json, sys
 from pathlib import Path
 out = Path(sys.argv[1])
