@@ -246,6 +246,14 @@ export function readVocabulary(json) {
   return words;
 }
 
+// encode()'s {ids, typeIds}, BundleTokenizer's shape. The type ids are all 0, and made only when read: no n-gram model
+// has a token_type_ids input, and an array per call is a few percent of a call.
+class NgramEncoding {
+  constructor(ids) { this.ids = ids; }
+
+  get typeIds() { return new Array(this.ids.length).fill(0); }
+}
+
 // Texts -> ids by a bundle's n-gram rules and word list; encode() has BundleTokenizer's shape for the classifier.
 export class NgramTokenizer {
   constructor(vocabularyJson, rules, { maxLength = null } = {}) {
@@ -419,8 +427,7 @@ export class NgramTokenizer {
   }
 
   encode(text) {
-    const ids = this.ids(text);
-    return { ids, typeIds: new Array(ids.length).fill(0) };
+    return new NgramEncoding(this.ids(text));
   }
 
   // No special tokens and no token types: the ids are the text's own.
