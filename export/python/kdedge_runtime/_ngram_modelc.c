@@ -306,7 +306,7 @@ static PyTypeObject ModelType = {
  * predictor(text) is `prediction(labels[index], probability, logits)` from model.top(ids(text, max_words)), or None
  * where that path does not apply (text not an ASCII str, or no ids: the classifier's own path takes it). `prediction`
  * must be a class with __slots__ label, score and logits whose __init__ only sets them (kdedge_runtime.Prediction):
- * its instance is made and filled here, which takes a fifth of the time its __init__ would. */
+ * its instance is allocated and its slots filled here, without a Python call to __init__. */
 typedef struct {
     PyObject_HEAD
     Model *model;
@@ -369,6 +369,9 @@ static PyObject *Predictor_call(Predictor *self, PyObject *const *args, size_t n
         return NULL;
     }
     PyObject *text = args[0];
+#if PY_VERSION_HEX < 0x030C0000
+    if (PyUnicode_Check(text) && PyUnicode_READY(text) < 0) return NULL;
+#endif
     if (!PyUnicode_Check(text) || !PyUnicode_IS_ASCII(text)) Py_RETURN_NONE;
     PyObject *call[2] = {text, self->max_words};
     PyObject *ids = PyObject_Vectorcall(self->ids, call, 2, NULL);
@@ -411,10 +414,6 @@ static PyObject *Predictor_call(Predictor *self, PyObject *const *args, size_t n
     return result;
 }
 
-static PyObject *Predictor_tp_call(PyObject *self, PyObject *args, PyObject *kwargs) {
-    return PyVectorcall_Call(self, args, kwargs);
-}
-
 static int Predictor_traverse(Predictor *self, visitproc visit, void *arg) {
     Py_VISIT(self->model);
     Py_VISIT(self->ids);
@@ -451,7 +450,7 @@ static PyTypeObject PredictorType = {
     .tp_basicsize = sizeof(Predictor),
     .tp_dealloc = (destructor)Predictor_dealloc,
     .tp_vectorcall_offset = offsetof(Predictor, vectorcall),
-    .tp_call = Predictor_tp_call,
+    .tp_call = PyVectorcall_Call,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "One ASCII text's prediction from a compiled tokenizer's ids and the model, in one call.",
     .tp_traverse = (traverseproc)Predictor_traverse,
