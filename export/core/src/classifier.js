@@ -180,7 +180,7 @@ export class Classifier {
     this.pairEncoding = manifest.tokenizer.pair_encoding; // null, "joint" or "separate"
     this.padTokenId = manifest.tokenizer.pad_token_id;
     this.directFeed = this.inputNames.every((name) => DIRECT_INPUTS.has(name));
-    // one text's feed is written into this buffer while no other call's feed is in it (oneFeed): ONNX Runtime takes
+    // one text's feed is written into this buffer while no other call's feed is in it (oneRow): ONNX Runtime takes
     // about 0.7 µs more (Node, a small feed) to read a buffer it has not seen than this one
     this.feedBuffer = new ArrayBuffer(8 * 512);
     this.feedBufferBusy = false;
