@@ -2,6 +2,7 @@
 logits on students of random shapes exported as `kdedge export` exports them, the runtime's calls through it, and
 every other graph left to ONNX Runtime."""
 
+import math
 import re
 import shutil
 import sysconfig
@@ -74,26 +75,29 @@ def test_the_compiled_model_gives_onnx_runtimes_logits(tmp_path_factory, rows, d
     model = ngram_model.compile_graph(model_bytes)
     one = model.one(ids[-1].tobytes())
     np.testing.assert_array_equal(np.asarray(one, dtype=np.float32), compiled[-1])  # one text: the same arithmetic
-    assert_top_decodes_as_python(model.top(ids[-1].tobytes()), one)
+    assert_decodes_as_python(model, ids[-1].tobytes(), one)
 
 
-def assert_top_decodes_as_python(top: tuple, logits: list[float]) -> None:
-    """`Model.top`'s (index, probability, logits) against Classifier._decode's Python on the same logits."""
+def assert_decodes_as_python(model, ids: bytes, logits: list[float]) -> None:
+    """The Predictor's Prediction of these ids against Classifier._decode's Python on the same logits."""
+    from kdedge_runtime import Prediction
+
+    labels = tuple(f"label {i}" for i in range(len(logits)))
+    made = ngram_model.Predictor(model, lambda text, max_words: ids, None, labels, Prediction)("any ASCII text")
     best = max(logits)
-    index, score, values = top
-    np.testing.assert_array_equal(values, logits)  # NaN equal to NaN
-    assert index == logits.index(best)
-    assert score == pytest.approx(1.0 / sum([np.exp(v - best) for v in logits]), rel=1e-12, nan_ok=True)
+    np.testing.assert_array_equal(made.logits, logits)  # NaN equal to NaN
+    assert made.label == labels[logits.index(best)]
+    assert made.score == pytest.approx(1.0 / sum([np.exp(v - best) for v in logits]), rel=1e-12, nan_ok=True)
 
 
 @needs_compiled
 @pytest.mark.parametrize("bias", [[0.5, 0.5, 0.5], [-1.0, 2.0, 2.0], [float("nan"), 1.0, 0.0], [1.0, float("nan"), 3.0],
                                   [0.0, float("inf"), float("inf")], [-0.0, 0.0, -1.0]])
-def test_top_picks_the_first_best_label_as_python_does_ties_and_nan_included(bias):
+def test_the_predictor_picks_the_first_best_label_as_python_does_ties_and_nan_included(bias):
     table, scale = np.zeros((4, 3), dtype=np.int8), np.ones(4, dtype=np.float32)
     model = ngram_model.Model(table, scale, [(np.zeros((3, 3), dtype=np.float32), np.asarray(bias, np.float32))])
     ids = np.asarray([1, 2, 0], dtype=np.int64).tobytes()
-    assert_top_decodes_as_python(model.top(ids), model.one(ids))
+    assert_decodes_as_python(model, ids, model.one(ids))
 
 
 def small_model(bias=(0.25, -0.5, 0.0)):
@@ -110,7 +114,7 @@ def letter_ids(text, max_words):
 
 
 @needs_compiled
-def test_the_predictor_gives_the_prediction_that_python_builds_from_top():
+def test_the_predictor_gives_the_prediction_that_python_builds_from_the_logits():
     import dataclasses
 
     from kdedge_runtime import Prediction
@@ -118,11 +122,13 @@ def test_the_predictor_gives_the_prediction_that_python_builds_from_top():
     model, labels = small_model(), ("neg", "mid", "pos")
     one = ngram_model.Predictor(model, letter_ids, 3, labels, Prediction)
     for text in ["abc", "a", "edcba", "xx b yy", "ABC e", "eeee"]:
-        index, score, logits = model.top(letter_ids(text, 3))
+        logits = model.one(letter_ids(text, 3))
+        index = logits.index(max(logits))
+        score = 1.0 / sum(math.exp(v - logits[index]) for v in logits)
         made = one(text)
-        assert type(made) is Prediction and made == Prediction(labels[index], score, logits)
-        assert dataclasses.asdict(made) == {"label": labels[index], "score": score, "logits": logits}
-        assert repr(made) == repr(Prediction(labels[index], score, logits))
+        assert type(made) is Prediction and made == Prediction(labels[index], pytest.approx(score, rel=1e-12), logits)
+        assert dataclasses.asdict(made) == {"label": labels[index], "score": made.score, "logits": logits}
+        assert repr(made) == repr(Prediction(labels[index], made.score, logits))
         made.label = "changed"  # a plain slots instance: its fields can be set, as the dataclass's
         assert made.label == "changed"
     # the path does not apply: the classifier's own path takes these
@@ -232,8 +238,7 @@ def test_the_compiled_model_refuses_what_it_cannot_run():
         model.run(np.asarray([[1, 5]]))
     with pytest.raises(ValueError, match="2-D C-contiguous int64"):
         model.run(np.asarray([[1, 2]], dtype=np.int32))
-    for method in (model.one, model.top):
-        with pytest.raises(ValueError, match="native int64 bytes"):
-            method(b"123")
-        with pytest.raises(IndexError, match="id 5 is outside the embedding table"):
-            method(np.asarray([1, 5], dtype=np.int64).tobytes())
+    with pytest.raises(ValueError, match="native int64 bytes"):
+        model.one(b"123")
+    with pytest.raises(IndexError, match="id 5 is outside the embedding table"):
+        model.one(np.asarray([1, 5], dtype=np.int64).tobytes())

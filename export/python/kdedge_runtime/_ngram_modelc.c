@@ -7,8 +7,7 @@
  * (weight, bias), weight float32 [out, in] (a Gemm with transB), bias float32 [out], ReLU between layers, none after
  * the last.
  *   .one(ids) -> list of floats: one text's logits, from its ids as native int64 bytes (what AsciiIds.ids gives);
- *   .top(ids) -> (index, probability, logits): the same, with the best label decoded as Classifier._decode does;
- *   Predictor (below) -> one ASCII text's Prediction, tokenizer and model in one call (Classifier.predict's path);
+ *   Predictor (below): one ASCII text's Prediction, tokenizer and model in one call (Classifier.predict's path);
  *   .run(ids) -> bytearray: the float32 logits [batch, out] of int64 ids [batch, length] (writable, as ONNX
  *   Runtime's outputs are).
  *
@@ -210,8 +209,9 @@ done:
     return result;
 }
 
-/* one text's logits as a list of floats */
-static PyObject *as_list(const float *logits, Py_ssize_t outs) {
+/* one text's logits as a list of floats (a `finish` of run_one; it needs no context) */
+static PyObject *as_list(const float *logits, Py_ssize_t outs, void *context) {
+    (void)context;
     PyObject *result = PyList_New(outs);
     if (!result) return NULL;
     for (Py_ssize_t o = 0; o < outs; o++) {
@@ -237,18 +237,11 @@ static Py_ssize_t top_of(const float *logits, Py_ssize_t outs, double *probabili
     return best;
 }
 
-/* (index, probability, logits), decoded by top_of, the logits as a list */
-static PyObject *as_top(const float *logits, Py_ssize_t outs) {
-    PyObject *list = as_list(logits, outs);
-    if (!list) return NULL;
-    double probability;
-    Py_ssize_t best = top_of(logits, outs, &probability);
-    return Py_BuildValue("(ndN)", best, probability, list);
-}
+typedef PyObject *(*Finish)(const float *logits, Py_ssize_t outs, void *context);
 
-/* one text's logits from its ids as native int64 bytes (AsciiIds.ids gives them), handed to `finish`: an app's
- * call, without an array on either side */
-static PyObject *run_one(Model *self, PyObject *ids_obj, PyObject *(*finish)(const float *, Py_ssize_t)) {
+/* one text's logits from its ids as native int64 bytes (AsciiIds.ids gives them), handed to `finish` with `context`:
+ * an app's call, without an array on either side */
+static PyObject *run_one(Model *self, PyObject *ids_obj, Finish finish, void *context) {
     if (!self->table.obj) {
         PyErr_SetString(PyExc_TypeError, "Model was not initialised");
         return NULL;
@@ -269,24 +262,20 @@ static PyObject *run_one(Model *self, PyObject *ids_obj, PyObject *(*finish)(con
     float *logits = scratch + 2 * self->widest;
     if (forward(self, ids.buf, ids.len / (Py_ssize_t)sizeof(int64_t), scratch, scratch + self->widest,
                 logits) == 0)
-        result = finish(logits, outs);
+        result = finish(logits, outs, context);
 done:
     if (scratch != small) PyMem_Free(scratch);
     PyBuffer_Release(&ids);
     return result;
 }
 
-static PyObject *Model_one(Model *self, PyObject *ids) { return run_one(self, ids, as_list); }
-
-static PyObject *Model_top(Model *self, PyObject *ids) { return run_one(self, ids, as_top); }
+static PyObject *Model_one(Model *self, PyObject *ids) { return run_one(self, ids, as_list, NULL); }
 
 static PyMethodDef Model_methods[] = {
     {"run", (PyCFunction)Model_run, METH_O,
      "run(ids): the float32 logits [batch, outputs] of int64 ids [batch, length], as a bytearray."},
     {"one", (PyCFunction)Model_one, METH_O,
      "one(ids): one text's logits, a list of floats, from its ids as native int64 bytes."},
-    {"top", (PyCFunction)Model_top, METH_O,
-     "top(ids): (index, probability, logits) of one text's best label, from its ids as native int64 bytes."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -303,8 +292,8 @@ static PyTypeObject ModelType = {
 };
 
 /* Predictor(model, ids, max_words, labels, prediction): Classifier.predict's path for one ASCII text in one C call.
- * predictor(text) is `prediction(labels[index], probability, logits)` from model.top(ids(text, max_words)), or None
- * where that path does not apply (text not an ASCII str, or no ids: the classifier's own path takes it). `prediction`
+ * predictor(text) is `prediction(label, probability, logits)` of model.one(ids(text, max_words)), decoded as
+ * Classifier._decode decodes (top_of), or None where that path does not apply (text not an ASCII str, or no ids: the classifier's own path takes it). `prediction`
  * must be a class with __slots__ label, score and logits whose __init__ only sets them (kdedge_runtime.Prediction):
  * its instance is allocated and its slots filled here, without a Python call to __init__. */
 typedef struct {
@@ -359,6 +348,23 @@ static int Predictor_init(Predictor *self, PyObject *args, PyObject *kwargs) {
     return 0;
 }
 
+/* the Prediction of one text's logits (a `finish` of run_one, its context the Predictor) */
+static PyObject *make_prediction(const float *logits, Py_ssize_t outs, void *context) {
+    const Predictor *self = context;
+    double probability;
+    PyObject *values[3] = {Py_NewRef(PyTuple_GET_ITEM(self->labels, top_of(logits, outs, &probability))),
+                           PyFloat_FromDouble(probability), as_list(logits, outs, NULL)};
+    PyObject *result = values[1] && values[2] ? self->prediction->tp_alloc(self->prediction, 0) : NULL;
+    for (int f = 0; f < 3; f++) {
+        if (result) {
+            *(PyObject **)((char *)result + self->offset[f]) = values[f];
+        } else {
+            Py_XDECREF(values[f]);
+        }
+    }
+    return result;
+}
+
 static PyObject *Predictor_call(Predictor *self, PyObject *const *args, size_t nargsf, PyObject *kwnames) {
     if (PyVectorcall_NARGS(nargsf) != 1 || kwnames) {
         PyErr_SetString(PyExc_TypeError, "a Predictor takes one text");
@@ -381,36 +387,8 @@ static PyObject *Predictor_call(Predictor *self, PyObject *const *args, size_t n
         PyErr_SetString(PyExc_TypeError, "ids(text, max_words) must give bytes");
         return NULL;
     }
-    const Model *model = self->model;
-    const Py_ssize_t length = PyBytes_GET_SIZE(ids) / (Py_ssize_t)sizeof(int64_t), outs = model->width[model->layers];
-    if (length == 0 || PyBytes_GET_SIZE(ids) % (Py_ssize_t)sizeof(int64_t)) {
-        Py_DECREF(ids);
-        Py_RETURN_NONE;
-    }
-    float small[2 * 512 + 64], *scratch = small;
-    if ((model->widest > 512 || outs > 64) && !(scratch = PyMem_Malloc((2 * model->widest + outs) * sizeof(float)))) {
-        Py_DECREF(ids);
-        return PyErr_NoMemory();
-    }
-    float *logits = scratch + 2 * model->widest;
-    int failed = forward(model, PyBytes_AS_STRING(ids), length, scratch, scratch + model->widest, logits);
+    PyObject *result = PyBytes_GET_SIZE(ids) ? run_one(self->model, ids, make_prediction, self) : Py_NewRef(Py_None);
     Py_DECREF(ids);
-    PyObject *values[3] = {NULL, NULL, NULL}, *result = NULL;
-    if (!failed) {
-        double probability;
-        values[0] = Py_NewRef(PyTuple_GET_ITEM(self->labels, top_of(logits, outs, &probability)));
-        values[1] = PyFloat_FromDouble(probability);
-        values[2] = as_list(logits, outs);
-        if (values[1] && values[2]) result = self->prediction->tp_alloc(self->prediction, 0);
-        if (result) {
-            for (int f = 0; f < 3; f++) {
-                *(PyObject **)((char *)result + self->offset[f]) = values[f];
-                values[f] = NULL;
-            }
-        }
-    }
-    for (int f = 0; f < 3; f++) Py_XDECREF(values[f]);
-    if (scratch != small) PyMem_Free(scratch);
     return result;
 }
 

@@ -32,7 +32,7 @@ _DEFAULTS = {"Gather": {"axis": 0}, "ReduceSum": {"keepdims": 1, "noop_with_empt
 
 def compile_graph(model_bytes: bytes):
     """The compiled model of an n-gram student's graph (`_ngram_modelc.Model`: `.one(ids)` for one text's logits,
-    `.top(ids)` for them with the best label's index and probability, `.run(ids)` for a batch's), or None."""
+    `.run(ids)` for a batch's; `Predictor` runs it for one text's Prediction), or None."""
     if Model is None:
         return None
     model = onnx.ModelProto()

@@ -2,6 +2,9 @@
 compiled model's top(), one() and run_batch(), predict() itself; each cycling through the dev set's ASCII sentences
 (best of 9 passes), and the tokenizer and tokenizer + model on each of 300 sentences repeated (tables in cache).
 
+It times the runtime of its session (git af96cda): `Model.top` was removed in session 70, whose
+per_call/session70/ scripts time the path that replaced it.
+
 Usage (repo root, machine idle): python benchmarks/results/per_call/session69/pieces.py BUNDLE SST-2/dev.tsv
 """
 import csv
