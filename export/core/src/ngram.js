@@ -263,21 +263,21 @@ export class NgramTokenizer {
     this.wordIds = new Map(this.words.map((w, i) => [w, PAD_ID + 1 + i]));
     this.wordTable = KeyTable.of(this.words, this.words.map((w, i) => PAD_ID + 1 + i)); // the same, for asciiWords
     this.bucketOffset = PAD_ID + 1 + this.words.length;
-    // rule 5, ready to read: each scope's cues and ends as sets, and its prefix's FNV state (a feature's hash goes on
-    // with the word)
-    this.scopes = (rules.scopes ?? []).map((s) => ({
-      cues: new Set(s.cues), ends: new Set(s.ends), width: s.words, prefix: fnvFeed(FNV_BASIS, s.prefix),
-    }));
-    // the same for an ASCII text's words as ranges: every scope's cues and ends in one table, a word's value its roles
-    // (bit 2k: a cue of scope k, bit 2k + 1: an end), behind a filter of first character and length that most words fail
-    const roles = new Map();
-    this.scopes.forEach(({ cues, ends }, k) => {
-      for (const w of cues) roles.set(w, (roles.get(w) ?? 0) | (1 << (2 * k)));
-      for (const w of ends) roles.set(w, (roles.get(w) ?? 0) | (2 << (2 * k)));
+    // rule 5, ready to read: each scope's width and its prefix's FNV state (a feature's hash goes on with the word)
+    this.scopes = (rules.scopes ?? []).map((s) => ({ width: s.words, prefix: fnvFeed(FNV_BASIS, s.prefix) }));
+    // every scope's cues and ends in one map, a word's value its roles (bit 2k: a cue of scope k, bit 2k + 1: an end);
+    // for an ASCII text's words as ranges, the same as a KeyTable behind a filter of first character and length
+    // (bit min(length, 31) of [first character]) that most words fail
+    this.roleOf = new Map();
+    (rules.scopes ?? []).forEach(({ cues, ends }, k) => {
+      for (const w of cues) this.roleOf.set(w, (this.roleOf.get(w) ?? 0) | (1 << (2 * k)));
+      for (const w of ends) this.roleOf.set(w, (this.roleOf.get(w) ?? 0) | (2 << (2 * k)));
     });
-    this.scopeRoles = KeyTable.of([...roles.keys()], [...roles.values()]);
-    this.scopeFilter = new Int32Array(128); // bit min(length, 31) of [first character], for each ASCII cue and end
-    for (const w of roles.keys()) if (w.charCodeAt(0) < 128) this.scopeFilter[w.charCodeAt(0)] |= 1 << Math.min(w.length, 31);
+    this.scopeRoles = KeyTable.of([...this.roleOf.keys()], [...this.roleOf.values()]);
+    this.scopeFilter = new Int32Array(128);
+    for (const w of this.roleOf.keys()) {
+      if (w.charCodeAt(0) < 128) this.scopeFilter[w.charCodeAt(0)] |= 1 << Math.min(w.length, 31);
+    }
   }
 
   get vocabularySize() { return this.bucketOffset + this.rules.buckets; }
@@ -334,17 +334,20 @@ export class NgramTokenizer {
         }
       }
     }
-    if (this.scopes.length && ascii !== null) {
-      // the words as ranges of the lowercased text: the cues and ends among them found once for every scope, each
-      // scope read from its first cue on (most texts have none)
-      const { lower, starts, ends: stops } = ascii;
-      const filter = this.scopeFilter;
-      const marked = []; // word index, its roles; for the words that are some scope's cue or end
+    if (this.scopes.length) {
+      // the words that are some scope's cue or end, with their roles, found once for every scope (an ASCII text's as
+      // ranges of its lowercased text, by the hashes its word pass made); each scope is read from its first cue on
+      const marked = []; // word index, its roles
       for (let w = 0; w < count; w++) {
-        const start = starts[w];
-        const stop = stops[w];
-        if (((filter[lower.charCodeAt(start)] >>> Math.min(stop - start, 31)) & 1) === 0) continue;
-        const roles = this.scopeRoles.get(lower, start, stop, states[w], false);
+        let roles;
+        if (ascii !== null) {
+          const start = ascii.starts[w];
+          const stop = ascii.ends[w];
+          if (((this.scopeFilter[ascii.lower.charCodeAt(start)] >>> Math.min(stop - start, 31)) & 1) === 0) continue;
+          roles = this.scopeRoles.get(ascii.lower, start, stop, states[w], false);
+        } else {
+          roles = this.roleOf.get(words[w]) ?? 0;
+        }
         if (roles > 0) marked.push(w, roles);
       }
       for (let k = 0; k < this.scopes.length; k++) {
@@ -363,21 +366,9 @@ export class NgramTokenizer {
           } else if (role & 2) {
             left = 0;
           } else if (left) {
-            ids.push(offset + bucketOf(fnvRange(prefix, lower, starts[w], stops[w]), buckets));
-            left--;
-          }
-        }
-      }
-    } else if (this.scopes.length) {
-      for (const { cues, ends, width, prefix } of this.scopes) {
-        let left = 0;
-        for (const w of words) {
-          if (cues.has(w)) {
-            left = width;
-          } else if (ends.has(w)) {
-            left = 0;
-          } else if (left) {
-            ids.push(offset + bucketOf(fnvFeed(prefix, w), buckets));
+            const h = ascii !== null ? fnvRange(prefix, ascii.lower, ascii.starts[w], ascii.ends[w])
+              : fnvFeed(prefix, words[w]);
+            ids.push(offset + bucketOf(h, buckets));
             left--;
           }
         }
