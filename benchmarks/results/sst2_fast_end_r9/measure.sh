@@ -15,9 +15,9 @@ D="--train ../shared/data/glue/SST-2/train.tsv --dev ../shared/data/glue/SST-2/d
 .venv/bin/python benchmarks/collect_fast_end.py $R/rows.json $R
 # then Node (export/node's packages installed from this tree): predict() of one text against the model's run, the
 # round's chosen recipe and round 8's control, twice
-B=$(realpath $B) D=$(realpath ../shared/data/glue/SST-2/dev.tsv)
+B=$(realpath $B) dev=$(realpath ../shared/data/glue/SST-2/dev.tsv)
 for run in 1 2; do
   echo "== run $run"
-  (cd export/node && node tools/overhead.js --data "$D" --seconds 4 --threads 1 \
+  (cd export/node && node tools/overhead.js --data "$dev" --seconds 4 --threads 1 \
     "$B"/ngram-long-e5-negbut-imdb-v8-both-s4{2,3,4}-int8 "$B/ngram-long-e4-negbut-imdb-v8-both-s42-int8")
 done | tee $R/node_overhead.txt
