@@ -163,9 +163,11 @@ class TeacherConfig(TrainOptions, DataOptions):
 @dataclass
 class DistillConfig(TrainOptions, DataOptions):
     defaults: str = opt("auto", "Where the options neither --config nor a flag sets come from: small-data (a recipe "
-                                "for a few thousand labelled rows, kdedge/defaults/), built-in (the defaults shown "
-                                "here), or auto: small-data when the task has fewer than 10,000 labelled training "
-                                "rows and the run is a TinyBERT two-stage one (--student, --recipe).")
+                                "for a few thousand labelled rows, kdedge/defaults/), small-data-assisted (the same "
+                                "with a teacher assistant), built-in (the defaults shown here), or auto: small-data "
+                                "when the task has fewer than 10,000 labelled training rows and the run is a TinyBERT "
+                                "two-stage one (--student, --recipe), small-data-assisted when such a run also has "
+                                "an --intermediate-teacher.")
     # Student-friendly defaults for fields shared with the teacher.
     epochs: int = opt(10, "Training epochs.", valid=NATURAL)
     batch_size: int = opt(64, "Training batch size (per device).", valid=COUNT)

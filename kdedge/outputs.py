@@ -19,7 +19,9 @@ from typing import Any
 
 from kdedge.errors import KdedgeError
 
-_IGNORED_FOR_RESUME = {"resume", "overwrite", "epochs", "patience", "save_steps", "eval_batch_size", "log_steps"}
+# `defaults` names the preset the other options came from; they are compared themselves
+_IGNORED_FOR_RESUME = {"resume", "overwrite", "epochs", "patience", "save_steps", "eval_batch_size", "log_steps",
+                       "defaults"}
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -163,6 +163,34 @@ def test_prune_refuses_shapes_it_cannot_cut_from_the_teacher(tiny_teacher, args,
     assert result.exit_code == 1 and message in result.output, result.output
 
 
+@pytest.mark.parametrize("hidden, head_dim, heads", [
+    (224, 32, 7),  # all-MiniLM-L6-v2 as the assistant: its head width kept
+    (256, 64, 4),  # MPNet/BERT-base: the same
+    (224, 64, 4),  # 224 is no multiple of 64: the fewest heads that divide it, each 56 wide
+    (24, 16, 2),   # narrower than two teacher heads: 2 of 12, where one head would be wider than the teacher's
+    (8, 16, 1),
+])
+def test_a_pruned_student_gets_the_fewest_heads_no_wider_than_the_teachers(hidden, head_dim, heads):
+    from types import SimpleNamespace
+
+    from kdedge.students.tinybert import student_shape
+
+    teacher = SimpleNamespace(hidden_size=12 * head_dim, num_attention_heads=12, intermediate_size=4 * 12 * head_dim)
+    cfg = SimpleNamespace(hidden=hidden, heads=None, intermediate=None)
+    assert student_shape(cfg, teacher, pruned=True) == (hidden, heads, 4 * hidden)
+
+
+def test_a_shape_that_is_no_multiple_of_the_head_width_prunes_to_narrower_heads(tiny_teacher):
+    from click.testing import CliRunner
+
+    from kdedge.cli import main
+
+    result = CliRunner().invoke(main, ["inspect", "--teacher", str(tiny_teacher), "--task", "sst2", "--student",
+                                       "tinybert", "--layers", "1", "--init", "prune", "--hidden", "24"])
+    assert result.exit_code == 0, result.output
+    assert "hidden 24, 2 heads, init prune" in result.output and "heads 12 of 16 wide" in result.output, result.output
+
+
 def test_trimming_keeps_the_logits_of_text_whose_tokens_are_kept(tiny_tinybert_student, glue_dir):
     from kdedge.compress.vocab import count_tokens, trim_embeddings, trim_vocabulary
     from kdedge.models.students import load_student

@@ -1,5 +1,5 @@
-"""`--defaults`: the small-data preset is chosen for tasks under 10,000 labelled rows, refused by name when unknown,
-and always below --config and the flags."""
+"""`--defaults`: the small-data preset is chosen for tasks under 10,000 labelled rows (its assisted form when the run
+has a teacher assistant), refused by name when unknown, and always below --config and the flags."""
 
 import click
 import pytest
@@ -25,6 +25,27 @@ def test_small_task_takes_the_small_data_preset(tmp_path):
     assert {k: getattr(cfg, k) for k in preset} == preset
     assert (cfg.student, cfg.layers, cfg.hidden, cfg.recipe, cfg.trim_vocab) == ("tinybert", 3, 256, "two-stage", True)
     assert "40 labelled training rows, fewer than 10,000" in said and "--defaults built-in" in said
+    assert "as --intermediate-teacher, the small-data-assisted preset's student is more accurate" in said
+
+
+def test_small_task_with_a_teacher_assistant_takes_the_assisted_preset(tmp_path):
+    cfg, said = build_with_defaults(DistillConfig, "distill", **_task(tmp_path, 40), intermediate_teacher="a")
+    preset = load_yaml(DistillConfig, PRESETS_DIR / "distill-small-data-assisted.yaml")
+    assert cfg.defaults == "small-data-assisted"
+    assert {k: getattr(cfg, k) for k in preset} == preset
+    assert (cfg.layers, cfg.hidden, cfg.heads, cfg.intermediate_epochs, cfg.epochs, cfg.trim_min_count) == \
+        (4, 224, None, 3, 3, 15)  # heads follow the assistant's width (students.tinybert.student_shape)
+    assert "fewer than 10,000, and an --intermediate-teacher; distill-small-data-assisted.yaml" in said
+    # a large task keeps the built-in defaults, assistant or not
+    cfg, said = build_with_defaults(DistillConfig, "distill", **_task(tmp_path, SMALL_DATA_ROWS), intermediate_teacher="a")
+    assert (cfg.defaults, said) == ("built-in", None)
+
+
+def test_an_assistant_named_in_the_config_file_counts(tmp_path):
+    config = tmp_path / "mine.yaml"
+    config.write_text("intermediate-teacher: runs/assistant\nepochs: 2\n")
+    cfg, _ = build_with_defaults(DistillConfig, "distill", str(config), **_task(tmp_path, 40))
+    assert (cfg.defaults, cfg.layers, cfg.epochs) == ("small-data-assisted", 4, 2)
 
 
 def test_large_task_keeps_the_built_in_defaults_even_when_sampled(tmp_path):
@@ -68,21 +89,24 @@ def test_asked_for_by_name_and_refused_when_unknown(tmp_path):
     cfg, said = build_with_defaults(DistillConfig, "distill", **_task(tmp_path, 40), defaults="built-in")
     assert (cfg.layers, cfg.defaults, said) == (4, "built-in", None)
     with pytest.raises(KdedgeError, match=r"--defaults tiny: kdedge distill has no such option set \(known: auto, "
-                                          r"built-in, small-data\)"):
+                                          r"built-in, small-data, small-data-assisted\)"):
         build_with_defaults(DistillConfig, "distill", **_task(tmp_path, 40), defaults="tiny")
 
 
 def test_augment_and_tune_presets(tmp_path):
-    cfg, _ = build_with_defaults(AugmentConfig, "augment", **_task(tmp_path, 40))
+    cfg, said = build_with_defaults(AugmentConfig, "augment", **_task(tmp_path, 40))
     assert (cfg.defaults, cfg.variants, cfg.method) == ("small-data", 8, "replace,rules")
+    assert "intermediate-teacher" not in said  # augment has no such option to suggest
     cfg, _ = build_with_defaults(TuneConfig, "distill", **_task(tmp_path, 40), space="s.yaml")
     assert (cfg.defaults, cfg.layers, cfg.preset) == ("small-data", 3, "auto")  # tune's int8 preset untouched
 
 
 def test_every_preset_file_reads_as_its_command_config():
-    assert preset_names("distill") == preset_names("augment") == ["small-data"]
+    assert preset_names("distill") == ["small-data", "small-data-assisted"]
+    assert preset_names("augment") == ["small-data"]
     for command, cls in (("distill", DistillConfig), ("augment", AugmentConfig)):
-        assert load_yaml(cls, PRESETS_DIR / f"{command}-small-data.yaml")  # unknown keys would raise
+        for name in preset_names(command):
+            assert load_yaml(cls, PRESETS_DIR / f"{command}-{name}.yaml")  # unknown keys would raise
 
 
 def test_command_line_says_which_preset_on_stderr(tmp_path):

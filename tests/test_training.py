@@ -145,6 +145,18 @@ def test_existing_output_is_kept_without_overwrite(tmp_path):
     assert (out / "new.txt").exists() and not (out / "keep.txt").exists()
 
 
+def test_resume_compares_the_options_not_the_name_of_their_preset(tmp_path):
+    """A run interrupted under one preset name resumes under another (a preset added since) as long as every option
+    is the same; any option that differs is refused by name."""
+    out = tmp_path / "student"
+    with RunDir(out) as run:
+        run.check_config({"lr": 3e-4, "layers": 4, "defaults": "small-data"})
+    resumed = RunDir(out, resume=True)
+    resumed.check_config({"lr": 3e-4, "layers": 4, "defaults": "small-data-assisted"})
+    with pytest.raises(KdedgeError, match=r"the options differ from the interrupted run in .* \(layers\)"):
+        RunDir(out, resume=True).check_config({"lr": 3e-4, "layers": 3, "defaults": "small-data-assisted"})
+
+
 def test_ema_keeps_the_moving_average_of_the_weights(tiny_teacher, glue_dir, tmp_path, monkeypatch):
     decay, steps = 0.8, []
     step = training._Trainer._step

@@ -1,7 +1,8 @@
 """Named option sets a command starts from (`--defaults NAME`): built-in defaults < preset < --config < flags.
 
 A preset is a YAML file here, `<command>-<name>.yaml`, with the keys of that command's config. `--defaults auto`
-(the default) picks one from the task: small-data when it has fewer than SMALL_DATA_ROWS labelled training rows.
+(the default) picks one from the task: small-data when it has fewer than SMALL_DATA_ROWS labelled training rows,
+small-data-assisted when such a task's student also has a teacher assistant (`--intermediate-teacher`).
 Presets are applied where a config is built from what the user gave (the command line, or `build_with_defaults`);
 a config made directly in Python holds exactly its fields.
 """
@@ -17,6 +18,7 @@ from kdedge.errors import KdedgeError
 
 PRESETS_DIR = Path(__file__).parent
 BUILT_IN, AUTO, SMALL_DATA = "built-in", "auto", "small-data"
+SMALL_DATA_ASSISTED = "small-data-assisted"  # the small-data recipe with a teacher assistant (--intermediate-teacher)
 # Below it a task is small-data: MRPC (3,668 rows), RTE (2,490), STS-B (5,749), CoLA (8,551); SST-2 has 67,349.
 SMALL_DATA_ROWS = 10_000
 
@@ -49,9 +51,15 @@ def auto_preset(cfg: Any, explicit: dict[str, Any]) -> tuple[str, str]:
         return BUILT_IN, "the task's data could not be read"
     if rows == 0:
         return BUILT_IN, "the task has no labelled training rows"
-    if rows < SMALL_DATA_ROWS:
-        return SMALL_DATA, f"{rows:,} labelled training rows, fewer than {SMALL_DATA_ROWS:,}"
-    return BUILT_IN, f"{rows:,} labelled training rows"
+    if rows >= SMALL_DATA_ROWS:
+        return BUILT_IN, f"{rows:,} labelled training rows"
+    why = f"{rows:,} labelled training rows, fewer than {SMALL_DATA_ROWS:,}"
+    if explicit.get("intermediate_teacher"):
+        return SMALL_DATA_ASSISTED, f"{why}, and an --intermediate-teacher"
+    if hasattr(cfg, "intermediate_teacher"):  # a distill-like command: say what would do better
+        why += (f"; with a small model fine-tuned on the task as --intermediate-teacher, the {SMALL_DATA_ASSISTED} "
+                "preset's student is more accurate")
+    return SMALL_DATA, why
 
 
 def with_defaults(cls: type, command: str, cfg: Any, config_file: str | None,
