@@ -64,7 +64,8 @@ declare -A RECIPES=(
   # minilm-direct: against minilm-assisted-4l-224-e2, whether a better assistant lifts the student
   [minilm-kd-assisted-4l-224-e2]="${pair[*]} --intermediate-teacher %W%/minilm-kd-s42 $(shape 4 224 7 1024) --intermediate-epochs 2 --epochs 2 --trim-min-count 10"
   # the same from the distilled assistant with round 3's 3 + 3 epochs, its vocabulary cut to pieces seen 15+ times:
-  # on RTE's transfer set 11,526 pieces instead of 13,490 at 10+ (about 0.45 MB of int8 rows), to fit 6 MB there
+  # on RTE's transfer set 11,526 pieces instead of 13,490 at 10+ (about 0.45 MB of int8 rows), to fit 6 MB there.
+  # Its options are the small-data-assisted preset's: `kdedge distill` with --intermediate-teacher alone runs the same
   [minilm-kd-assisted-4l-224-t15]="${pair[*]} --intermediate-teacher %W%/minilm-kd-s42 $(shape 4 224 7 1024) --intermediate-epochs 3 --epochs 3 --trim-min-count 15"
   # the same size spent on depth: all six of the assistant's layers kept, each narrowed to 192 (6 heads of 32), in
   # place of four layers of 224 (about 5.6M parameters against 5.8M). Whether RTE's entailment pairs gain more from
