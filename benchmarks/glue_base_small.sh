@@ -37,6 +37,8 @@ print("bf16" if native_bf16(read_cpu()[1]) else "no")')}
 pair=(--config configs/glue-pair-frontier.yaml --mixed-precision "$MP")
 # the teacher assistant's recipes (below): its layers come from minilm-direct seed 42
 assisted=("${pair[@]}" --intermediate-teacher %W%/minilm-direct-s42)
+# round 3's shape and vocabulary cut, which minilm-assisted-4l-224 and its variants add their epochs to
+round3="${assisted[*]} $(shape 4 224 7 1024) --trim-min-count 10"
 GEN=$RUN/general/mpnet-3l-256 GEN_MINILM=$RUN/general/minilm-4l-224
 MINILM=sentence-transformers/all-MiniLM-L6-v2
 IMDB=${KDEDGE_IMDB:-${KDEDGE_DATA_DIR:-../shared/data/glue}/../imdb/test-2k.tsv}
@@ -56,21 +58,21 @@ declare -A RECIPES=(
   [minilm-assisted-4l-256]="${assisted[*]} $(shape 4 256 8 1024) --intermediate-epochs 3 --trim-min-count 10"
   # round 3: four layers narrowed to 224 (7 heads of 32) to fit 6 MB, and a third prediction epoch (round 2's 4L kept
   # its checkpoints late: step 3,500 of 3,820)
-  [minilm-assisted-4l-224]="${assisted[*]} $(shape 4 224 7 1024) --intermediate-epochs 3 --epochs 3 --trim-min-count 10"
+  [minilm-assisted-4l-224]="$round3 --intermediate-epochs 3 --epochs 3"
   # round 3's student with its intermediate stage over the whole transfer set once (61,118 rows on MRPC, 1,910 steps)
   # in place of three epochs over the 20,000-row sample (1,875 steps): the same cost, whether more distinct rows
   # teach the assistant's layers better than repeats (MRPC's last 0.2 point)
-  [minilm-assisted-4l-224-all1]="${assisted[*]} $(shape 4 224 7 1024) --intermediate-epochs 1 --intermediate-samples 1000000 --epochs 3 --trim-min-count 10"
+  [minilm-assisted-4l-224-all1]="$round3 --intermediate-epochs 1 --intermediate-samples 1000000 --epochs 3"
   # round 3's student with a fourth prediction epoch (7,640 steps): round 3's seeds kept their checkpoints in the
   # third epoch, and seed 43 was still rising at the last step
-  [minilm-assisted-4l-224-e4]="${assisted[*]} $(shape 4 224 7 1024) --intermediate-epochs 3 --epochs 4 --trim-min-count 10"
+  [minilm-assisted-4l-224-e4]="$round3 --intermediate-epochs 3 --epochs 4"
   # round 3's student keeping the weights' moving average (about the last 1,000 steps, in both stages) instead of
   # the weights of one step: on MRPC the checkpoint kept on dev carries 0.7-1.1 points and the seeds spread wider
   # than the last 0.2 point (session 73), so whether averaging steadies them
-  [minilm-assisted-4l-224-ema]="${assisted[*]} $(shape 4 224 7 1024) --intermediate-epochs 3 --epochs 3 --trim-min-count 10 --ema-decay 0.999"
+  [minilm-assisted-4l-224-ema]="$round3 --intermediate-epochs 3 --epochs 3 --ema-decay 0.999"
   # the same cut to two epochs in each stage so that a whole task fits one session: on RTE 57 minutes instead of 96,
   # and 2 points of accuracy
-  [minilm-assisted-4l-224-e2]="${assisted[*]} $(shape 4 224 7 1024) --intermediate-epochs 2 --epochs 2 --trim-min-count 10"
+  [minilm-assisted-4l-224-e2]="$round3 --intermediate-epochs 2 --epochs 2"
   # round 3's student, two epochs a stage, with the distilled assistant (minilm-kd-s42, below) in place of
   # minilm-direct: against minilm-assisted-4l-224-e2, whether a better assistant lifts the student
   [minilm-kd-assisted-4l-224-e2]="${pair[*]} --intermediate-teacher %W%/minilm-kd-s42 $(shape 4 224 7 1024) --intermediate-epochs 2 --epochs 2 --trim-min-count 10"
