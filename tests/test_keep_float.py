@@ -14,6 +14,7 @@ from kdedge.errors import KdedgeError
 from kdedge.onnx import keep_float
 from kdedge.onnx.bundle import export_bundle
 from kdedge.onnx.quantize import quantize
+from tests.test_qat import HOST_PRESET
 
 
 def _outlier_model(path):
@@ -56,7 +57,7 @@ def test_the_search_finds_the_node_whose_input_has_an_outlier(tmp_path):
     model = _outlier_model(tmp_path / "model.onnx")
 
     def quantize_keeping(kept, dst):
-        quantize("dynamic", model, dst, architecture="tinybert", preset="avx512_vnni", keep_float=kept)
+        quantize("dynamic", model, dst, architecture="tinybert", preset=HOST_PRESET, keep_float=kept)
 
     result = keep_float.search(model, quantize_keeping, _feeds(), tmp_path)
     assert result["nodes"] == ["b"]
@@ -65,7 +66,7 @@ def test_the_search_finds_the_node_whose_input_has_an_outlier(tmp_path):
     # bisection: about 2·log2(6) quantizations for the node found and as many for the search that stops
     assert result["candidates"] == 6 and result["evaluations"] <= 1 + 2 * (2 * 3)
     # what it found is what the quantizer then leaves in float
-    description = quantize("dynamic", model, tmp_path / "kept.onnx", architecture="tinybert", preset="avx512_vnni",
+    description = quantize("dynamic", model, tmp_path / "kept.onnx", architecture="tinybert", preset=HOST_PRESET,
                            keep_float=result["nodes"])
     assert description["kept_float"] == ["b"] and description["ops"]["MatMulInteger"] == 5
     graph = onnx.load(str(tmp_path / "kept.onnx")).graph
@@ -78,7 +79,7 @@ def test_nothing_is_kept_when_int8_is_already_close(tmp_path):
 
     def quantize_keeping(kept, dst):
         calls.append(kept)
-        quantize("dynamic", model, dst, architecture="tinybert", preset="avx512_vnni", keep_float=kept + ["b"])
+        quantize("dynamic", model, dst, architecture="tinybert", preset=HOST_PRESET, keep_float=kept + ["b"])
 
     result = keep_float.search(model, quantize_keeping, _feeds(), tmp_path)
     assert result["nodes"] == [] and result["relative_error"][0] <= keep_float.GOOD_ENOUGH and calls == [[]]

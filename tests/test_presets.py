@@ -3,6 +3,7 @@ does not suit the CPU it is timed on."""
 
 import json
 
+import numpy as np
 import pytest
 
 from kdedge_runtime.cpu import preset_for, preset_mismatch
@@ -36,11 +37,22 @@ def test_a_preset_that_does_not_suit_the_cpu_is_named_with_the_fix():
 def test_bilstm_follows_the_preset_weight_dtype(tiny_bilstm_student, glue_dir, tmp_path):
     from tests.conftest import export_tiny
 
+    """The head's weights follow the preset; the LSTMs' are int8 whatever it says (ONNX Runtime's
+    DynamicQuantizeLSTM takes no other), with 7-bit ranges for a CPU without VNNI. The manifest says which."""
+    import onnx
+    from onnx import numpy_helper
+
     for preset, weights in (("avx2", "uint8"), ("avx512_vnni", "int8")):
         bundle = export_tiny(tiny_bilstm_student, glue_dir, tmp_path / preset, quantize="dynamic", preset=preset)
         q = json.loads((bundle / "manifest.json").read_text())["quantization"]
-        assert q["preset"] == preset and q["weights"].startswith(weights + " ")
-        assert q["ops"].get("DynamicQuantizeLSTM") == 2
+        assert q["preset"] == preset and q["weights"].startswith(f"LSTMs int8, the rest {weights}, ")
+        assert q["ops"].get("DynamicQuantizeLSTM") == 2 and q["reduce_range"] is (preset == "avx2")
+        graph = onnx.load(str(bundle / "model.onnx")).graph
+        initializers = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+        lstm = [initializers[n.input[i]] for n in graph.node if n.op_type == "DynamicQuantizeLSTM" for i in (1, 2)]
+        head = [initializers[n.input[1]] for n in graph.node if n.op_type == "MatMulInteger"]
+        assert lstm and all(w.dtype == np.int8 and np.abs(w).max() <= (64 if preset == "avx2" else 127) for w in lstm)
+        assert head and {w.dtype.name for w in head} == {weights}
 
 
 def test_auto_records_the_preset_and_the_cpu_it_was_chosen_for(tiny_tinybert_student, glue_dir, tmp_path, monkeypatch):

@@ -23,6 +23,10 @@ from kdedge_runtime.cpu import WEIGHTS
 _QUANTIZER_NOISE = (("", r"^Please consider to run pre-processing"), ("", r"^Axis \d+ is out-of-range for weight"))
 
 
+# The presets whose CPUs multiply uint8 activations by int8 weights exactly (VNNI, ARM's dot products); plain AVX2 and
+# AVX-512 use VPMADDUBSW, whose 16-bit sums of two products can saturate.
+EXACT_U8_S8 = {"avx512_vnni", "arm64"}
+
 # Bumped when quantize_dynamic's graph changes, so that caches of int8 exports (the bench's teacher) are not reused
 # across it. 2: embedding tables int8 per row.
 DYNAMIC_REVISION = 2
@@ -49,8 +53,13 @@ def quantize_dynamic(src: Path, dst: Path, *, architecture: str, preset: str, em
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / src.name
         if architecture == "bilstm":
-            options = {"weight_type": weight_type}
-            description["tool"] = "onnxruntime.quantization.quantize_dynamic"
+            # ONNX Runtime's DynamicQuantizeLSTM takes int8 weights whatever the preset asks for; on a CPU without an
+            # exact u8 x s8 product (no VNNI) full-range ones saturate, so there they get 7-bit ranges.
+            reduce_range = preset not in EXACT_U8_S8
+            options = {"weight_type": weight_type, "reduce_range": reduce_range}
+            description |= {"weights": f"LSTMs int8, the rest {weights}, symmetric per-channel"
+                                       + (", 7-bit ranges" if reduce_range else ""),
+                            "reduce_range": reduce_range, "tool": "onnxruntime.quantization.quantize_dynamic"}
             untie_lstm_weights(src, prepared)
         else:
             # Type every tensor first (fused com.microsoft ops from --optimize are opaque to the quantizer otherwise).
