@@ -442,7 +442,7 @@ def test_lstm_weights_get_7_bit_ranges_for_cpus_without_vnni(tmp_path, preset):
     cannot saturate; int8 then stays close to float on whatever CPU runs it."""
     from onnx import TensorProto, numpy_helper
 
-    from kdedge.onnx.quantize import quantize
+    from kdedge.onnx.quantize import EXACT_U8_S8, quantize
 
     run = _siamese_lstms(tmp_path)
     description = quantize("dynamic", tmp_path / "float.onnx", tmp_path / "int8.onnx", architecture="bilstm",
@@ -454,7 +454,7 @@ def test_lstm_weights_get_7_bit_ranges_for_cpus_without_vnni(tmp_path, preset):
     graph = onnx.load(str(tmp_path / "int8.onnx")).graph
     lstm_weights = {i.name: numpy_helper.to_array(i) for i in graph.initializer if i.data_type == TensorProto.INT8}
     assert lstm_weights and all(int(np.abs(w).max()) <= (64 if without_vnni else 127) for w in lstm_weights.values())
-    if without_vnni or HOST_PRESET in ("avx512_vnni", "arm64"):  # full range is exact only where VNNI is
+    if without_vnni or HOST_PRESET in EXACT_U8_S8:  # full-range weights are exact only where the host has VNNI
         assert all(np.abs(a - b).max() < 0.05 for a, b in zip(run("int8.onnx"), run("float.onnx")))
 
 

@@ -35,12 +35,12 @@ def test_a_preset_that_does_not_suit_the_cpu_is_named_with_the_fix():
 
 
 def test_bilstm_follows_the_preset_weight_dtype(tiny_bilstm_student, glue_dir, tmp_path):
-    from tests.conftest import export_tiny
-
     """The head's weights follow the preset; the LSTMs' are int8 whatever it says (ONNX Runtime's
     DynamicQuantizeLSTM takes no other), with 7-bit ranges for a CPU without VNNI. The manifest says which."""
     import onnx
     from onnx import numpy_helper
+
+    from tests.conftest import export_tiny
 
     for preset, weights in (("avx2", "uint8"), ("avx512_vnni", "int8")):
         bundle = export_tiny(tiny_bilstm_student, glue_dir, tmp_path / preset, quantize="dynamic", preset=preset)
