@@ -442,7 +442,7 @@ def test_lstm_weights_get_7_bit_ranges_for_cpus_without_vnni(tmp_path, preset):
     cannot saturate; int8 then stays close to float on whatever CPU runs it."""
     from onnx import TensorProto, numpy_helper
 
-    from kdedge.onnx.quantize import EXACT_U8_S8, quantize
+    from kdedge.onnx.quantize import quantize
 
     run = _siamese_lstms(tmp_path)
     description = quantize("dynamic", tmp_path / "float.onnx", tmp_path / "int8.onnx", architecture="bilstm",
@@ -456,7 +456,7 @@ def test_lstm_weights_get_7_bit_ranges_for_cpus_without_vnni(tmp_path, preset):
                     if i.data_type == TensorProto.INT8 and i.name.endswith("_quantized")}  # not the zero points
     # per channel, symmetric: each row's extreme is the range's end, 64 with 7 bits, 127 with 8
     assert lstm_weights and all(int(np.abs(w).max()) == (64 if without_vnni else 127) for w in lstm_weights.values())
-    if without_vnni or HOST_PRESET in EXACT_U8_S8:  # full-range weights are exact only where the host has VNNI
+    if without_vnni or INT8_GEMM_EXACT:  # full-range weights are exact only where the host has VNNI
         assert all(np.abs(a - b).max() < 0.05 for a, b in zip(run("int8.onnx"), run("float.onnx")))
 
 

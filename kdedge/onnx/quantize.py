@@ -15,17 +15,13 @@ from kdedge.errors import KdedgeError
 from kdedge.onnx.embeddings import embedding_readers, store_embeddings_int8
 from kdedge.quant.qat import SCHEME as QAT_SCHEME
 from kdedge.quiet import known_noise
-from kdedge_runtime.cpu import WEIGHTS
+from kdedge_runtime.cpu import EXACT_U8_S8, WEIGHTS
 
 # ONNX Runtime's quantizer logs these on the root logger for every model: advice to run its pre-processing
 # (done where it changes the result, see quantize_dynamic) and per-channel axes of 1-D weights (LayerNorm,
 # biases) that it quantizes per tensor instead, as intended.
 _QUANTIZER_NOISE = (("", r"^Please consider to run pre-processing"), ("", r"^Axis \d+ is out-of-range for weight"))
 
-
-# The presets whose CPUs multiply uint8 activations by int8 weights exactly (VNNI, ARM's dot products); plain AVX2 and
-# AVX-512 use VPMADDUBSW, whose 16-bit sums of two products can saturate.
-EXACT_U8_S8 = {"avx512_vnni", "arm64"}
 
 # Bumped when quantize_dynamic's graph changes, so that caches of int8 exports (the bench's teacher) are not reused
 # across it. 2: embedding tables int8 per row.

@@ -16,6 +16,9 @@ from typing import Iterable
 
 PRESETS = ("avx2", "avx512", "avx512_vnni", "arm64")
 WEIGHTS = {"avx2": "uint8", "avx512": "int8", "avx512_vnni": "int8", "arm64": "int8"}
+# The presets whose CPUs multiply uint8 activations by int8 weights exactly (VNNI, ARM's dot products); plain AVX2 and
+# AVX-512 use VPMADDUBSW, whose 16-bit sums of two products can saturate.
+EXACT_U8_S8 = frozenset({"avx512_vnni", "arm64"})
 _ARM_MACHINES = ("aarch64", "arm64", "armv8l")
 
 
