@@ -4,11 +4,15 @@
 rows). This labels a sample of a transfer set's rows by each way at hand and reports rows per second and how the
 logits compare with the transfer set's stored ones (PyTorch under the run's autocast):
   - torch-bf16 / torch-fp32: kdedge's own path (compute_teacher_logits: length-sorted batches of --batch-size);
-  - onnx: the teacher's exported bundle through kdedge_runtime (length-sorted batches of --batch-size; a dynamic
-    int8 bundle's logits then depend slightly on the batch, as they do in any batched use).
+  - onnx: the teacher's exported bundle through kdedge_runtime, in length-sorted batches of each of
+    --onnx-batch-sizes (default: --batch-size). A dynamic int8 bundle takes its activation ranges over the whole
+    padded batch, so its logits depend on the batch; at batch 1 each row has its own ranges, as in an app.
+
+--torch picks the PyTorch ways (torch-bf16 needs a CPU with bfloat16 instructions: kdedge refuses it elsewhere).
 
 Usage: python benchmarks/label_speed.py TEACHER_DIR TRANSFER_DIR [--bundle BUNDLE ...] [--rows 1024]
-         [--batch-size 128] [--threads N] [--out result.json]
+         [--batch-size 128] [--onnx-batch-sizes 1,128] [--torch torch-bf16,torch-fp32] [--threads N]
+         [--out result.json]
 """
 
 from __future__ import annotations
@@ -62,18 +66,24 @@ def onnx_labeller(bundle: Path, texts, pairs, batch_size: int, threads: int | No
     return lambda: classifier.logits(texts, pairs, batch_size=batch_size)
 
 
+TORCH_WAYS = {"torch-bf16": "bf16", "torch-fp32": "no"}
+
+
 def measure(way: str, args) -> dict:
+    """One way: "torch-bf16", "torch-fp32" or "onnx:BUNDLE@BATCH"."""
     texts, pairs, stored = sample(args.transfer, args.rows)
+    batch_size, name = args.batch_size, way
     if way.startswith("onnx:"):
-        label = onnx_labeller(Path(way[5:]), texts, pairs, args.batch_size, args.threads)
+        bundle, batch = way[5:].rsplit("@", 1)
+        batch_size, name = int(batch), f"onnx:{Path(bundle).name}"
+        label = onnx_labeller(Path(bundle), texts, pairs, batch_size, args.threads)
     else:
-        label = torch_labeller(args.teacher, texts, pairs, {"torch-bf16": "bf16", "torch-fp32": "no"}[way],
-                               args.batch_size)
+        label = torch_labeller(args.teacher, texts, pairs, TORCH_WAYS[way], batch_size)
     t0 = time.perf_counter()
     logits = np.asarray(label())
     seconds = time.perf_counter() - t0
-    return {"way": way if not way.startswith("onnx:") else f"onnx:{Path(way[5:]).name}", "rows": len(texts),
-            "seconds": round(seconds, 2), "rows_per_s": round(len(texts) / seconds, 1), **compare(logits, stored)}
+    return {"way": name, "batch_size": batch_size, "rows": len(texts), "seconds": round(seconds, 2),
+            "rows_per_s": round(len(texts) / seconds, 1), **compare(logits, stored)}
 
 
 def main() -> None:
@@ -83,6 +93,8 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, action="append", default=[])
     parser.add_argument("--rows", type=int, default=1024)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--onnx-batch-sizes", help="comma-separated; default: --batch-size")
+    parser.add_argument("--torch", default=",".join(TORCH_WAYS), help="comma-separated PyTorch ways, or none")
     parser.add_argument("--threads", type=int)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--one", help=argparse.SUPPRESS)  # one way, in this process (accelerate's state is global)
@@ -93,13 +105,20 @@ def main() -> None:
         print(json.dumps(measure(args.one, args)))
         return
     rows = []
-    for way in ["torch-bf16", "torch-fp32", *(f"onnx:{b}" for b in args.bundle)]:
+    torch_ways = [w for w in args.torch.split(",") if w and w != "none"]
+    unknown = sorted(set(torch_ways) - set(TORCH_WAYS))
+    if unknown:
+        parser.error(f"--torch: unknown {', '.join(unknown)}; known: {', '.join(TORCH_WAYS)}, none")
+    onnx_batches = [int(b) for b in (args.onnx_batch_sizes or str(args.batch_size)).split(",")]
+    for way in [*torch_ways, *(f"onnx:{b}@{n}" for b in args.bundle for n in onnx_batches)]:
         out = subprocess.run([sys.executable, *sys.argv, "--one", way], capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
     if args.out:
-        args.out.write_text(json.dumps({"command": " ".join(["python", *sys.argv]), "threads": args.threads,
-                                        "batch_size": args.batch_size, "rows": rows}, indent=1) + "\n")
+        from kdedge_runtime.cpu import cpu_identity, cpu_model
+        args.out.write_text(json.dumps({"command": " ".join(["python", *sys.argv]), "cpu": f"{cpu_model()}, "
+                                        f"{cpu_identity()}", "threads": args.threads, "batch_size": args.batch_size,
+                                        "rows": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
