@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import torch
+from kdedge_runtime.cpu import cpu_identity, cpu_model
 
 
 def sample(transfer: Path, rows: int, seed: int = 0):
@@ -109,13 +110,14 @@ def main() -> None:
     unknown = sorted(set(torch_ways) - set(TORCH_WAYS))
     if unknown:
         parser.error(f"--torch: unknown {', '.join(unknown)}; known: {', '.join(TORCH_WAYS)}, none")
-    onnx_batches = [int(b) for b in (args.onnx_batch_sizes or str(args.batch_size)).split(",")]
+    onnx_batches = (args.onnx_batch_sizes or str(args.batch_size)).split(",")
+    if not all(b.isdigit() and int(b) > 0 for b in onnx_batches):
+        parser.error(f"--onnx-batch-sizes: positive whole numbers separated by commas, not {args.onnx_batch_sizes!r}")
     for way in [*torch_ways, *(f"onnx:{b}@{n}" for b in args.bundle for n in onnx_batches)]:
         out = subprocess.run([sys.executable, *sys.argv, "--one", way], capture_output=True, text=True, check=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
     if args.out:
-        from kdedge_runtime.cpu import cpu_identity, cpu_model
         args.out.write_text(json.dumps({"command": " ".join(["python", *sys.argv]), "cpu": f"{cpu_model()}, "
                                         f"{cpu_identity()}", "threads": args.threads, "batch_size": args.batch_size,
                                         "rows": rows}, indent=1) + "\n")
