@@ -17,7 +17,7 @@ from kdedge.models.students import load_student
 from kdedge.onnx.bundle import export_bundle
 from kdedge.onnx.parity import cpu_session, onnx_logits
 from kdedge.training import eval_loader, predict_logits
-from tests.test_qat import HOST_PRESET, INT8_GEMM_EXACT
+from tests.conftest import HOST_PRESET, INT8_GEMM_EXACT
 
 
 def _export(student_dir, glue_dir, out, **kw):

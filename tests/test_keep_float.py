@@ -14,7 +14,7 @@ from kdedge.errors import KdedgeError
 from kdedge.onnx import keep_float
 from kdedge.onnx.bundle import export_bundle
 from kdedge.onnx.quantize import quantize
-from tests.test_qat import HOST_PRESET
+from tests.conftest import HOST_PRESET
 
 
 def _outlier_model(path):

@@ -1,13 +1,4 @@
 import numpy as np
-
-from kdedge_runtime.cpu import EXACT_U8_S8, preset_for, read_cpu
-
-# The int8 preset of the CPU the tests run on: a test that compares int8 outputs with float ones quantizes for it.
-HOST_PRESET = preset_for(*read_cpu())
-# ONNX Runtime multiplies u8 activations by s8 weights exactly with VNNI or on ARM; plain AVX2 and AVX-512 use
-# VPMADDUBSW, whose 16-bit intermediate sums can saturate, so a QAT int8 bundle is not bit-faithful there (a known
-# gap: the QAT scheme does not yet emulate those presets).
-INT8_GEMM_EXACT = HOST_PRESET in EXACT_U8_S8
 import onnx
 import onnxruntime as ort
 import pytest
@@ -16,6 +7,7 @@ import torch
 from kdedge.onnx.quantize import quantize_qat
 from kdedge.quant.qat import (QATEmbedding, QATFirstTokenLinear, QATLinear, fake_quant_dynamic_uint8, fake_quant_weight,
                               prepare_qat, scheme_of, strip_qat)
+from tests.conftest import INT8_GEMM_EXACT
 
 
 def test_weight_fake_quant_is_symmetric_per_channel_int8():
