@@ -72,7 +72,7 @@ declare -A RECIPES=(
   [minilm-assisted-4l-224-ema]="$round3 --intermediate-epochs 3 --epochs 3 --ema-decay 0.999"
   # round 3's size spent on depth, as RTE's best (minilm-kd-assisted-6l-192-t15, session 70): all six of the
   # fine-tuned assistant's layers, each narrowed to 192 (6 heads of 32), the vocabulary cut at 15+ uses to stay under
-  # 6 MB. Five levers on round 3's 4L-224 left MRPC at 0.978 of the int8 teacher (sessions 61-77); whether the
+  # 6 MB. Five levers on round 3's 4L-224 left MRPC at or under 0.978 of the int8 teacher (sessions 61-77); whether the
   # assistant's whole depth gives the last 0.2 point
   [minilm-assisted-6l-192-t15]="${assisted[*]} $(shape 6 192 6 1024) --intermediate-epochs 3 --epochs 3 --trim-min-count 15"
   # the same cut to two epochs in each stage so that a whole task fits one session: on RTE 57 minutes instead of 96,
