@@ -244,10 +244,10 @@ def plot(found: dict, teachers: dict, task: str, metric: str, path: Path) -> Non
             ax.scatter(x, acc, s=30 + 25 * max(g["bundle_mb"]), color=colours[i % len(colours)],
                        marker="o" if precision == "int8" else "D", alpha=0.85 if precision == "int8" else 0.35,
                        label=recipe if precision == "int8" else None, edgecolors="black", linewidths=0.5)
-    for name, row in teachers.items():
-        ax.scatter(row["p50_ms"], row["metric"], s=30 + 25 * row["size_mb"], color="0.5", marker="s", alpha=0.5,
-                   edgecolors="black", linewidths=0.5)
-        ax.annotate(name, (row["p50_ms"], row["metric"]), textcoords="offset points", xytext=(6, 6), fontsize=8)
+    greys = ("0.15", "0.35", "0.55", "0.75")  # the teacher's exports sit on top of each other: named in the legend
+    for i, (name, row) in enumerate(teachers.items()):
+        ax.scatter(row["p50_ms"], row["metric"], s=30 + 25 * row["size_mb"], color=greys[i % len(greys)], marker="s",
+                   alpha=0.5, label=name, edgecolors="black", linewidths=0.5)
     xs = [statistics.median(g["p50_ms"]) for g in found.values()] + [r["p50_ms"] for r in teachers.values()]
     lo, hi = min(xs) / 1.5, max(xs) * 1.5
     ax.set_xscale("log")
@@ -257,9 +257,11 @@ def plot(found: dict, teachers: dict, task: str, metric: str, path: Path) -> Non
     ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
     ax.set_xlabel(f"p50 latency, batch 1, real-length {task} dev rows, ort-cpu, 1 thread (ms, log scale)")
     ax.set_ylabel(f"{metric} (mean over seeds; bars: min–max)")
-    ax.set_title("kdedge students vs the teacher: circles int8, diamonds fp32, marker area ∝ bundle MB")
+    ax.set_title("kdedge students and the teacher (squares): circles int8, diamonds fp32, area ∝ bundle MB")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    legend = ax.legend(fontsize=8, loc="lower right")
+    for handle in legend.legend_handles:  # one marker size in the legend: the plot's sizes are bundle MB
+        handle.set_sizes([40])
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

@@ -177,14 +177,16 @@ os.replace(out + ".partial", out)
 PY
 }
 
-# bench_selection DIR NAME...: DIR holds links to the teacher's int8 bundles and to the int8 bundles of minilm-direct
-# and of each NAME (a recipe, or minilm-kd: the distilled assistant), every seed
+# bench_selection DIR NAME...: DIR holds links to the teacher's int8 bundles, to minilm-direct's fp32 and int8 bundles
+# (the issue's baseline rows, in every bench) and to the int8 bundles of each NAME (a recipe, or minilm-kd: the
+# distilled assistant), every seed
 bench_selection() {
   local dir=$1 bundle name; shift
   mkdir -p "$dir"
   for bundle in "$B"/*/; do
     bundle=${bundle%/} name=${bundle##*/}
-    [[ $name == teacher-optimized-int8* || " minilm-direct $* " == *" ${name%-s[0-9]*-int8} "* ]] || continue
+    [[ $name == teacher-optimized-int8* || $name == minilm-direct-s*-fp32 \
+      || " minilm-direct $* " == *" ${name%-s[0-9]*-int8} "* ]] || continue
     ln -sfn "$(realpath "$bundle")" "$dir/$name"
   done
 }

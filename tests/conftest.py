@@ -22,7 +22,9 @@ GLOVE = SHARED / "vectors" / "glove.6B.100d.60k.txt"
 
 
 def pytest_configure(config):
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    # offline whatever the shell says; the tests of going offline by themselves unset these (pyproject.toml's
+    # --allow-hosts blocks any other connection made in this process)
+    os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 

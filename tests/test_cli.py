@@ -1,9 +1,11 @@
 """The command line end to end on 200 real SST-2 rows, with a tiny teacher built from a config."""
 
 import os
+import socket
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from kdedge.cli import main
@@ -100,3 +102,17 @@ def test_commands_on_local_files_never_contact_the_hub(tiny_teacher, glue_dir, t
     result = CliRunner().invoke(main, ["distill", "--teacher", str(tiny_teacher), "--task", "sst2", "--data-dir",
                                        str(glue_dir), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and "already exists" in result.output, result.output
+
+
+@pytest.mark.filterwarnings("ignore:A test tried to use socket")
+def test_the_tests_cannot_reach_the_network():
+    """pyproject.toml's --allow-hosts: a connection off this machine fails the test that makes it, before any packet
+    leaves (192.0.2.1 is TEST-NET-1, routed nowhere)."""
+    from pytest_socket import SocketConnectBlockedError
+
+    with pytest.raises(SocketConnectBlockedError):
+        socket.create_connection(("192.0.2.1", 443), timeout=1)
+    with socket.socket() as server:  # this machine stays reachable: the HTTP server tests run on it
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        socket.create_connection(server.getsockname(), timeout=1).close()
