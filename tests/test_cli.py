@@ -116,3 +116,20 @@ def test_the_tests_cannot_reach_the_network():
         server.bind(("127.0.0.1", 0))
         server.listen()
         socket.create_connection(server.getsockname(), timeout=1).close()
+
+
+def test_teacher_under_bf16_is_refused_on_a_cpu_without_bfloat16(tiny_teacher, glue_dir, tmp_path, monkeypatch):
+    """The issue's case from the command line: `kdedge teacher --mixed-precision bf16` on an AVX2 CPU stops with one
+    line naming the flag and what to use instead (PyTorch would emulate bfloat16, slower than fp32), before a step."""
+    from kdedge import training
+
+    monkeypatch.setattr(training.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(training, "read_cpu", lambda: ("x86_64", {"avx2", "fma"}))
+    out = tmp_path / "teacher"
+    result = CliRunner().invoke(main, ["teacher", "--model", str(tiny_teacher), "--task", "sst2", "--data-dir",
+                                       str(glue_dir), "--max-train-samples", "50", "--max-eval-samples", "20",
+                                       "--mixed-precision", "bf16", "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert "--mixed-precision bf16" in result.output and "no bfloat16 instructions" in result.output, result.output
+    assert "Traceback" not in result.output, result.output
+    assert list(tmp_path.iterdir()) == []  # no output folder, not even a partial one
