@@ -131,5 +131,6 @@ def test_teacher_under_bf16_is_refused_on_a_cpu_without_bfloat16(tiny_teacher, g
                                        "--mixed-precision", "bf16", "--out", str(out)])
     assert result.exit_code == 1, result.output
     assert "--mixed-precision bf16" in result.output and "no bfloat16 instructions" in result.output, result.output
+    assert "use 'no'" in result.output, result.output
     assert "Traceback" not in result.output, result.output
     assert list(tmp_path.iterdir()) == []  # no output folder, not even a partial one
