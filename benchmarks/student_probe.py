@@ -14,11 +14,10 @@ Usage: python benchmarks/student_probe.py --task mrpc --teacher RUN/mrpc/teacher
 from __future__ import annotations
 
 import argparse
-import glob
 import json
+from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load_file
 from sklearn.linear_model import LogisticRegression
@@ -28,15 +27,13 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from kdedge.compress.vocab import count_tokens, trim_vocabulary
 from kdedge.config import DataOptions
 from kdedge.data.loaders import load_task_data
+from kdedge.data.transfer import read_shards
 
 
 def trimmed_tokenizer(teacher: str, transfer: str, min_count: int):
     tokenizer = AutoTokenizer.from_pretrained(teacher)
-    shards = [pq.read_table(f, columns=["text", "text_pair"]).to_pydict()
-              for f in sorted(glob.glob(f"{transfer}/shard-*.parquet"))]
-    texts = [t for s in shards for t in s["text"]]
-    pairs = [t for s in shards for t in s["text_pair"]]
-    return tokenizer, trim_vocabulary(tokenizer, count_tokens(tokenizer, texts, pairs), min_count).tokenizer
+    rows = read_shards(Path(transfer)).select(["text", "text_pair"]).to_pydict()
+    return tokenizer, trim_vocabulary(tokenizer, count_tokens(tokenizer, rows["text"], rows["text_pair"]), min_count).tokenizer
 
 
 def encoder(config_dir: str, weights: str):
