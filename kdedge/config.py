@@ -276,7 +276,8 @@ class DistillConfig(TrainOptions, DataOptions):
     rep_ratio: float | None = opt(
         None, "Single ratio r instead of --w-emb/--w-hid/--w-att: 2r * (emb + hidden) + (2 - 2r) * attention.",
             valid=FRACTION)
-    cache_dir: str | None = opt(None, "Where teacher logits are cached (default $KDEDGE_CACHE_DIR or ~/.cache/kdedge).")
+    cache_dir: str | None = opt(None, "Where teacher logits and pruning importance are cached "
+                                      "(default $KDEDGE_CACHE_DIR or ~/.cache/kdedge).")
     eval_file: tuple[str, ...] | None = opt(
         None, "NAME=FILE: a labelled file scored beside dev at every evaluation (the dev file's columns; e.g. text "
               "from where the model will run), with the teacher's score and the retention in metrics.json "

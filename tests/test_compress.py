@@ -122,6 +122,37 @@ def test_measuring_importance_leaves_no_activation_alive(teacher_and_batches):
     assert importance.examples == 96
 
 
+def test_importance_is_measured_once_per_teacher_sample_and_criterion(teacher_and_batches, tmp_path, monkeypatch):
+    """A resumed run, another `kdedge tune` trial or `distill` after `inspect` reuses the scores on disk; another
+    sample or criterion measures anew, and so does a damaged entry or one of another model's shape."""
+    import copy
+
+    import kdedge.students.tinybert as tinybert
+    from kdedge.compress.importance import Importance
+
+    model, batches = teacher_and_batches
+    measured = []
+    monkeypatch.setattr(tinybert, "measure_importance",
+                        lambda *a, **k: measured.append(a[2:]) or measure_importance(*a, **k))
+    first = tinybert.cached_importance(model, batches, False, "taylor", tmp_path)
+    (entry,) = (tmp_path / "importance").iterdir()
+    again = tinybert.cached_importance(model, batches, False, "taylor", tmp_path)
+    assert len(measured) == 1 and again.examples == first.examples == 96
+    for name in ("heads", "head_dims", "neurons", "hidden", "layers"):
+        assert torch.equal(getattr(again, name), getattr(first, name)), name
+    tinybert.cached_importance(model, batches[:-1], False, "taylor", tmp_path)
+    tinybert.cached_importance(model, batches, False, "activation", tmp_path)
+    assert len(measured) == 3 and len(list((tmp_path / "importance").iterdir())) == 3
+
+    deeper = copy.deepcopy(model.config)
+    deeper.num_hidden_layers += 1
+    assert Importance.load(entry, deeper) is None
+    entry.write_bytes(entry.read_bytes()[:100])  # cut short, as by a full disk
+    assert Importance.load(entry, model.config) is None
+    tinybert.cached_importance(model, batches, False, "taylor", tmp_path)
+    assert len(measured) == 4 and Importance.load(entry, model.config) is not None  # measured and written again
+
+
 def test_distill_with_a_pruned_init(tiny_teacher, glue_dir, tmp_path):
     from tests.conftest import _distil_at
 

@@ -17,9 +17,13 @@ Forward hooks read the activations, so the scores do not depend on the attention
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from kdedge.compress.layouts import encoder_of
@@ -39,6 +43,32 @@ class Importance:
     def to_dict(self) -> dict:
         return {"examples": self.examples, "layers": [round(float(v), 6) for v in self.layers],
                 "heads": [[round(float(v), 6) for v in row] for row in self.heads]}
+
+    def save(self, path: Path) -> None:
+        """Write the scores to a safetensors file, atomically (another process may read or write the same entry)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        save_file({f.name: getattr(self, f.name).contiguous() for f in fields(self) if f.name != "examples"}, tmp,
+                  metadata={"examples": str(self.examples)})
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path, config) -> Importance | None:
+        """The scores `save` wrote for a model of `config`, or None when the file is missing, unreadable, of another
+        shape or not finite: the caller measures them again."""
+        n, hidden, heads = config.num_hidden_layers, config.hidden_size, config.num_attention_heads
+        shapes = {"heads": (n, heads), "head_dims": (n, heads * (hidden // heads)),
+                  "neurons": (n, config.intermediate_size), "hidden": (hidden,), "layers": (n,)}
+        try:
+            with safe_open(path, "pt") as f:
+                examples = int((f.metadata() or {})["examples"])
+                tensors = {k: f.get_tensor(k).float() for k in shapes}
+        except (OSError, SafetensorError, KeyError, ValueError, TypeError):
+            return None
+        if examples < 1 or any(tuple(tensors[k].shape) != shape or not torch.isfinite(tensors[k]).all()
+                               for k, shape in shapes.items()):
+            return None
+        return cls(**tensors, examples=examples)
 
 
 CRITERIA = ("taylor", "activation")

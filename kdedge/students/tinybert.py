@@ -9,19 +9,22 @@ from a small pretrained encoder, e.g. a BERT-Tiny).
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from transformers import AutoModelForSequenceClassification
 
-from kdedge.compress.importance import measure_importance
+from kdedge.compress.importance import Importance, measure_importance
 from kdedge.compress.prune import plan_pruning, prune_classifier
 from kdedge.data.batching import encode
 from kdedge.data.tasks import Task
 from kdedge.errors import KdedgeError
 from kdedge.models.students import Student
-from kdedge.models.teacher import load_tokenizer
+from kdedge.models.teacher import load_tokenizer, model_fingerprint
+from kdedge.models.teacher_cache import default_cache_dir
 from kdedge.quiet import NEW_HEAD_NOISE, known_noise
 from kdedge.students.mapping import ACROSS_TOKENIZERS, loss_weights, parse_layers, resolve_mapping
 from kdedge.training import eval_loader
@@ -147,9 +150,26 @@ def pruning_plan(cfg, task, teacher, tokenizer, train, criterion: str = "taylor"
     (kdedge.compress.importance: `taylor` on the task's loss, `activation` without a task)."""
     hidden, heads, intermediate = student_shape(cfg, teacher.config, pruned=True)
     layers = teacher_layer_choice(cfg, teacher)
-    importance = measure_importance(teacher, importance_batches(cfg, tokenizer, train),
-                                    task is not None and task.is_regression, criterion)
+    importance = cached_importance(teacher, importance_batches(cfg, tokenizer, train),
+                                   task is not None and task.is_regression, criterion, cfg.cache_dir)
     return plan_pruning(importance, teacher.config, layers, hidden, heads, intermediate), importance
+
+
+def cached_importance(teacher, batches, regression: bool, criterion: str, cache_dir=None) -> Importance:
+    """measure_importance, kept on disk by (the teacher's weights, the batches, the criterion): a resumed run, every
+    `kdedge tune` trial of one seed and `distill` after `inspect` reuse it, where a base-size teacher's forward and
+    backward passes over the sample took a resumed MPNet run on 2 CPU cores over 10 minutes."""
+    key = hashlib.sha256(f"{model_fingerprint(teacher)}:{criterion}:{regression}".encode())
+    for batch in batches:
+        for name in sorted(batch):
+            key.update(name.encode())
+            key.update(batch[name].contiguous().numpy().tobytes())
+    path = Path(cache_dir or default_cache_dir()) / "importance" / f"{key.hexdigest()[:40]}.safetensors"
+    importance = Importance.load(path, teacher.config)
+    if importance is None:
+        importance = measure_importance(teacher, batches, regression, criterion)
+        importance.save(path)
+    return importance
 
 
 def importance_batches(cfg, tokenizer, train):
