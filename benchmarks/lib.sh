@@ -28,4 +28,7 @@ stage() {
   local t0 resumed; t0=$(date +%s) resumed=$(resume_note "$out")
   "$@" --out "$out" --resume 2>&1 | without_progress > "$res/$name.log"
   echo "$name wall_s=$(( $(date +%s) - t0 ))$resumed" | tee -a "$res/times.txt"
+  # the run's own record beside its log, so that it is committed with the results, not lost with the run folder
+  local record
+  for record in metrics.json train_log.jsonl; do [ ! -f "$out/$record" ] || cp "$out/$record" "$res/$name.$record"; done
 }
