@@ -26,8 +26,10 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from kdedge.compress.vocab import count_tokens, trim_vocabulary
 from kdedge.config import DataOptions
+from kdedge.data.batching import encode
 from kdedge.data.loaders import load_task_data
 from kdedge.data.transfer import read_shards
+from kdedge.training import eval_loader
 
 
 def trimmed_tokenizer(teacher: str, transfer: str, min_count: int):
@@ -52,16 +54,19 @@ def encoder(config_dir: str, weights: str):
 
 
 def features(model, tokenizer, split, batch: int = 64) -> np.ndarray:
+    """The last layer at the first token and its mean over the tokens, one row per example in the split's order,
+    through kdedge's own length-sorted evaluation batches (what `kdedge distill` evaluates with)."""
+    rows = [{k: v for k, v in f.items() if k != "labels"} for f in encode(tokenizer, split, max_length=128)]
+    loader, order = eval_loader(rows, batch, tokenizer.pad_token_id)
     out = []
-    for i in range(0, len(split.text), batch):
-        enc = tokenizer(split.text[i:i + batch], split.text_pair[i:i + batch], truncation=True, max_length=128,
-                        padding=True, return_tensors="pt")
-        enc.pop("token_type_ids", None)
-        with torch.no_grad():
+    with torch.no_grad():
+        for enc in loader:
             last = model(**enc).last_hidden_state
-        mask = enc["attention_mask"].unsqueeze(-1).float()
-        out.append(torch.cat([last[:, 0], (last * mask).sum(1) / mask.sum(1)], 1).numpy())
-    return np.concatenate(out)
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            out.append(torch.cat([last[:, 0], (last * mask).sum(1) / mask.sum(1)], 1).numpy())
+    restored = np.empty((len(rows), out[0].shape[1]), dtype=np.float32)
+    restored[order] = np.concatenate(out)
+    return restored
 
 
 def probe(train: np.ndarray, train_labels, dev: np.ndarray, dev_labels) -> dict:
