@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue #45: the user's usual case, a base-size teacher and a few thousand labelled examples, on small GLUE tasks.
-#   - teacher: all-mpnet-base-v2 (110M, its own tokenizer) fine-tuned on the task (mrpc stsb rte; cola too) (configs/glue-base-teacher.yaml),
+#   - teacher: all-mpnet-base-v2 (110M, its own tokenizer) fine-tuned on the task (configs/glue-base-teacher.yaml;
+#     TASKS mrpc, stsb and rte by default, cola too),
 #     under bfloat16 autocast where the CPU has bfloat16 instructions;
 #   - minilm-direct: what a user tries first without kdedge, all-MiniLM-L6-v2 fine-tuned directly on the task
 #     (configs/glue-pair-teacher.yaml), three seeds, exported fp32 and int8 (bundles minilm-direct-s<seed>-<precision>);
