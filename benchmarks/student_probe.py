@@ -29,7 +29,7 @@ from kdedge.config import DataOptions
 from kdedge.data.batching import encode
 from kdedge.data.loaders import load_task_data
 from kdedge.data.transfer import read_shards
-from kdedge.training import eval_loader
+from kdedge.training import eval_loader, predict_logits
 
 
 def trimmed_tokenizer(teacher: str, transfer: str, min_count: int):
@@ -53,20 +53,19 @@ def encoder(config_dir: str, weights: str):
     return model
 
 
+def first_and_mean(model, batch) -> torch.Tensor:
+    """The last layer at the first token beside its mean over the (unpadded) tokens."""
+    last = model(**batch).last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).float()
+    return torch.cat([last[:, 0], (last * mask).sum(1) / mask.sum(1)], 1)
+
+
 def features(model, tokenizer, split, batch: int = 64) -> np.ndarray:
-    """The last layer at the first token and its mean over the tokens, one row per example in the split's order,
-    through kdedge's own length-sorted evaluation batches (what `kdedge distill` evaluates with)."""
+    """first_and_mean per example, in the split's order, through the length-sorted batches `kdedge distill`
+    evaluates with."""
     rows = [{k: v for k, v in f.items() if k != "labels"} for f in encode(tokenizer, split, max_length=128)]
     loader, order = eval_loader(rows, batch, tokenizer.pad_token_id)
-    out = []
-    with torch.no_grad():
-        for enc in loader:
-            last = model(**enc).last_hidden_state
-            mask = enc["attention_mask"].unsqueeze(-1).float()
-            out.append(torch.cat([last[:, 0], (last * mask).sum(1) / mask.sum(1)], 1).numpy())
-    restored = np.empty((len(rows), out[0].shape[1]), dtype=np.float32)
-    restored[order] = np.concatenate(out)
-    return restored
+    return predict_logits(model, loader, order, first_and_mean, desc="features")
 
 
 def probe(train: np.ndarray, train_labels, dev: np.ndarray, dev_labels) -> dict:
